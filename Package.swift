@@ -1,0 +1,72 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// Warnings are errors in CI (`CI=true`); locally they stay warnings so work in
+/// progress still builds. Swift 6 language mode gives strict concurrency checking.
+let strictness: [SwiftSetting] =
+    Context.environment["CI"] == "true" ? [.treatAllWarnings(as: .error)] : []
+
+let package = Package(
+    name: "Matomete",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Kafka", targets: ["Kafka"]),
+        .executable(name: "matomete-broker", targets: ["matomete-broker"]),
+        .executable(name: "kafka-bench", targets: ["KafkaBenchmark"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // The only C in the package: librdkafka, found through pkg-config.
+        .systemLibrary(
+            name: "CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"]), .brew(["librdkafka"])]
+        ),
+        // The only module that imports CRdKafka.
+        .target(
+            name: "Kafka",
+            dependencies: [
+                "CRdKafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictness
+        ),
+        // Hosts librdkafka's mock cluster as a stand-alone broker for other processes.
+        .executableTarget(
+            name: "matomete-broker",
+            dependencies: [
+                "Kafka",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictness
+        ),
+        // Benchmarks: raw librdkafka in C next to the Kafka module, same cluster, same run.
+        .target(
+            name: "CKafkaRawBench",
+            dependencies: ["CRdKafka"],
+            path: "Benchmarks/CKafkaRawBench"
+        ),
+        .executableTarget(
+            name: "KafkaBenchmark",
+            dependencies: [
+                "Kafka",
+                "CKafkaRawBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/KafkaBenchmark",
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "KafkaTests",
+            dependencies: ["Kafka"],
+            swiftSettings: strictness
+        ),
+    ]
+)

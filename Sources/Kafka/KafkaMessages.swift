@@ -1,0 +1,153 @@
+import CRdKafka
+
+/// One partition of one topic.
+public struct KafkaTopicPartition: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// The topic's name.
+    public var topic: String
+    /// The partition's number, from 0.
+    public var partition: Int32
+
+    /// Names a partition.
+    public init(topic: String, partition: Int32) {
+        self.topic = topic
+        self.partition = partition
+    }
+
+    public var description: String { "\(topic)[\(partition)]" }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        (lhs.topic, lhs.partition) < (rhs.topic, rhs.partition)
+    }
+}
+
+/// Where a consumer starts reading an assigned partition.
+public enum KafkaStartOffset: Sendable, Hashable {
+    /// The first message still in the partition.
+    case beginning
+    /// After the last message: only new messages.
+    case end
+    /// The group's offset committed in Kafka, or the configured reset when there is none.
+    case committed
+    /// This exact offset: the next message to read.
+    case offset(Int64)
+
+    var native: Int64 {
+        switch self {
+        case .beginning: Int64(RD_KAFKA_OFFSET_BEGINNING)
+        case .end: Int64(RD_KAFKA_OFFSET_END)
+        case .committed: Int64(RD_KAFKA_OFFSET_STORED)
+        case .offset(let value): value
+        }
+    }
+}
+
+/// A message header. Values are bytes; `nil` is a header without a value.
+public struct KafkaHeader: Hashable, Sendable {
+    /// The header's name.
+    public var name: String
+    /// The header's value.
+    public var value: [UInt8]?
+
+    /// A header with a byte value.
+    public init(name: String, value: [UInt8]?) {
+        self.name = name
+        self.value = value
+    }
+
+    /// A header with a UTF-8 text value.
+    public init(name: String, text: String) {
+        self.init(name: name, value: Array(text.utf8))
+    }
+}
+
+/// A message to produce.
+public struct KafkaProducerMessage: Sendable {
+    /// The topic to write to.
+    public var topic: String
+    /// A fixed partition, or `nil` to let the key choose (librdkafka's default
+    /// partitioner: a consistent hash of the key, so one key stays in one partition).
+    public var partition: Int32?
+    /// The key: decides the partition, and so the order of messages that share it.
+    public var key: [UInt8]?
+    /// The payload.
+    public var value: [UInt8]
+    /// Headers, in order.
+    public var headers: [KafkaHeader]
+
+    /// A message with byte key and value.
+    public init(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = []) {
+        self.topic = topic
+        self.partition = partition
+        self.key = key
+        self.value = value
+        self.headers = headers
+    }
+
+    /// A message with UTF-8 text key and value.
+    public init(topic: String, partition: Int32? = nil, key: String?, value: String, headers: [KafkaHeader] = []) {
+        self.init(
+            topic: topic, partition: partition, key: key.map { Array($0.utf8) }, value: Array(value.utf8),
+            headers: headers)
+    }
+}
+
+/// Where a produced message was written.
+public struct KafkaDeliveryReport: Sendable, Hashable {
+    /// The topic and partition it landed in.
+    public var topicPartition: KafkaTopicPartition
+    /// Its offset in that partition.
+    public var offset: Int64
+}
+
+/// A consumed message.
+public struct KafkaConsumerMessage: Sendable {
+    /// Where it was read from.
+    public var topicPartition: KafkaTopicPartition
+    /// Its offset in the partition.
+    public var offset: Int64
+    /// The key, if any.
+    public var key: [UInt8]?
+    /// The payload (empty for a message with a null value).
+    public var value: [UInt8]
+    /// Headers, in order.
+    public var headers: [KafkaHeader]
+    /// The message timestamp, in milliseconds since 1970, if the broker gave one.
+    public var timestampMilliseconds: Int64?
+
+    /// The value of the first header called `name`.
+    public func header(_ name: String) -> [UInt8]? {
+        headers.first { $0.name == name }?.value ?? nil
+    }
+}
+
+/// Converts between Swift partitions and `rd_kafka_topic_partition_list_t`.
+enum NativePartitionList {
+    /// A new list the caller must destroy.
+    static func make(_ entries: [(KafkaTopicPartition, Int64)]) -> UnsafeMutablePointer<rd_kafka_topic_partition_list_t> {
+        let list = rd_kafka_topic_partition_list_new(Int32(max(entries.count, 1)))!
+        for (topicPartition, offset) in entries {
+            let element = rd_kafka_topic_partition_list_add(list, topicPartition.topic, topicPartition.partition)!
+            element.pointee.offset = offset
+        }
+        return list
+    }
+
+    /// A new list without offsets, which the caller must destroy.
+    static func make(_ partitions: [KafkaTopicPartition]) -> UnsafeMutablePointer<rd_kafka_topic_partition_list_t> {
+        make(partitions.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) })
+    }
+
+    /// The entries of a list, with their offsets and per-entry errors.
+    static func entries(_ list: UnsafePointer<rd_kafka_topic_partition_list_t>?) -> [(
+        KafkaTopicPartition, offset: Int64, error: rd_kafka_resp_err_t
+    )] {
+        guard let list, list.pointee.cnt > 0 else { return [] }
+        return (0..<Int(list.pointee.cnt)).map { index in
+            let element = list.pointee.elems[index]
+            return (
+                KafkaTopicPartition(topic: String(cString: element.topic), partition: element.partition),
+                element.offset, element.err
+            )
+        }
+    }
+}

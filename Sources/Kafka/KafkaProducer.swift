@@ -1,0 +1,311 @@
+import CRdKafka
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Produces messages and reports, for every one of them, where it was written
+/// or why it was not. Nothing is dropped silently: a message either gets a
+/// delivery report or its `send` returns an error.
+///
+/// Idempotent by default, so librdkafka's internal retries never duplicate or
+/// reorder a message. Delivery reports are served by a dedicated thread; `send`
+/// suspends without blocking Swift's cooperative threads.
+///
+/// As a `Service`, the producer runs until graceful shutdown, then flushes what
+/// is queued.
+public final class KafkaProducer: Service, Sendable {
+    private let handle: KafkaHandle
+    private let context: ProducerContext
+    private let topics = Mutex<[String: TopicHandle]>([:])
+    private let pollThread: PollThread
+    private let blocking: BlockingExecutor
+    private let closed = Atomic<Bool>(false)
+
+    /// Creates a producer. Throws ``KafkaError`` naming the property when the
+    /// configuration is invalid.
+    public init(configuration: KafkaProducerConfiguration, logger: Logger) throws(KafkaError) {
+        let context = ProducerContext(logger: logger)
+        handle = try KafkaHandle(type: RD_KAFKA_PRODUCER, properties: configuration.properties, context: context) {
+            rd_kafka_conf_set_dr_msg_cb($0, deliveryReportCallback)
+        }
+        self.context = context
+        blocking = BlockingExecutor(label: "matomete.kafka.producer.blocking")
+        pollThread = PollThread(handle: handle, name: "kafka-producer-poll")
+    }
+
+    deinit {
+        topics.withLock { $0.removeAll() }
+        pollThread.stop()
+    }
+
+    /// Messages not yet acknowledged by the brokers, queued or in flight.
+    public var outstandingMessages: Int { Int(rd_kafka_outq_len(handle.pointer)) }
+
+    /// Produces one message and waits for its delivery report.
+    public func send(_ message: KafkaProducerMessage) async throws(KafkaError) -> KafkaDeliveryReport {
+        try await send([message])[0].get()
+    }
+
+    /// Produces messages in order and waits for every delivery report.
+    ///
+    /// - Returns: one result per message, in the order given: where it was
+    ///   written, or the error that stopped it.
+    public func send(_ messages: [KafkaProducerMessage]) async -> [Result<KafkaDeliveryReport, KafkaError>] {
+        guard !messages.isEmpty else { return [] }
+        let batch = DeliveryBatch(count: messages.count)
+        for (index, message) in messages.enumerated() {
+            await enqueue(message, slot: batch.slot(index), batch: batch, index: index)
+        }
+        let outcomes = await batch.outcomes()
+        return zip(messages, outcomes).map { message, outcome in
+            outcome.map { KafkaDeliveryReport(topicPartition: .init(topic: message.topic, partition: $0.0), offset: $0.1) }
+        }
+    }
+
+    /// Waits until every queued message has been delivered or has failed.
+    public func flush(timeout: Duration) async throws(KafkaError) {
+        let handle = self.handle
+        try await blocking.run { () throws(KafkaError) in
+            try rd_kafka_flush(handle.pointer, Int32(timeout.milliseconds)).check("flush")
+        }
+    }
+
+    /// Flushes for up to `timeout`, then fails whatever is still undelivered
+    /// (each waiting `send` gets a purge error) and stops. Idempotent.
+    public func shutdown(timeout: Duration = .seconds(10)) async {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        do {
+            try await flush(timeout: timeout)
+        } catch {
+            context.logger.warning(
+                "Producer shutdown: undelivered messages are failed",
+                metadata: ["kafka.outstanding": "\(outstandingMessages)", "kafka.error": "\(error)"])
+            let handle = self.handle
+            _ = try? await blocking.run {
+                rd_kafka_purge(handle.pointer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
+                rd_kafka_flush(handle.pointer, 1000)
+            }
+        }
+    }
+
+    /// Runs until graceful shutdown, then flushes.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await shutdown()
+    }
+
+    private func enqueue(_ message: KafkaProducerMessage, slot: UnsafeMutableRawPointer, batch: DeliveryBatch, index: Int)
+        async
+    {
+        if closed.load(ordering: .acquiring) {
+            batch.complete(index, .failure(KafkaError(code: .destroyed, message: "the producer is shut down")))
+            return
+        }
+        let topic = topicHandle(message.topic)
+        var backoff = Duration.microseconds(200)
+        while true {
+            guard let error = produce(message, topic: topic.pointer, opaque: slot) else { return }
+            let code = KafkaError.Code(rd_kafka_error_code(error))
+            guard code == .queueFull else {
+                batch.complete(index, .failure(KafkaError(consuming: error, context: "produce to \(message.topic)")))
+                return
+            }
+            rd_kafka_error_destroy(error)
+            // The local queue is full: wait for deliveries to make room.
+            try? await Task.sleep(for: backoff)
+            backoff = min(backoff * 2, .milliseconds(20))
+        }
+    }
+
+    /// Hands one message to librdkafka, copying key, value and headers.
+    /// Returns the error (to destroy) when it was not accepted.
+    private func produce(_ message: KafkaProducerMessage, topic: OpaquePointer, opaque: UnsafeMutableRawPointer)
+        -> OpaquePointer?
+    {
+        message.value.withUnsafeBytes { value in
+            withOptionalBytes(message.key) { key in
+                withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 7) { vus in
+                    var count = 0
+                    func add(_ type: rd_kafka_vtype_t, _ set: (inout rd_kafka_vu_t) -> Void) {
+                        var vu = rd_kafka_vu_t()
+                        vu.vtype = type
+                        set(&vu)
+                        vus[count] = vu
+                        count += 1
+                    }
+                    add(RD_KAFKA_VTYPE_RKT) { $0.u.rkt = topic }
+                    add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = message.partition ?? -1 }
+                    add(RD_KAFKA_VTYPE_VALUE) {
+                        $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress)
+                        $0.u.mem.size = value.count
+                    }
+                    if let key {
+                        add(RD_KAFKA_VTYPE_KEY) {
+                            $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress)
+                            $0.u.mem.size = key.count
+                        }
+                    }
+                    add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
+                    add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = opaque }
+                    let headers = makeHeaders(message.headers)
+                    if let headers { add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = headers } }
+                    let error = rd_kafka_produceva(handle.pointer, vus.baseAddress, count)
+                    // On success librdkafka owns the headers; on failure they are ours.
+                    if error != nil, let headers { rd_kafka_headers_destroy(headers) }
+                    return error
+                }
+            }
+        }
+    }
+
+    private func topicHandle(_ name: String) -> TopicHandle {
+        topics.withLock { topics in
+            if let existing = topics[name] { return existing }
+            let created = TopicHandle(producer: handle, name: name)
+            topics[name] = created
+            return created
+        }
+    }
+}
+
+/// Native headers for a message, or `nil` when it has none.
+private func makeHeaders(_ headers: [KafkaHeader]) -> OpaquePointer? {
+    guard !headers.isEmpty else { return nil }
+    let native = rd_kafka_headers_new(headers.count)!
+    for header in headers {
+        header.name.withCString { name in
+            withOptionalBytes(header.value) { value in
+                _ = rd_kafka_header_add(native, name, -1, value?.baseAddress, value?.count ?? 0)
+            }
+        }
+    }
+    return native
+}
+
+/// Calls `body` with the bytes of `array`, or with `nil`.
+func withOptionalBytes<R>(_ array: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+    guard let array else { return body(nil) }
+    return array.withUnsafeBytes { body($0) }
+}
+
+/// Owns an `rd_kafka_topic_t` and destroys it in `deinit`.
+final class TopicHandle: @unchecked Sendable {
+    // @unchecked Sendable: librdkafka topic handles are thread-safe; `pointer`
+    // never changes. `producer` keeps the client alive as long as the topic.
+    let pointer: OpaquePointer
+    private let producer: KafkaHandle
+
+    init(producer: KafkaHandle, name: String) {
+        self.producer = producer
+        self.pointer = rd_kafka_topic_new(producer.pointer, name, nil)
+    }
+
+    deinit { rd_kafka_topic_destroy(pointer) }
+}
+
+final class ProducerContext: CallbackContext, @unchecked Sendable {}
+
+/// The delivery reports of one `send` call: one slot per message, whose
+/// address travels through librdkafka as the message's opaque pointer.
+final class DeliveryBatch: @unchecked Sendable {
+    // @unchecked Sendable: `slots` is written once at init and then only read;
+    // everything else is behind `state`'s Mutex.
+    private struct Slot {
+        var batch: Unmanaged<DeliveryBatch>
+        var index: Int
+    }
+
+    private struct State {
+        var outcomes: [Result<(Int32, Int64), KafkaError>?]
+        var remaining: Int
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let slots: UnsafeMutablePointer<Slot>
+    private let count: Int
+    private let state: Mutex<State>
+
+    init(count: Int) {
+        self.count = count
+        state = Mutex(State(outcomes: Array(repeating: nil, count: count), remaining: count))
+        slots = .allocate(capacity: count)
+        let unmanaged = Unmanaged.passUnretained(self)
+        for index in 0..<count { (slots + index).initialize(to: Slot(batch: unmanaged, index: index)) }
+    }
+
+    deinit {
+        slots.deinitialize(count: count)
+        slots.deallocate()
+    }
+
+    func slot(_ index: Int) -> UnsafeMutableRawPointer { UnsafeMutableRawPointer(slots + index) }
+
+    /// Records one message's outcome; resumes the waiter after the last one.
+    func complete(_ index: Int, _ outcome: Result<(Int32, Int64), KafkaError>) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            precondition(state.outcomes[index] == nil, "two delivery reports for one message")
+            state.outcomes[index] = outcome
+            state.remaining -= 1
+            guard state.remaining == 0 else { return nil }
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Waits for every outcome. The batch stays alive while librdkafka may
+    /// still call back into it, because the caller holds it until this returns.
+    func outcomes() async -> [Result<(Int32, Int64), KafkaError>] {
+        await withCheckedContinuation { continuation in
+            let done = state.withLock { state in
+                if state.remaining == 0 { return true }
+                state.waiter = continuation
+                return false
+            }
+            if done { continuation.resume() }
+        }
+        return state.withLock { $0.outcomes.map { $0! } }
+    }
+
+    /// Routes a delivery report to the batch and slot its opaque pointer names.
+    static func deliver(_ message: UnsafePointer<rd_kafka_message_t>) {
+        let slot = message.pointee._private.assumingMemoryBound(to: Slot.self).pointee
+        let outcome: Result<(Int32, Int64), KafkaError> =
+            message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR
+            ? .success((message.pointee.partition, message.pointee.offset))
+            : .failure(KafkaError(message.pointee.err, context: "delivery failed"))
+        slot.batch.takeUnretainedValue().complete(slot.index, outcome)
+    }
+}
+
+private let deliveryReportCallback:
+    @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = {
+        _, message, _ in
+        guard let message, message.pointee._private != nil else { return }
+        DeliveryBatch.deliver(message)
+    }
+
+/// A thread that serves a client's callbacks (`rd_kafka_poll`) until stopped.
+final class PollThread: Sendable {
+    private let running = Atomic<Bool>(true)
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(handle: KafkaHandle, name: String) {
+        let thread = Thread { [self] in
+            while running.load(ordering: .acquiring) {
+                rd_kafka_poll(handle.pointer, 100)
+            }
+            rd_kafka_poll(handle.pointer, 0)
+            finished.signal()
+        }
+        thread.name = name
+        thread.start()
+    }
+
+    /// Stops the thread and waits for it (at most one poll interval).
+    func stop() {
+        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        finished.wait()
+    }
+}
