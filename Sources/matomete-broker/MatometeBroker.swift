@@ -56,8 +56,7 @@ struct MatometeBroker: AsyncParsableCommand {
         if let bootstrapFile {
             try Data((cluster.bootstrapServers + "\n").utf8).write(to: URL(fileURLWithPath: bootstrapFile))
         }
-        print(cluster.bootstrapServers)
-        fflush(stdout)
+        FileHandle.standardOutput.write(Data((cluster.bootstrapServers + "\n").utf8))
         let group = ServiceGroup(
             configuration: .init(
                 services: [cluster], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

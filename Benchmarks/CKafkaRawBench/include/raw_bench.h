@@ -1,0 +1,24 @@
+#ifndef MATOMETE_RAW_BENCH_H
+#define MATOMETE_RAW_BENCH_H
+
+#include <stddef.h>
+
+/// Figures of one raw librdkafka run.
+typedef struct {
+    double seconds;   ///< Wall time of the measured part.
+    long messages;    ///< Messages delivered (produce) or read (consume).
+    long failed;      ///< Messages whose delivery failed.
+} raw_bench_result;
+
+/// Produces `count` messages of `value_size` bytes, keyed "line-%07ld" (i % 100000),
+/// with the same settings as the Swift producer's defaults, and waits for every
+/// delivery report. Returns 0 on success; otherwise writes a reason to `error`.
+int raw_bench_produce(const char *bootstrap, const char *topic, long count, int value_size,
+                      raw_bench_result *result, char *error, size_t error_size);
+
+/// Reads `count` messages from `topic` in consumer group `group`, timing from
+/// the first message to the last. Returns 0 on success.
+int raw_bench_consume(const char *bootstrap, const char *topic, const char *group, long count,
+                      raw_bench_result *result, char *error, size_t error_size);
+
+#endif

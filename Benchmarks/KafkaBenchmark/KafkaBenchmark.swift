@@ -1,0 +1,201 @@
+import ArgumentParser
+import CKafkaRawBench
+import Foundation
+import Kafka
+import Logging
+
+/// Produce-then-consume through the Kafka module next to raw librdkafka, on one
+/// embedded cluster, in one run.
+@main
+struct KafkaBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kafka-bench",
+        abstract: "Measure the Swift Kafka module against raw librdkafka on the embedded cluster.",
+        discussion: """
+            Starts a 3-broker embedded cluster, then for each round produces --messages
+            messages of --value-bytes bytes and reads them back in a consumer group, once
+            with librdkafka called from C and once through the Kafka module. Consume time
+            runs from the first message read (the group join, about 3 s on the mock
+            cluster, is left out of both). Topics get --partitions partitions so the mock
+            cluster (at most about 5 MiB per partition) keeps every message.
+            Run it in release mode:  swift run -c release kafka-bench
+            """)
+
+    @Option(help: "Messages per run.") var messages = 1_000_000
+    @Option(help: "Bytes per message value.") var valueBytes = 200
+    @Option(help: "Partitions of each benchmark topic.") var partitions = 64
+    @Option(help: "Rounds; the best round of each side is reported.") var rounds = 2
+    @Flag(help: "Print the figures as JSON.") var json = false
+
+    func run() async throws {
+        var logger = Logger(label: "matomete.kafka-bench")
+        logger.logLevel = .error
+        let cluster = try EmbeddedKafkaCluster(brokers: 3, logger: logger)
+        var raw: [Figures] = []
+        var swift: [Figures] = []
+        for round in 1...rounds {
+            raw.append(try runRaw(cluster, round: round))
+            progress("round \(round)/\(rounds) raw librdkafka:  \(raw.last!)")
+            swift.append(try await runSwift(cluster, round: round, logger: logger))
+            progress("round \(round)/\(rounds) Kafka module:    \(swift.last!)")
+        }
+        let bestRaw = raw.max { $0.overall < $1.overall }!
+        let bestSwift = swift.max { $0.overall < $1.overall }!
+        let report = Report(
+            messages: messages, valueBytes: valueBytes, partitions: partitions, raw: bestRaw, swift: bestSwift)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.table)
+        }
+    }
+
+    private func runRaw(_ cluster: EmbeddedKafkaCluster, round: Int) throws -> Figures {
+        let topic = "bench-raw-\(round)-\(UUID().uuidString.prefix(6))"
+        try cluster.createTopic(topic, partitions: partitions)
+        var produced = raw_bench_result()
+        var consumed = raw_bench_result()
+        var error = [CChar](repeating: 0, count: 512)
+        guard raw_bench_produce(cluster.bootstrapServers, topic, messages, Int32(valueBytes), &produced, &error, 512) == 0,
+            raw_bench_consume(cluster.bootstrapServers, topic, "bench-raw-\(topic)", messages, &consumed, &error, 512) == 0
+        else {
+            throw ValidationError("raw benchmark failed: \(String(cString: error))")
+        }
+        guard produced.messages == messages, consumed.messages == messages else {
+            throw ValidationError("raw benchmark lost messages: produced \(produced.messages), read \(consumed.messages)")
+        }
+        return Figures(messages: messages, produceSeconds: produced.seconds, consumeSeconds: consumed.seconds)
+    }
+
+    private func runSwift(_ cluster: EmbeddedKafkaCluster, round: Int, logger: Logger) async throws -> Figures {
+        let topic = "bench-swift-\(round)-\(UUID().uuidString.prefix(6))"
+        try cluster.createTopic(topic, partitions: partitions)
+        let value = [UInt8](repeating: UInt8(ascii: "x"), count: valueBytes)
+        let batch = (0..<messages).map { index in
+            KafkaProducerMessage(topic: topic, key: Array("line-\(String(format: "%07d", index % 100_000))".utf8), value: value)
+        }
+
+        let producer = try KafkaProducer(
+            configuration: KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServerList), logger: logger)
+        let clock = ContinuousClock()
+        let produceStart = clock.now
+        let results = await producer.send(batch)
+        let produceTime = clock.now - produceStart
+        await producer.shutdown()
+        let failed = results.filter { if case .failure = $0 { true } else { false } }.count
+        guard failed == 0 else { throw ValidationError("Kafka module: \(failed) deliveries failed") }
+
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(
+                bootstrapServers: cluster.bootstrapServerList, groupID: "bench-swift-\(topic)"),
+            logger: logger)
+        try consumer.subscribe([topic])
+        var read = 0
+        var bytes = 0
+        var consumeStart: ContinuousClock.Instant?
+        let deadline = clock.now + .seconds(120)
+        while read < messages, clock.now < deadline {
+            for event in try await consumer.poll(maxMessages: 1000, timeout: .milliseconds(100)) {
+                switch event {
+                case .messages(let batch):
+                    if consumeStart == nil { consumeStart = clock.now }
+                    read += batch.count
+                    for message in batch { bytes += message.value.count }
+                case .partitionsAssigned(let partitions):
+                    try await consumer.startPartitions(Dictionary(uniqueKeysWithValues: partitions.map { ($0, .beginning) }))
+                case .partitionsRevoked, .error:
+                    break
+                }
+            }
+        }
+        let consumeTime = clock.now - (consumeStart ?? clock.now)
+        await consumer.close()
+        guard read == messages else { throw ValidationError("Kafka module read \(read) of \(messages) messages") }
+        return Figures(messages: messages, produceSeconds: produceTime.seconds, consumeSeconds: consumeTime.seconds)
+    }
+
+    private func progress(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+}
+
+struct Figures: Codable, CustomStringConvertible {
+    var messages: Int
+    var produceSeconds: Double
+    var consumeSeconds: Double
+
+    var producePerSecond: Double { Double(messages) / produceSeconds }
+    var consumePerSecond: Double { Double(messages) / consumeSeconds }
+    /// Messages per second over produce plus consume.
+    var overall: Double { Double(messages) / (produceSeconds + consumeSeconds) }
+
+    var description: String {
+        "produce \(rate(producePerSecond)) msg/s, consume \(rate(consumePerSecond)) msg/s, overall \(rate(overall)) msg/s"
+    }
+
+    enum CodingKeys: String, CodingKey { case messages, produceSeconds, consumeSeconds }
+}
+
+struct Report: Encodable {
+    var messages: Int
+    var valueBytes: Int
+    var partitions: Int
+    var raw: Figures
+    var swift: Figures
+
+    var ratio: Double { swift.overall / raw.overall }
+
+    enum CodingKeys: String, CodingKey { case messages, valueBytes, partitions, raw, swift, ratios }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(messages, forKey: .messages)
+        try container.encode(valueBytes, forKey: .valueBytes)
+        try container.encode(partitions, forKey: .partitions)
+        try container.encode(raw, forKey: .raw)
+        try container.encode(swift, forKey: .swift)
+        try container.encode(
+            [
+                "produce": swift.producePerSecond / raw.producePerSecond,
+                "consume": swift.consumePerSecond / raw.consumePerSecond, "overall": ratio,
+            ], forKey: .ratios)
+    }
+
+    var table: String {
+        func row(_ name: String, _ raw: Double, _ swift: Double) -> String {
+            name.padding(toLength: 10, withPad: " ", startingAt: 0)
+                + rate(raw).leftPadded(14) + rate(swift).leftPadded(14)
+                + String(format: "%.2f×", swift / raw).leftPadded(9)
+        }
+        return """
+            \(messages) messages of \(valueBytes) bytes, \(partitions) partitions, 3 embedded brokers (msg/s)
+            phase              raw C  Kafka module    ratio
+            \(row("produce", raw.producePerSecond, swift.producePerSecond))
+            \(row("consume", raw.consumePerSecond, swift.consumePerSecond))
+            \(row("overall", raw.overall, swift.overall))
+            target: overall ratio ≥ 0.80× — \(ratio >= 0.8 ? "met" : "NOT met")
+            """
+    }
+}
+
+func rate(_ value: Double) -> String {
+    let formatter = NumberFormatter()
+    formatter.numberStyle = .decimal
+    formatter.maximumFractionDigits = 0
+    return formatter.string(from: NSNumber(value: value)) ?? "\(Int(value))"
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import Kafka
+import Testing
+
+@Suite("Producing and consuming on the embedded cluster")
+struct ProducerConsumerTests {
+    let cluster = TestSupport.sharedCluster
+
+    @Test("Keys, values and headers survive a round trip")
+    func roundTrip() async throws {
+        let topic = TestSupport.uniqueName("round-trip")
+        try cluster.createTopic(topic, partitions: 3)
+        let producer = try TestSupport.producer(cluster)
+        let sent = (0..<50).map { index in
+            KafkaProducerMessage(
+                topic: topic, key: "line-\(index % 7)", value: "payload \(index) ✓",
+                headers: [
+                    KafkaHeader(name: "id", text: "msg-\(index)"), KafkaHeader(name: "empty", value: nil),
+                    KafkaHeader(name: "bytes", value: [0, 255, UInt8(index)]),
+                ])
+        }
+        let reports = await producer.send(sent)
+        let delivered = try reports.map { try $0.get() }
+        #expect(Set(delivered.map(\.topicPartition.topic)) == [topic])
+
+        let consumer = try TestSupport.consumer(cluster, group: TestSupport.uniqueName("g"), topics: [topic])
+        let consumed = try await consumer.drain { $0.messages.count >= sent.count }
+        await consumer.close()
+        await producer.shutdown()
+
+        #expect(consumed.messages.count == sent.count)
+        let byID = Dictionary(uniqueKeysWithValues: consumed.messages.map { (String(decoding: $0.header("id")!, as: UTF8.self), $0) })
+        for (index, message) in sent.enumerated() {
+            let received = try #require(byID["msg-\(index)"])
+            #expect(received.key == message.key)
+            #expect(received.value == message.value)
+            #expect(received.headers == message.headers)
+            #expect(received.timestampMilliseconds != nil)
+            let report = delivered[index]
+            #expect(received.topicPartition == report.topicPartition)
+            #expect(received.offset == report.offset)
+        }
+    }
+
+    @Test("Messages with the same key keep their order")
+    func orderingPerKey() async throws {
+        let topic = TestSupport.uniqueName("ordering")
+        try cluster.createTopic(topic, partitions: 4)
+        let producer = try TestSupport.producer(cluster)
+        let keys = (0..<10).map { "line-\($0)" }
+        var sent: [KafkaProducerMessage] = []
+        for sequence in 0..<200 {
+            for key in keys { sent.append(KafkaProducerMessage(topic: topic, key: key, value: "\(sequence)")) }
+        }
+        // Several concurrent sends, as a worker's batches would be.
+        let chunks = stride(from: 0, to: sent.count, by: 500).map { Array(sent[$0..<min($0 + 500, sent.count)]) }
+        for chunk in chunks {
+            for result in await producer.send(chunk) { _ = try result.get() }
+        }
+        let consumer = try TestSupport.consumer(cluster, group: TestSupport.uniqueName("g"), topics: [topic])
+        let consumed = try await consumer.drain { $0.messages.count >= sent.count }
+        await consumer.close()
+        await producer.shutdown()
+
+        #expect(consumed.messages.count == sent.count)
+        var sequences: [String: [Int]] = [:]
+        var partitionOfKey: [String: KafkaTopicPartition] = [:]
+        for message in consumed.messages {
+            let key = try #require(message.keyText)
+            sequences[key, default: []].append(Int(message.valueText)!)
+            if let earlier = partitionOfKey[key] { #expect(earlier == message.topicPartition) }
+            partitionOfKey[key] = message.topicPartition
+        }
+        for key in keys { #expect(sequences[key] == Array(0..<200), "order of \(key)") }
+    }
+
+    @Test("Paused partitions deliver nothing until resumed; lag counts what is left")
+    func pauseResumeAndLag() async throws {
+        let topic = TestSupport.uniqueName("pause")
+        try cluster.createTopic(topic, partitions: 2)
+        let producer = try TestSupport.producer(cluster)
+        let consumer = try TestSupport.consumer(cluster, group: TestSupport.uniqueName("g"), topics: [topic])
+        let first = try await consumer.drain { !$0.assigned.isEmpty }
+        #expect(first.assigned.first?.count == 2)
+
+        let paused = KafkaTopicPartition(topic: topic, partition: 0)
+        try await consumer.pause([paused])
+        for partition in Int32(0)...1 {
+            let batch = (0..<20).map { KafkaProducerMessage(topic: topic, partition: partition, key: nil, value: "v\($0)") }
+            for result in await producer.send(batch) { _ = try result.get() }
+        }
+        let whilePaused = try await consumer.drain(deadline: .seconds(3)) { $0.messages.count >= 20 }
+        #expect(whilePaused.messages.count == 20)
+        #expect(whilePaused.messages.allSatisfy { $0.topicPartition.partition == 1 })
+
+        // Let a fetch of the paused partition's end reach the consumer, then check lag.
+        try await consumer.resume([paused])
+        let resumed = try await consumer.drain(deadline: .seconds(10)) { $0.messages.count >= 20 }
+        #expect(resumed.messages.count == 20)
+        #expect(resumed.messages.allSatisfy { $0.topicPartition == paused })
+        let lag = consumer.lag()
+        #expect(lag.count == 2)
+        #expect(lag.allSatisfy { $0.lag == 0 && $0.highWatermark == 20 && $0.position == 20 })
+        await consumer.close()
+        await producer.shutdown()
+    }
+
+    @Test("A bad configuration value gives an error naming the property")
+    func badConfiguration() throws {
+        let error = #expect(throws: KafkaError.self) {
+            _ = try TestSupport.producer(cluster) { $0.client.rawProperties["linger.ms"] = "soon" }
+        }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.property == "linger.ms")
+        #expect(error?.message.contains("linger.ms") == true)
+
+        let unknown = #expect(throws: KafkaError.self) {
+            _ = try TestSupport.producer(cluster) { $0.client.rawProperties["linger.msec"] = "5" }
+        }
+        #expect(unknown?.property == "linger.msec")
+        #expect(unknown?.message.contains("unknown configuration property") == true)
+
+    }
+}
