@@ -74,6 +74,17 @@ int raw_bench_produce(const char *bootstrap, const char *topic, long count, int 
     return 0;
 }
 
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *partitions,
+                         void *opaque) {
+    double *assigned_at = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (*assigned_at == 0) *assigned_at = now_seconds();
+        rd_kafka_assign(rk, partitions);
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
 int raw_bench_consume(const char *bootstrap, const char *topic, const char *group, long count,
                       raw_bench_result *result, char *error, size_t error_size) {
     const char *const settings[] = {
@@ -83,8 +94,11 @@ int raw_bench_consume(const char *bootstrap, const char *topic, const char *grou
         "queued.max.messages.kbytes", "16384", "fetch.wait.max.ms", "100",
         "enable.auto.commit", "false", "enable.auto.offset.store", "false",
         "enable.partition.eof", "false", NULL};
+    double start = 0;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (set_all(conf, settings, error, error_size) != 0) { rd_kafka_conf_destroy(conf); return -1; }
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_opaque(conf, &start);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, error_size);
     if (!rk) { rd_kafka_conf_destroy(conf); return -1; }
     rd_kafka_poll_set_consumer(rk);
@@ -97,13 +111,11 @@ int raw_bench_consume(const char *bootstrap, const char *topic, const char *grou
     rd_kafka_message_t *batch[1000];
     long read = 0;
     long bytes = 0;
-    double start = 0;
     double deadline = now_seconds() + 120;
     while (read < count && now_seconds() < deadline) {
         ssize_t n = rd_kafka_consume_batch_queue(queue, 100, batch, 1000);
         for (ssize_t i = 0; i < n; i++) {
             if (!batch[i]->err) {
-                if (read == 0) start = now_seconds();
                 read++;
                 bytes += (long)batch[i]->len;
             }

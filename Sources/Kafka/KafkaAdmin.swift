@@ -48,9 +48,12 @@ public final class KafkaAdmin: Sendable {
     private let requestTimeout: Duration
 
     /// A client for the cluster in `settings`; requests time out after `requestTimeout`.
-    public init(settings: KafkaClientSettings, requestTimeout: Duration = .seconds(30), logger: Logger) throws(KafkaError) {
+    public init(
+        settings: KafkaClientSettings, requestTimeout: Duration = .seconds(30), logger: Logger
+    ) throws(KafkaError) {
         handle = try KafkaHandle(
-            type: RD_KAFKA_PRODUCER, properties: settings.properties + settings.rawProperties.sorted { $0.key < $1.key },
+            type: RD_KAFKA_PRODUCER,
+            properties: settings.properties + settings.rawProperties.sorted { $0.key < $1.key },
             context: CallbackContext(logger: logger))
         blocking = BlockingExecutor(label: "matomete.kafka.admin")
         self.requestTimeout = requestTimeout
@@ -111,8 +114,10 @@ public final class KafkaAdmin: Sendable {
                     let partition = topic.partitions[index]
                     return KafkaTopicDescription.Partition(
                         id: partition.id, leader: partition.leader,
-                        replicas: Array(UnsafeBufferPointer(start: partition.replicas, count: Int(partition.replica_cnt))),
-                        inSyncReplicas: Array(UnsafeBufferPointer(start: partition.isrs, count: Int(partition.isr_cnt))))
+                        replicas: Array(
+                            UnsafeBufferPointer(start: partition.replicas, count: Int(partition.replica_cnt))),
+                        inSyncReplicas: Array(UnsafeBufferPointer(start: partition.isrs, count: Int(partition.isr_cnt)))
+                    )
                 }
                 found[name] = KafkaTopicDescription(name: name, partitions: partitions.sorted { $0.id < $1.id })
             }
@@ -127,7 +132,9 @@ public final class KafkaAdmin: Sendable {
 
     /// The offsets `group` has committed for `partitions`; partitions with no
     /// committed offset are absent.
-    public func committedOffsets(group: String, partitions: [KafkaTopicPartition]) async throws(KafkaError)
+    public func committedOffsets(
+        group: String, partitions: [KafkaTopicPartition]
+    ) async throws(KafkaError)
         -> [KafkaTopicPartition: Int64]
     {
         try await request(RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS) { handle, options, queue in
@@ -145,7 +152,8 @@ public final class KafkaAdmin: Sendable {
                 if let error = rd_kafka_group_result_error(groups![index]) {
                     let text = String(cString: rd_kafka_error_string(error))
                     throw KafkaError(
-                        code: KafkaError.Code(rd_kafka_error_code(error)), message: "offsets of group \(group): \(text)")
+                        code: KafkaError.Code(rd_kafka_error_code(error)), message: "offsets of group \(group): \(text)"
+                    )
                 }
                 for entry in NativePartitionList.entries(rd_kafka_group_result_partitions(groups![index]))
                 where entry.error == RD_KAFKA_RESP_ERR_NO_ERROR && entry.offset >= 0 {
@@ -157,7 +165,9 @@ public final class KafkaAdmin: Sendable {
     }
 
     /// The end (high watermark) of each partition, asked of its leader.
-    public func highWatermarks(_ partitions: [KafkaTopicPartition]) async throws(KafkaError) -> [KafkaTopicPartition: Int64] {
+    public func highWatermarks(
+        _ partitions: [KafkaTopicPartition]
+    ) async throws(KafkaError) -> [KafkaTopicPartition: Int64] {
         let handle = self.handle
         let timeout = Int32(requestTimeout.milliseconds)
         return try await blocking.run { () throws(KafkaError) in

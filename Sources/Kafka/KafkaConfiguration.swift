@@ -125,6 +125,8 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var queuedKilobytes: Int = 16_384
     /// Longest a broker holds a fetch waiting for data. Default 100 ms.
     public var fetchWait: Duration = .milliseconds(100)
+    /// Most messages one ``KafkaConsumer/poll(timeout:)`` returns. Default 1,000.
+    public var readBatchMessages: Int = 1000
 
     /// A consumer in `groupID` on the cluster reached at `bootstrapServers`.
     public init(bootstrapServers: [String], groupID: String) {
@@ -173,7 +175,8 @@ func makeNativeConfiguration(_ properties: [(String, String)]) throws(KafkaError
                 isSensitiveProperty(key)
                 ? "value rejected (not shown: the property holds a secret)"
                 : errorText.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-            let kind = result == RD_KAFKA_CONF_UNKNOWN ? "unknown configuration property" : "invalid configuration value"
+            let kind =
+                result == RD_KAFKA_CONF_UNKNOWN ? "unknown configuration property" : "invalid configuration value"
             throw KafkaError(
                 code: .invalidArgument, message: "\(kind) \"\(key)\": \(reason)", property: key)
         }

@@ -71,7 +71,8 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
     public var property: String?
 
     /// Creates an error.
-    public init(code: Code, message: String, isRetriable: Bool = false, isFatal: Bool = false, property: String? = nil) {
+    public init(code: Code, message: String, isRetriable: Bool = false, isFatal: Bool = false, property: String? = nil)
+    {
         self.code = code
         self.message = message
         self.isRetriable = isRetriable

@@ -105,10 +105,10 @@ public struct KafkaConsumerMessage: Sendable {
     public var topicPartition: KafkaTopicPartition
     /// Its offset in the partition.
     public var offset: Int64
-    /// The key, if any.
-    public var key: [UInt8]?
+    /// The key, if any. Messages of one poll share one buffer; these are slices of it.
+    public var key: ArraySlice<UInt8>?
     /// The payload (empty for a message with a null value).
-    public var value: [UInt8]
+    public var value: ArraySlice<UInt8>
     /// Headers, in order.
     public var headers: [KafkaHeader]
     /// The message timestamp, in milliseconds since 1970, if the broker gave one.
@@ -123,7 +123,8 @@ public struct KafkaConsumerMessage: Sendable {
 /// Converts between Swift partitions and `rd_kafka_topic_partition_list_t`.
 enum NativePartitionList {
     /// A new list the caller must destroy.
-    static func make(_ entries: [(KafkaTopicPartition, Int64)]) -> UnsafeMutablePointer<rd_kafka_topic_partition_list_t> {
+    static func make(_ entries: [(KafkaTopicPartition, Int64)]) -> UnsafeMutablePointer<rd_kafka_topic_partition_list_t>
+    {
         let list = rd_kafka_topic_partition_list_new(Int32(max(entries.count, 1)))!
         for (topicPartition, offset) in entries {
             let element = rd_kafka_topic_partition_list_add(list, topicPartition.topic, topicPartition.partition)!
@@ -138,7 +139,9 @@ enum NativePartitionList {
     }
 
     /// The entries of a list, with their offsets and per-entry errors.
-    static func entries(_ list: UnsafePointer<rd_kafka_topic_partition_list_t>?) -> [(
+    static func entries(
+        _ list: UnsafePointer<rd_kafka_topic_partition_list_t>?
+    ) -> [(
         KafkaTopicPartition, offset: Int64, error: rd_kafka_resp_err_t
     )] {
         guard let list, list.pointee.cnt > 0 else { return [] }

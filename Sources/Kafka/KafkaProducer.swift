@@ -51,18 +51,20 @@ public final class KafkaProducer: Service, Sendable {
     ///
     /// - Returns: one result per message, in the order given: where it was
     ///   written, or the error that stopped it.
-    public func send(_ messages: [KafkaProducerMessage]) async -> [Result<KafkaDeliveryReport, KafkaError>] {
-        guard !messages.isEmpty else { return [] }
+    public func send(_ messages: [KafkaProducerMessage]) async -> KafkaDeliveryResults {
         let batch = DeliveryBatch(count: messages.count)
-        for (index, message) in messages.enumerated() {
-            await enqueue(message, slot: batch.slot(index), batch: batch, index: index)
+        var next = 0
+        var backoff = Duration.microseconds(200)
+        while next < messages.count {
+            next = enqueue(messages, from: next, into: batch)
+            guard next < messages.count else { break }
+            // The local queue is full: wait for deliveries to make room.
+            try? await Task.sleep(for: backoff)
+            backoff = min(backoff * 2, .milliseconds(20))
         }
-        let outcomes = await batch.outcomes()
-        return zip(messages, outcomes).map { message, outcome in
-            outcome.map { KafkaDeliveryReport(topicPartition: .init(topic: message.topic, partition: $0.0), offset: $0.1) }
-        }
+        await batch.waitForAll()
+        return KafkaDeliveryResults(messages: messages, batch: batch)
     }
-
     /// Waits until every queued message has been delivered or has failed.
     public func flush(timeout: Duration) async throws(KafkaError) {
         let handle = self.handle
@@ -95,32 +97,32 @@ public final class KafkaProducer: Service, Sendable {
         await shutdown()
     }
 
-    private func enqueue(_ message: KafkaProducerMessage, slot: UnsafeMutableRawPointer, batch: DeliveryBatch, index: Int)
-        async
-    {
-        if closed.load(ordering: .acquiring) {
-            batch.complete(index, .failure(KafkaError(code: .destroyed, message: "the producer is shut down")))
-            return
-        }
-        let topic = topicHandle(message.topic)
-        var backoff = Duration.microseconds(200)
-        while true {
-            guard let error = produce(message, topic: topic.pointer, opaque: slot) else { return }
-            let code = KafkaError.Code(rd_kafka_error_code(error))
-            guard code == .queueFull else {
-                batch.complete(index, .failure(KafkaError(consuming: error, context: "produce to \(message.topic)")))
-                return
+    /// Hands messages to librdkafka from `start` on, until all are queued or
+    /// the local queue is full. Returns the index of the first message not queued.
+    private func enqueue(_ messages: [KafkaProducerMessage], from start: Int, into batch: DeliveryBatch) -> Int {
+        var topic: TopicHandle?
+        for index in start..<messages.count {
+            let message = messages[index]
+            if closed.load(ordering: .acquiring) {
+                batch.fail(index, KafkaError(code: .destroyed, message: "the producer is shut down"))
+                continue
             }
-            rd_kafka_error_destroy(error)
-            // The local queue is full: wait for deliveries to make room.
-            try? await Task.sleep(for: backoff)
-            backoff = min(backoff * 2, .milliseconds(20))
+            if topic?.name != message.topic { topic = topicHandle(message.topic) }
+            guard let error = produce(message, topic: topic!.pointer, opaque: batch.slot(index)) else { continue }
+            if KafkaError.Code(rd_kafka_error_code(error)) == .queueFull {
+                rd_kafka_error_destroy(error)
+                return index
+            }
+            batch.fail(index, KafkaError(consuming: error, context: "produce to \(message.topic)"))
         }
+        return messages.count
     }
 
     /// Hands one message to librdkafka, copying key, value and headers.
     /// Returns the error (to destroy) when it was not accepted.
-    private func produce(_ message: KafkaProducerMessage, topic: OpaquePointer, opaque: UnsafeMutableRawPointer)
+    private func produce(
+        _ message: KafkaProducerMessage, topic: OpaquePointer, opaque: UnsafeMutableRawPointer
+    )
         -> OpaquePointer?
     {
         message.value.withUnsafeBytes { value in
@@ -194,10 +196,12 @@ final class TopicHandle: @unchecked Sendable {
     // @unchecked Sendable: librdkafka topic handles are thread-safe; `pointer`
     // never changes. `producer` keeps the client alive as long as the topic.
     let pointer: OpaquePointer
+    let name: String
     private let producer: KafkaHandle
 
     init(producer: KafkaHandle, name: String) {
         self.producer = producer
+        self.name = name
         self.pointer = rd_kafka_topic_new(producer.pointer, name, nil)
     }
 
@@ -206,32 +210,79 @@ final class TopicHandle: @unchecked Sendable {
 
 final class ProducerContext: CallbackContext, @unchecked Sendable {}
 
+/// The outcome of one ``KafkaProducer/send(_:)-([KafkaProducerMessage])`` call:
+/// for each message, in order, where it was written or why it was not.
+public struct KafkaDeliveryResults: RandomAccessCollection, Sendable {
+    private let messages: [KafkaProducerMessage]
+    private let batch: DeliveryBatch
+
+    init(messages: [KafkaProducerMessage], batch: DeliveryBatch) {
+        self.messages = messages
+        self.batch = batch
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { messages.count }
+
+    /// Where message `index` was written, or the error that stopped it.
+    public subscript(index: Int) -> Result<KafkaDeliveryReport, KafkaError> {
+        if let error = batch.failure(index) { return .failure(error) }
+        let (partition, offset) = batch.position(index)
+        return .success(
+            KafkaDeliveryReport(
+                topicPartition: KafkaTopicPartition(topic: messages[index].topic, partition: partition), offset: offset)
+        )
+    }
+
+    /// The messages that were not delivered, by index, in order.
+    public var failures: [(index: Int, error: KafkaError)] { batch.failures }
+
+    /// Whether every message was delivered.
+    public var allDelivered: Bool { batch.failures.isEmpty }
+
+    /// Throws the first failure, if any message was not delivered.
+    public func throwIfAnyFailed() throws(KafkaError) {
+        if let first = batch.failures.first { throw first.error }
+    }
+}
+
 /// The delivery reports of one `send` call: one slot per message, whose
 /// address travels through librdkafka as the message's opaque pointer.
+///
+/// A successful report writes only its own slot, without a lock; failures,
+/// which are rare, go to a dictionary behind a Mutex. The last report to
+/// arrive resumes the waiting `send`.
 final class DeliveryBatch: @unchecked Sendable {
-    // @unchecked Sendable: `slots` is written once at init and then only read;
-    // everything else is behind `state`'s Mutex.
+    // @unchecked Sendable: each slot is written by exactly one delivery report
+    // (on the poll thread) before `remaining` is decremented with release
+    // ordering, and read only after `waitForAll` observed it reach zero.
     private struct Slot {
         var batch: Unmanaged<DeliveryBatch>
         var index: Int
+        var partition: Int32
+        var offset: Int64
     }
 
     private struct State {
-        var outcomes: [Result<(Int32, Int64), KafkaError>?]
-        var remaining: Int
+        var failures: [Int: KafkaError] = [:]
         var waiter: CheckedContinuation<Void, Never>?
+        var finished = false
     }
 
     private let slots: UnsafeMutablePointer<Slot>
     private let count: Int
-    private let state: Mutex<State>
+    private let remaining: Atomic<Int>
+    private let state = Mutex(State())
 
     init(count: Int) {
         self.count = count
-        state = Mutex(State(outcomes: Array(repeating: nil, count: count), remaining: count))
-        slots = .allocate(capacity: count)
+        remaining = Atomic(count)
+        slots = .allocate(capacity: max(count, 1))
         let unmanaged = Unmanaged.passUnretained(self)
-        for index in 0..<count { (slots + index).initialize(to: Slot(batch: unmanaged, index: index)) }
+        for index in 0..<count {
+            (slots + index).initialize(to: Slot(batch: unmanaged, index: index, partition: -1, offset: -1))
+        }
+        if count == 0 { state.withLock { $0.finished = true } }
     }
 
     deinit {
@@ -241,41 +292,54 @@ final class DeliveryBatch: @unchecked Sendable {
 
     func slot(_ index: Int) -> UnsafeMutableRawPointer { UnsafeMutableRawPointer(slots + index) }
 
-    /// Records one message's outcome; resumes the waiter after the last one.
-    func complete(_ index: Int, _ outcome: Result<(Int32, Int64), KafkaError>) {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            precondition(state.outcomes[index] == nil, "two delivery reports for one message")
-            state.outcomes[index] = outcome
-            state.remaining -= 1
-            guard state.remaining == 0 else { return nil }
+    func position(_ index: Int) -> (Int32, Int64) { (slots[index].partition, slots[index].offset) }
+
+    func failure(_ index: Int) -> KafkaError? { state.withLock { $0.failures[index] } }
+
+    var failures: [(index: Int, error: KafkaError)] {
+        state.withLock { $0.failures.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
+    }
+
+    /// Records that message `index` failed.
+    func fail(_ index: Int, _ error: KafkaError) {
+        state.withLock { $0.failures[index] = error }
+        countDown()
+    }
+
+    private func countDown() {
+        guard remaining.wrappingSubtract(1, ordering: .acquiringAndReleasing).oldValue == 1 else { return }
+        let waiter = state.withLock { state in
+            state.finished = true
             defer { state.waiter = nil }
             return state.waiter
         }
         waiter?.resume()
     }
 
-    /// Waits for every outcome. The batch stays alive while librdkafka may
-    /// still call back into it, because the caller holds it until this returns.
-    func outcomes() async -> [Result<(Int32, Int64), KafkaError>] {
+    /// Waits for every report. The caller holds the batch until this returns,
+    /// so it outlives every callback librdkafka makes into it.
+    func waitForAll() async {
         await withCheckedContinuation { continuation in
-            let done = state.withLock { state in
-                if state.remaining == 0 { return true }
-                state.waiter = continuation
-                return false
+            let finished = state.withLock { state in
+                if !state.finished { state.waiter = continuation }
+                return state.finished
             }
-            if done { continuation.resume() }
+            if finished { continuation.resume() }
         }
-        return state.withLock { $0.outcomes.map { $0! } }
+        _ = remaining.load(ordering: .acquiring)
     }
 
-    /// Routes a delivery report to the batch and slot its opaque pointer names.
+    /// Routes a delivery report to the slot its opaque pointer names.
     static func deliver(_ message: UnsafePointer<rd_kafka_message_t>) {
-        let slot = message.pointee._private.assumingMemoryBound(to: Slot.self).pointee
-        let outcome: Result<(Int32, Int64), KafkaError> =
-            message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR
-            ? .success((message.pointee.partition, message.pointee.offset))
-            : .failure(KafkaError(message.pointee.err, context: "delivery failed"))
-        slot.batch.takeUnretainedValue().complete(slot.index, outcome)
+        let slot = message.pointee._private.assumingMemoryBound(to: Slot.self)
+        let batch = slot.pointee.batch.takeUnretainedValue()
+        if message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            slot.pointee.partition = message.pointee.partition
+            slot.pointee.offset = message.pointee.offset
+            batch.countDown()
+        } else {
+            batch.fail(slot.pointee.index, KafkaError(message.pointee.err, context: "delivery failed"))
+        }
     }
 }
 

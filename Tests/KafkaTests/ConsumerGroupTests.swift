@@ -27,7 +27,9 @@ struct ConsumerGroupTests {
         #expect(firstPartitions.union(secondPartitions).count == 6)
 
         // Traffic on every partition reaches whichever consumer owns it.
-        let batch = (0..<60).map { KafkaProducerMessage(topic: topic, partition: Int32($0 % 6), key: nil, value: "a\($0)") }
+        let batch = (0..<60).map {
+            KafkaProducerMessage(topic: topic, partition: Int32($0 % 6), key: nil, value: "a\($0)")
+        }
         for result in await producer.send(batch) { _ = try result.get() }
         async let firstRead = first.drain(deadline: .seconds(15)) { $0.messages.count >= 30 }
         async let secondRead = second.drain(deadline: .seconds(15)) { $0.messages.count >= 30 }
@@ -45,10 +47,13 @@ struct ConsumerGroupTests {
         // The second leaves; the first gets all six and reads the new traffic
         // of the second's partitions from the group's committed offsets.
         await second.close()
-        let more = (0..<60).map { KafkaProducerMessage(topic: topic, partition: Int32($0 % 6), key: nil, value: "b\($0)") }
+        let more = (0..<60).map {
+            KafkaProducerMessage(topic: topic, partition: Int32($0 % 6), key: nil, value: "b\($0)")
+        }
         for result in await producer.send(more) { _ = try result.get() }
         let takeover = try await first.drain(
-            deadline: .seconds(30), start: { partitions in Dictionary(uniqueKeysWithValues: partitions.map { ($0, .committed) }) }
+            deadline: .seconds(30),
+            start: { partitions in Dictionary(uniqueKeysWithValues: partitions.map { ($0, .committed) }) }
         ) {
             Set($0.messages.map(\.valueText)).count >= 60 && first.assignment.count == 6
         }
@@ -113,10 +118,14 @@ struct AdminTests {
         let description = try #require(try await admin.describeTopics([topic]).first)
         #expect(description.partitions.map(\.id) == [0, 1, 2])
         #expect(description.partitions.allSatisfy { $0.replicas.count == 3 && (1...3).contains($0.leader) })
-        await #expect(throws: KafkaError.self) { _ = try await admin.describeTopics([TestSupport.uniqueName("absent")]) }
+        await #expect(throws: KafkaError.self) {
+            _ = try await admin.describeTopics([TestSupport.uniqueName("absent")])
+        }
 
         let producer = try TestSupport.producer(cluster)
-        let batch = (0..<30).map { KafkaProducerMessage(topic: topic, partition: Int32($0 % 3), key: nil, value: "\($0)") }
+        let batch = (0..<30).map {
+            KafkaProducerMessage(topic: topic, partition: Int32($0 % 3), key: nil, value: "\($0)")
+        }
         for result in await producer.send(batch) { _ = try result.get() }
         let partitions = (Int32(0)..<3).map { KafkaTopicPartition(topic: topic, partition: $0) }
         let ends = try await admin.highWatermarks(partitions)

@@ -51,10 +51,14 @@ struct FaultTests {
         let topic = TestSupport.uniqueName("leader-move")
         try cluster.createTopic(topic, partitions: 2, replicationFactor: 3)
         let producer = try TestSupport.producer(cluster)
-        var results = await producer.send((0..<500).map { KafkaProducerMessage(topic: topic, key: "k\($0)", value: "m\($0)") })
+        var results = Array(
+            await producer.send(
+                (0..<500).map { KafkaProducerMessage(topic: topic, key: "k\($0)", value: "m\($0)") })
+        )
         try cluster.moveLeader(topic: topic, partition: 0, to: 3)
         try cluster.moveLeader(topic: topic, partition: 1, to: 1)
-        results += await producer.send((500..<1000).map { KafkaProducerMessage(topic: topic, key: "k\($0)", value: "m\($0)") })
+        results += await producer.send(
+            (500..<1000).map { KafkaProducerMessage(topic: topic, key: "k\($0)", value: "m\($0)") })
         let consumer = try TestSupport.consumer(cluster, group: TestSupport.uniqueName("g"), topics: [topic])
         let consumed = try await consumer.drain { $0.messages.count >= 1000 }
         await consumer.close()
@@ -75,7 +79,8 @@ struct FaultTests {
         cluster.injectErrors(
             [.notLeaderForPartition, .requestTimedOut, .notEnoughReplicas, .notLeaderForPartition, .notEnoughReplicas],
             on: .produce)
-        let results = await producer.send((0..<1000).map { KafkaProducerMessage(topic: topic, key: "k\($0 % 11)", value: "m\($0)") })
+        let results = await producer.send(
+            (0..<1000).map { KafkaProducerMessage(topic: topic, key: "k\($0 % 11)", value: "m\($0)") })
         let consumer = try TestSupport.consumer(cluster, group: TestSupport.uniqueName("g"), topics: [topic])
         let consumed = try await consumer.drain { $0.messages.count >= 1001 }
         await consumer.close()
@@ -102,7 +107,8 @@ struct FaultTests {
 
         // Every later message is either delivered or reported failed; the
         // delivered ones are exactly the ones a consumer reads.
-        let later = await producer.send((0..<200).map { KafkaProducerMessage(topic: topic, partition: 0, key: nil, value: "m\($0)") })
+        let later = await producer.send(
+            (0..<200).map { KafkaProducerMessage(topic: topic, partition: 0, key: nil, value: "m\($0)") })
         let delivered = later.enumerated().compactMap { (try? $1.get()) != nil ? "m\($0)" : nil }
         let consumer = try TestSupport.consumer(cluster, group: TestSupport.uniqueName("g"), topics: [topic])
         let consumed = try await consumer.drain(deadline: .seconds(20)) { $0.messages.count >= delivered.count + 1 }

@@ -26,11 +26,56 @@ enum TestSupport {
         try EmbeddedKafkaCluster(brokers: 3, logger: logger)
     }
 
+    /// An executable built next to the test bundle; fails loudly when it is missing.
+    static func builtExecutable(_ name: String) throws -> URL {
+        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [directory, directory.deletingLastPathComponent()] {
+            let url = candidate.appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        throw TestFailure("\(name) is not built next to \(directory.path): run `swift build` first")
+    }
+
+    /// The first line `process` writes to `pipe`. If none comes within `limit`,
+    /// the process is terminated and the answer is nil.
+    static func firstLine(of pipe: Pipe, from process: Process, within limit: Duration) async -> String? {
+        let handle = pipe.fileHandleForReading
+        let watchdog = Task {
+            try await Task.sleep(for: limit)
+            process.terminate()
+        }
+        defer { watchdog.cancel() }
+        return await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                var bytes: [UInt8] = []
+                while true {
+                    let chunk = handle.availableData
+                    if chunk.isEmpty { return continuation.resume(returning: nil) }
+                    for byte in chunk {
+                        if byte == UInt8(ascii: "\n") {
+                            return continuation.resume(returning: String(decoding: bytes, as: UTF8.self))
+                        }
+                        bytes.append(byte)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for a process to exit; returns whether it did in time.
+    static func waitForExit(_ process: Process, within limit: Duration) async throws -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        return !process.isRunning
+    }
+
     static func uniqueName(_ prefix: String) -> String {
         "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
     }
 
-    static func producer(_ cluster: EmbeddedKafkaCluster, configure: (inout KafkaProducerConfiguration) -> Void = { _ in })
+    static func producer(
+        _ cluster: EmbeddedKafkaCluster, configure: (inout KafkaProducerConfiguration) -> Void = { _ in }
+    )
         throws -> KafkaProducer
     {
         var configuration = KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServerList)
@@ -67,7 +112,7 @@ extension KafkaConsumer {
         let clock = ContinuousClock()
         let end = clock.now + deadline
         while clock.now < end, !until(consumed) {
-            for event in try await poll(maxMessages: 1000, timeout: .milliseconds(100)) {
+            for event in try await poll(timeout: .milliseconds(100)) {
                 switch event {
                 case .messages(let messages): consumed.messages += messages
                 case .partitionsAssigned(let partitions):
@@ -98,4 +143,9 @@ final class Flag: Sendable {
         if condition { raised.store(true, ordering: .relaxed) }
         return raised.load(ordering: .relaxed)
     }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

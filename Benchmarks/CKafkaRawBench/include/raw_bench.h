@@ -17,7 +17,8 @@ int raw_bench_produce(const char *bootstrap, const char *topic, long count, int 
                       raw_bench_result *result, char *error, size_t error_size);
 
 /// Reads `count` messages from `topic` in consumer group `group`, timing from
-/// the first message to the last. Returns 0 on success.
+/// the partition assignment (the end of the group join) to the last message.
+/// Returns 0 on success.
 int raw_bench_consume(const char *bootstrap, const char *topic, const char *group, long count,
                       raw_bench_result *result, char *error, size_t error_size);
 

@@ -1,0 +1,29 @@
+# Installs what Matomete needs from the system when it is missing:
+# librdkafka (with headers, found through pkg-config) and the PostgreSQL server.
+# Sourced by scripts/demo.sh and scripts/test.sh.
+
+ensure_dependencies() {
+    case "$(uname -s)" in
+    Linux)
+        local missing=()
+        command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+        pkg-config --exists rdkafka 2>/dev/null || missing+=(librdkafka-dev)
+        compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+        if [ ${#missing[@]} -gt 0 ]; then
+            echo "Installing missing packages: ${missing[*]}" >&2
+            local sudo=""
+            if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+            $sudo apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+        fi
+        ;;
+    Darwin)
+        command -v brew >/dev/null 2>&1 || { echo "Install Homebrew first: https://brew.sh" >&2; return 1; }
+        pkg-config --exists rdkafka 2>/dev/null || brew install librdkafka pkg-config
+        command -v initdb >/dev/null 2>&1 || brew install postgresql@16
+        ;;
+    *)
+        echo "Unsupported system $(uname -s): install librdkafka and PostgreSQL by hand." >&2
+        ;;
+    esac
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test. Installs librdkafka and PostgreSQL when they are missing.
+# With CI=true it also checks formatting and treats warnings as errors.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/ensure-dependencies.sh
+ensure_dependencies
+
+if [ "${CI:-}" = "true" ]; then
+    echo "== Checking formatting (swift format, then git diff)"
+    swift format -i -r Sources Tests Benchmarks Package.swift
+    git diff --exit-code -- Sources Tests Benchmarks Package.swift
+fi
+
+echo "== Building (warnings are errors when CI=true)"
+swift build --build-tests
+echo "== Testing"
+swift test --skip-build
