@@ -74,7 +74,8 @@ struct KafkaBenchmark: AsyncParsableCommand {
             raw_bench_consume(cluster.bootstrapServers, topic, "bench-raw-\(topic)", messages, &consumed, &error, 512)
                 == 0
         else {
-            throw ValidationError("raw benchmark failed: \(error.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })")
+            throw ValidationError(
+                "raw benchmark failed: \(error.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })")
         }
         guard produced.messages == messages, consumed.messages == messages else {
             throw ValidationError(
