@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Kafka", targets: ["Kafka"]),
+        .library(name: "Billing", targets: ["Billing"]),
         .executable(name: "matomete-broker", targets: ["matomete-broker"]),
         .executable(name: "kafka-bench", targets: ["KafkaBenchmark"]),
     ],
@@ -36,6 +37,8 @@ let package = Package(
             ],
             swiftSettings: strictness
         ),
+        // The billing rules: pure values in, values out. No I/O, no clock.
+        .target(name: "Billing", swiftSettings: strictness),
         // Hosts librdkafka's mock cluster as a stand-alone broker for other processes.
         .executableTarget(
             name: "matomete-broker",
@@ -63,6 +66,7 @@ let package = Package(
             path: "Benchmarks/KafkaBenchmark",
             swiftSettings: strictness
         ),
+        .testTarget(name: "BillingTests", dependencies: ["Billing"], swiftSettings: strictness),
         .testTarget(
             name: "KafkaTests",
             dependencies: ["Kafka"],

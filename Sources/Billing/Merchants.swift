@@ -1,0 +1,79 @@
+/// Whether a merchant may charge.
+public enum MerchantStatus: String, Sendable, Codable, CaseIterable {
+    case active
+    /// Charges are refused; cancellations are still accepted.
+    case suspended
+}
+
+/// The carrier's fee schedule for one merchant.
+///
+/// Per cycle: when the merchant's average billed amount per line is below
+/// ``perLineThreshold``, the fee is ``perLineFeeTenths`` tenths of a yen per
+/// line; otherwise it is ``rateBasisPoints`` hundredths of a percent of the
+/// gross. Exact integer arithmetic, rounded down to the yen once.
+public struct Tariff: Hashable, Sendable, Codable {
+    /// The percentage fee in basis points: 500 is 5%.
+    public var rateBasisPoints: Int64
+    /// The average per line below which the per-line fee applies (¥600).
+    public var perLineThreshold: Yen
+    /// The per-line fee in tenths of a yen: 315 is ¥31.5.
+    public var perLineFeeTenths: Int64
+
+    /// A tariff.
+    public init(rateBasisPoints: Int64, perLineThreshold: Yen, perLineFeeTenths: Int64) {
+        self.rateBasisPoints = rateBasisPoints
+        self.perLineThreshold = perLineThreshold
+        self.perLineFeeTenths = perLineFeeTenths
+    }
+
+    /// The launch tariff: 5%, or ¥31.5 per line below ¥600 a line.
+    public static let standard = Tariff(rateBasisPoints: 500, perLineThreshold: 600, perLineFeeTenths: 315)
+}
+
+/// A tariff that applies from a cycle on.
+public struct TariffVersion: Hashable, Sendable, Codable {
+    /// The first cycle it applies to.
+    public var effectiveFrom: BillingCycle
+    public var tariff: Tariff
+
+    public init(effectiveFrom: BillingCycle, tariff: Tariff) {
+        self.effectiveFrom = effectiveFrom
+        self.tariff = tariff
+    }
+}
+
+/// A merchant's tariffs over time: a revised fee schedule is a new version
+/// with the cycle it starts in.
+public struct TariffSchedule: Hashable, Sendable {
+    /// Versions in any order.
+    public var versions: [TariffVersion]
+    /// What applies before the first version (or when there is none).
+    public var fallback: Tariff
+
+    public init(versions: [TariffVersion] = [], fallback: Tariff = .standard) {
+        self.versions = versions
+        self.fallback = fallback
+    }
+
+    /// The tariff in force for `cycle`: the latest version starting no later.
+    public func tariff(for cycle: BillingCycle) -> Tariff {
+        versions.filter { $0.effectiveFrom <= cycle }.max { $0.effectiveFrom < $1.effectiveFrom }?.tariff ?? fallback
+    }
+}
+
+/// A merchant as billing sees it.
+public struct Merchant: Hashable, Sendable {
+    public var id: MerchantID
+    public var name: String
+    public var status: MerchantStatus
+    public var tariffs: TariffSchedule
+
+    public init(
+        id: MerchantID, name: String, status: MerchantStatus = .active, tariffs: TariffSchedule = TariffSchedule()
+    ) {
+        self.id = id
+        self.name = name
+        self.status = status
+        self.tariffs = tariffs
+    }
+}

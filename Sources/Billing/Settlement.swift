@@ -1,0 +1,195 @@
+/// One item on a line's monthly bill.
+public struct BillItem: Hashable, Sendable, Codable {
+    /// What kind of item: a one-time charge, a subscription's monthly amount,
+    /// or a credit for a charge cancelled after its cycle closed.
+    public enum Kind: String, Hashable, Sendable, Codable {
+        case charge, subscription, credit
+    }
+
+    public var merchantID: MerchantID
+    public var kind: Kind
+    /// The merchant's charge or subscription id.
+    public var reference: String
+    public var description: String
+    /// Negative for a credit.
+    public var amount: Yen
+
+    public init(merchantID: MerchantID, kind: Kind, reference: String, description: String, amount: Yen) {
+        self.merchantID = merchantID
+        self.kind = kind
+        self.reference = reference
+        self.description = description
+        self.amount = amount
+    }
+}
+
+/// A credit waiting for a line's bill.
+public struct CreditRecord: Hashable, Sendable {
+    public var merchantID: MerchantID
+    public var chargeID: ChargeID
+    public var description: String
+    /// Negative.
+    public var amount: Yen
+    /// The cycle whose bill carries it.
+    public var cycle: BillingCycle
+
+    public init(merchantID: MerchantID, chargeID: ChargeID, description: String, amount: Yen, cycle: BillingCycle) {
+        self.merchantID = merchantID
+        self.chargeID = chargeID
+        self.description = description
+        self.amount = amount
+        self.cycle = cycle
+    }
+}
+
+/// A line's bill for one closed cycle.
+public struct LineBill: Hashable, Sendable {
+    public var lineID: LineID
+    public var cycle: BillingCycle
+    /// Items ordered by merchant, kind and reference.
+    public var items: [BillItem]
+
+    /// What the line pays for the cycle.
+    public var total: Yen { items.map(\.amount).sum() }
+
+    /// Closes `cycle` for one line: its active charges of the cycle (including
+    /// those credited later: they were billed), every subscription active at
+    /// any moment of the cycle, and the credits due on this bill.
+    public init(
+        closing cycle: BillingCycle, lineID: LineID, charges: [ChargeRecord], subscriptions: [SubscriptionRecord],
+        credits: [CreditRecord]
+    ) {
+        var items: [BillItem] = []
+        for charge in charges where charge.cycle == cycle && charge.status != .cancelled {
+            items.append(
+                BillItem(
+                    merchantID: charge.merchantID, kind: .charge, reference: charge.chargeID.rawValue,
+                    description: charge.description, amount: charge.amount))
+        }
+        for subscription in subscriptions where subscription.isBilled(in: cycle) {
+            items.append(
+                BillItem(
+                    merchantID: subscription.merchantID, kind: .subscription,
+                    reference: subscription.subscriptionID.rawValue, description: subscription.description,
+                    amount: subscription.monthlyAmount))
+        }
+        for credit in credits where credit.cycle == cycle {
+            items.append(
+                BillItem(
+                    merchantID: credit.merchantID, kind: .credit, reference: credit.chargeID.rawValue,
+                    description: credit.description, amount: credit.amount))
+        }
+        self.lineID = lineID
+        self.cycle = cycle
+        self.items = items.sorted {
+            ($0.merchantID.rawValue, $0.kind.rawValue, $0.reference) < (
+                $1.merchantID.rawValue, $1.kind.rawValue, $1.reference
+            )
+        }
+    }
+
+    /// What the next cycle starts with against the spending limit: the monthly
+    /// amounts of the subscriptions that continue into it.
+    public static func openingSpend(after cycle: BillingCycle, subscriptions: [SubscriptionRecord]) -> Yen {
+        subscriptions.filter { $0.isBilled(in: cycle.next) }.map(\.monthlyAmount).sum()
+    }
+}
+
+/// One merchant's sums over some lines' bills of one cycle. Sums of disjoint
+/// sets of lines add up, so shards of a close can each keep their own.
+public struct MerchantTotals: Hashable, Sendable {
+    /// Distinct lines with at least one item of the merchant.
+    public var lines: Int64 = 0
+    /// The sum of the merchant's items (charges, subscriptions, credits).
+    public var gross: Yen = 0
+    public var itemCount: Int64 = 0
+    /// The sum of the credits alone (zero or negative).
+    public var creditAmount: Yen = 0
+
+    public init(lines: Int64 = 0, gross: Yen = 0, itemCount: Int64 = 0, creditAmount: Yen = 0) {
+        self.lines = lines
+        self.gross = gross
+        self.itemCount = itemCount
+        self.creditAmount = creditAmount
+    }
+
+    /// Adds another set of lines' sums.
+    public static func + (lhs: Self, rhs: Self) -> Self {
+        MerchantTotals(
+            lines: lhs.lines + rhs.lines, gross: lhs.gross + rhs.gross, itemCount: lhs.itemCount + rhs.itemCount,
+            creditAmount: lhs.creditAmount + rhs.creditAmount)
+    }
+
+    /// Each merchant's sums over the given bills.
+    public static func of(_ bills: [LineBill]) -> [MerchantID: MerchantTotals] {
+        var totals: [MerchantID: MerchantTotals] = [:]
+        for bill in bills {
+            for (merchant, items) in Dictionary(grouping: bill.items, by: \.merchantID) {
+                let credits = items.filter { $0.kind == .credit }.map(\.amount).sum()
+                totals[merchant, default: MerchantTotals()] =
+                    totals[merchant, default: MerchantTotals()]
+                    + MerchantTotals(
+                        lines: 1, gross: items.map(\.amount).sum(), itemCount: Int64(items.count), creditAmount: credits
+                    )
+            }
+        }
+        return totals
+    }
+}
+
+/// Which fee rule applied to a settlement.
+public enum FeeRule: String, Hashable, Sendable, Codable {
+    /// A percentage of the gross (the average per line was at or above the threshold).
+    case percentage
+    /// A fixed fee per line (the average per line was below the threshold).
+    case perLine = "per-line"
+}
+
+/// What the carrier pays a merchant for one cycle.
+public struct Settlement: Hashable, Sendable {
+    public var merchantID: MerchantID
+    public var cycle: BillingCycle
+    public var totals: MerchantTotals
+    public var tariff: Tariff
+    public var feeRule: FeeRule
+    /// The carrier's fee, in whole yen, rounded down once.
+    public var fee: Yen
+
+    /// `gross − fee`. Negative when per-line fees exceed a small gross: the
+    /// merchant then owes the carrier.
+    public var net: Yen { totals.gross - fee }
+
+    /// The average billed amount per line, rounded down to the yen (for
+    /// display; the fee rule compares exactly).
+    public var averagePerLine: Yen {
+        totals.lines == 0 ? .zero : Yen(floorDivide(totals.gross.amount, totals.lines))
+    }
+
+    /// Settles one merchant's cycle.
+    ///
+    /// If `gross / lines` is below the tariff's threshold — compared exactly, as
+    /// `gross < threshold × lines` — the fee is the per-line fee × `lines`;
+    /// otherwise the percentage of `gross`. Computed in tenths of a yen or
+    /// basis points and rounded down once. A gross of zero or less has no fee.
+    public init(merchantID: MerchantID, cycle: BillingCycle, totals: MerchantTotals, tariff: Tariff) {
+        self.merchantID = merchantID
+        self.cycle = cycle
+        self.totals = totals
+        self.tariff = tariff
+        let belowThreshold = totals.gross.amount < tariff.perLineThreshold.amount * totals.lines
+        feeRule = belowThreshold ? .perLine : .percentage
+        if totals.gross <= .zero {
+            fee = .zero
+        } else if belowThreshold {
+            fee = Yen(totals.lines * tariff.perLineFeeTenths / 10)
+        } else {
+            fee = Yen(totals.gross.amount * tariff.rateBasisPoints / 10_000)
+        }
+    }
+}
+
+/// Integer division rounding toward negative infinity.
+func floorDivide(_ numerator: Int64, _ denominator: Int64) -> Int64 {
+    let quotient = numerator / denominator
+    return (numerator % denominator != 0 && (numerator < 0) != (denominator < 0)) ? quotient - 1 : quotient
+}
