@@ -12,13 +12,16 @@ let package = Package(
     products: [
         .library(name: "Kafka", targets: ["Kafka"]),
         .library(name: "Billing", targets: ["Billing"]),
+        .library(name: "Store", targets: ["Store"]),
         .executable(name: "matomete-broker", targets: ["matomete-broker"]),
         .executable(name: "kafka-bench", targets: ["KafkaBenchmark"]),
+        .executable(name: "store-bench", targets: ["StoreBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // The only C in the package: librdkafka, found through pkg-config.
@@ -39,6 +42,18 @@ let package = Package(
         ),
         // The billing rules: pure values in, values out. No I/O, no clock.
         .target(name: "Billing", swiftSettings: strictness),
+        // The message contract: topics and the JSON messages Matomete publishes.
+        .target(name: "Contract", dependencies: ["Billing"], swiftSettings: strictness),
+        // The line-state store in PostgreSQL, and a private PostgreSQL for tests and `dev`.
+        .target(
+            name: "Store",
+            dependencies: [
+                "Billing", "Contract",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictness
+        ),
         // Hosts librdkafka's mock cluster as a stand-alone broker for other processes.
         .executableTarget(
             name: "matomete-broker",
@@ -56,17 +71,36 @@ let package = Package(
             dependencies: ["CRdKafka"],
             path: "Benchmarks/CKafkaRawBench"
         ),
+        .target(name: "BenchmarkSupport", path: "Benchmarks/BenchmarkSupport", swiftSettings: strictness),
         .executableTarget(
             name: "KafkaBenchmark",
             dependencies: [
-                "Kafka",
+                "Kafka", "BenchmarkSupport",
                 "CKafkaRawBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/KafkaBenchmark",
             swiftSettings: strictness
         ),
+        .executableTarget(
+            name: "StoreBenchmark",
+            dependencies: [
+                "Store", "Billing", "Contract", "BenchmarkSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Benchmarks/StoreBenchmark",
+            swiftSettings: strictness
+        ),
         .testTarget(name: "BillingTests", dependencies: ["Billing"], swiftSettings: strictness),
+        .testTarget(
+            name: "StoreTests",
+            dependencies: [
+                "Store", "Billing", "Contract",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: strictness
+        ),
         .testTarget(
             name: "KafkaTests",
             dependencies: ["Kafka"],

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BenchmarkSupport
 import CKafkaRawBench
 import Foundation
 import Kafka
@@ -133,9 +134,6 @@ struct KafkaBenchmark: AsyncParsableCommand {
         return Figures(messages: messages, produceSeconds: produceTime.seconds, consumeSeconds: consumeTime.seconds)
     }
 
-    private func progress(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
-    }
 }
 
 struct Figures: Codable, CustomStringConvertible {
@@ -194,25 +192,5 @@ struct Report: Encodable {
             \(row("overall", raw.overall, swift.overall))
             target: overall ratio ≥ 0.80× — \(ratio >= 0.8 ? "met" : "NOT met")
             """
-    }
-}
-
-func rate(_ value: Double) -> String {
-    let formatter = NumberFormatter()
-    formatter.numberStyle = .decimal
-    formatter.maximumFractionDigits = 0
-    return formatter.string(from: NSNumber(value: value)) ?? "\(Int(value))"
-}
-
-extension String {
-    func leftPadded(_ width: Int) -> String {
-        count >= width ? self : String(repeating: " ", count: width - count) + self
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

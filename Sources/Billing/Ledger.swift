@@ -147,4 +147,7 @@ public struct LineBook: Sendable {
     }
 
     mutating func record(_ effect: LedgerEffect) { effects.append(effect) }
+
+    /// The open cycle, when the line exists.
+    public var knownCycle: BillingCycle? { line == nil ? nil : openCycle }
 }

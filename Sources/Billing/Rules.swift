@@ -27,10 +27,10 @@ public struct BillingRules: Sendable {
         if let existing = book.charges[key] {
             // The same request again is a harmless repeat; other content under the same id is a conflict.
             let same = existing.amount == request.amount && existing.description == request.description
-            return same ? .accepted(existing.cycle) : .rejected(.duplicateConflict, book.openCycle)
+            return same ? .accepted(existing.cycle) : .rejected(.duplicateConflict, book.knownCycle)
         }
-        if let refusal = refusal(amount: request.amount, book, merchant) { return .rejected(refusal, book.openCycle) }
-        if exceedsLimit(adding: request.amount, book) { return .rejected(.spendingLimitExceeded, book.openCycle) }
+        if let refusal = refusal(amount: request.amount, book, merchant) { return .rejected(refusal, book.knownCycle) }
+        if exceedsLimit(adding: request.amount, book) { return .rejected(.spendingLimitExceeded, book.knownCycle) }
         let record = ChargeRecord(
             merchantID: request.merchantID, chargeID: request.chargeID, amount: request.amount,
             description: request.description, cycle: book.openCycle)
@@ -48,13 +48,13 @@ public struct BillingRules: Sendable {
         let key = SubscriptionKey(merchantID: request.merchantID, subscriptionID: request.subscriptionID)
         if let existing = book.subscriptions[key] {
             let same = existing.monthlyAmount == request.monthlyAmount && existing.description == request.description
-            return same ? .accepted(existing.startCycle) : .rejected(.duplicateConflict, book.openCycle)
+            return same ? .accepted(existing.startCycle) : .rejected(.duplicateConflict, book.knownCycle)
         }
         if let refusal = refusal(amount: request.monthlyAmount, book, merchant) {
-            return .rejected(refusal, book.openCycle)
+            return .rejected(refusal, book.knownCycle)
         }
         if exceedsLimit(adding: request.monthlyAmount, book) {
-            return .rejected(.spendingLimitExceeded, book.openCycle)
+            return .rejected(.spendingLimitExceeded, book.knownCycle)
         }
         let record = SubscriptionRecord(
             merchantID: request.merchantID, subscriptionID: request.subscriptionID,

@@ -31,7 +31,8 @@ struct SettlementTests {
             FeeCase(name: "5% of ¥1,999 rounds down", lines: 1, gross: 1_999, rule: .percentage, fee: 99),
             FeeCase(
                 name: "many lines, 5%", lines: 1_000_000, gross: 1_000_000_000, rule: .percentage, fee: 50_000_000),
-            FeeCase(name: "many lines, per line", lines: 1_000_001, gross: 500_000_000, rule: .perLine, fee: 31_500_031),
+            FeeCase(
+                name: "many lines, per line", lines: 1_000_001, gross: 500_000_000, rule: .perLine, fee: 31_500_031),
             FeeCase(name: "credits make gross zero: no fee", lines: 2, gross: 0, rule: .perLine, fee: 0),
             FeeCase(name: "credits make gross negative: no fee", lines: 3, gross: -500, rule: .perLine, fee: 0),
             FeeCase(name: "tiny gross: fee above gross", lines: 10, gross: 100, rule: .perLine, fee: 315),

@@ -15,9 +15,12 @@ struct ConsumerGroupTests {
         let first = try TestSupport.consumer(cluster, group: group, topics: [topic])
         let second = try TestSupport.consumer(cluster, group: group, topics: [topic])
 
-        // Both join; poll both until each holds part of the topic.
-        async let firstJoin = first.drain(deadline: .seconds(30)) { _ in first.assignment.count == 3 }
-        async let secondJoin = second.drain(deadline: .seconds(30)) { _ in second.assignment.count == 3 }
+        // Both join; both keep polling (so both take part in every rebalance)
+        // until each holds half of the topic.
+        let joined = Flag()
+        let split: @Sendable () -> Bool = { first.assignment.count == 3 && second.assignment.count == 3 }
+        async let firstJoin = first.drain(deadline: .seconds(30)) { _ in joined.set(when: split()) }
+        async let secondJoin = second.drain(deadline: .seconds(30)) { _ in joined.set(when: split()) }
         _ = try await (firstJoin, secondJoin)
         let firstPartitions = Set(first.assignment)
         let secondPartitions = Set(second.assignment)
@@ -31,12 +34,13 @@ struct ConsumerGroupTests {
             KafkaProducerMessage(topic: topic, partition: Int32($0 % 6), key: nil, value: "a\($0)")
         }
         for result in await producer.send(batch) { _ = try result.get() }
-        async let firstRead = first.drain(deadline: .seconds(15)) { $0.messages.count >= 30 }
-        async let secondRead = second.drain(deadline: .seconds(15)) { $0.messages.count >= 30 }
+        let readCount = Counter()
+        async let firstRead = first.drain(deadline: .seconds(15)) { readCount.total(of: 0, $0.messages.count) >= 60 }
+        async let secondRead = second.drain(deadline: .seconds(15)) { readCount.total(of: 1, $0.messages.count) >= 60 }
         let (readByFirst, readBySecond) = try await (firstRead, secondRead)
-        #expect(readByFirst.messages.count == 30)
-        #expect(readBySecond.messages.count == 30)
+        #expect(readByFirst.messages.count + readBySecond.messages.count == 60)
         #expect(readByFirst.messages.allSatisfy { firstPartitions.contains($0.topicPartition) })
+        #expect(readBySecond.messages.allSatisfy { secondPartitions.contains($0.topicPartition) })
         var committed: [KafkaTopicPartition: Int64] = [:]
         for message in readByFirst.messages { committed[message.topicPartition] = message.offset + 1 }
         try await first.commit(committed)

@@ -85,8 +85,7 @@ enum TestSupport {
     }
 
     static func consumer(_ cluster: EmbeddedKafkaCluster, group: String, topics: [String]) throws -> KafkaConsumer {
-        var configuration = KafkaConsumerConfiguration(bootstrapServers: cluster.bootstrapServerList, groupID: group)
-        configuration.sessionTimeout = .seconds(6)
+        let configuration = KafkaConsumerConfiguration(bootstrapServers: cluster.bootstrapServerList, groupID: group)
         let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
         try consumer.subscribe(topics)
         return consumer
@@ -148,4 +147,17 @@ final class Flag: Sendable {
 struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Counts reported by several concurrent loops, each under its own slot.
+final class Counter: Sendable {
+    private let counts = Mutex<[Int: Int]>([:])
+
+    /// Records `count` for `slot`; returns the total over all slots.
+    func total(of slot: Int, _ count: Int) -> Int {
+        counts.withLock { counts in
+            counts[slot] = count
+            return counts.values.reduce(0, +)
+        }
+    }
 }

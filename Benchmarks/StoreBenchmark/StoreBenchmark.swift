@@ -1,0 +1,185 @@
+import ArgumentParser
+import BenchmarkSupport
+import Billing
+import Contract
+import Foundation
+import Logging
+import PostgresNIO
+import Store
+
+/// Applying batches of charges through the store, next to a plain COPY of the
+/// same rows into the same tables, on one private PostgreSQL, in one run.
+@main
+struct StoreBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "store-bench",
+        abstract: "Measure the store's batch apply against PostgreSQL COPY of the same rows.",
+        discussion: """
+            Starts a private PostgreSQL, creates two identical databases (16 line partitions,
+            --lines lines, one merchant), then writes --charges one-time charges:
+              baseline  COPY of the rows the charge path writes: the charges and their
+                        merchant-result messages in the outbox;
+              apply     the store's exactly-once batch apply (offset compare-and-set, line
+                        locks, rules, charges, line spend, outbox), --batch requests a batch.
+            Prints rows/s for both and the ratio. Run it in release mode:
+              swift run -c release store-bench
+            """)
+
+    @Option(help: "Lines in the database.") var lines = 100_000
+    @Option(help: "Charges written by each side.") var charges = 200_000
+    @Option(help: "Requests per applied batch (one Kafka poll's worth).") var batch = 500
+    @Option(help: "Lines for the bulk-import measurement (0 to skip).") var importLines = 1_000_000
+    @Flag(help: "Print the figures as JSON.") var json = false
+
+    func run() async throws {
+        let logger = {
+            var logger = Logger(label: "matomete.store-bench")
+            logger.logLevel = .warning
+            return logger
+        }()
+        let server = try await EmbeddedPostgres.start(stopWhenProcessExits: true, logger: logger)
+        defer { Task { try? await server.stop() } }
+        let requests = (0..<charges).map { index in
+            ChargeRequest(
+                merchantID: "m-bench", chargeID: ChargeID(rawValue: "c-\(index)"),
+                lineID: LineID(rawValue: String(format: "L%07d", index % lines)), amount: Yen(Int64(100 + index % 900)),
+                description: "bench item \(index % 50)")
+        }
+
+        let copyDatabase = try await prepare(server.configuration, name: "bench_copy", logger: logger)
+        let copySeconds = try await withPostgresClient(copyDatabase, logger: logger) { client in
+            try await copyRows(requests, client: client, logger: logger)
+        }
+        progress("COPY: \(rate(Double(charges) / copySeconds)) rows/s")
+
+        let applyDatabase = try await prepare(server.configuration, name: "bench_apply", logger: logger)
+        let applySeconds = try await withPostgresClient(applyDatabase, logger: logger) { client in
+            let store = try await BillingStore.open(client: client, logger: logger)
+            let cursor = PartitionCursor(consumerGroup: "bench", topic: "matomete.charges", partition: 0)
+            let clock = ContinuousClock()
+            let start = clock.now
+            var offset: Int64 = 0
+            for chunk in stride(from: 0, to: requests.count, by: batch) {
+                let slice = requests[chunk..<min(chunk + batch, requests.count)]
+                let sourced = slice.enumerated().map { SourcedRequest(.charge($1), offset: offset + Int64($0)) }
+                let outcomes = try await store.apply(
+                    sourced, from: cursor, expectedOffset: offset == 0 ? nil : offset,
+                    nextOffset: offset + Int64(slice.count))
+                guard outcomes.allSatisfy(\.isAccepted) else { throw ValidationError("a benchmark charge was refused") }
+                offset += Int64(slice.count)
+            }
+            return (clock.now - start).seconds
+        }
+        progress("apply: \(rate(Double(charges) / applySeconds)) requests/s")
+
+        var importSeconds: Double?
+        if importLines > 0 {
+            let database = try await prepare(server.configuration, name: "bench_import", logger: logger, lineCount: 0)
+            let count = importLines
+            importSeconds = try await withPostgresClient(database, logger: logger) { client in
+                let store = try await BillingStore.open(client: client, logger: logger)
+                let lines = (0..<count).map {
+                    Line(id: LineID(rawValue: String(format: "L%07d", $0)), type: .hikariNext)
+                }
+                let start = ContinuousClock.now
+                try await store.importLines(lines, openCycle: BillingCycle("2026-11")!)
+                return (ContinuousClock.now - start).seconds
+            }
+            progress("import: \(count) lines in \(String(format: "%.1f", importSeconds!)) s")
+        }
+
+        let copyRate = Double(charges) / copySeconds
+        let applyRate = Double(charges) / applySeconds
+        if json {
+            let figures: [String: Double] = [
+                "charges": Double(charges), "batch": Double(batch), "copyRowsPerSecond": copyRate,
+                "applyRequestsPerSecond": applyRate, "ratio": applyRate / copyRate,
+                "importLines": Double(importLines), "importSeconds": importSeconds ?? 0,
+            ]
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(figures), as: UTF8.self))
+        } else {
+            print(
+                """
+                \(charges) charges on \(lines) lines, batches of \(batch), private PostgreSQL
+                                               rows/s
+                COPY (charges + outbox)  \(rate(copyRate).leftPadded(12))
+                batch apply              \(rate(applyRate).leftPadded(12))
+                ratio                    \(String(format: "%.2f×", applyRate / copyRate).leftPadded(12))
+                target: ratio ≥ 0.30× — \(applyRate / copyRate >= 0.3 ? "met" : "NOT met")
+                """)
+            if let importSeconds {
+                print("line import: \(rate(Double(importLines))) lines in \(String(format: "%.1f", importSeconds)) s")
+            }
+        }
+    }
+
+    /// A migrated database with the lines and the merchant.
+    private func prepare(
+        _ server: DatabaseConfiguration, name: String, logger: Logger, lineCount: Int? = nil
+    ) async throws -> DatabaseConfiguration {
+        try await withPostgresClient(server, logger: logger) { client in
+            // The name is a constant of this program, not input.
+            _ = try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
+        }
+        let database = server.with(database: name)
+        let lineCount = lineCount ?? lines
+        try await withPostgresClient(database, logger: logger) { client in
+            try await Migrator().migrate(client, partitions: 16, logger: logger)
+            let store = try await BillingStore.open(client: client, logger: logger)
+            try await store.upsertMerchant(Merchant(id: "m-bench", name: "Benchmark"))
+            let lines = (0..<lineCount).map {
+                Line(id: LineID(rawValue: String(format: "L%07d", $0)), type: .hikariNext, spendingLimit: 0)
+            }
+            if !lines.isEmpty { try await store.importLines(lines, openCycle: BillingCycle("2026-11")!) }
+        }
+        return database
+    }
+
+    /// COPY of the rows the charge path writes; returns seconds.
+    private func copyRows(_ requests: [ChargeRequest], client: PostgresClient, logger: Logger) async throws -> Double {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let clock = ContinuousClock()
+        let start = clock.now
+        try await client.withConnection { connection in
+            try await connection.copyFrom(
+                table: "charges",
+                columns: ["line_id", "merchant_id", "charge_id", "amount_yen", "description", "cycle", "status"],
+                logger: logger
+            ) { writer in
+                var buffer = ByteBuffer()
+                for request in requests {
+                    buffer.writeString(
+                        "\(request.lineID)\t\(request.merchantID)\t\(request.chargeID)\t\(request.amount.amount)\t\(request.description)\t2026-11\tactive\n"
+                    )
+                    if buffer.readableBytes > 1 << 20 {
+                        try await writer.write(buffer)
+                        buffer.clear()
+                    }
+                }
+                try await writer.write(buffer)
+            }
+            try await connection.copyFrom(
+                table: "outbox", columns: ["topic", "message_key", "message_id", "payload"], logger: logger
+            ) { writer in
+                var buffer = ByteBuffer()
+                for (index, request) in requests.enumerated() {
+                    let id = MerchantResultMessage.id(topic: "matomete.charges", partition: 0, offset: Int64(index))
+                    let result = MerchantResultMessage(
+                        id: id, request: .charge(request), outcome: .accepted(BillingCycle("2026-11")!))
+                    let hex = try encoder.encode(result).map { String(format: "%02x", $0) }.joined()
+                    buffer.writeString("matomete.merchant-results\t\(request.merchantID)\t\(id)\t\\\\x\(hex)\n")
+                    if buffer.readableBytes > 1 << 20 {
+                        try await writer.write(buffer)
+                        buffer.clear()
+                    }
+                }
+                try await writer.write(buffer)
+            }
+        }
+        return (clock.now - start).seconds
+    }
+
+}

@@ -1,0 +1,154 @@
+import Billing
+import Contract
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Matomete's state in PostgreSQL: lines, merchants, charges, subscriptions,
+/// bills, settlements, the outbox and the workers' offsets.
+///
+/// Every write happens in one transaction with the outbox messages it causes.
+/// The client must be running (`PostgresClient.run()`), for example in the
+/// same `ServiceGroup`.
+public final class BillingStore: Sendable {
+    public let client: PostgresClient
+    /// The number of hash partitions of the per-line tables, and so of close shards.
+    public let partitions: Int
+    public let rules: BillingRules
+    public let topics: Topics
+    let logger: Logger
+
+    init(client: PostgresClient, partitions: Int, rules: BillingRules, topics: Topics, logger: Logger) {
+        self.client = client
+        self.partitions = partitions
+        self.rules = rules
+        self.topics = topics
+        self.logger = logger
+    }
+
+    /// Opens a migrated database. Throws ``StoreError/Code/schemaMismatch`` if
+    /// it is not migrated to this program's version.
+    public static func open(
+        client: PostgresClient, rules: BillingRules = BillingRules(), topics: Topics = Topics(), logger: Logger
+    ) async throws -> BillingStore {
+        let version =
+            try await client.fetch(
+                "SELECT coalesce(max(version), 0) FROM schema_migrations", Int.self, logger: logger
+            ).first ?? 0
+        guard version == Migrator.latestVersion else {
+            throw StoreError(
+                .schemaMismatch,
+                "the database has schema version \(version); run `matomete migrate` (this program needs \(Migrator.latestVersion))"
+            )
+        }
+        let setting = try await client.fetch(
+            "SELECT value FROM matomete_settings WHERE key = 'line_partitions'", String.self, logger: logger
+        ).first
+        guard let partitions = setting.flatMap(Int.init) else {
+            throw StoreError(.schemaMismatch, "the database does not record its line partition count")
+        }
+        return BillingStore(client: client, partitions: partitions, rules: rules, topics: topics, logger: logger)
+    }
+}
+
+extension BillingStore {
+    /// Runs `body` in a transaction (see ``PostgresClient/storeTransaction(logger:_:)``).
+    func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> sending T) async throws -> T {
+        try await client.storeTransaction(logger: logger, body)
+    }
+}
+
+extension PostgresClient {
+    /// Runs `body` in a transaction; a ``StoreError`` thrown inside comes out as
+    /// itself, not wrapped in PostgresNIO's transaction error.
+    func storeTransaction<T: Sendable>(
+        logger: Logger, _ body: (PostgresConnection) async throws -> sending T
+    )
+        async throws -> T
+    {
+        do {
+            return try await withTransaction(logger: logger, body)
+        } catch let error as PostgresTransactionError {
+            if let storeError = error.closureError as? StoreError { throw storeError }
+            throw error
+        }
+    }
+}
+
+/// A message to publish, written to the outbox in the transaction that caused it.
+public struct OutboxMessage: Sendable, Hashable {
+    public var topic: String
+    public var key: String?
+    /// Stable: derived from what the message describes, also sent as header `id`.
+    public var id: String
+    public var payload: [UInt8]
+    public var headers: [String: String]
+
+    public init(topic: String, key: String?, id: String, payload: [UInt8], headers: [String: String] = [:]) {
+        self.topic = topic
+        self.key = key
+        self.id = id
+        self.payload = payload
+        self.headers = headers
+    }
+
+    /// A message whose payload is `value` as JSON.
+    static func json<T: Encodable>(
+        _ value: T, topic: String, key: String?, id: String, encoder: JSONEncoder
+    ) throws
+        -> OutboxMessage
+    {
+        OutboxMessage(topic: topic, key: key, id: id, payload: Array(try encoder.encode(value)))
+    }
+}
+
+extension PostgresConnection {
+    /// Inserts messages into the outbox with one statement.
+    func insertOutbox(_ messages: [OutboxMessage], logger: Logger) async throws {
+        guard !messages.isEmpty else { return }
+        let headers = try messages.map { String(decoding: try JSONEncoder().encode($0.headers), as: UTF8.self) }
+        try await query(
+            """
+            INSERT INTO outbox (topic, message_key, message_id, payload, headers)
+            SELECT topic, NULLIF(message_key, ''), message_id, decode(payload, 'base64'), headers::jsonb
+            FROM unnest(\(messages.map(\.topic)), \(messages.map { $0.key ?? "" }), \(messages.map(\.id)),
+                        \(messages.map { Data($0.payload).base64EncodedString() }), \(headers))
+                AS m(topic, message_key, message_id, payload, headers)
+            """, logger: logger)
+    }
+}
+
+extension JSONEncoder {
+    /// The encoder for every message Matomete publishes: stable key order.
+    static var messages: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}
+
+extension PostgresConnection {
+    /// Runs a query and decodes every row.
+    func fetch<each Column: PostgresDecodable & Sendable>(
+        _ query: PostgresQuery, _ columns: (repeat each Column).Type, logger: Logger
+    ) async throws -> [(repeat each Column)] {
+        var result: [(repeat each Column)] = []
+        for try await row in try await self.query(query, logger: logger).decode((repeat each Column).self) {
+            result.append(row)
+        }
+        return result
+    }
+}
+
+extension PostgresClient {
+    /// Runs a query and decodes every row.
+    public func fetch<each Column: PostgresDecodable & Sendable>(
+        _ query: PostgresQuery, _ columns: (repeat each Column).Type, logger: Logger
+    ) async throws -> [(repeat each Column)] {
+        var result: [(repeat each Column)] = []
+        for try await row in try await self.query(query, logger: logger).decode((repeat each Column).self) {
+            result.append(row)
+        }
+        return result
+    }
+}

@@ -1,0 +1,326 @@
+import Billing
+import Contract
+import Foundation
+import PostgresNIO
+
+/// Where the close of one cycle stands.
+public struct CloseStatus: Sendable, Hashable {
+    public var cycle: BillingCycle
+    /// One shard per line partition.
+    public var shardCount: Int
+    public var shardsDone: Int
+    public var linesClosed: Int64
+    /// Settlements computed and published: the cycle is closed.
+    public var isClosed: Bool
+}
+
+/// What one chunk of a shard did.
+public struct ChunkProgress: Sendable, Hashable {
+    public var linesClosed: Int
+    public var shardDone: Bool
+    /// This chunk finished the last shard and computed the settlements.
+    public var settled: Bool
+}
+
+extension BillingStore {
+    /// Begins closing `cycle`: from now on, each line's next request lands on
+    /// the next cycle as soon as that line is closed. Idempotent: a cycle whose
+    /// close has begun (or ended) is left as it is.
+    ///
+    /// Cycles close in order: every line must have `cycle` open (or a later one,
+    /// if added after the close began).
+    public func startClose(_ cycle: BillingCycle) async throws -> CloseStatus {
+        try await transaction { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(7267261721)", logger: logger)
+            if let status = try await closeStatus(cycle, on: connection) { return status }
+            let earliest =
+                try await connection.fetch("SELECT min(open_cycle) FROM lines", String?.self, logger: logger).first
+                ?? nil
+            if let earliest = earliest.flatMap(BillingCycle.init), earliest < cycle {
+                throw StoreError(
+                    .cycleOutOfOrder, "cannot close \(cycle): lines still have \(earliest) open; close it first")
+            }
+            let unfinished = try await connection.fetch(
+                "SELECT cycle FROM cycle_closes WHERE status = 'closing'", String.self, logger: logger)
+            if let other = unfinished.first {
+                throw StoreError(.cycleOutOfOrder, "cannot close \(cycle) while the close of \(other) is running")
+            }
+            try await connection.query(
+                "INSERT INTO cycle_closes (cycle, shard_count, status) VALUES (\(cycle.description), \(partitions), 'closing')",
+                logger: logger)
+            try await connection.query(
+                """
+                INSERT INTO cycle_close_shards (cycle, shard)
+                SELECT \(cycle.description), generate_series(0, \(partitions - 1))
+                """, logger: logger)
+            logger.info("Cycle close started", metadata: ["cycle": "\(cycle)", "shards": "\(partitions)"])
+            return CloseStatus(cycle: cycle, shardCount: partitions, shardsDone: 0, linesClosed: 0, isClosed: false)
+        }
+    }
+
+    /// The close of `cycle`, if it has begun.
+    public func closeStatus(_ cycle: BillingCycle) async throws -> CloseStatus? {
+        try await client.withConnection { try await closeStatus(cycle, on: $0) }
+    }
+
+    /// Shards of `cycle` not yet done.
+    public func unfinishedShards(_ cycle: BillingCycle) async throws -> [Int] {
+        try await client.fetch(
+            "SELECT shard FROM cycle_close_shards WHERE cycle = \(cycle.description) AND NOT done ORDER BY shard",
+            Int.self, logger: logger)
+    }
+
+    /// Closes the next `maxLines` lines of one shard, in one transaction: their
+    /// bills go to the outbox, the shard's per-merchant sums grow, the lines move
+    /// to the next cycle and the shard's cursor advances. A crash loses at most
+    /// the chunk in progress, which the next call does again.
+    ///
+    /// The chunk that finishes the last shard also computes every merchant's
+    /// settlement from the sums, once, in the same transaction.
+    public func closeChunk(_ cycle: BillingCycle, shard: Int, maxLines: Int = 1000) async throws -> ChunkProgress {
+        guard (0..<partitions).contains(shard) else {
+            throw StoreError(.invalidInput, "shard \(shard) is not between 0 and \(partitions - 1)")
+        }
+        return try await transaction { connection in
+            let state = try await connection.fetch(
+                """
+                SELECT cursor_line_id, done FROM cycle_close_shards
+                WHERE cycle = \(cycle.description) AND shard = \(shard) FOR UPDATE
+                """, (String, Bool).self, logger: logger
+            ).first
+            guard let (cursor, done) = state else {
+                throw StoreError(.invalidInput, "the close of \(cycle) has not begun")
+            }
+            if done { return ChunkProgress(linesClosed: 0, shardDone: true, settled: false) }
+
+            // The shard is one child of each per-line table: the same hash remainder.
+            let lines = "lines_p\(shard)"
+            let lineIDs = try await connection.fetch(
+                """
+                SELECT line_id FROM \(unescaped: lines)
+                WHERE line_id > \(cursor) AND open_cycle = \(cycle.description)
+                ORDER BY line_id LIMIT \(maxLines) FOR UPDATE
+                """, String.self, logger: logger)
+            let (bills, subscriptions) = try await loadBills(cycle, shard: shard, lineIDs: lineIDs, on: connection)
+            try await writeBills(bills, subscriptions: subscriptions, cycle: cycle, shard: shard, on: connection)
+
+            let finished = lineIDs.count < maxLines
+            try await connection.query(
+                """
+                UPDATE cycle_close_shards SET cursor_line_id = \(lineIDs.last ?? cursor),
+                    lines_closed = lines_closed + \(lineIDs.count), done = \(finished), updated_at = now()
+                WHERE cycle = \(cycle.description) AND shard = \(shard)
+                """, logger: logger)
+            var settled = false
+            if finished {
+                let counts = try await connection.fetch(
+                    """
+                    UPDATE cycle_closes SET shards_done = shards_done + 1 WHERE cycle = \(cycle.description)
+                    RETURNING shards_done, shard_count
+                    """, (Int, Int).self, logger: logger
+                ).first
+                if let (doneCount, total) = counts, doneCount == total {
+                    try await settle(cycle, on: connection)
+                    settled = true
+                }
+            }
+            return ChunkProgress(linesClosed: lineIDs.count, shardDone: finished, settled: settled)
+        }
+    }
+
+    /// Closes every unfinished shard of `cycle` in this process, chunk by chunk
+    /// (for tools and tests; workers share shards among themselves).
+    public func closeAll(_ cycle: BillingCycle, maxLines: Int = 1000) async throws {
+        _ = try await startClose(cycle)
+        for shard in try await unfinishedShards(cycle) {
+            while try await !closeChunk(cycle, shard: shard, maxLines: maxLines).shardDone {}
+        }
+    }
+
+    private func loadBills(
+        _ cycle: BillingCycle, shard: Int, lineIDs: [String], on connection: PostgresConnection
+    )
+        async throws -> ([LineBill], [LineID: [SubscriptionRecord]])
+    {
+        guard !lineIDs.isEmpty else { return ([], [:]) }
+        let c = cycle.description
+        var charges: [LineID: [ChargeRecord]] = [:]
+        let chargeRows = try await connection.query(
+            """
+            SELECT line_id, merchant_id, charge_id, amount_yen, description, status
+            FROM \(unescaped: "charges_p\(shard)")
+            WHERE line_id = ANY(\(lineIDs)) AND cycle = \(c) AND status <> 'cancelled'
+            """, logger: logger)
+        for try await (line, merchant, id, amount, description, status) in chargeRows.decode(
+            (String, String, String, Int64, String, String).self)
+        {
+            charges[LineID(rawValue: line), default: []].append(
+                ChargeRecord(
+                    merchantID: MerchantID(rawValue: merchant), chargeID: ChargeID(rawValue: id), amount: Yen(amount),
+                    description: description, cycle: cycle, status: ChargeRecord.Status(rawValue: status) ?? .active))
+        }
+        var subscriptions: [LineID: [SubscriptionRecord]] = [:]
+        let subscriptionRows = try await connection.query(
+            """
+            SELECT line_id, merchant_id, subscription_id, monthly_amount_yen, description, start_cycle, last_cycle
+            FROM \(unescaped: "subscriptions_p\(shard)")
+            WHERE line_id = ANY(\(lineIDs)) AND start_cycle <= \(c) AND (last_cycle IS NULL OR last_cycle >= \(c))
+            """, logger: logger)
+        for try await (line, merchant, id, amount, description, start, last) in subscriptionRows.decode(
+            (String, String, String, Int64, String, String, String?).self)
+        {
+            guard let start = BillingCycle(start) else { continue }
+            subscriptions[LineID(rawValue: line), default: []].append(
+                SubscriptionRecord(
+                    merchantID: MerchantID(rawValue: merchant), subscriptionID: SubscriptionID(rawValue: id),
+                    monthlyAmount: Yen(amount), description: description, startCycle: start,
+                    lastCycle: last.flatMap(BillingCycle.init)))
+        }
+        var credits: [LineID: [CreditRecord]] = [:]
+        let creditRows = try await connection.query(
+            """
+            SELECT line_id, merchant_id, charge_id, description, amount_yen
+            FROM \(unescaped: "credits_p\(shard)") WHERE line_id = ANY(\(lineIDs)) AND cycle = \(c)
+            """, logger: logger)
+        for try await (line, merchant, id, description, amount) in creditRows.decode(
+            (String, String, String, String, Int64).self)
+        {
+            credits[LineID(rawValue: line), default: []].append(
+                CreditRecord(
+                    merchantID: MerchantID(rawValue: merchant), chargeID: ChargeID(rawValue: id),
+                    description: description,
+                    amount: Yen(amount), cycle: cycle))
+        }
+        let bills = lineIDs.map { id in
+            let line = LineID(rawValue: id)
+            return LineBill(
+                closing: cycle, lineID: line, charges: charges[line] ?? [], subscriptions: subscriptions[line] ?? [],
+                credits: credits[line] ?? [])
+        }
+        return (bills, subscriptions)
+    }
+
+    private func writeBills(
+        _ bills: [LineBill], subscriptions: [LineID: [SubscriptionRecord]], cycle: BillingCycle, shard: Int,
+        on connection: PostgresConnection
+    ) async throws {
+        guard !bills.isEmpty else { return }
+        let encoder = JSONEncoder.messages
+        let messages = try bills.map { bill in
+            let message = LineBillMessage(bill)
+            return try OutboxMessage.json(
+                message, topic: topics.lineBills, key: message.lineId, id: message.id, encoder: encoder)
+        }
+        let items = try bills.map { String(decoding: try encoder.encode(LineBillMessage($0).items), as: UTF8.self) }
+        let ids = bills.map(\.lineID.rawValue)
+        try await connection.query(
+            """
+            INSERT INTO line_bills (line_id, cycle, total_yen, items)
+            SELECT line_id, \(cycle.description), total, items::jsonb
+            FROM unnest(\(ids), \(bills.map(\.total.amount)), \(items)) AS b(line_id, total, items)
+            """, logger: logger)
+        let spends = bills.map {
+            LineBill.openingSpend(after: cycle, subscriptions: subscriptions[$0.lineID] ?? []).amount
+        }
+        try await connection.query(
+            """
+            UPDATE \(unescaped: "lines_p\(shard)") l SET open_cycle = \(cycle.next.description), open_spend_yen = u.spend, updated_at = now()
+            FROM unnest(\(ids), \(spends)) AS u(line_id, spend)
+            WHERE l.line_id = u.line_id
+            """, logger: logger)
+        let totals = MerchantTotals.of(bills).sorted { $0.key < $1.key }
+        if !totals.isEmpty {
+            try await connection.query(
+                """
+                INSERT INTO merchant_partials (cycle, shard, merchant_id, lines, gross_yen, item_count, credit_yen)
+                SELECT \(cycle.description), \(shard), * FROM unnest(
+                    \(totals.map(\.key.rawValue)), \(totals.map(\.value.lines)), \(totals.map(\.value.gross.amount)),
+                    \(totals.map(\.value.itemCount)), \(totals.map(\.value.creditAmount.amount)))
+                ON CONFLICT (cycle, shard, merchant_id) DO UPDATE SET
+                    lines = merchant_partials.lines + excluded.lines,
+                    gross_yen = merchant_partials.gross_yen + excluded.gross_yen,
+                    item_count = merchant_partials.item_count + excluded.item_count,
+                    credit_yen = merchant_partials.credit_yen + excluded.credit_yen
+                """, logger: logger)
+        }
+        try await connection.insertOutbox(messages, logger: logger)
+    }
+
+    /// Computes every merchant's settlement from the shards' sums, once.
+    private func settle(_ cycle: BillingCycle, on connection: PostgresConnection) async throws {
+        var totals: [(MerchantID, MerchantTotals)] = []
+        let rows = try await connection.query(
+            """
+            SELECT merchant_id, sum(lines)::bigint, sum(gross_yen)::bigint, sum(item_count)::bigint, sum(credit_yen)::bigint
+            FROM merchant_partials WHERE cycle = \(cycle.description) GROUP BY merchant_id ORDER BY merchant_id
+            """, logger: logger)
+        for try await (merchant, lines, gross, items, credit) in rows.decode((String, Int64, Int64, Int64, Int64).self)
+        {
+            totals.append(
+                (
+                    MerchantID(rawValue: merchant),
+                    MerchantTotals(lines: lines, gross: Yen(gross), itemCount: items, creditAmount: Yen(credit))
+                ))
+        }
+        var schedules: [MerchantID: TariffSchedule] = [:]
+        let tariffRows = try await connection.query(
+            """
+            SELECT merchant_id, effective_from, rate_basis_points, per_line_threshold_yen, per_line_fee_tenths
+            FROM merchant_tariffs WHERE merchant_id = ANY(\(totals.map(\.0.rawValue)))
+            """, logger: logger)
+        for try await (merchant, from, rate, threshold, fee) in tariffRows.decode(
+            (String, String, Int64, Int64, Int64).self)
+        {
+            guard let from = BillingCycle(from) else { continue }
+            schedules[MerchantID(rawValue: merchant), default: TariffSchedule()].versions.append(
+                TariffVersion(
+                    effectiveFrom: from,
+                    tariff: Tariff(rateBasisPoints: rate, perLineThreshold: Yen(threshold), perLineFeeTenths: fee)))
+        }
+        let settlements = totals.map { merchant, total in
+            Settlement(
+                merchantID: merchant, cycle: cycle, totals: total,
+                tariff: (schedules[merchant] ?? TariffSchedule()).tariff(for: cycle))
+        }
+        if !settlements.isEmpty {
+            try await connection.query(
+                """
+                INSERT INTO settlements (merchant_id, cycle, lines, gross_yen, average_per_line_yen, fee_rule,
+                    rate_basis_points, per_line_threshold_yen, per_line_fee_tenths, fee_yen, net_yen, item_count, credit_yen)
+                SELECT merchant_id, \(cycle.description), lines, gross, average, rule, rate, threshold, per_line, fee, net, items, credit
+                FROM unnest(\(settlements.map(\.merchantID.rawValue)), \(settlements.map(\.totals.lines)),
+                            \(settlements.map(\.totals.gross.amount)), \(settlements.map(\.averagePerLine.amount)),
+                            \(settlements.map(\.feeRule.rawValue)), \(settlements.map(\.tariff.rateBasisPoints)),
+                            \(settlements.map(\.tariff.perLineThreshold.amount)), \(settlements.map(\.tariff.perLineFeeTenths)),
+                            \(settlements.map(\.fee.amount)), \(settlements.map(\.net.amount)), \(settlements.map(\.totals.itemCount)),
+                            \(settlements.map(\.totals.creditAmount.amount)))
+                    AS s(merchant_id, lines, gross, average, rule, rate, threshold, per_line, fee, net, items, credit)
+                """, logger: logger)
+        }
+        let encoder = JSONEncoder.messages
+        let messages = try settlements.map { settlement in
+            let message = SettlementMessage(settlement)
+            return try OutboxMessage.json(
+                message, topic: topics.settlements, key: message.merchantId, id: message.id, encoder: encoder)
+        }
+        try await connection.insertOutbox(messages, logger: logger)
+        try await connection.query(
+            "UPDATE cycle_closes SET status = 'closed', closed_at = now() WHERE cycle = \(cycle.description)",
+            logger: logger)
+        logger.info("Cycle closed and settled", metadata: ["cycle": "\(cycle)", "merchants": "\(settlements.count)"])
+    }
+
+    private func closeStatus(_ cycle: BillingCycle, on connection: PostgresConnection) async throws -> CloseStatus? {
+        let row = try await connection.fetch(
+            """
+            SELECT c.shard_count, c.shards_done, c.status, coalesce(sum(s.lines_closed), 0)::bigint
+            FROM cycle_closes c LEFT JOIN cycle_close_shards s ON s.cycle = c.cycle
+            WHERE c.cycle = \(cycle.description) GROUP BY c.shard_count, c.shards_done, c.status
+            """, (Int, Int, String, Int64).self, logger: logger
+        ).first
+        return row.map { count, done, status, lines in
+            CloseStatus(
+                cycle: cycle, shardCount: count, shardsDone: done, linesClosed: lines, isClosed: status == "closed")
+        }
+    }
+}

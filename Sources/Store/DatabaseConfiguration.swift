@@ -1,0 +1,78 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Where the PostgreSQL database is and how to log in.
+public struct DatabaseConfiguration: Sendable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var username: String
+    /// Never logged or printed.
+    public var password: String?
+    public var database: String
+    /// Connections kept by one process. Default 10.
+    public var maximumConnections: Int = 10
+    /// Require TLS to the server. Default off (loopback and private networks).
+    public var requireTLS = false
+
+    public init(host: String, port: Int = 5432, username: String, password: String? = nil, database: String) {
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.database = database
+    }
+
+    /// Reads `postgres://user:password@host:port/database[?sslmode=require]`.
+    public init(url: String) throws(StoreError) {
+        guard let components = URLComponents(string: url),
+            components.scheme == "postgres" || components.scheme == "postgresql",
+            let host = components.host, !host.isEmpty, let user = components.user, !user.isEmpty
+        else {
+            throw StoreError(.invalidInput, "expected postgres://user[:password]@host[:port]/database")
+        }
+        let database = String(components.path.drop { $0 == "/" })
+        self.init(
+            host: host, port: components.port ?? 5432, username: user.removingPercentEncoding ?? user,
+            password: components.password.map { $0.removingPercentEncoding ?? $0 },
+            database: database.isEmpty ? user : database)
+        requireTLS = components.queryItems?.contains { $0.name == "sslmode" && $0.value == "require" } ?? false
+    }
+
+    /// The same server, another database.
+    public func with(database: String) -> DatabaseConfiguration {
+        var copy = self
+        copy.database = database
+        return copy
+    }
+
+    /// `user@host:port/database`: no password.
+    public var description: String { "\(username)@\(host):\(port)/\(database)" }
+
+    /// The PostgresNIO client configuration.
+    public var clientConfiguration: PostgresClient.Configuration {
+        var configuration = PostgresClient.Configuration(
+            host: host, port: port, username: username, password: password, database: database,
+            tls: requireTLS ? .require(.makeClientConfiguration()) : .disable)
+        configuration.options.maximumConnections = maximumConnections
+        return configuration
+    }
+}
+
+/// Runs `body` with a client for `configuration` that is running for as long
+/// as `body` runs (for tools and tests; services run the client in their
+/// `ServiceGroup` instead).
+@discardableResult
+public func withPostgresClient<T: Sendable>(
+    _ configuration: DatabaseConfiguration, logger: Logger, _ body: @Sendable (PostgresClient) async throws -> T
+) async throws -> T {
+    let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
+    return try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask {
+            await client.run()
+            return nil
+        }
+        defer { group.cancelAll() }
+        return try await body(client)
+    }
+}

@@ -1,0 +1,237 @@
+import Logging
+import PostgresNIO
+
+/// One numbered schema change. Statements may depend on the number of line
+/// partitions, which is fixed when the database is initialised.
+struct Migration: Sendable {
+    var version: Int
+    var name: String
+    var statements: @Sendable (_ partitions: Int) -> [String]
+}
+
+/// Tables holding per-line state, hash-partitioned by `line_id`. Their child
+/// tables are `<name>_p<k>`; child k of every table holds the same lines, so a
+/// shard of a cycle close is one child of each.
+let perLineTables = ["lines", "charges", "subscriptions", "credits", "line_bills"]
+
+/// The schema, in order. Applied by ``Migrator``; never edit a released one: add a new one.
+let migrations: [Migration] = [
+    Migration(version: 1, name: "initial schema") { partitions in
+        var statements = [
+            """
+            CREATE TABLE matomete_settings (
+                key text PRIMARY KEY,
+                value text NOT NULL)
+            """,
+            "INSERT INTO matomete_settings (key, value) VALUES ('line_partitions', '\(partitions)')",
+            """
+            CREATE TABLE merchants (
+                merchant_id text PRIMARY KEY,
+                name text NOT NULL,
+                status text NOT NULL CHECK (status IN ('active', 'suspended')),
+                created_at timestamptz NOT NULL DEFAULT now(),
+                updated_at timestamptz NOT NULL DEFAULT now())
+            """,
+            """
+            CREATE TABLE merchant_tariffs (
+                merchant_id text NOT NULL REFERENCES merchants (merchant_id),
+                effective_from text NOT NULL,
+                rate_basis_points bigint NOT NULL CHECK (rate_basis_points BETWEEN 0 AND 10000),
+                per_line_threshold_yen bigint NOT NULL CHECK (per_line_threshold_yen >= 0),
+                per_line_fee_tenths bigint NOT NULL CHECK (per_line_fee_tenths >= 0),
+                PRIMARY KEY (merchant_id, effective_from))
+            """,
+            """
+            CREATE TABLE lines (
+                line_id text NOT NULL,
+                line_type text NOT NULL,
+                flets_net boolean NOT NULL DEFAULT false,
+                status text NOT NULL CHECK (status IN ('active', 'suspended', 'terminated')),
+                spending_limit_yen bigint CHECK (spending_limit_yen >= 0),
+                open_cycle text NOT NULL,
+                open_spend_yen bigint NOT NULL DEFAULT 0,
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (line_id)) PARTITION BY HASH (line_id)
+            """,
+            """
+            CREATE TABLE charges (
+                line_id text NOT NULL,
+                merchant_id text NOT NULL,
+                charge_id text NOT NULL,
+                amount_yen bigint NOT NULL,
+                description text NOT NULL,
+                cycle text NOT NULL,
+                status text NOT NULL CHECK (status IN ('active', 'cancelled', 'credited')),
+                cancelled_in text,
+                applied_at timestamptz NOT NULL DEFAULT now(),
+                cancelled_at timestamptz,
+                PRIMARY KEY (line_id, merchant_id, charge_id)) PARTITION BY HASH (line_id)
+            """,
+            "CREATE INDEX charges_by_line_cycle ON charges (line_id, cycle)",
+            "CREATE INDEX charges_by_merchant ON charges (merchant_id, applied_at)",
+            """
+            CREATE TABLE subscriptions (
+                line_id text NOT NULL,
+                merchant_id text NOT NULL,
+                subscription_id text NOT NULL,
+                monthly_amount_yen bigint NOT NULL,
+                description text NOT NULL,
+                start_cycle text NOT NULL,
+                last_cycle text,
+                started_at timestamptz NOT NULL DEFAULT now(),
+                ended_at timestamptz,
+                PRIMARY KEY (line_id, merchant_id, subscription_id)) PARTITION BY HASH (line_id)
+            """,
+            "CREATE INDEX subscriptions_by_merchant ON subscriptions (merchant_id, started_at)",
+            """
+            CREATE TABLE credits (
+                line_id text NOT NULL,
+                merchant_id text NOT NULL,
+                charge_id text NOT NULL,
+                description text NOT NULL,
+                amount_yen bigint NOT NULL CHECK (amount_yen < 0),
+                cycle text NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (line_id, merchant_id, charge_id)) PARTITION BY HASH (line_id)
+            """,
+            """
+            CREATE TABLE line_bills (
+                line_id text NOT NULL,
+                cycle text NOT NULL,
+                total_yen bigint NOT NULL,
+                items jsonb NOT NULL,
+                closed_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (line_id, cycle)) PARTITION BY HASH (line_id)
+            """,
+            """
+            CREATE TABLE consumer_offsets (
+                consumer_group text NOT NULL,
+                topic text NOT NULL,
+                partition integer NOT NULL,
+                next_offset bigint NOT NULL,
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (consumer_group, topic, partition))
+            """,
+            """
+            CREATE TABLE outbox (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                topic text NOT NULL,
+                message_key text,
+                message_id text NOT NULL,
+                payload bytea NOT NULL,
+                headers jsonb NOT NULL DEFAULT '{}',
+                created_at timestamptz NOT NULL DEFAULT now())
+            """,
+            """
+            CREATE TABLE cycle_closes (
+                cycle text PRIMARY KEY,
+                shard_count integer NOT NULL,
+                shards_done integer NOT NULL DEFAULT 0,
+                status text NOT NULL CHECK (status IN ('closing', 'closed')),
+                requested_at timestamptz NOT NULL DEFAULT now(),
+                closed_at timestamptz)
+            """,
+            """
+            CREATE TABLE cycle_close_shards (
+                cycle text NOT NULL REFERENCES cycle_closes (cycle),
+                shard integer NOT NULL,
+                cursor_line_id text NOT NULL DEFAULT '',
+                lines_closed bigint NOT NULL DEFAULT 0,
+                done boolean NOT NULL DEFAULT false,
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (cycle, shard))
+            """,
+            """
+            CREATE TABLE merchant_partials (
+                cycle text NOT NULL,
+                shard integer NOT NULL,
+                merchant_id text NOT NULL,
+                lines bigint NOT NULL,
+                gross_yen bigint NOT NULL,
+                item_count bigint NOT NULL,
+                credit_yen bigint NOT NULL,
+                PRIMARY KEY (cycle, shard, merchant_id))
+            """,
+            """
+            CREATE TABLE settlements (
+                merchant_id text NOT NULL,
+                cycle text NOT NULL,
+                lines bigint NOT NULL,
+                gross_yen bigint NOT NULL,
+                average_per_line_yen bigint NOT NULL,
+                fee_rule text NOT NULL,
+                rate_basis_points bigint NOT NULL,
+                per_line_threshold_yen bigint NOT NULL,
+                per_line_fee_tenths bigint NOT NULL,
+                fee_yen bigint NOT NULL,
+                net_yen bigint NOT NULL,
+                item_count bigint NOT NULL,
+                credit_yen bigint NOT NULL,
+                settled_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (merchant_id, cycle))
+            """,
+        ]
+        for table in perLineTables {
+            for k in 0..<partitions {
+                statements.append(
+                    "CREATE TABLE \(table)_p\(k) PARTITION OF \(table) FOR VALUES WITH (MODULUS \(partitions), REMAINDER \(k))"
+                )
+            }
+        }
+        return statements
+    }
+]
+
+/// Applies pending migrations, one transaction for all, under an advisory lock
+/// so that processes starting together do not race.
+public struct Migrator: Sendable {
+    /// The newest schema version this program knows.
+    public static var latestVersion: Int { migrations.map(\.version).max() ?? 0 }
+
+    public init() {}
+
+    /// Brings the schema up to date. `partitions` is used only when the
+    /// database is initialised. Returns the versions applied.
+    @discardableResult
+    public func migrate(_ client: PostgresClient, partitions: Int, logger: Logger) async throws -> [Int] {
+        guard (1...1024).contains(partitions) else {
+            throw StoreError(.invalidInput, "line partitions must be between 1 and 1024, not \(partitions)")
+        }
+        return try await client.storeTransaction(logger: logger) { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(7267261720)", logger: logger)
+            try await connection.query(
+                """
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version integer PRIMARY KEY,
+                    name text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now())
+                """, logger: logger)
+            var applied = Set<Int>()
+            for try await version in try await connection.query(
+                "SELECT version FROM schema_migrations", logger: logger
+            ).decode(Int.self) {
+                applied.insert(version)
+            }
+            if let newest = applied.max(), newest > Self.latestVersion {
+                throw StoreError(
+                    .schemaMismatch,
+                    "the database has schema version \(newest); this program knows \(Self.latestVersion)")
+            }
+            var done: [Int] = []
+            for migration in migrations.sorted(by: { $0.version < $1.version })
+            where !applied.contains(migration.version) {
+                for statement in migration.statements(partitions) {
+                    // DDL cannot take bound parameters; these statements are
+                    // built from constants and an integer, never from input.
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await connection.query(
+                    "INSERT INTO schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
+                    logger: logger)
+                logger.info("Applied migration", metadata: ["migration": "\(migration.version) \(migration.name)"])
+                done.append(migration.version)
+            }
+            return done
+        }
+    }
+}

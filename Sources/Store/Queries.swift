@@ -1,0 +1,178 @@
+import Billing
+import Contract
+import Foundation
+import PostgresNIO
+
+/// One line's bill for one cycle, for the support desk.
+public struct LineStatement: Sendable, Hashable {
+    public var line: Line
+    /// The cycle currently open for the line.
+    public var openCycle: BillingCycle
+    /// The cycle shown.
+    public var cycle: BillingCycle
+    /// Closed cycles show the bill as sent; the open cycle shows what is on it so far.
+    public var isClosed: Bool
+    public var items: [BillItem]
+    public var total: Yen { items.map(\.amount).sum() }
+}
+
+/// One of a merchant's charges or subscriptions, for the merchant site.
+public struct MerchantActivity: Sendable, Hashable {
+    public enum Kind: String, Sendable { case charge, subscription }
+    public var kind: Kind
+    public var lineID: LineID
+    public var reference: String
+    public var description: String
+    public var amount: Yen
+    /// The charge's cycle, or the subscription's first cycle.
+    public var cycle: BillingCycle
+    /// `active`, `cancelled`, `credited` (charges) or `active`, `ended` (subscriptions).
+    public var status: String
+    /// The cycle a cancellation took effect in (charges), or the last cycle billed (subscriptions).
+    public var endCycle: BillingCycle?
+    public var at: Date
+}
+
+extension BillingStore {
+    /// One line's items for `cycle` (default: its open cycle). Every query is
+    /// on one line id, so it reads one partition.
+    public func lineStatement(_ id: LineID, cycle requested: BillingCycle? = nil) async throws -> LineStatement? {
+        try await client.withConnection { connection in
+            guard
+                let (type, fletsNet, status, limit, open) = try await connection.fetch(
+                    """
+                    SELECT line_type, flets_net, status, spending_limit_yen, open_cycle FROM lines WHERE line_id = \(id.rawValue)
+                    """, (String, Bool, String, Int64?, String).self, logger: logger
+                ).first,
+                let openCycle = BillingCycle(open)
+            else { return nil }
+            let line = Line(
+                id: id, type: LineType(rawValue: type), fletsNetContract: fletsNet,
+                status: LineStatus(rawValue: status) ?? .suspended, spendingLimit: limit.map { Yen($0) })
+            let cycle = requested ?? openCycle
+            if cycle < openCycle {
+                let stored = try await connection.fetch(
+                    "SELECT items::text FROM line_bills WHERE line_id = \(id.rawValue) AND cycle = \(cycle.description)",
+                    String.self, logger: logger
+                ).first
+                let items =
+                    try stored.map { try JSONDecoder().decode([LineBillMessage.Item].self, from: Data($0.utf8)) } ?? []
+                return LineStatement(
+                    line: line, openCycle: openCycle, cycle: cycle, isClosed: true,
+                    items: items.map {
+                        BillItem(
+                            merchantID: MerchantID(rawValue: $0.merchantId),
+                            kind: BillItem.Kind(rawValue: $0.kind) ?? .charge,
+                            reference: $0.reference, description: $0.description, amount: Yen($0.amount))
+                    })
+            }
+            let c = cycle.description
+            var charges: [ChargeRecord] = []
+            for try await (merchant, chargeID, amount, description, status) in try await connection.query(
+                """
+                SELECT merchant_id, charge_id, amount_yen, description, status FROM charges
+                WHERE line_id = \(id.rawValue) AND cycle = \(c)
+                """, logger: logger
+            ).decode((String, String, Int64, String, String).self) {
+                charges.append(
+                    ChargeRecord(
+                        merchantID: MerchantID(rawValue: merchant), chargeID: ChargeID(rawValue: chargeID),
+                        amount: Yen(amount),
+                        description: description, cycle: cycle, status: ChargeRecord.Status(rawValue: status) ?? .active
+                    ))
+            }
+            var subscriptions: [SubscriptionRecord] = []
+            for try await (merchant, subscriptionID, amount, description, start, last) in try await connection.query(
+                """
+                SELECT merchant_id, subscription_id, monthly_amount_yen, description, start_cycle, last_cycle
+                FROM subscriptions WHERE line_id = \(id.rawValue)
+                """, logger: logger
+            ).decode((String, String, Int64, String, String, String?).self) {
+                guard let start = BillingCycle(start) else { continue }
+                subscriptions.append(
+                    SubscriptionRecord(
+                        merchantID: MerchantID(rawValue: merchant),
+                        subscriptionID: SubscriptionID(rawValue: subscriptionID),
+                        monthlyAmount: Yen(amount), description: description, startCycle: start,
+                        lastCycle: last.flatMap(BillingCycle.init)))
+            }
+            var credits: [CreditRecord] = []
+            for try await (merchant, chargeID, description, amount) in try await connection.query(
+                """
+                SELECT merchant_id, charge_id, description, amount_yen FROM credits
+                WHERE line_id = \(id.rawValue) AND cycle = \(c)
+                """, logger: logger
+            ).decode((String, String, String, Int64).self) {
+                credits.append(
+                    CreditRecord(
+                        merchantID: MerchantID(rawValue: merchant), chargeID: ChargeID(rawValue: chargeID),
+                        description: description, amount: Yen(amount), cycle: cycle))
+            }
+            let bill = LineBill(
+                closing: cycle, lineID: id, charges: charges, subscriptions: subscriptions, credits: credits)
+            return LineStatement(line: line, openCycle: openCycle, cycle: cycle, isClosed: false, items: bill.items)
+        }
+    }
+
+    /// A merchant's most recent charges and subscriptions with their status,
+    /// newest first.
+    public func merchantActivity(_ merchant: MerchantID, limit: Int = 100) async throws -> [MerchantActivity] {
+        var activity: [MerchantActivity] = []
+        let charges = try await client.query(
+            """
+            SELECT line_id, charge_id, description, amount_yen, cycle, status, cancelled_in, applied_at FROM charges
+            WHERE merchant_id = \(merchant.rawValue) ORDER BY applied_at DESC LIMIT \(limit)
+            """, logger: logger)
+        for try await (line, id, description, amount, cycle, status, cancelledIn, at) in charges.decode(
+            (String, String, String, Int64, String, String, String?, Date).self)
+        {
+            guard let cycle = BillingCycle(cycle) else { continue }
+            activity.append(
+                MerchantActivity(
+                    kind: .charge, lineID: LineID(rawValue: line), reference: id, description: description,
+                    amount: Yen(amount), cycle: cycle, status: status, endCycle: cancelledIn.flatMap(BillingCycle.init),
+                    at: at))
+        }
+        let subscriptions = try await client.query(
+            """
+            SELECT line_id, subscription_id, description, monthly_amount_yen, start_cycle, last_cycle, started_at
+            FROM subscriptions WHERE merchant_id = \(merchant.rawValue) ORDER BY started_at DESC LIMIT \(limit)
+            """, logger: logger)
+        for try await (line, id, description, amount, start, last, at) in subscriptions.decode(
+            (String, String, String, Int64, String, String?, Date).self)
+        {
+            guard let start = BillingCycle(start) else { continue }
+            activity.append(
+                MerchantActivity(
+                    kind: .subscription, lineID: LineID(rawValue: line), reference: id, description: description,
+                    amount: Yen(amount), cycle: start, status: last == nil ? "active" : "ended",
+                    endCycle: last.flatMap(BillingCycle.init), at: at))
+        }
+        return Array(activity.sorted { $0.at > $1.at }.prefix(limit))
+    }
+
+    /// The settlements of a closed cycle, by merchant id.
+    public func settlements(_ cycle: BillingCycle) async throws -> [SettlementMessage] {
+        try await outboxMessages(topic: topics.settlements).compactMap {
+            try JSONDecoder().decode(SettlementMessage.self, from: Data($0.payload))
+        }.filter { $0.cycle == cycle.description }.sorted { $0.merchantId < $1.merchantId }
+    }
+
+    /// Messages waiting in the outbox for `topic`, oldest first.
+    public func outboxMessages(topic: String) async throws -> [OutboxMessage] {
+        var messages: [OutboxMessage] = []
+        let rows = try await client.query(
+            """
+            SELECT message_key, message_id, encode(payload, 'base64'), headers::text FROM outbox
+            WHERE topic = \(topic) ORDER BY id
+            """, logger: logger)
+        for try await (key, id, payload, headers) in rows.decode((String?, String, String, String).self) {
+            messages.append(
+                OutboxMessage(
+                    topic: topic, key: key, id: id,
+                    payload: Array(Data(base64Encoded: payload, options: .ignoreUnknownCharacters) ?? Data()),
+                    headers: (try? JSONDecoder().decode([String: String].self, from: Data(headers.utf8))) ?? [:]))
+        }
+        return messages
+    }
+}

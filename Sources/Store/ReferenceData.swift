@@ -1,0 +1,176 @@
+import Billing
+import Foundation
+import PostgresNIO
+
+extension BillingStore {
+    /// Adds a merchant or updates its name and status.
+    public func upsertMerchant(_ merchant: Merchant) async throws {
+        try await transaction { connection in
+            try await connection.query(
+                """
+                INSERT INTO merchants (merchant_id, name, status) VALUES (\(merchant.id.rawValue), \(merchant.name), \(merchant.status.rawValue))
+                ON CONFLICT (merchant_id) DO UPDATE SET name = excluded.name, status = excluded.status, updated_at = now()
+                """, logger: logger)
+            for version in merchant.tariffs.versions {
+                try await connection.query(
+                    """
+                    INSERT INTO merchant_tariffs (merchant_id, effective_from, rate_basis_points, per_line_threshold_yen, per_line_fee_tenths)
+                    VALUES (\(merchant.id.rawValue), \(version.effectiveFrom.description), \(version.tariff.rateBasisPoints),
+                            \(version.tariff.perLineThreshold.amount), \(version.tariff.perLineFeeTenths))
+                    ON CONFLICT (merchant_id, effective_from) DO UPDATE SET
+                        rate_basis_points = excluded.rate_basis_points,
+                        per_line_threshold_yen = excluded.per_line_threshold_yen,
+                        per_line_fee_tenths = excluded.per_line_fee_tenths
+                    """, logger: logger)
+            }
+        }
+    }
+
+    /// Every merchant with its tariff versions, by id.
+    public func merchants() async throws -> [MerchantID: Merchant] {
+        var merchants: [MerchantID: Merchant] = [:]
+        let rows = try await client.query("SELECT merchant_id, name, status FROM merchants", logger: logger)
+        for try await (id, name, status) in rows.decode((String, String, String).self) {
+            merchants[MerchantID(rawValue: id)] = Merchant(
+                id: MerchantID(rawValue: id), name: name, status: MerchantStatus(rawValue: status) ?? .suspended)
+        }
+        let tariffs = try await client.query(
+            """
+            SELECT merchant_id, effective_from, rate_basis_points, per_line_threshold_yen, per_line_fee_tenths
+            FROM merchant_tariffs
+            """, logger: logger)
+        for try await (id, from, rate, threshold, fee) in tariffs.decode((String, String, Int64, Int64, Int64).self) {
+            guard let cycle = BillingCycle(from) else { continue }
+            merchants[MerchantID(rawValue: id)]?.tariffs.versions.append(
+                TariffVersion(
+                    effectiveFrom: cycle,
+                    tariff: Tariff(rateBasisPoints: rate, perLineThreshold: Yen(threshold), perLineFeeTenths: fee)))
+        }
+        return merchants
+    }
+
+    /// The cycle new lines start in: the one after the latest cycle whose close
+    /// has begun, or `fallback` when no cycle has been closed yet.
+    public func cycleForNewLines(fallback: BillingCycle) async throws -> BillingCycle {
+        let latest =
+            try await client.fetch("SELECT max(cycle) FROM cycle_closes", String?.self, logger: logger).first ?? nil
+        return latest.flatMap(BillingCycle.init)?.next ?? fallback
+    }
+
+    /// Adds lines, or updates the type, contract, status and limit of lines
+    /// that exist (their open cycle and spend are kept). Streams the lines with
+    /// `COPY` into a staging table, then merges: 1,000,000 lines take seconds.
+    ///
+    /// - Returns: how many lines were added or updated.
+    @discardableResult
+    public func importLines(_ lines: [Line], openCycle: BillingCycle) async throws -> Int {
+        guard !lines.isEmpty else { return 0 }
+        return try await transaction { connection in
+            try await connection.query(
+                """
+                CREATE TEMPORARY TABLE lines_import (
+                    line_id text, line_type text, flets_net boolean, status text, spending_limit_yen bigint
+                ) ON COMMIT DROP
+                """, logger: logger)
+            try await connection.copyFrom(
+                table: "lines_import", columns: ["line_id", "line_type", "flets_net", "status", "spending_limit_yen"],
+                logger: logger
+            ) { writer in
+                var buffer = ByteBuffer()
+                for line in lines {
+                    buffer.writeString(copyText(line.id.rawValue))
+                    buffer.writeString("\t")
+                    buffer.writeString(copyText(line.type.rawValue))
+                    buffer.writeString(line.fletsNetContract ? "\tt\t" : "\tf\t")
+                    buffer.writeString(line.status.rawValue)
+                    buffer.writeString("\t")
+                    buffer.writeString(line.spendingLimit.map { String($0.amount) } ?? "\\N")
+                    buffer.writeString("\n")
+                    if buffer.readableBytes > 1 << 20 {
+                        try await writer.write(buffer)
+                        buffer.clear()
+                    }
+                }
+                if buffer.readableBytes > 0 { try await writer.write(buffer) }
+            }
+            let rows = try await connection.query(
+                """
+                INSERT INTO lines (line_id, line_type, flets_net, status, spending_limit_yen, open_cycle)
+                SELECT line_id, line_type, flets_net, status, spending_limit_yen, \(openCycle.description) FROM lines_import
+                ON CONFLICT (line_id) DO UPDATE SET
+                    line_type = excluded.line_type, flets_net = excluded.flets_net, status = excluded.status,
+                    spending_limit_yen = excluded.spending_limit_yen, updated_at = now()
+                RETURNING 1
+                """, logger: logger)
+            var count = 0
+            for try await _ in rows { count += 1 }
+            return count
+        }
+    }
+}
+
+/// A value for `COPY ... FROM STDIN` text format: backslash, tab and newlines escaped.
+func copyText(_ value: String) -> String {
+    guard value.contains(where: { $0 == "\\" || $0 == "\t" || $0 == "\n" || $0 == "\r" }) else { return value }
+    return value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\t", with: "\\t")
+        .replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
+}
+
+/// Reads lines from CSV: a header row naming at least `line_id` and `line_type`,
+/// and optionally `flets_net` (`true`/`false`), `status` (default `active`) and
+/// `spending_limit` (yen; empty for the global default; `0` for none).
+public enum LineCSV {
+    public static func parse(_ text: String) throws(StoreError) -> [Line] {
+        var rows = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        guard !rows.isEmpty else { return [] }
+        let header = rows.removeFirst().split(separator: ",", omittingEmptySubsequences: false).map {
+            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        }
+        guard let idColumn = header.firstIndex(of: "line_id"), let typeColumn = header.firstIndex(of: "line_type")
+        else {
+            throw StoreError(.invalidInput, "the CSV header must name line_id and line_type")
+        }
+        let fletsColumn = header.firstIndex(of: "flets_net")
+        let statusColumn = header.firstIndex(of: "status")
+        let limitColumn = header.firstIndex(of: "spending_limit")
+        var lines: [Line] = []
+        lines.reserveCapacity(rows.count)
+        for (number, row) in rows.enumerated() {
+            let fields = row.split(separator: ",", omittingEmptySubsequences: false).map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }
+            func field(_ column: Int?) -> String? {
+                guard let column, column < fields.count, !fields[column].isEmpty else { return nil }
+                return fields[column]
+            }
+            let place = "CSV line \(number + 2)"
+            guard let id = field(idColumn), LineID(rawValue: id).isWellFormed else {
+                throw StoreError(.invalidInput, "\(place): line_id is missing or malformed")
+            }
+            guard let type = field(typeColumn) else {
+                throw StoreError(.invalidInput, "\(place): line_type is missing")
+            }
+            let status =
+                try field(statusColumn).map { text throws(StoreError) in
+                    guard let status = LineStatus(rawValue: text) else {
+                        throw StoreError(.invalidInput, "\(place): status must be active, suspended or terminated")
+                    }
+                    return status
+                } ?? .active
+            let limit = try field(limitColumn).map { text throws(StoreError) in
+                guard let yen = Int64(text), yen >= 0 else {
+                    throw StoreError(.invalidInput, "\(place): spending_limit must be a whole number of yen")
+                }
+                return Yen(yen)
+            }
+            let fletsNet = field(fletsColumn).map { ["true", "t", "1", "yes"].contains($0.lowercased()) } ?? false
+            lines.append(
+                Line(
+                    id: LineID(rawValue: id), type: LineType(rawValue: type), fletsNetContract: fletsNet,
+                    status: status,
+                    spendingLimit: limit))
+        }
+        return lines
+    }
+}

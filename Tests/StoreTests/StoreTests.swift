@@ -1,0 +1,180 @@
+import Billing
+import Contract
+import Foundation
+import PostgresNIO
+import Store
+import Testing
+
+@Suite("The line-state store on a real PostgreSQL")
+struct StoreTests {
+    @Test("Migrations build the schema from an empty database, once")
+    func migrationsFromEmpty() async throws {
+        let database = try await TestDatabase.create(partitions: 4)
+        try await database.withClient { client in
+            let again = try await Migrator().migrate(client, partitions: 4, logger: TestServer.logger)
+            #expect(again.isEmpty)
+            let children = try await client.fetch(
+                """
+                SELECT count(*)::int FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
+                WHERE p.relname IN ('lines', 'charges', 'subscriptions', 'credits', 'line_bills')
+                """, Int.self, logger: TestServer.logger)
+            #expect(children == [20])
+            let versions = try await client.fetch(
+                "SELECT version FROM schema_migrations", Int.self, logger: TestServer.logger)
+            #expect(versions == [Migrator.latestVersion])
+        }
+        try await database.withStore { store in #expect(store.partitions == 4) }
+    }
+
+    @Test("Per-line queries read one partition (EXPLAIN)")
+    func partitionPruning() async throws {
+        let database = try await TestDatabase.create(partitions: 8)
+        try await database.withClient { client in
+            for table in ["lines", "charges", "subscriptions", "credits", "line_bills"] {
+                let plan = try await client.fetch(
+                    PostgresQuery(unsafeSQL: "EXPLAIN SELECT * FROM \(table) WHERE line_id = 'L0000042'"), String.self,
+                    logger: TestServer.logger
+                ).joined(separator: "\n")
+                let scanned = Set(plan.matches(of: /\b(\w+)_p(\d+)\b/).map { "\($0.1)_p\($0.2)" })
+                #expect(scanned.count == 1, "\(table) plan scans \(scanned.sorted()):\n\(plan)")
+            }
+            // The batch statements prune with `= ANY(array)` at execution time.
+            let plan = try await client.fetch(
+                """
+                EXPLAIN (ANALYZE, COSTS OFF) SELECT * FROM lines WHERE line_id = ANY(\(["L0000001", "L0000002"]))
+                """, String.self, logger: TestServer.logger
+            ).joined(separator: "\n")
+            let scanned = Set(plan.matches(of: /\b(lines_p\d+)\b/).map { String($0.1) })
+            #expect(scanned.count <= 2, "scans \(scanned.sorted()):\n\(plan)")
+        }
+    }
+
+    @Test("Importing lines adds new ones and updates existing ones without touching their cycle")
+    func importLines() async throws {
+        let database = try await TestDatabase.create()
+        try await database.withStore { store in
+            let csv = """
+                line_id,line_type,flets_net,status,spending_limit
+                L0000001,hikari-next,false,active,
+                L0000002,adsl,true,active,10000
+                L0000003,adsl,false,suspended,0
+                """
+            let lines = try LineCSV.parse(csv)
+            #expect(lines.count == 3)
+            #expect(lines[1].isEligible && !lines[2].isEligible)
+            #expect(try await store.importLines(lines, openCycle: .november) == 3)
+            var changed = lines[0]
+            changed.status = .suspended
+            #expect(try await store.importLines([changed], openCycle: .december) == 1)
+            let statement = try #require(try await store.lineStatement("L0000001"))
+            #expect(statement.line.status == .suspended)
+            #expect(statement.openCycle == .november)
+            #expect(throws: StoreError.self) { try LineCSV.parse("line_id,line_type\n,hikari-next") }
+        }
+    }
+
+    @Test("A repeated request is a harmless repeat; a stale offset writer is refused and changes nothing")
+    func repeatsAndCompareAndSet() async throws {
+        let database = try await TestDatabase.create()
+        try await database.withStore { store in
+            try await store.upsertMerchant(Merchant(id: "m1", name: "Points shop"))
+            try await store.importLines(Make.lines(3), openCycle: .november)
+            let feeder = Feeder(store)
+            let first = try await feeder.apply([Make.charge("m1", "c-1", line: "L0000001", 500)])
+            let again = try await feeder.apply([
+                Make.charge("m1", "c-1", line: "L0000001", 500), Make.charge("m1", "c-1", line: "L0000001", 900),
+            ])
+            #expect(first == [.accepted(.november)])
+            #expect(again == [.accepted(.november), .rejected(.duplicateConflict, .november)])
+            #expect(try await store.lineStatement("L0000001")?.total == 500)
+
+            // Another worker still believing the partition is at offset 1 is refused.
+            let stale = await #expect(throws: StoreError.self) {
+                try await store.apply(
+                    [SourcedRequest(Make.charge("m1", "c-2", line: "L0000002", 700), offset: 1)], from: feeder.cursor,
+                    expectedOffset: 1, nextOffset: 2)
+            }
+            #expect(stale?.code == .staleOffset)
+            let fresh = await #expect(throws: StoreError.self) {
+                try await store.apply(
+                    [SourcedRequest(Make.charge("m1", "c-2", line: "L0000002", 700), offset: 0)], from: feeder.cursor,
+                    expectedOffset: nil, nextOffset: 1)
+            }
+            #expect(fresh?.code == .staleOffset)
+            #expect(try await store.lineStatement("L0000002")?.total == 0)
+            #expect(try await store.storedOffset(feeder.cursor) == 3)
+            // Results: one per applied request, none for the refused batches.
+            #expect(try await store.outboxMessages(topic: "matomete.merchant-results").count == 3)
+        }
+    }
+
+    @Test("Two writers hammering the same lines: no deadlock, no lost update")
+    func concurrentWriters() async throws {
+        let database = try await TestDatabase.create()
+        try await database.withStore { store in
+            try await store.upsertMerchant(Merchant(id: "m1", name: "Points shop"))
+            let lines = Make.lines(12)
+            try await store.importLines(
+                lines.map {
+                    var line = $0; line.spendingLimit = 0; return line
+                }, openCycle: .november)
+            let ids = lines.map(\.id.rawValue)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<2 {
+                    group.addTask {
+                        let feeder = Feeder(store, partition: Int32(worker))
+                        for batch in 0..<40 {
+                            // Each batch touches most lines, in an order of its own.
+                            let order = worker == 0 ? ids : ids.reversed()
+                            try await feeder.apply(
+                                order.enumerated().map { index, line in
+                                    Make.charge("m1", "w\(worker)-b\(batch)-\(index)", line: line, Int64(1 + index))
+                                })
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            var total: Yen = 0
+            for line in ids {
+                let statement = try #require(try await store.lineStatement(LineID(rawValue: line)))
+                #expect(statement.items.count == 80)
+                total = total + statement.total
+            }
+            // Each batch charges 1 + 2 + … + 12 = 78 yen; 2 workers × 40 batches.
+            #expect(total == Yen(78 * 80))
+            let spends = try await store.client.fetch(
+                "SELECT sum(open_spend_yen)::bigint FROM lines", Int64.self, logger: TestServer.logger)
+            #expect(spends == [78 * 80])
+        }
+    }
+
+    @Test("Support desk and merchant site queries")
+    func queries() async throws {
+        let database = try await TestDatabase.create()
+        try await database.withStore { store in
+            try await store.upsertMerchant(Merchant(id: "m1", name: "Video"))
+            try await store.importLines(Make.lines(2), openCycle: .november)
+            let feeder = Feeder(store)
+            try await feeder.apply([
+                Make.charge("m1", "c-1", line: "L0000000", 500), Make.charge("m1", "c-2", line: "L0000000", 300),
+                Make.subscription("m1", "s-1", line: "L0000000", 980), Make.cancelCharge("m1", "c-2", line: "L0000000"),
+            ])
+            let open = try #require(try await store.lineStatement("L0000000"))
+            #expect(!open.isClosed)
+            #expect(open.items.map(\.reference) == ["c-1", "s-1"])
+            #expect(open.total == 1_480)
+            try await store.closeAll(.november)
+            let closed = try #require(try await store.lineStatement("L0000000", cycle: .november))
+            #expect(closed.isClosed)
+            #expect(closed.items == open.items)
+            let december = try #require(try await store.lineStatement("L0000000"))
+            #expect(december.cycle == .december)
+            #expect(december.items.map(\.reference) == ["s-1"])
+            let activity = try await store.merchantActivity("m1")
+            #expect(Set(activity.map(\.reference)) == ["c-1", "c-2", "s-1"])
+            #expect(activity.first { $0.reference == "c-2" }?.status == "cancelled")
+            #expect(try await store.lineStatement("L9999999") == nil)
+        }
+    }
+}
