@@ -93,6 +93,7 @@ let package = Package(
             swiftSettings: strictness
         ),
         .testTarget(name: "BillingTests", dependencies: ["Billing"], swiftSettings: strictness),
+        .testTarget(name: "ContractTests", dependencies: ["Contract", "Billing"], swiftSettings: strictness),
         .testTarget(
             name: "StoreTests",
             dependencies: [

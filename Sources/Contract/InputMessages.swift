@@ -1,0 +1,142 @@
+import Billing
+import Foundation
+
+/// What a message read from `matomete.charges` or `matomete.cancellations` turned out to be.
+public enum DecodedMessage: Sendable, Hashable {
+    /// A well-formed request for the billing rules.
+    case request(BillingRequest)
+    /// A request that names its merchant and kind but cannot be accepted as it
+    /// stands: it gets a rejection result with this reason, and changes nothing.
+    case refused(RefusedRequest)
+    /// Not a request at all (not JSON, no type, wrong field types, unknown
+    /// type, no merchant to answer): it goes to the dead-letter topic with its
+    /// original bytes and this reason.
+    case deadLetter(reason: String)
+}
+
+/// A request refused before the rules saw it, with what is needed to answer the merchant.
+public struct RefusedRequest: Sendable, Hashable {
+    public var merchantID: String?
+    public var requestType: String
+    public var requestID: String
+    public var lineID: String
+    public var reason: RejectionReason
+}
+
+/// Reads the JSON requests of the message contract (`docs/merchants.md`).
+public struct RequestDecoder: Sendable {
+    /// Until purchase authentication verifies it, a charge or subscription
+    /// must at least carry an `authorization`.
+    public var requireAuthorization: Bool
+
+    public init(requireAuthorization: Bool = true) {
+        self.requireAuthorization = requireAuthorization
+    }
+
+    /// The fields any request may carry; which are required depends on `type`.
+    private struct Fields: Decodable {
+        var type: String?
+        var merchantId: String?
+        var chargeId: String?
+        var subscriptionId: String?
+        var lineId: String?
+        var amount: Int64?
+        var monthlyAmount: Int64?
+        var description: String?
+        var occurredAt: String?
+        var authorization: String?
+    }
+
+    /// Decodes one message. `key` is the Kafka key, which must be the line id.
+    public func decode(value: some Collection<UInt8>, key: (some Collection<UInt8>)?) -> DecodedMessage {
+        let fields: Fields
+        do {
+            fields = try JSONDecoder().decode(Fields.self, from: Data(value))
+        } catch DecodingError.typeMismatch(_, let context) where !context.codingPath.isEmpty {
+            return .deadLetter(
+                reason: "wrong type for field \(context.codingPath.map(\.stringValue).joined(separator: "."))")
+        } catch DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
+            return .deadLetter(
+                reason: "invalid value for field \(context.codingPath.map(\.stringValue).joined(separator: "."))")
+        } catch {
+            return .deadLetter(reason: "not a JSON object")
+        }
+        guard let type = fields.type else { return .deadLetter(reason: "no type") }
+        let keyText = key.map { String(decoding: $0, as: UTF8.self) }
+
+        if type == "line-termination" {
+            guard let line = fields.lineId else { return .deadLetter(reason: "line-termination without lineId") }
+            guard LineID(rawValue: line).isWellFormed, keyText == line else {
+                return .deadLetter(reason: "line-termination: lineId malformed or not the message key")
+            }
+            return .request(.lineTermination(LineTermination(lineID: LineID(rawValue: line))))
+        }
+        guard ["charge", "subscription", "charge-cancel", "subscription-cancel"].contains(type) else {
+            return .deadLetter(reason: "unknown type \(type)")
+        }
+        guard let merchant = fields.merchantId, MerchantID(rawValue: merchant).isWellFormed else {
+            return .deadLetter(reason: "\(type) without a well-formed merchantId")
+        }
+        let reference = (type.hasPrefix("charge") ? fields.chargeId : fields.subscriptionId) ?? ""
+        func refuse(_ reason: RejectionReason) -> DecodedMessage {
+            .refused(
+                RefusedRequest(
+                    merchantID: merchant, requestType: type, requestID: reference, lineID: fields.lineId ?? "",
+                    reason: reason))
+        }
+        guard let line = fields.lineId, LineID(rawValue: line).isWellFormed, keyText == line else {
+            return refuse(.invalidRequest)
+        }
+        let merchantID = MerchantID(rawValue: merchant)
+        let lineID = LineID(rawValue: line)
+        switch type {
+        case "charge", "subscription":
+            let amount = type == "charge" ? fields.amount : fields.monthlyAmount
+            guard let amount, !reference.isEmpty, isWellFormed(reference), let description = fields.description,
+                description.utf8.count <= 512
+            else { return refuse(.invalidRequest) }
+            if requireAuthorization, (fields.authorization ?? "").isEmpty { return refuse(.authorizationMissing) }
+            if type == "charge" {
+                return .request(
+                    .charge(
+                        ChargeRequest(
+                            merchantID: merchantID, chargeID: ChargeID(rawValue: reference), lineID: lineID,
+                            amount: Yen(amount), description: description)))
+            }
+            return .request(
+                .subscription(
+                    SubscriptionRequest(
+                        merchantID: merchantID, subscriptionID: SubscriptionID(rawValue: reference), lineID: lineID,
+                        monthlyAmount: Yen(amount), description: description)))
+        case "charge-cancel":
+            guard isWellFormed(reference) else { return refuse(.invalidRequest) }
+            return .request(
+                .chargeCancellation(
+                    ChargeCancellation(merchantID: merchantID, chargeID: ChargeID(rawValue: reference), lineID: lineID))
+            )
+        default:
+            guard isWellFormed(reference) else { return refuse(.invalidRequest) }
+            return .request(
+                .subscriptionCancellation(
+                    SubscriptionCancellation(
+                        merchantID: merchantID, subscriptionID: SubscriptionID(rawValue: reference), lineID: lineID)))
+        }
+    }
+
+    private func isWellFormed(_ reference: String) -> Bool { ChargeID(rawValue: reference).isWellFormed }
+}
+
+extension MerchantResultMessage {
+    /// The result of a request refused before the rules saw it.
+    public init(id: String, refused: RefusedRequest) {
+        self.id = id
+        merchantId = refused.merchantID
+        requestType = refused.requestType
+        requestId = refused.requestID
+        lineId = refused.lineID
+        status = "rejected"
+        reason = refused.reason.code
+        message = refused.reason.sentence
+        cycle = nil
+    }
+}
