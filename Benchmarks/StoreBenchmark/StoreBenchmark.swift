@@ -20,7 +20,9 @@ struct StoreBenchmark: AsyncParsableCommand {
               baseline  COPY of the rows the charge path writes: the charges and their
                         merchant-result messages in the outbox;
               apply     the store's exactly-once batch apply (offset compare-and-set, line
-                        locks, rules, charges, line spend, outbox), --batch requests a batch.
+                        locks, rules, charges, line spend, outbox), --batch requests a batch,
+                        --writers partitions applied at once (as a worker with several
+                        assigned partitions does).
             Prints rows/s for both and the ratio. Run it in release mode:
               swift run -c release store-bench
             """)
@@ -28,13 +30,15 @@ struct StoreBenchmark: AsyncParsableCommand {
     @Option(help: "Lines in the database.") var lines = 100_000
     @Option(help: "Charges written by each side.") var charges = 200_000
     @Option(help: "Requests per applied batch (one Kafka poll's worth).") var batch = 500
+    @Option(help: "Partitions applied concurrently, as a worker does with its assigned partitions.")
+    var writers = 2
     @Option(help: "Lines for the bulk-import measurement (0 to skip).") var importLines = 1_000_000
     @Flag(help: "Print the figures as JSON.") var json = false
 
     func run() async throws {
         let logger = {
             var logger = Logger(label: "matomete.store-bench")
-            logger.logLevel = .warning
+            logger.logLevel = .error
             return logger
         }()
         let server = try await EmbeddedPostgres.start(stopWhenProcessExits: true, logger: logger)
@@ -55,18 +59,34 @@ struct StoreBenchmark: AsyncParsableCommand {
         let applyDatabase = try await prepare(server.configuration, name: "bench_apply", logger: logger)
         let applySeconds = try await withPostgresClient(applyDatabase, logger: logger) { client in
             let store = try await BillingStore.open(client: client, logger: logger)
-            let cursor = PartitionCursor(consumerGroup: "bench", topic: "matomete.charges", partition: 0)
+            // Requests split by line, as Kafka partitions them by key.
+            var streams = Array(repeating: [ChargeRequest](), count: writers)
+            for request in requests { streams[abs(request.lineID.rawValue.hashValue) % writers].append(request) }
+            let batchSize = batch
             let clock = ContinuousClock()
             let start = clock.now
-            var offset: Int64 = 0
-            for chunk in stride(from: 0, to: requests.count, by: batch) {
-                let slice = requests[chunk..<min(chunk + batch, requests.count)]
-                let sourced = slice.enumerated().map { SourcedRequest(.charge($1), offset: offset + Int64($0)) }
-                let outcomes = try await store.apply(
-                    sourced, from: cursor, expectedOffset: offset == 0 ? nil : offset,
-                    nextOffset: offset + Int64(slice.count))
-                guard outcomes.allSatisfy(\.isAccepted) else { throw ValidationError("a benchmark charge was refused") }
-                offset += Int64(slice.count)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (partition, stream) in streams.enumerated() {
+                    group.addTask {
+                        let cursor = PartitionCursor(
+                            consumerGroup: "bench", topic: "matomete.charges", partition: Int32(partition))
+                        var offset: Int64 = 0
+                        for chunk in stride(from: 0, to: stream.count, by: batchSize) {
+                            let slice = stream[chunk..<min(chunk + batchSize, stream.count)]
+                            let sourced = slice.enumerated().map {
+                                SourcedRequest(.charge($1), offset: offset + Int64($0))
+                            }
+                            let outcomes = try await store.apply(
+                                sourced, from: cursor, expectedOffset: offset == 0 ? nil : offset,
+                                nextOffset: offset + Int64(slice.count))
+                            guard outcomes.allSatisfy(\.isAccepted) else {
+                                throw ValidationError("a benchmark charge was refused")
+                            }
+                            offset += Int64(slice.count)
+                        }
+                    }
+                }
+                try await group.waitForAll()
             }
             return (clock.now - start).seconds
         }
@@ -92,7 +112,8 @@ struct StoreBenchmark: AsyncParsableCommand {
         let applyRate = Double(charges) / applySeconds
         if json {
             let figures: [String: Double] = [
-                "charges": Double(charges), "batch": Double(batch), "copyRowsPerSecond": copyRate,
+                "charges": Double(charges), "batch": Double(batch), "writers": Double(writers),
+                "copyRowsPerSecond": copyRate,
                 "applyRequestsPerSecond": applyRate, "ratio": applyRate / copyRate,
                 "importLines": Double(importLines), "importSeconds": importSeconds ?? 0,
             ]
@@ -102,7 +123,7 @@ struct StoreBenchmark: AsyncParsableCommand {
         } else {
             print(
                 """
-                \(charges) charges on \(lines) lines, batches of \(batch), private PostgreSQL
+                \(charges) charges on \(lines) lines, batches of \(batch), \(writers) partitions at once, private PostgreSQL
                                                rows/s
                 COPY (charges + outbox)  \(rate(copyRate).leftPadded(12))
                 batch apply              \(rate(applyRate).leftPadded(12))
@@ -137,10 +158,28 @@ struct StoreBenchmark: AsyncParsableCommand {
         return database
     }
 
-    /// COPY of the rows the charge path writes; returns seconds.
+    /// COPY of the rows the charge path writes; returns seconds. The rows are
+    /// rendered (JSON, hex) before the clock starts: only the COPY is timed.
     private func copyRows(_ requests: [ChargeRequest], client: PostgresClient, logger: Logger) async throws -> Double {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var charges = ByteBuffer()
+        var outbox = ByteBuffer()
+        let hexDigits = Array("0123456789abcdef".utf8)
+        for (index, request) in requests.enumerated() {
+            charges.writeString(
+                "\(request.lineID)\t\(request.merchantID)\t\(request.chargeID)\t\(request.amount.amount)\t\(request.description)\t2026-11\tactive\n"
+            )
+            let id = MerchantResultMessage.id(topic: "matomete.charges", partition: 0, offset: Int64(index))
+            let result = MerchantResultMessage(
+                id: id, request: .charge(request), outcome: .accepted(BillingCycle("2026-11")!))
+            outbox.writeString("matomete.merchant-results\t\(request.merchantID)\t\(id)\t\\\\x")
+            for byte in try encoder.encode(result) {
+                outbox.writeInteger(hexDigits[Int(byte >> 4)])
+                outbox.writeInteger(hexDigits[Int(byte & 0x0f)])
+            }
+            outbox.writeString("\n")
+        }
         let clock = ContinuousClock()
         let start = clock.now
         try await client.withConnection { connection in
@@ -148,38 +187,20 @@ struct StoreBenchmark: AsyncParsableCommand {
                 table: "charges",
                 columns: ["line_id", "merchant_id", "charge_id", "amount_yen", "description", "cycle", "status"],
                 logger: logger
-            ) { writer in
-                var buffer = ByteBuffer()
-                for request in requests {
-                    buffer.writeString(
-                        "\(request.lineID)\t\(request.merchantID)\t\(request.chargeID)\t\(request.amount.amount)\t\(request.description)\t2026-11\tactive\n"
-                    )
-                    if buffer.readableBytes > 1 << 20 {
-                        try await writer.write(buffer)
-                        buffer.clear()
-                    }
-                }
-                try await writer.write(buffer)
-            }
+            ) { writer in try await writeChunks(charges, to: writer) }
             try await connection.copyFrom(
                 table: "outbox", columns: ["topic", "message_key", "message_id", "payload"], logger: logger
-            ) { writer in
-                var buffer = ByteBuffer()
-                for (index, request) in requests.enumerated() {
-                    let id = MerchantResultMessage.id(topic: "matomete.charges", partition: 0, offset: Int64(index))
-                    let result = MerchantResultMessage(
-                        id: id, request: .charge(request), outcome: .accepted(BillingCycle("2026-11")!))
-                    let hex = try encoder.encode(result).map { String(format: "%02x", $0) }.joined()
-                    buffer.writeString("matomete.merchant-results\t\(request.merchantID)\t\(id)\t\\\\x\(hex)\n")
-                    if buffer.readableBytes > 1 << 20 {
-                        try await writer.write(buffer)
-                        buffer.clear()
-                    }
-                }
-                try await writer.write(buffer)
-            }
+            ) { writer in try await writeChunks(outbox, to: writer) }
         }
         return (clock.now - start).seconds
     }
 
+}
+
+/// Streams `buffer` to a COPY in 1 MiB pieces.
+private func writeChunks(_ buffer: ByteBuffer, to writer: PostgresCopyFromWriter) async throws {
+    var rest = buffer
+    while rest.readableBytes > 0, let piece = rest.readSlice(length: min(rest.readableBytes, 1 << 20)) {
+        try await writer.write(piece)
+    }
 }

@@ -86,8 +86,7 @@ extension BillingStore {
                         key: request.merchantID?.rawValue ?? request.lineID.rawValue,
                         id: id, encoder: encoder))
             }
-            try await persist(books, on: connection)
-            try await connection.insertOutbox(messages + extraMessages, logger: logger)
+            try await persist(books, messages: messages + extraMessages, on: connection)
             return outcomes
         }
     }
@@ -138,10 +137,14 @@ extension BillingStore {
         var books: [LineID: LineBook] = [:]
         let placeholder = BillingCycle(year: 2000, month: 1)!
         for id in lineIDs { books[LineID(rawValue: id)] = LineBook(line: nil, openCycle: placeholder, spend: 0) }
+        // Locked one by one in id order (the keys are sorted): no deadlock with
+        // another batch over the same lines.
         let lineRows = try await connection.query(
             """
-            SELECT line_id, line_type, flets_net, status, spending_limit_yen, open_cycle, open_spend_yen
-            FROM lines WHERE line_id = ANY(\(lineIDs)) ORDER BY line_id FOR UPDATE
+            SELECT l.line_id, l.line_type, l.flets_net, l.status, l.spending_limit_yen, l.open_cycle, l.open_spend_yen
+            FROM unnest(\(lineIDs)) WITH ORDINALITY AS k(line_id, position)
+            CROSS JOIN LATERAL (SELECT * FROM lines WHERE lines.line_id = k.line_id FOR UPDATE) l
+            ORDER BY k.position
             """, logger: logger)
         for try await (id, type, fletsNet, status, limit, openCycle, spend) in lineRows.decode(
             (String, String, Bool, String, Int64?, String, Int64).self)
@@ -181,10 +184,14 @@ extension BillingStore {
             let rows = try await connection.query(
                 """
                 SELECT c.line_id, c.merchant_id, c.charge_id, c.amount_yen, c.description, c.cycle, c.status, c.cancelled_in
-                FROM charges c
-                JOIN unnest(\(chargeKeys.lines), \(chargeKeys.merchants), \(chargeKeys.ids)) AS k(line_id, merchant_id, charge_id)
-                  ON c.line_id = k.line_id AND c.merchant_id = k.merchant_id AND c.charge_id = k.charge_id
-                WHERE c.line_id = ANY(\(chargeKeys.lines))
+                FROM unnest(\(chargeKeys.lines), \(chargeKeys.merchants), \(chargeKeys.ids)) AS k(line_id, merchant_id, charge_id)
+                CROSS JOIN LATERAL (
+                    -- `|| ''` keeps the planner off the merchant index (one merchant can
+                    -- have millions of charges): the probe goes through the line id.
+                    SELECT * FROM charges
+                    WHERE charges.line_id = k.line_id AND charges.merchant_id || '' = k.merchant_id
+                      AND charges.charge_id = k.charge_id
+                ) c
                 """, logger: logger)
             for try await (line, merchant, id, amount, description, cycle, status, cancelledIn) in rows.decode(
                 (String, String, String, Int64, String, String, String, String?).self)
@@ -203,7 +210,7 @@ extension BillingStore {
                 SELECT s.line_id, s.merchant_id, s.subscription_id, s.monthly_amount_yen, s.description, s.start_cycle, s.last_cycle
                 FROM subscriptions s
                 WHERE s.line_id = ANY(\(subscriptionKeys.lines + terminating))
-                  AND ((s.line_id, s.merchant_id, s.subscription_id) IN (
+                  AND ((s.line_id, s.merchant_id || '', s.subscription_id) IN (
                           SELECT * FROM unnest(\(subscriptionKeys.lines), \(subscriptionKeys.merchants), \(subscriptionKeys.ids)))
                        OR (s.line_id = ANY(\(terminating)) AND s.last_cycle IS NULL))
                 """, logger: logger)
@@ -238,88 +245,109 @@ extension BillingStore {
         return merchants
     }
 
-    /// Writes what the rules changed, one statement per kind of change.
-    private func persist(_ books: [LineID: LineBook], on connection: PostgresConnection) async throws {
-        var added: [(LineID, ChargeRecord)] = []
-        var cancelled: [(LineID, ChargeKey, String, BillingCycle)] = []
-        var credits: [(LineID, ChargeKey, String, Yen, BillingCycle)] = []
-        var subscriptions: [(LineID, SubscriptionRecord)] = []
-        var ended: [(LineID, SubscriptionKey, BillingCycle)] = []
+    /// Writes what the rules changed and the batch's outgoing messages in one
+    /// statement (data-modifying CTEs: one round trip).
+    ///
+    /// Each record is written in its final state: a charge added and cancelled
+    /// in the same batch is inserted already cancelled (sibling CTEs cannot
+    /// see each other's rows).
+    private func persist(
+        _ books: [LineID: LineBook], messages: [OutboxMessage], on connection: PostgresConnection
+    )
+        async throws
+    {
+        var newCharges: [(LineID, ChargeRecord)] = []
+        var changedCharges: [(LineID, ChargeRecord)] = []
+        var credits: [(LineID, ChargeRecord, Yen)] = []
+        var newSubscriptions: [(LineID, SubscriptionRecord)] = []
+        var endedSubscriptions: [(LineID, SubscriptionRecord)] = []
         var lineUpdates: [(LineID, Yen, LineStatus)] = []
-        for (lineID, book) in books where !book.effects.isEmpty {
+        for (lineID, book) in books.sorted(by: { $0.key < $1.key }) where !book.effects.isEmpty {
             guard let line = book.line else { continue }
             lineUpdates.append((lineID, book.spend, line.status))
+            var addedCharges = Set<ChargeKey>()
+            var addedSubscriptions = Set<SubscriptionKey>()
+            var touchedCharges = Set<ChargeKey>()
+            var touchedSubscriptions = Set<SubscriptionKey>()
             for effect in book.effects {
                 switch effect {
-                case .chargeAdded(let record): added.append((lineID, record))
-                case .chargeCancelled(let key, let cycle): cancelled.append((lineID, key, "cancelled", cycle))
-                case .chargeCredited(let key, let cycle, let amount):
-                    cancelled.append((lineID, key, "credited", cycle))
-                    credits.append((lineID, key, book.charges[key]?.description ?? "", amount, cycle))
-                case .subscriptionAdded(let record): subscriptions.append((lineID, record))
-                case .subscriptionEnded(let key, let lastCycle): ended.append((lineID, key, lastCycle))
+                case .chargeAdded(let record): addedCharges.insert(record.key)
+                case .chargeCancelled(let key, _): touchedCharges.insert(key)
+                case .chargeCredited(let key, _, let amount):
+                    touchedCharges.insert(key)
+                    if let record = book.charges[key] { credits.append((lineID, record, amount)) }
+                case .subscriptionAdded(let record): addedSubscriptions.insert(record.key)
+                case .subscriptionEnded(let key, _): touchedSubscriptions.insert(key)
                 case .lineTerminated: break
                 }
             }
+            for key in addedCharges.sorted(by: { $0.chargeID < $1.chargeID }) {
+                if let record = book.charges[key] { newCharges.append((lineID, record)) }
+            }
+            for key in touchedCharges.subtracting(addedCharges).sorted(by: { $0.chargeID < $1.chargeID }) {
+                if let record = book.charges[key] { changedCharges.append((lineID, record)) }
+            }
+            for key in addedSubscriptions.sorted(by: { $0.subscriptionID < $1.subscriptionID }) {
+                if let record = book.subscriptions[key] { newSubscriptions.append((lineID, record)) }
+            }
+            for key in touchedSubscriptions.subtracting(addedSubscriptions).sorted(by: {
+                $0.subscriptionID < $1.subscriptionID
+            }) {
+                if let record = book.subscriptions[key] { endedSubscriptions.append((lineID, record)) }
+            }
         }
-        if !added.isEmpty {
-            try await connection.query(
-                """
-                INSERT INTO charges (line_id, merchant_id, charge_id, amount_yen, description, cycle, status)
-                SELECT line_id, merchant_id, charge_id, amount_yen, description, cycle, 'active'
-                FROM unnest(\(added.map(\.0.rawValue)), \(added.map(\.1.merchantID.rawValue)), \(added.map(\.1.chargeID.rawValue)),
-                            \(added.map(\.1.amount.amount)), \(added.map(\.1.description)), \(added.map(\.1.cycle.description)))
-                    AS c(line_id, merchant_id, charge_id, amount_yen, description, cycle)
-                """, logger: logger)
+        let headers = try messages.map {
+            $0.headers.isEmpty ? "{}" : String(decoding: try JSONEncoder.messages.encode($0.headers), as: UTF8.self)
         }
-        if !cancelled.isEmpty {
-            try await connection.query(
-                """
-                UPDATE charges c SET status = u.status, cancelled_in = u.cycle, cancelled_at = now()
-                FROM unnest(\(cancelled.map(\.0.rawValue)), \(cancelled.map(\.1.merchantID.rawValue)),
-                            \(cancelled.map(\.1.chargeID.rawValue)), \(cancelled.map(\.2)), \(cancelled.map(\.3.description)))
-                    AS u(line_id, merchant_id, charge_id, status, cycle)
-                WHERE c.line_id = u.line_id AND c.merchant_id = u.merchant_id AND c.charge_id = u.charge_id
-                  AND c.line_id = ANY(\(cancelled.map(\.0.rawValue)))
-                """, logger: logger)
-        }
-        if !credits.isEmpty {
-            try await connection.query(
-                """
+        try await connection.query(
+            """
+            WITH new_charges AS (
+                INSERT INTO charges (line_id, merchant_id, charge_id, amount_yen, description, cycle, status, cancelled_in, cancelled_at)
+                SELECT line_id, merchant_id, charge_id, amount_yen, description, cycle, status, NULLIF(cancelled_in, ''),
+                       CASE WHEN cancelled_in = '' THEN NULL ELSE now() END
+                FROM unnest(\(newCharges.map(\.0.rawValue)), \(newCharges.map(\.1.merchantID.rawValue)),
+                            \(newCharges.map(\.1.chargeID.rawValue)), \(newCharges.map(\.1.amount.amount)),
+                            \(newCharges.map(\.1.description)), \(newCharges.map(\.1.cycle.description)),
+                            \(newCharges.map(\.1.status.rawValue)), \(newCharges.map { $0.1.cancelledIn?.description ?? "" }))
+                    AS c(line_id, merchant_id, charge_id, amount_yen, description, cycle, status, cancelled_in)
+            ), changed_charges AS (
+                UPDATE charges c SET status = u.status, cancelled_in = u.cancelled_in, cancelled_at = now()
+                FROM unnest(\(changedCharges.map(\.0.rawValue)), \(changedCharges.map(\.1.merchantID.rawValue)),
+                            \(changedCharges.map(\.1.chargeID.rawValue)), \(changedCharges.map(\.1.status.rawValue)),
+                            \(changedCharges.map { $0.1.cancelledIn?.description ?? "" }))
+                    AS u(line_id, merchant_id, charge_id, status, cancelled_in)
+                WHERE c.line_id = u.line_id AND c.merchant_id || '' = u.merchant_id AND c.charge_id = u.charge_id
+            ), new_credits AS (
                 INSERT INTO credits (line_id, merchant_id, charge_id, description, amount_yen, cycle)
                 SELECT * FROM unnest(\(credits.map(\.0.rawValue)), \(credits.map(\.1.merchantID.rawValue)),
-                                     \(credits.map(\.1.chargeID.rawValue)), \(credits.map(\.2)), \(credits.map(\.3.amount)),
-                                     \(credits.map(\.4.description)))
-                """, logger: logger)
-        }
-        if !subscriptions.isEmpty {
-            try await connection.query(
-                """
-                INSERT INTO subscriptions (line_id, merchant_id, subscription_id, monthly_amount_yen, description, start_cycle)
-                SELECT * FROM unnest(\(subscriptions.map(\.0.rawValue)), \(subscriptions.map(\.1.merchantID.rawValue)),
-                                     \(subscriptions.map(\.1.subscriptionID.rawValue)), \(subscriptions.map(\.1.monthlyAmount.amount)),
-                                     \(subscriptions.map(\.1.description)), \(subscriptions.map(\.1.startCycle.description)))
-                """, logger: logger)
-        }
-        if !ended.isEmpty {
-            try await connection.query(
-                """
+                                     \(credits.map(\.1.chargeID.rawValue)), \(credits.map(\.1.description)),
+                                     \(credits.map(\.2.amount)), \(credits.map { $0.1.cancelledIn?.description ?? "" }))
+            ), new_subscriptions AS (
+                INSERT INTO subscriptions (line_id, merchant_id, subscription_id, monthly_amount_yen, description, start_cycle, last_cycle)
+                SELECT line_id, merchant_id, subscription_id, amount, description, start_cycle, NULLIF(last_cycle, '')
+                FROM unnest(\(newSubscriptions.map(\.0.rawValue)), \(newSubscriptions.map(\.1.merchantID.rawValue)),
+                            \(newSubscriptions.map(\.1.subscriptionID.rawValue)), \(newSubscriptions.map(\.1.monthlyAmount.amount)),
+                            \(newSubscriptions.map(\.1.description)), \(newSubscriptions.map(\.1.startCycle.description)),
+                            \(newSubscriptions.map { $0.1.lastCycle?.description ?? "" }))
+                    AS s(line_id, merchant_id, subscription_id, amount, description, start_cycle, last_cycle)
+            ), ended_subscriptions AS (
                 UPDATE subscriptions s SET last_cycle = u.last_cycle, ended_at = now()
-                FROM unnest(\(ended.map(\.0.rawValue)), \(ended.map(\.1.merchantID.rawValue)),
-                            \(ended.map(\.1.subscriptionID.rawValue)), \(ended.map(\.2.description)))
+                FROM unnest(\(endedSubscriptions.map(\.0.rawValue)), \(endedSubscriptions.map(\.1.merchantID.rawValue)),
+                            \(endedSubscriptions.map(\.1.subscriptionID.rawValue)),
+                            \(endedSubscriptions.map { $0.1.lastCycle?.description ?? "" }))
                     AS u(line_id, merchant_id, subscription_id, last_cycle)
-                WHERE s.line_id = u.line_id AND s.merchant_id = u.merchant_id AND s.subscription_id = u.subscription_id
-                  AND s.line_id = ANY(\(ended.map(\.0.rawValue)))
-                """, logger: logger)
-        }
-        if !lineUpdates.isEmpty {
-            try await connection.query(
-                """
+                WHERE s.line_id = u.line_id AND s.merchant_id || '' = u.merchant_id AND s.subscription_id = u.subscription_id
+            ), updated_lines AS (
                 UPDATE lines l SET open_spend_yen = u.spend, status = u.status, updated_at = now()
                 FROM unnest(\(lineUpdates.map(\.0.rawValue)), \(lineUpdates.map(\.1.amount)), \(lineUpdates.map(\.2.rawValue)))
                     AS u(line_id, spend, status)
-                WHERE l.line_id = u.line_id AND l.line_id = ANY(\(lineUpdates.map(\.0.rawValue)))
-                """, logger: logger)
-        }
+                WHERE l.line_id = u.line_id
+            )
+            INSERT INTO outbox (topic, message_key, message_id, payload, headers)
+            SELECT topic, NULLIF(message_key, ''), message_id, decode(payload, 'base64'), headers::jsonb
+            FROM unnest(\(messages.map(\.topic)), \(messages.map { $0.key ?? "" }), \(messages.map(\.id)),
+                        \(messages.map { Data($0.payload).base64EncodedString() }), \(headers))
+                AS m(topic, message_key, message_id, payload, headers)
+            """, logger: logger)
     }
 }

@@ -106,7 +106,10 @@ extension PostgresConnection {
     /// Inserts messages into the outbox with one statement.
     func insertOutbox(_ messages: [OutboxMessage], logger: Logger) async throws {
         guard !messages.isEmpty else { return }
-        let headers = try messages.map { String(decoding: try JSONEncoder().encode($0.headers), as: UTF8.self) }
+        let encoder = JSONEncoder.messages
+        let headers = try messages.map {
+            $0.headers.isEmpty ? "{}" : String(decoding: try encoder.encode($0.headers), as: UTF8.self)
+        }
         try await query(
             """
             INSERT INTO outbox (topic, message_key, message_id, payload, headers)

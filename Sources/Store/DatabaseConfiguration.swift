@@ -55,6 +55,11 @@ public struct DatabaseConfiguration: Sendable, CustomStringConvertible {
             host: host, port: port, username: username, password: password, database: database,
             tls: requireTLS ? .require(.makeClientConfiguration()) : .disable)
         configuration.options.maximumConnections = maximumConnections
+        // Every statement Matomete runs looks rows up by key, a batch of keys at
+        // a time: nested loops of index probes into the one partition each key
+        // lives in (pruned at run time) beat hashing whole partitions, however
+        // large the tables grow and whatever the statistics say.
+        configuration.options.additionalStartupParameters = [("enable_hashjoin", "off"), ("enable_mergejoin", "off")]
         return configuration
     }
 }

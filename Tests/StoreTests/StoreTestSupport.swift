@@ -15,7 +15,7 @@ actor TestServer {
 
     static let logger: Logger = {
         var logger = Logger(label: "matomete.tests.store")
-        logger.logLevel = .warning
+        logger.logLevel = .error
         return logger
     }()
 

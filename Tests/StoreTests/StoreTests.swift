@@ -149,6 +149,33 @@ struct StoreTests {
         }
     }
 
+    @Test("Requests on the same record within one batch are stored in their final state")
+    func sameBatchChanges() async throws {
+        let database = try await TestDatabase.create()
+        try await database.withStore { store in
+            try await store.upsertMerchant(Merchant(id: "m1", name: "Video"))
+            try await store.importLines(Make.lines(1), openCycle: .november)
+            let feeder = Feeder(store)
+            let outcomes = try await feeder.apply([
+                Make.charge("m1", "c-1", line: "L0000000", 500), Make.cancelCharge("m1", "c-1", line: "L0000000"),
+                Make.subscription("m1", "s-1", line: "L0000000", 300),
+                Make.cancelSubscription("m1", "s-1", line: "L0000000"),
+                Make.charge("m1", "c-2", line: "L0000000", 200),
+            ])
+            #expect(outcomes.allSatisfy { $0.isAccepted })
+            let statement = try #require(try await store.lineStatement("L0000000"))
+            #expect(statement.items.map(\.reference) == ["c-2", "s-1"])  // s-1 billed for its only month
+            let activity = try await store.merchantActivity("m1")
+            #expect(activity.first { $0.reference == "c-1" }?.status == "cancelled")
+            #expect(activity.first { $0.reference == "s-1" }?.endCycle == .november)
+            // A repeat in a later batch sees the stored final state.
+            #expect(
+                try await feeder.apply([Make.cancelCharge("m1", "c-1", line: "L0000000")]) == [.accepted(.november)])
+            try await store.closeAll(.november)
+            #expect(try await store.lineStatement("L0000000")?.items.isEmpty == true)
+        }
+    }
+
     @Test("Support desk and merchant site queries")
     func queries() async throws {
         let database = try await TestDatabase.create()
