@@ -60,13 +60,14 @@ extension BillingStore {
         expectedOffset: Int64?, nextOffset: Int64
     ) async throws -> [Outcome] {
         try await transaction { connection in
-            try await moveOffset(cursor, from: expectedOffset, to: nextOffset, on: connection)
+            let merchants = try await moveOffset(
+                cursor, from: expectedOffset, to: nextOffset, loading: requests.compactMap(\.request.merchantID),
+                on: connection)
             guard !requests.isEmpty else {
                 try await connection.insertOutbox(extraMessages, logger: logger)
                 return []
             }
             var books = try await loadBooks(for: requests.map(\.request), on: connection)
-            let merchants = try await loadMerchants(requests.compactMap(\.request.merchantID), on: connection)
             let encoder = JSONEncoder.messages
             var outcomes: [Outcome] = []
             var messages: [OutboxMessage] = []
@@ -91,39 +92,43 @@ extension BillingStore {
         }
     }
 
-    /// The compare-and-set on the partition's stored offset.
+    /// The compare-and-set on the partition's stored offset, in the same round
+    /// trip as reading the batch's merchants (the first statement of every batch).
     private func moveOffset(
-        _ cursor: PartitionCursor, from expected: Int64?, to next: Int64, on connection: PostgresConnection
-    )
-        async throws
-    {
+        _ cursor: PartitionCursor, from expected: Int64?, to next: Int64, loading merchantIDs: [MerchantID],
+        on connection: PostgresConnection
+    ) async throws -> [MerchantID: Merchant] {
         let partition = Int(cursor.partition)
-        let moved: Int64?
-        if let expected {
-            moved = try await connection.fetch(
-                """
+        let ids = Array(Set(merchantIDs.map(\.rawValue)))
+        // `expected` nil: no offset stored yet, so the row must not exist.
+        let rows = try await connection.fetch(
+            """
+            WITH updated AS (
                 UPDATE consumer_offsets SET next_offset = \(next), updated_at = now()
-                WHERE consumer_group = \(cursor.consumerGroup) AND topic = \(cursor.topic) AND partition = \(partition)
-                  AND next_offset = \(expected)
-                RETURNING next_offset
-                """, Int64.self, logger: logger
-            ).first
-        } else {
-            moved = try await connection.fetch(
-                """
+                WHERE \(expected != nil) AND consumer_group = \(cursor.consumerGroup) AND topic = \(cursor.topic)
+                  AND partition = \(partition) AND next_offset = \(expected ?? -1)
+                RETURNING 1
+            ), inserted AS (
                 INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)
-                VALUES (\(cursor.consumerGroup), \(cursor.topic), \(partition), \(next))
+                SELECT \(cursor.consumerGroup), \(cursor.topic), \(partition), \(next) WHERE \(expected == nil)
                 ON CONFLICT DO NOTHING
-                RETURNING next_offset
-                """, Int64.self, logger: logger
-            ).first
-        }
-        guard moved != nil else {
+                RETURNING 1
+            )
+            SELECT ((SELECT count(*) FROM updated) + (SELECT count(*) FROM inserted))::int, m.merchant_id, m.name, m.status
+            FROM (SELECT 1) AS one LEFT JOIN merchants m ON m.merchant_id = ANY(\(ids))
+            """, (Int, String?, String?, String?).self, logger: logger)
+        guard rows.first?.0 == 1 else {
             throw StoreError(
                 .staleOffset,
                 "\(cursor): the stored offset is no longer \(expected.map(String.init) ?? "unset"); another worker owns the partition"
             )
         }
+        var merchants: [MerchantID: Merchant] = [:]
+        for case (_, let id?, let name?, let status?) in rows {
+            merchants[MerchantID(rawValue: id)] = Merchant(
+                id: MerchantID(rawValue: id), name: name, status: MerchantStatus(rawValue: status) ?? .suspended)
+        }
+        return merchants
     }
 
     /// Loads, and locks in id order, every line the requests touch, with the
@@ -228,23 +233,6 @@ extension BillingStore {
         return books
     }
 
-    private func loadMerchants(
-        _ ids: [MerchantID], on connection: PostgresConnection
-    ) async throws
-        -> [MerchantID: Merchant]
-    {
-        let unique = Array(Set(ids.map(\.rawValue)))
-        guard !unique.isEmpty else { return [:] }
-        var merchants: [MerchantID: Merchant] = [:]
-        let rows = try await connection.query(
-            "SELECT merchant_id, name, status FROM merchants WHERE merchant_id = ANY(\(unique))", logger: logger)
-        for try await (id, name, status) in rows.decode((String, String, String).self) {
-            merchants[MerchantID(rawValue: id)] = Merchant(
-                id: MerchantID(rawValue: id), name: name, status: MerchantStatus(rawValue: status) ?? .suspended)
-        }
-        return merchants
-    }
-
     /// Writes what the rules changed and the batch's outgoing messages in one
     /// statement (data-modifying CTEs: one round trip).
     ///
@@ -344,9 +332,9 @@ extension BillingStore {
                 WHERE l.line_id = u.line_id
             )
             INSERT INTO outbox (topic, message_key, message_id, payload, headers)
-            SELECT topic, NULLIF(message_key, ''), message_id, decode(payload, 'base64'), headers::jsonb
+            SELECT topic, NULLIF(message_key, ''), message_id, payload, headers::jsonb
             FROM unnest(\(messages.map(\.topic)), \(messages.map { $0.key ?? "" }), \(messages.map(\.id)),
-                        \(messages.map { Data($0.payload).base64EncodedString() }), \(headers))
+                        \(messages.map { ByteBuffer(bytes: $0.payload) }), \(headers))
                 AS m(topic, message_key, message_id, payload, headers)
             """, logger: logger)
     }

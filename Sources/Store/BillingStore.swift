@@ -113,9 +113,9 @@ extension PostgresConnection {
         try await query(
             """
             INSERT INTO outbox (topic, message_key, message_id, payload, headers)
-            SELECT topic, NULLIF(message_key, ''), message_id, decode(payload, 'base64'), headers::jsonb
+            SELECT topic, NULLIF(message_key, ''), message_id, payload, headers::jsonb
             FROM unnest(\(messages.map(\.topic)), \(messages.map { $0.key ?? "" }), \(messages.map(\.id)),
-                        \(messages.map { Data($0.payload).base64EncodedString() }), \(headers))
+                        \(messages.map { ByteBuffer(bytes: $0.payload) }), \(headers))
                 AS m(topic, message_key, message_id, payload, headers)
             """, logger: logger)
     }

@@ -163,14 +163,13 @@ extension BillingStore {
         var messages: [OutboxMessage] = []
         let rows = try await client.query(
             """
-            SELECT message_key, message_id, encode(payload, 'base64'), headers::text FROM outbox
+            SELECT message_key, message_id, payload, headers::text FROM outbox
             WHERE topic = \(topic) ORDER BY id
             """, logger: logger)
-        for try await (key, id, payload, headers) in rows.decode((String?, String, String, String).self) {
+        for try await (key, id, payload, headers) in rows.decode((String?, String, ByteBuffer, String).self) {
             messages.append(
                 OutboxMessage(
-                    topic: topic, key: key, id: id,
-                    payload: Array(Data(base64Encoded: payload, options: .ignoreUnknownCharacters) ?? Data()),
+                    topic: topic, key: key, id: id, payload: Array(payload.readableBytesView),
                     headers: (try? JSONDecoder().decode([String: String].self, from: Data(headers.utf8))) ?? [:]))
         }
         return messages
