@@ -68,7 +68,6 @@ extension BillingStore {
                 return []
             }
             var books = try await loadBooks(for: requests.map(\.request), on: connection)
-            let encoder = JSONEncoder.messages
             var outcomes: [Outcome] = []
             var messages: [OutboxMessage] = []
             outcomes.reserveCapacity(requests.count)
@@ -82,10 +81,9 @@ extension BillingStore {
                     topic: cursor.topic, partition: cursor.partition, offset: sourced.offset)
                 let result = MerchantResultMessage(id: id, request: request, outcome: outcome)
                 messages.append(
-                    try .json(
-                        result, topic: topics.merchantResults,
-                        key: request.merchantID?.rawValue ?? request.lineID.rawValue,
-                        id: id, encoder: encoder))
+                    OutboxMessage(
+                        topic: topics.merchantResults, key: request.merchantID?.rawValue ?? request.lineID.rawValue,
+                        id: id, payload: result.jsonBytes))
             }
             try await persist(books, messages: messages + extraMessages, on: connection)
             return outcomes

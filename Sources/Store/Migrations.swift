@@ -67,7 +67,6 @@ let migrations: [Migration] = [
                 cancelled_at timestamptz,
                 PRIMARY KEY (line_id, merchant_id, charge_id)) PARTITION BY HASH (line_id)
             """,
-            "CREATE INDEX charges_by_line_cycle ON charges (line_id, cycle)",
             "CREATE INDEX charges_by_merchant ON charges (merchant_id, applied_at)",
             """
             CREATE TABLE subscriptions (

@@ -1,0 +1,24 @@
+import Billing
+import Contract
+import Foundation
+import Testing
+
+@Suite("Hand-written JSON of hot-path messages")
+struct JSONWritingTests {
+    @Test("A result's JSON is what JSONEncoder writes, and decodes back", arguments: [false, true])
+    func sameAsJSONEncoder(rejected: Bool) throws {
+        let request = BillingRequest.charge(
+            ChargeRequest(
+                merchantID: "m\"1\\", chargeID: "c-1", lineID: "L0000001", amount: 500,
+                description: "tab\there, newline\n, quote \" and ポイント"))
+        let outcome: Outcome =
+            rejected ? .rejected(.spendingLimitExceeded, BillingCycle("2026-11")) : .accepted(BillingCycle("2026-11")!)
+        let message = MerchantResultMessage(id: "result-matomete.charges-3-42", request: request, outcome: outcome)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        #expect(
+            String(decoding: message.jsonBytes, as: UTF8.self)
+                == String(decoding: try encoder.encode(message), as: UTF8.self))
+        #expect(try JSONDecoder().decode(MerchantResultMessage.self, from: Data(message.jsonBytes)) == message)
+    }
+}
