@@ -144,14 +144,10 @@ extension PostgresConnection {
 }
 
 extension PostgresClient {
-    /// Runs a query and decodes every row.
+    /// Runs a query on a pooled connection and decodes every row.
     public func fetch<each Column: PostgresDecodable & Sendable>(
         _ query: PostgresQuery, _ columns: (repeat each Column).Type, logger: Logger
     ) async throws -> [(repeat each Column)] {
-        var result: [(repeat each Column)] = []
-        for try await row in try await self.query(query, logger: logger).decode((repeat each Column).self) {
-            result.append(row)
-        }
-        return result
+        try await withConnection { try await $0.fetch(query, columns, logger: logger) }
     }
 }
