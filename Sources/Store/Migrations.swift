@@ -119,6 +119,7 @@ let migrations: [Migration] = [
                 message_id text NOT NULL,
                 payload bytea NOT NULL,
                 headers jsonb NOT NULL DEFAULT '{}',
+                claimed_until timestamptz,
                 created_at timestamptz NOT NULL DEFAULT now())
             """,
             """

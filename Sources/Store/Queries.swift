@@ -151,11 +151,26 @@ extension BillingStore {
         return Array(activity.sorted { $0.at > $1.at }.prefix(limit))
     }
 
-    /// The settlements of a closed cycle, by merchant id.
+    /// The settlements of a closed cycle, by merchant id, as stored.
     public func settlements(_ cycle: BillingCycle) async throws -> [SettlementMessage] {
-        try await outboxMessages(topic: topics.settlements).compactMap {
-            try JSONDecoder().decode(SettlementMessage.self, from: Data($0.payload))
-        }.filter { $0.cycle == cycle.description }.sorted { $0.merchantId < $1.merchantId }
+        let rows = try await client.fetch(
+            """
+            SELECT merchant_id, lines, gross_yen, rate_basis_points, per_line_threshold_yen, per_line_fee_tenths,
+                   item_count, credit_yen, fee_yen, fee_rule
+            FROM settlements WHERE cycle = \(cycle.description) ORDER BY merchant_id
+            """, (String, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, String).self, logger: logger)
+        return rows.map { merchant, lines, gross, rate, threshold, perLine, items, credit, fee, rule in
+            let settlement = Settlement(
+                merchantID: MerchantID(rawValue: merchant), cycle: cycle,
+                totals: MerchantTotals(lines: lines, gross: Yen(gross), itemCount: items, creditAmount: Yen(credit)),
+                tariff: Tariff(rateBasisPoints: rate, perLineThreshold: Yen(threshold), perLineFeeTenths: perLine))
+            var message = SettlementMessage(settlement)
+            // What was stored is what was published, whatever the rules say today.
+            message.fee = fee
+            message.netAmount = gross - fee
+            message.feeRule = rule
+            return message
+        }
     }
 
     /// Messages waiting in the outbox for `topic`, oldest first.

@@ -176,6 +176,33 @@ struct StoreTests {
         }
     }
 
+    @Test("Outbox messages are claimed by one relay at a time, leased, and gone once acknowledged")
+    func outboxClaims() async throws {
+        let database = try await TestDatabase.create()
+        try await database.withStore { store in
+            try await store.upsertMerchant(Merchant(id: "m1", name: "Video"))
+            try await store.importLines(Make.lines(3), openCycle: .november)
+            try await Feeder(store).apply((0..<5).map { Make.charge("m1", "c-\($0)", line: "L0000001", 100) })
+            #expect(try await store.outboxBacklog() == 5)
+            let first = try await store.claimOutbox(limit: 3)
+            let second = try await store.claimOutbox(limit: 10)
+            #expect(first.count == 3 && second.count == 2)
+            #expect(Set(first.map(\.message.id)).isDisjoint(with: second.map(\.message.id)))
+            #expect(first.allSatisfy { $0.message.topic == "matomete.merchant-results" && $0.message.key == "m1" })
+            // A relay that dies without acknowledging: after its lease the messages come back.
+            try await store.acknowledge(second.map(\.sequence))
+            #expect(try await store.claimOutbox(limit: 10).isEmpty)
+            let expired = try await store.claimOutbox(limit: 10, lease: .zero)
+            #expect(expired.isEmpty)  // still leased by the first claim
+            try await store.client.query(
+                "UPDATE outbox SET claimed_until = now() - interval '1 second'", logger: TestServer.logger)
+            let again = try await store.claimOutbox(limit: 10)
+            #expect(again.map(\.message.id) == first.map(\.message.id))
+            try await store.acknowledge(again.map(\.sequence))
+            #expect(try await store.outboxBacklog() == 0)
+        }
+    }
+
     @Test("Support desk and merchant site queries")
     func queries() async throws {
         let database = try await TestDatabase.create()

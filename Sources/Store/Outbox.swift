@@ -1,0 +1,48 @@
+import Foundation
+import PostgresNIO
+
+/// A message taken from the outbox to publish.
+public struct ClaimedMessage: Sendable, Hashable {
+    /// The outbox row; pass it back to ``BillingStore/acknowledge(_:)`` once published.
+    public var sequence: Int64
+    public var message: OutboxMessage
+}
+
+extension BillingStore {
+    /// Takes up to `limit` unpublished messages, oldest first, for `lease`: other
+    /// relays skip them until the lease runs out. No transaction stays open while
+    /// the caller publishes; if it dies before acknowledging, the messages are
+    /// published again after the lease (with the same ids, so consumers drop
+    /// the repeats).
+    public func claimOutbox(limit: Int, lease: Duration = .seconds(30)) async throws -> [ClaimedMessage] {
+        let leaseSeconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
+        let rows = try await transaction { connection in
+            try await connection.fetch(
+                """
+                UPDATE outbox SET claimed_until = now() + make_interval(secs => \(leaseSeconds))
+                WHERE id IN (
+                    SELECT id FROM outbox WHERE claimed_until IS NULL OR claimed_until < now()
+                    ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+                RETURNING id, topic, message_key, message_id, payload, headers::text
+                """, (Int64, String, String?, String, ByteBuffer, String).self, logger: logger)
+        }
+        return rows.sorted { $0.0 < $1.0 }.map { id, topic, key, messageID, payload, headers in
+            ClaimedMessage(
+                sequence: id,
+                message: OutboxMessage(
+                    topic: topic, key: key, id: messageID, payload: Array(payload.readableBytesView),
+                    headers: (try? JSONDecoder().decode([String: String].self, from: Data(headers.utf8))) ?? [:]))
+        }
+    }
+
+    /// Removes published messages from the outbox.
+    public func acknowledge(_ sequences: [Int64]) async throws {
+        guard !sequences.isEmpty else { return }
+        try await client.query("DELETE FROM outbox WHERE id = ANY(\(sequences))", logger: logger)
+    }
+
+    /// Messages not yet published (the backlog a relay has to work through).
+    public func outboxBacklog() async throws -> Int64 {
+        try await client.fetch("SELECT count(*)::bigint FROM outbox", Int64.self, logger: logger).first ?? 0
+    }
+}
