@@ -18,19 +18,25 @@ final class ConsumerQueue: @unchecked Sendable {
 
     deinit { rd_kafka_queue_destroy(pointer) }
 
+    /// Whether a full batch is queued already (a non-blocking count).
+    var hasFullBatch: Bool { rd_kafka_queue_length(pointer) >= natives.count }
+
     /// Takes up to the batch size of what librdkafka has queued. With `wait`,
-    /// first waits up to that long for one message (a blocking call: only on a
-    /// dedicated thread); without, returns at once (safe on any thread).
+    /// first waits up to that long for one message, then up to `fill` for the
+    /// batch to fill (blocking calls: only on a dedicated thread); without,
+    /// returns at once (safe on any thread).
     /// Rebalance callbacks run in here.
-    func read(wait: Duration?) -> (messages: [KafkaConsumerMessage], errors: [KafkaError]) {
+    func read(wait: Duration?, fill: Duration = .zero) -> (messages: [KafkaConsumerMessage], errors: [KafkaError]) {
         var taken = 0
+        var fillMilliseconds: Int32 = 0
         if let wait {
             guard let first = rd_kafka_consume_queue(pointer, Int32(wait.milliseconds)) else { return ([], []) }
             natives[0] = first
             taken = 1
+            fillMilliseconds = Int32(fill.milliseconds)
         }
         let more = natives.withUnsafeMutableBufferPointer { buffer in
-            rd_kafka_consume_batch_queue(pointer, 0, buffer.baseAddress! + taken, buffer.count - taken)
+            rd_kafka_consume_batch_queue(pointer, fillMilliseconds, buffer.baseAddress! + taken, buffer.count - taken)
         }
         taken += max(more, 0)
         return taken == 0 ? ([], []) : convert(count: taken)

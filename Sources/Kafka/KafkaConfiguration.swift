@@ -127,6 +127,10 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var fetchWait: Duration = .milliseconds(100)
     /// Most messages one ``KafkaConsumer/poll(timeout:)`` returns. Default 1,000.
     public var readBatchMessages: Int = 1000
+    /// When fewer than a full batch are queued, how long `poll` waits after the
+    /// first message for the batch to fill: the latency it adds at most.
+    /// Default 5 ms.
+    public var readBatchFill: Duration = .milliseconds(5)
 
     /// A consumer in `groupID` on the cluster reached at `bootstrapServers`.
     public init(bootstrapServers: [String], groupID: String) {
