@@ -53,7 +53,7 @@ public final class KafkaAdmin: Sendable {
     ) throws(KafkaError) {
         handle = try KafkaHandle(
             type: RD_KAFKA_PRODUCER,
-            properties: settings.properties + settings.rawProperties.sorted { $0.key < $1.key },
+            properties: settings.properties([]),
             context: CallbackContext(logger: logger))
         blocking = BlockingExecutor(label: "matomete.kafka.admin")
         self.requestTimeout = requestTimeout

@@ -22,14 +22,16 @@ public struct KafkaClientSettings: Sendable {
         self.bootstrapServers = bootstrapServers
     }
 
-    var properties: [(String, String)] {
+    /// The shared properties, then `specific`, then the raw escape hatch, which
+    /// overrides both.
+    func properties(_ specific: [(String, String)]) -> [(String, String)] {
         var result: [(String, String)] = [
             ("bootstrap.servers", bootstrapServers.joined(separator: ",")),
             ("client.id", clientID),
             ("socket.timeout.ms", String(socketTimeout.milliseconds)),
         ]
         if !debugContexts.isEmpty { result.append(("debug", debugContexts.joined(separator: ","))) }
-        return result
+        return result + specific + rawProperties.sorted { $0.key < $1.key }
     }
 }
 
@@ -74,7 +76,7 @@ public struct KafkaProducerConfiguration: Sendable {
     }
 
     var properties: [(String, String)] {
-        client.properties + [
+        client.properties([
             ("enable.idempotence", String(idempotence)),
             ("acks", acknowledgements.rawValue),
             ("linger.ms", String(linger.milliseconds)),
@@ -82,7 +84,7 @@ public struct KafkaProducerConfiguration: Sendable {
             ("queue.buffering.max.messages", String(queueMessages)),
             ("message.timeout.ms", String(messageTimeout.milliseconds)),
             ("compression.codec", compression.rawValue),
-        ] + client.rawProperties.sorted { $0.key < $1.key }
+        ])
     }
 }
 
@@ -139,7 +141,7 @@ public struct KafkaConsumerConfiguration: Sendable {
     }
 
     var properties: [(String, String)] {
-        client.properties + [
+        client.properties([
             ("group.id", groupID),
             ("partition.assignment.strategy", assignmentStrategy.rawValue),
             ("session.timeout.ms", String(sessionTimeout.milliseconds)),
@@ -151,7 +153,7 @@ public struct KafkaConsumerConfiguration: Sendable {
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("enable.partition.eof", "false"),
-        ] + client.rawProperties.sorted { $0.key < $1.key }
+        ])
     }
 }
 

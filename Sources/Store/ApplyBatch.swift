@@ -155,7 +155,7 @@ extension BillingStore {
             let line = Line(
                 id: LineID(rawValue: id), type: LineType(rawValue: type), fletsNetContract: fletsNet,
                 status: LineStatus(rawValue: status) ?? .suspended, spendingLimit: limit.map { Yen($0) })
-            books[line.id] = LineBook(line: line, openCycle: BillingCycle(openCycle) ?? placeholder, spend: Yen(spend))
+            books[line.id] = LineBook(line: line, openCycle: try storedCycle(openCycle), spend: Yen(spend))
         }
 
         var chargeKeys: (lines: [String], merchants: [String], ids: [String]) = ([], [], [])
@@ -199,11 +199,9 @@ extension BillingStore {
             for try await (line, merchant, id, amount, description, cycle, status, cancelledIn) in rows.decode(
                 (String, String, String, Int64, String, String, String, String?).self)
             {
-                guard let cycle = BillingCycle(cycle) else { continue }
-                let record = ChargeRecord(
-                    merchantID: MerchantID(rawValue: merchant), chargeID: ChargeID(rawValue: id), amount: Yen(amount),
-                    description: description, cycle: cycle, status: ChargeRecord.Status(rawValue: status) ?? .active,
-                    cancelledIn: cancelledIn.flatMap(BillingCycle.init))
+                let record = try ChargeRecord(
+                    merchant: merchant, id: id, amount: amount, description: description, cycle: storedCycle(cycle),
+                    status: status, cancelledIn: cancelledIn)
                 books[LineID(rawValue: line)]?.charges[record.key] = record
             }
         }
@@ -220,11 +218,9 @@ extension BillingStore {
             for try await (line, merchant, id, amount, description, start, last) in rows.decode(
                 (String, String, String, Int64, String, String, String?).self)
             {
-                guard let start = BillingCycle(start) else { continue }
-                let record = SubscriptionRecord(
-                    merchantID: MerchantID(rawValue: merchant), subscriptionID: SubscriptionID(rawValue: id),
-                    monthlyAmount: Yen(amount), description: description, startCycle: start,
-                    lastCycle: last.flatMap(BillingCycle.init))
+                let record = try SubscriptionRecord(
+                    merchant: merchant, id: id, monthlyAmount: amount, description: description, startCycle: start,
+                    lastCycle: last)
                 books[LineID(rawValue: line)]?.subscriptions[record.key] = record
             }
         }
@@ -282,9 +278,6 @@ extension BillingStore {
                 if let record = book.subscriptions[key] { endedSubscriptions.append((lineID, record)) }
             }
         }
-        let headers = try messages.map {
-            $0.headers.isEmpty ? "{}" : String(decoding: try JSONEncoder.messages.encode($0.headers), as: UTF8.self)
-        }
         try await connection.query(
             """
             WITH new_charges AS (
@@ -332,7 +325,7 @@ extension BillingStore {
             INSERT INTO outbox (topic, message_key, message_id, payload, headers)
             SELECT topic, NULLIF(message_key, ''), message_id, payload, headers::jsonb
             FROM unnest(\(messages.map(\.topic)), \(messages.map { $0.key ?? "" }), \(messages.map(\.id)),
-                        \(messages.map { ByteBuffer(bytes: $0.payload) }), \(headers))
+                        \(messages.map { ByteBuffer(bytes: $0.payload) }), \(messages.map(\.headersJSON)))
                 AS m(topic, message_key, message_id, payload, headers)
             """, logger: logger)
     }

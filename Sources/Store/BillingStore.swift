@@ -106,16 +106,12 @@ extension PostgresConnection {
     /// Inserts messages into the outbox with one statement.
     func insertOutbox(_ messages: [OutboxMessage], logger: Logger) async throws {
         guard !messages.isEmpty else { return }
-        let encoder = JSONEncoder.messages
-        let headers = try messages.map {
-            $0.headers.isEmpty ? "{}" : String(decoding: try encoder.encode($0.headers), as: UTF8.self)
-        }
         try await query(
             """
             INSERT INTO outbox (topic, message_key, message_id, payload, headers)
             SELECT topic, NULLIF(message_key, ''), message_id, payload, headers::jsonb
             FROM unnest(\(messages.map(\.topic)), \(messages.map { $0.key ?? "" }), \(messages.map(\.id)),
-                        \(messages.map { ByteBuffer(bytes: $0.payload) }), \(headers))
+                        \(messages.map { ByteBuffer(bytes: $0.payload) }), \(messages.map(\.headersJSON)))
                 AS m(topic, message_key, message_id, payload, headers)
             """, logger: logger)
     }

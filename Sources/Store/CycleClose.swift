@@ -155,9 +155,8 @@ extension BillingStore {
             (String, String, String, Int64, String, String).self)
         {
             charges[LineID(rawValue: line), default: []].append(
-                ChargeRecord(
-                    merchantID: MerchantID(rawValue: merchant), chargeID: ChargeID(rawValue: id), amount: Yen(amount),
-                    description: description, cycle: cycle, status: ChargeRecord.Status(rawValue: status) ?? .active))
+                try ChargeRecord(
+                    merchant: merchant, id: id, amount: amount, description: description, cycle: cycle, status: status))
         }
         var subscriptions: [LineID: [SubscriptionRecord]] = [:]
         let subscriptionRows = try await connection.query(
@@ -169,12 +168,10 @@ extension BillingStore {
         for try await (line, merchant, id, amount, description, start, last) in subscriptionRows.decode(
             (String, String, String, Int64, String, String, String?).self)
         {
-            guard let start = BillingCycle(start) else { continue }
             subscriptions[LineID(rawValue: line), default: []].append(
-                SubscriptionRecord(
-                    merchantID: MerchantID(rawValue: merchant), subscriptionID: SubscriptionID(rawValue: id),
-                    monthlyAmount: Yen(amount), description: description, startCycle: start,
-                    lastCycle: last.flatMap(BillingCycle.init)))
+                try SubscriptionRecord(
+                    merchant: merchant, id: id, monthlyAmount: amount, description: description, startCycle: start,
+                    lastCycle: last))
         }
         var credits: [LineID: [CreditRecord]] = [:]
         let creditRows = try await connection.query(
@@ -271,7 +268,7 @@ extension BillingStore {
         for try await (merchant, from, rate, threshold, fee) in tariffRows.decode(
             (String, String, Int64, Int64, Int64).self)
         {
-            guard let from = BillingCycle(from) else { continue }
+            let from = try storedCycle(from)
             schedules[MerchantID(rawValue: merchant), default: TariffSchedule()].versions.append(
                 TariffVersion(
                     effectiveFrom: from,

@@ -43,9 +43,9 @@ extension BillingStore {
                     """
                     SELECT line_type, flets_net, status, spending_limit_yen, open_cycle FROM lines WHERE line_id = \(id.rawValue)
                     """, (String, Bool, String, Int64?, String).self, logger: logger
-                ).first,
-                let openCycle = BillingCycle(open)
+                ).first
             else { return nil }
+            let openCycle = try storedCycle(open)
             let line = Line(
                 id: id, type: LineType(rawValue: type), fletsNetContract: fletsNet,
                 status: LineStatus(rawValue: status) ?? .suspended, spendingLimit: limit.map { Yen($0) })
@@ -75,11 +75,9 @@ extension BillingStore {
                 """, logger: logger
             ).decode((String, String, Int64, String, String).self) {
                 charges.append(
-                    ChargeRecord(
-                        merchantID: MerchantID(rawValue: merchant), chargeID: ChargeID(rawValue: chargeID),
-                        amount: Yen(amount),
-                        description: description, cycle: cycle, status: ChargeRecord.Status(rawValue: status) ?? .active
-                    ))
+                    try ChargeRecord(
+                        merchant: merchant, id: chargeID, amount: amount, description: description, cycle: cycle,
+                        status: status))
             }
             var subscriptions: [SubscriptionRecord] = []
             for try await (merchant, subscriptionID, amount, description, start, last) in try await connection.query(
@@ -88,13 +86,10 @@ extension BillingStore {
                 FROM subscriptions WHERE line_id = \(id.rawValue)
                 """, logger: logger
             ).decode((String, String, Int64, String, String, String?).self) {
-                guard let start = BillingCycle(start) else { continue }
                 subscriptions.append(
-                    SubscriptionRecord(
-                        merchantID: MerchantID(rawValue: merchant),
-                        subscriptionID: SubscriptionID(rawValue: subscriptionID),
-                        monthlyAmount: Yen(amount), description: description, startCycle: start,
-                        lastCycle: last.flatMap(BillingCycle.init)))
+                    try SubscriptionRecord(
+                        merchant: merchant, id: subscriptionID, monthlyAmount: amount, description: description,
+                        startCycle: start, lastCycle: last))
             }
             var credits: [CreditRecord] = []
             for try await (merchant, chargeID, description, amount) in try await connection.query(
@@ -126,7 +121,7 @@ extension BillingStore {
         for try await (line, id, description, amount, cycle, status, cancelledIn, at) in charges.decode(
             (String, String, String, Int64, String, String, String?, Date).self)
         {
-            guard let cycle = BillingCycle(cycle) else { continue }
+            let cycle = try storedCycle(cycle)
             activity.append(
                 MerchantActivity(
                     kind: .charge, lineID: LineID(rawValue: line), reference: id, description: description,
@@ -141,7 +136,7 @@ extension BillingStore {
         for try await (line, id, description, amount, start, last, at) in subscriptions.decode(
             (String, String, String, Int64, String, String?, Date).self)
         {
-            guard let start = BillingCycle(start) else { continue }
+            let start = try storedCycle(start)
             activity.append(
                 MerchantActivity(
                     kind: .subscription, lineID: LineID(rawValue: line), reference: id, description: description,

@@ -40,7 +40,7 @@ extension BillingStore {
             FROM merchant_tariffs
             """, logger: logger)
         for try await (id, from, rate, threshold, fee) in tariffs.decode((String, String, Int64, Int64, Int64).self) {
-            guard let cycle = BillingCycle(from) else { continue }
+            let cycle = try storedCycle(from)
             merchants[MerchantID(rawValue: id)]?.tariffs.versions.append(
                 TariffVersion(
                     effectiveFrom: cycle,
