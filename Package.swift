@@ -14,6 +14,10 @@ let package = Package(
         .library(name: "Billing", targets: ["Billing"]),
         .library(name: "Store", targets: ["Store"]),
         .executable(name: "matomete-broker", targets: ["matomete-broker"]),
+        .executable(name: "charge-worker", targets: ["charge-worker"]),
+        .executable(name: "cancellation-worker", targets: ["cancellation-worker"]),
+        .executable(name: "billing-cycle-worker", targets: ["billing-cycle-worker"]),
+        .executable(name: "outbox-relay", targets: ["outbox-relay"]),
         .executable(name: "kafka-bench", targets: ["KafkaBenchmark"]),
         .executable(name: "store-bench", targets: ["StoreBenchmark"]),
     ],
@@ -22,6 +26,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // The only C in the package: librdkafka, found through pkg-config.
@@ -54,6 +61,27 @@ let package = Package(
             ],
             swiftSettings: strictness
         ),
+        // What every worker process shares: options, the consume-apply loop with
+        // offsets in PostgreSQL, the relay, /healthz and /metrics, logging.
+        .target(
+            name: "Workers",
+            dependencies: [
+                "Kafka", "Billing", "Contract", "Store",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictness
+        ),
+        // One executable per worker: each its own process and consumer group.
+        .executableTarget(name: "charge-worker", dependencies: ["Workers"], swiftSettings: strictness),
+        .executableTarget(name: "cancellation-worker", dependencies: ["Workers"], swiftSettings: strictness),
+        .executableTarget(name: "billing-cycle-worker", dependencies: ["Workers"], swiftSettings: strictness),
+        .executableTarget(name: "outbox-relay", dependencies: ["Workers"], swiftSettings: strictness),
         // Hosts librdkafka's mock cluster as a stand-alone broker for other processes.
         .executableTarget(
             name: "matomete-broker",
@@ -98,6 +126,14 @@ let package = Package(
             name: "StoreTests",
             dependencies: [
                 "Store", "Billing", "Contract",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "WorkerTests",
+            dependencies: [
+                "Kafka", "Store", "Billing", "Contract",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strictness

@@ -21,6 +21,14 @@ public struct RefusedRequest: Sendable, Hashable {
     public var requestID: String
     public var lineID: String
     public var reason: RejectionReason
+
+    public init(merchantID: String?, requestType: String, requestID: String, lineID: String, reason: RejectionReason) {
+        self.merchantID = merchantID
+        self.requestType = requestType
+        self.requestID = requestID
+        self.lineID = lineID
+        self.reason = reason
+    }
 }
 
 /// Reads the JSON requests of the message contract (`docs/merchants.md`).
@@ -92,8 +100,9 @@ public struct RequestDecoder: Sendable {
         switch type {
         case "charge", "subscription":
             let amount = type == "charge" ? fields.amount : fields.monthlyAmount
+            // PostgreSQL's text cannot hold U+0000: refuse it here rather than fail the batch.
             guard let amount, !reference.isEmpty, isWellFormed(reference), let description = fields.description,
-                description.utf8.count <= 512
+                description.utf8.count <= 512, !description.utf8.contains(0)
             else { return refuse(.invalidRequest) }
             if requireAuthorization, (fields.authorization ?? "").isEmpty { return refuse(.authorizationMissing) }
             if type == "charge" {

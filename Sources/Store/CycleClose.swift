@@ -92,40 +92,76 @@ extension BillingStore {
                 throw StoreError(.invalidInput, "the close of \(cycle) has not begun")
             }
             if done { return ChunkProgress(linesClosed: 0, shardDone: true, settled: false) }
-
-            // The shard is one child of each per-line table: the same hash remainder.
-            let lines = "lines_p\(shard)"
-            let lineIDs = try await connection.fetch(
-                """
-                SELECT line_id FROM \(unescaped: lines)
-                WHERE line_id > \(cursor) AND open_cycle = \(cycle.description)
-                ORDER BY line_id LIMIT \(maxLines) FOR UPDATE
-                """, String.self, logger: logger)
-            let (bills, subscriptions) = try await loadBills(cycle, shard: shard, lineIDs: lineIDs, on: connection)
-            try await writeBills(bills, subscriptions: subscriptions, cycle: cycle, shard: shard, on: connection)
-
-            let finished = lineIDs.count < maxLines
-            try await connection.query(
-                """
-                UPDATE cycle_close_shards SET cursor_line_id = \(lineIDs.last ?? cursor),
-                    lines_closed = lines_closed + \(lineIDs.count), done = \(finished), updated_at = now()
-                WHERE cycle = \(cycle.description) AND shard = \(shard)
-                """, logger: logger)
-            var settled = false
-            if finished {
-                let counts = try await connection.fetch(
-                    """
-                    UPDATE cycle_closes SET shards_done = shards_done + 1 WHERE cycle = \(cycle.description)
-                    RETURNING shards_done, shard_count
-                    """, (Int, Int).self, logger: logger
-                ).first
-                if let (doneCount, total) = counts, doneCount == total {
-                    try await settle(cycle, on: connection)
-                    settled = true
-                }
-            }
-            return ChunkProgress(linesClosed: lineIDs.count, shardDone: finished, settled: settled)
+            return try await closeLines(cycle, shard: shard, after: cursor, maxLines: maxLines, on: connection)
         }
+    }
+
+    /// Closes the next chunk of whichever unfinished shard of `cycle` no other
+    /// worker is closing right now: several workers calling this share the
+    /// shards without coordinating. `nil` when every unfinished shard is taken
+    /// (or none is left).
+    public func closeNextChunk(
+        _ cycle: BillingCycle, maxLines: Int = 1000
+    ) async throws -> (
+        shard: Int, progress: ChunkProgress
+    )? {
+        try await transaction { connection in
+            let state = try await connection.fetch(
+                """
+                SELECT shard, cursor_line_id FROM cycle_close_shards
+                WHERE cycle = \(cycle.description) AND NOT done
+                ORDER BY shard LIMIT 1 FOR UPDATE SKIP LOCKED
+                """, (Int, String).self, logger: logger
+            ).first
+            guard let (shard, cursor) = state else { return nil }
+            let progress = try await closeLines(cycle, shard: shard, after: cursor, maxLines: maxLines, on: connection)
+            return (shard, progress)
+        }
+    }
+
+    /// Cycles whose close has begun and not finished.
+    public func closingCycles() async throws -> [BillingCycle] {
+        try await client.fetch(
+            "SELECT cycle FROM cycle_closes WHERE status = 'closing' ORDER BY cycle", String.self, logger: logger
+        ).compactMap(BillingCycle.init)
+    }
+
+    /// The work of one chunk, inside the transaction that holds the shard's row lock.
+    private func closeLines(
+        _ cycle: BillingCycle, shard: Int, after cursor: String, maxLines: Int, on connection: PostgresConnection
+    ) async throws -> ChunkProgress {
+        // The shard is one child of each per-line table: the same hash remainder.
+        let lines = "lines_p\(shard)"
+        let lineIDs = try await connection.fetch(
+            """
+            SELECT line_id FROM \(unescaped: lines)
+            WHERE line_id > \(cursor) AND open_cycle = \(cycle.description)
+            ORDER BY line_id LIMIT \(maxLines) FOR UPDATE
+            """, String.self, logger: logger)
+        let (bills, subscriptions) = try await loadBills(cycle, shard: shard, lineIDs: lineIDs, on: connection)
+        try await writeBills(bills, subscriptions: subscriptions, cycle: cycle, shard: shard, on: connection)
+
+        let finished = lineIDs.count < maxLines
+        try await connection.query(
+            """
+            UPDATE cycle_close_shards SET cursor_line_id = \(lineIDs.last ?? cursor),
+                lines_closed = lines_closed + \(lineIDs.count), done = \(finished), updated_at = now()
+            WHERE cycle = \(cycle.description) AND shard = \(shard)
+            """, logger: logger)
+        var settled = false
+        if finished {
+            let counts = try await connection.fetch(
+                """
+                UPDATE cycle_closes SET shards_done = shards_done + 1 WHERE cycle = \(cycle.description)
+                RETURNING shards_done, shard_count
+                """, (Int, Int).self, logger: logger
+            ).first
+            if let (doneCount, total) = counts, doneCount == total {
+                try await settle(cycle, on: connection)
+                settled = true
+            }
+        }
+        return ChunkProgress(linesClosed: lineIDs.count, shardDone: finished, settled: settled)
     }
 
     /// Closes every unfinished shard of `cycle` in this process, chunk by chunk

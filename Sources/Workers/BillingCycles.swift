@@ -1,0 +1,132 @@
+import Billing
+import Contract
+import Foundation
+import Kafka
+import Logging
+import ServiceLifecycle
+import Store
+
+/// Applies the commands of `matomete.billing-cycles`: a close begins the
+/// cycle's close (idempotently) and moves the stored offset past it; the
+/// lines themselves are closed by every billing-cycle worker's ``CycleCloser``.
+///
+/// A close waits while an earlier cycle's close is still running. A close that
+/// can never run (a cycle not ended yet, unless early closes are allowed, or
+/// one with an earlier cycle still open) is dead-lettered with the reason.
+struct CycleCommandApplier: BatchApplier {
+    var store: BillingStore
+    var allowEarlyClose: Bool
+    var logger: Logger
+    /// Now, as seconds since 1970 (a parameter for tests).
+    var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+
+    func apply(
+        _ messages: ArraySlice<KafkaConsumerMessage>, cursor: PartitionCursor, expectedOffset: Int64?
+    ) async throws -> Int {
+        var deadLetters: [OutboxMessage] = []
+        var handled = 0
+        commands: for message in messages {
+            switch CycleCommand.decode(value: message.value) {
+            case .deadLetter(let reason):
+                deadLetters.append(DeadLetters.message(for: message, reason: reason, topic: store.topics.deadLetters))
+            case .command(.close(let cycle)):
+                let current = BillingCycle(containing: now())
+                if !allowEarlyClose, cycle >= current {
+                    deadLetters.append(
+                        DeadLetters.message(
+                            for: message, reason: "cycle \(cycle) has not ended yet (it is \(current) in Japan)",
+                            topic: store.topics.deadLetters))
+                    break
+                }
+                if let running = try await store.closingCycles().first(where: { $0 < cycle }) {
+                    logger.info(
+                        "Close waits for the running close of an earlier cycle",
+                        metadata: ["cycle": "\(cycle)", "running": "\(running)"])
+                    break commands
+                }
+                do {
+                    let status = try await store.startClose(cycle)
+                    logger.info(
+                        "Cycle close requested",
+                        metadata: [
+                            "cycle": "\(cycle)", "shards": "\(status.shardCount)", "closed": "\(status.isClosed)",
+                        ])
+                } catch let error as StoreError where error.code == .cycleOutOfOrder {
+                    deadLetters.append(
+                        DeadLetters.message(for: message, reason: error.message, topic: store.topics.deadLetters))
+                }
+            }
+            handled += 1
+        }
+        guard handled > 0 else { return 0 }
+        let last = messages[messages.startIndex + handled - 1]
+        try await store.apply(
+            [], extraMessages: deadLetters, from: cursor, expectedOffset: expectedOffset, nextOffset: last.offset + 1)
+        if !deadLetters.isEmpty {
+            WorkerMetrics.messages(topic: cursor.topic, outcome: "dead_lettered").increment(by: deadLetters.count)
+        }
+        if handled > deadLetters.count {
+            WorkerMetrics.messages(topic: cursor.topic, outcome: "applied").increment(by: handled - deadLetters.count)
+        }
+        return handled
+    }
+
+    func deadLetter(
+        _ message: KafkaConsumerMessage, reason: String, cursor: PartitionCursor, expectedOffset: Int64?
+    ) async throws {
+        try await store.apply(
+            [], extraMessages: [DeadLetters.message(for: message, reason: reason, topic: store.topics.deadLetters)],
+            from: cursor, expectedOffset: expectedOffset, nextOffset: message.offset + 1)
+    }
+}
+
+/// Closes the lines of every cycle whose close has begun, chunk by chunk,
+/// sharing the shards with every other billing-cycle worker: each chunk takes
+/// a shard no one else holds at that moment. A crash loses at most one
+/// chunk's transaction; the chunk that finishes the last shard settles.
+struct CycleCloser: Sendable {
+    var store: BillingStore
+    var chunkLines: Int
+    var readiness: Readiness
+    var logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            let cycles = try await retryingStore("list closing cycles", readiness: readiness, logger: logger) {
+                try await store.closingCycles()
+            }
+            guard let cycle = cycles.first else {
+                try? await Task.sleep(for: .milliseconds(250))
+                continue
+            }
+            var closedHere = 0
+            let clock = ContinuousClock()
+            let started = clock.now
+            while !Task.isShuttingDownGracefully, !Task.isCancelled {
+                let chunk = try await retryingStore("close a chunk", readiness: readiness, logger: logger) {
+                    try await store.closeNextChunk(cycle, maxLines: chunkLines)
+                }
+                // Every unfinished shard is in another worker's hands (or none is left).
+                guard let (shard, progress) = chunk else { break }
+                closedHere += progress.linesClosed
+                WorkerMetrics.linesClosed(cycle: cycle.description).increment(by: progress.linesClosed)
+                if progress.shardDone {
+                    logger.info("Shard closed", metadata: ["cycle": "\(cycle)", "shard": "\(shard)"])
+                }
+                if progress.settled {
+                    logger.notice(
+                        "Cycle closed and settled", metadata: ["cycle": "\(cycle)", "lines.here": "\(closedHere)"])
+                }
+            }
+            if closedHere > 0 {
+                logger.info(
+                    "Close work done here",
+                    metadata: [
+                        "cycle": "\(cycle)", "lines": "\(closedHere)",
+                        "seconds": "\((clock.now - started).components.seconds)",
+                    ])
+            }
+            try? await Task.sleep(for: .milliseconds(250))
+        }
+    }
+}

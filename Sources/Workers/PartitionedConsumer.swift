@@ -1,0 +1,390 @@
+import Foundation
+import Kafka
+import Logging
+import Metrics
+import PostgresNIO
+import ServiceLifecycle
+import Store
+
+/// How a worker applies the messages of one partition to the store.
+protocol BatchApplier: Sendable {
+    /// Applies `messages` (one partition, in offset order) in one transaction
+    /// that also moves the partition's stored offset from `expectedOffset` to
+    /// one past the last message applied.
+    ///
+    /// - Returns: how many messages, from the first, were applied. Fewer than
+    ///   all means the next one has to wait; it is offered again a little later.
+    func apply(
+        _ messages: ArraySlice<KafkaConsumerMessage>, cursor: PartitionCursor, expectedOffset: Int64?
+    ) async throws -> Int
+
+    /// Moves the stored offset past `message`, which the store refused to hold,
+    /// dead-lettering it with `reason`: the partition goes on.
+    func deadLetter(
+        _ message: KafkaConsumerMessage, reason: String, cursor: PartitionCursor, expectedOffset: Int64?
+    ) async throws
+}
+
+/// A consumer-group member that applies each partition's messages in batches,
+/// exactly once, with the offsets kept in PostgreSQL.
+///
+/// - On assignment each partition starts at the offset stored in the database
+///   (the beginning when none is stored), never at Kafka's committed offset.
+/// - Each batch is one transaction: state, outbox and the offset's
+///   compare-and-set. A batch whose compare-and-set fails (another worker moved
+///   the offset) is dropped and the partition re-reads the stored offset.
+/// - A failed transaction is retried with backoff after re-reading the stored
+///   offset (its commit may have succeeded before the connection broke). The
+///   loop keeps polling meanwhile, so the group membership stays healthy;
+///   partitions with a large backlog are paused.
+/// - A batch the database refuses because of its content (a data error) is
+///   retried one message at a time, and the one message refused alone is
+///   dead-lettered: no message can stop its partition.
+/// - Offsets go to Kafka about once a second afterwards, for lag tools only.
+/// - On graceful shutdown the batch in progress finishes, offsets are
+///   committed and the consumer leaves the group.
+struct PartitionedConsumer: Sendable {
+    var topic: String
+    var batchSize: Int
+    var configuration: KafkaConsumerConfiguration
+    var applier: any BatchApplier
+    var store: BillingStore
+    var readiness: Readiness
+    var logger: Logger
+
+    /// Delay before retrying a partition whose next message has to wait.
+    var waitRetry: Duration = .milliseconds(500)
+
+    private var group: String { configuration.groupID }
+
+    func run() async throws {
+        let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
+        try consumer.subscribe([topic])
+        readiness.set("kafka", passing: false, "joining consumer group \(group)")
+        var partitions: [Int32: PartitionState] = [:]
+        let clock = ContinuousClock()
+        var lastCommit = clock.now
+        var lastLag = clock.now
+        do {
+            while !Task.isShuttingDownGracefully, !Task.isCancelled {
+                let busy = partitions.values.contains { !$0.backlog.isEmpty }
+                let events = try await consumer.poll(timeout: busy ? .milliseconds(10) : .milliseconds(100))
+                for event in events {
+                    switch event {
+                    case .partitionsAssigned(let assigned):
+                        try await start(assigned, on: consumer, into: &partitions)
+                    case .partitionsRevoked(let revoked, let lost):
+                        for topicPartition in revoked {
+                            partitions[topicPartition.partition] = nil
+                            WorkerMetrics.lag(topic: topic, partition: topicPartition.partition).record(0)
+                        }
+                        readiness.set("kafka", passing: false, "rebalancing")
+                        logger.info(
+                            "Partitions revoked",
+                            metadata: ["partitions": "\(revoked.map(\.partition))", "lost": "\(lost)"])
+                    case .messages(let messages):
+                        for message in messages { partitions[message.topicPartition.partition]?.receive(message) }
+                    case .error(let error):
+                        if error.isFatal { throw error }
+                        logger.warning("Kafka consumer error", metadata: ["kafka.error": "\(error)"])
+                    }
+                }
+                await applyDue(&partitions)
+                try await controlFlow(consumer, &partitions)
+                if clock.now - lastCommit > .seconds(1) {
+                    await commit(consumer, &partitions)
+                    lastCommit = clock.now
+                }
+                if clock.now - lastLag > .seconds(5) {
+                    recordLag(consumer, partitions)
+                    lastLag = clock.now
+                }
+            }
+        } catch is CancellationError {
+            // Shutdown while waiting for the database: leave the group below.
+        }
+        await commit(consumer, &partitions)
+        await consumer.close()
+        readiness.set("kafka", passing: false, "left the group")
+        logger.info("Consumer stopped", metadata: ["topic": "\(topic)"])
+    }
+
+    private func cursor(_ partition: Int32) -> PartitionCursor {
+        PartitionCursor(consumerGroup: group, topic: topic, partition: partition)
+    }
+
+    /// Starts each assigned partition at the offset stored in the database.
+    private func start(
+        _ assigned: [KafkaTopicPartition], on consumer: KafkaConsumer, into partitions: inout [Int32: PartitionState]
+    ) async throws {
+        var offsets: [KafkaTopicPartition: KafkaStartOffset] = [:]
+        for topicPartition in assigned {
+            let stored = try await retryingStore("read the stored offset", readiness: readiness, logger: logger) {
+                try await store.storedOffset(cursor(topicPartition.partition))
+            }
+            partitions[topicPartition.partition] = PartitionState(next: stored)
+            offsets[topicPartition] = stored.map { .offset($0) } ?? .beginning
+        }
+        try await consumer.startPartitions(offsets)
+        readiness.set("kafka", passing: true, "\(partitions.count) partitions of \(topic) assigned")
+        logger.info(
+            "Partitions assigned",
+            metadata: [
+                "topic": "\(topic)",
+                "offsets": "\(offsets.sorted { $0.key < $1.key }.map { "\($0.key.partition)@\($0.value)" })",
+            ])
+    }
+
+    /// Applies one batch of every partition that has messages and is not
+    /// waiting, the partitions concurrently.
+    private func applyDue(_ partitions: inout [Int32: PartitionState]) async {
+        let now = ContinuousClock.now
+        let jobs = partitions.compactMap { partition, state -> BatchJob? in
+            guard !state.backlog.isEmpty, state.retryAt.map({ $0 <= now }) ?? true else { return nil }
+            let size = state.isolatingThrough.map { state.backlog[0].offset <= $0 } == true ? 1 : batchSize
+            return BatchJob(
+                cursor: cursor(partition), next: state.next, resync: state.needsResync,
+                messages: state.backlog.prefix(size))
+        }
+        guard !jobs.isEmpty else { return }
+        let results = await withTaskGroup(of: BatchResult.self) { group in
+            for job in jobs { group.addTask { await run(job) } }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        for result in results {
+            partitions[result.partition]?.absorb(result, waitRetry: waitRetry, logger: logger)
+            if case .failed = result.kind { readiness.set("database", passing: false, "the last batch failed") }
+        }
+        if results.contains(where: { if case .applied = $0.kind { true } else { false } }) {
+            readiness.set("database", passing: true, "connected")
+        }
+    }
+
+    /// One batch, with the resynchronisation and isolation rules.
+    private func run(_ job: BatchJob) async -> BatchResult {
+        var next = job.next
+        var messages = job.messages
+        do {
+            if job.resync {
+                next = try await store.storedOffset(job.cursor)
+                if let next { messages = messages.drop { $0.offset < next } }
+                // All of them were applied before (the last commit's answer was lost).
+                guard !messages.isEmpty else {
+                    return BatchResult(job, next: next, kind: .applied(count: job.messages.count))
+                }
+            }
+            let started = ContinuousClock.now
+            let count = try await applier.apply(messages, cursor: job.cursor, expectedOffset: next)
+            let elapsed = ContinuousClock.now - started
+            WorkerMetrics.batchDuration(topic: topic).recordNanoseconds(
+                elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+            let end = count > 0 ? messages[messages.startIndex + count - 1].offset + 1 : next
+            return BatchResult(job, next: end, kind: .applied(count: count))
+        } catch let error as StoreError where error.code == .staleOffset {
+            return BatchResult(job, next: next, kind: .stale)
+        } catch  where isDataError(error) {
+            guard messages.count == 1, let message = messages.first else {
+                return BatchResult(job, next: next, kind: .isolate(through: messages.last!.offset))
+            }
+            let reason = "the database refused the message: \(String(reflecting: error).prefix(300))"
+            logger.error(
+                "Message refused by the database; dead-lettering it",
+                metadata: ["partition": "\(message.topicPartition.partition)", "offset": "\(message.offset)"])
+            do {
+                try await applier.deadLetter(message, reason: reason, cursor: job.cursor, expectedOffset: next)
+                WorkerMetrics.messages(topic: topic, outcome: "dead_lettered").increment()
+                return BatchResult(job, next: message.offset + 1, kind: .applied(count: 1))
+            } catch {
+                return BatchResult(job, next: next, kind: .failed(error))
+            }
+        } catch {
+            return BatchResult(job, next: next, kind: .failed(error))
+        }
+    }
+
+    /// Pauses partitions whose backlog has grown, resumes them once it drains.
+    private func controlFlow(_ consumer: KafkaConsumer, _ partitions: inout [Int32: PartitionState]) async throws {
+        var pause: [KafkaTopicPartition] = []
+        var resume: [KafkaTopicPartition] = []
+        for (partition, state) in partitions {
+            if !state.paused, state.backlog.count >= 4 * batchSize {
+                pause.append(KafkaTopicPartition(topic: topic, partition: partition))
+                partitions[partition]?.paused = true
+            } else if state.paused, state.backlog.count < batchSize {
+                resume.append(KafkaTopicPartition(topic: topic, partition: partition))
+                partitions[partition]?.paused = false
+            }
+        }
+        if !pause.isEmpty { try await consumer.pause(pause) }
+        if !resume.isEmpty { try await consumer.resume(resume) }
+    }
+
+    /// Tells Kafka the stored offsets, for lag tools; the database stays the truth.
+    private func commit(_ consumer: KafkaConsumer, _ partitions: inout [Int32: PartitionState]) async {
+        var offsets: [KafkaTopicPartition: Int64] = [:]
+        for (partition, state) in partitions {
+            if let next = state.next, next != state.committed {
+                offsets[KafkaTopicPartition(topic: topic, partition: partition)] = next
+            }
+        }
+        guard !offsets.isEmpty else { return }
+        do {
+            try await consumer.commit(offsets)
+            for (topicPartition, offset) in offsets { partitions[topicPartition.partition]?.committed = offset }
+        } catch {
+            logger.debug(
+                "Offset commit to Kafka failed; the next one repeats it", metadata: ["kafka.error": "\(error)"])
+        }
+    }
+
+    /// Lag per partition: from the stored offset (what is applied) to the end.
+    private func recordLag(_ consumer: KafkaConsumer, _ partitions: [Int32: PartitionState]) {
+        for lag in consumer.lag() {
+            let applied = partitions[lag.topicPartition.partition]?.next ?? lag.position ?? lag.highWatermark
+            WorkerMetrics.lag(topic: topic, partition: lag.topicPartition.partition).record(
+                max(0, lag.highWatermark - applied))
+        }
+    }
+}
+
+/// One partition's state inside the loop.
+struct PartitionState {
+    /// The stored offset: the next message to apply (`nil`: none stored yet).
+    var next: Int64?
+    /// Messages read and not yet applied, in offset order.
+    var backlog: [KafkaConsumerMessage] = []
+    var retryAt: ContinuousClock.Instant?
+    var failures = 0
+    /// Re-read the stored offset before the next batch.
+    var needsResync = false
+    /// Apply one message at a time up to this offset, to find a message the database refuses.
+    var isolatingThrough: Int64?
+    var committed: Int64?
+    var paused = false
+
+    init(next: Int64?) {
+        self.next = next
+    }
+
+    /// Keeps a message read from the partition, once, in order.
+    mutating func receive(_ message: KafkaConsumerMessage) {
+        if let last = backlog.last {
+            guard message.offset > last.offset else { return }
+        } else if let next, message.offset < next {
+            return
+        }
+        backlog.append(message)
+    }
+
+    mutating func absorb(_ result: BatchResult, waitRetry: Duration, logger: Logger) {
+        switch result.kind {
+        case .applied(let count):
+            next = result.next
+            dropApplied()
+            failures = 0
+            needsResync = false
+            // Fewer applied than offered: the next message waits.
+            retryAt = count < result.offered ? .now + waitRetry : nil
+            if let through = isolatingThrough, let next, next > through { isolatingThrough = nil }
+        case .stale:
+            needsResync = true
+            retryAt = nil
+            logger.warning(
+                "Another worker moved the stored offset; re-reading it",
+                metadata: ["partition": "\(result.partition)"])
+        case .isolate(let through):
+            isolatingThrough = through
+            needsResync = true
+            logger.warning(
+                "The database refused a batch's content; applying it one message at a time",
+                metadata: ["partition": "\(result.partition)", "through": "\(through)"])
+        case .failed(let error):
+            failures += 1
+            needsResync = true
+            let backoff = Duration.milliseconds(min(5000, 100 << min(failures, 6)))
+            retryAt = .now + backoff
+            WorkerMetrics.storeErrors(operation: "apply").increment()
+            logger.error(
+                "Batch failed; retrying",
+                metadata: [
+                    "partition": "\(result.partition)", "attempt": "\(failures)",
+                    "retry.ms":
+                        "\(backoff.components.seconds * 1000 + backoff.components.attoseconds / 1_000_000_000_000_000)",
+                    "error": "\(String(reflecting: error).prefix(500))",
+                ])
+        }
+    }
+
+    private mutating func dropApplied() {
+        guard let next else { return }
+        let applied = backlog.prefix { $0.offset < next }.count
+        backlog.removeFirst(applied)
+    }
+}
+
+struct BatchJob: Sendable {
+    var cursor: PartitionCursor
+    var next: Int64?
+    var resync: Bool
+    var messages: ArraySlice<KafkaConsumerMessage>
+}
+
+struct BatchResult: Sendable {
+    enum Kind: Sendable {
+        case applied(count: Int)
+        case stale
+        case isolate(through: Int64)
+        case failed(any Error)
+    }
+
+    var partition: Int32
+    var offered: Int
+    var next: Int64?
+    var kind: Kind
+
+    init(_ job: BatchJob, next: Int64?, kind: Kind) {
+        partition = job.cursor.partition
+        offered = job.messages.count
+        self.next = next
+        self.kind = kind
+    }
+}
+
+/// Whether PostgreSQL refused a statement because of the data in it (SQLSTATE
+/// classes 22, data exception, and 23, integrity violation), as opposed to a
+/// connection or server problem that a retry can cure.
+func isDataError(_ error: any Error) -> Bool {
+    var underlying = error
+    if let transaction = error as? PostgresTransactionError, let inner = transaction.closureError {
+        underlying = inner
+    }
+    guard let state = (underlying as? PSQLError)?.serverInfo?[.sqlState] else { return false }
+    return state.hasPrefix("22") || state.hasPrefix("23")
+}
+
+/// Runs a store operation until it succeeds, backing off while the database is
+/// unreachable; throws `CancellationError` if the process is shutting down.
+func retryingStore<T: Sendable>(
+    _ what: String, readiness: Readiness, logger: Logger, _ operation: () async throws -> T
+) async throws -> T {
+    var attempt = 0
+    while true {
+        do {
+            let value = try await operation()
+            if attempt > 0 { readiness.set("database", passing: true, "connected") }
+            return value
+        } catch {
+            attempt += 1
+            readiness.set("database", passing: false, "cannot \(what)")
+            WorkerMetrics.storeErrors(operation: what).increment()
+            logger.error(
+                "Database operation failed; retrying",
+                metadata: [
+                    "operation": "\(what)", "attempt": "\(attempt)",
+                    "error": "\(String(reflecting: error).prefix(500))",
+                ])
+            try await Task.sleep(for: .milliseconds(min(5000, 100 << min(attempt, 6))))
+            if Task.isShuttingDownGracefully { throw CancellationError() }
+        }
+    }
+}

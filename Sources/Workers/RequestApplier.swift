@@ -1,0 +1,79 @@
+import Billing
+import Contract
+import Kafka
+import Store
+
+/// Applies charges, subscriptions, cancellations and line terminations read
+/// from one topic. Requests that belong on another topic are rejected.
+struct RequestApplier: BatchApplier {
+    var store: BillingStore
+    var decoder: RequestDecoder
+    /// The request kinds this topic carries.
+    var accepts: Set<RequestKind>
+
+    enum RequestKind: Sendable, Hashable {
+        case charge, subscription, chargeCancellation, subscriptionCancellation, lineTermination
+    }
+
+    static func kind(of request: BillingRequest) -> RequestKind {
+        switch request {
+        case .charge: .charge
+        case .subscription: .subscription
+        case .chargeCancellation: .chargeCancellation
+        case .subscriptionCancellation: .subscriptionCancellation
+        case .lineTermination: .lineTermination
+        }
+    }
+
+    func apply(
+        _ messages: ArraySlice<KafkaConsumerMessage>, cursor: PartitionCursor, expectedOffset: Int64?
+    ) async throws -> Int {
+        guard let last = messages.last else { return 0 }
+        let topics = store.topics
+        var requests: [SourcedRequest] = []
+        var extra: [OutboxMessage] = []
+        var tally = BatchTally()
+        requests.reserveCapacity(messages.count)
+        for message in messages {
+            let resultID = MerchantResultMessage.id(
+                topic: cursor.topic, partition: cursor.partition, offset: message.offset)
+            switch decoder.decode(value: message.value, key: message.key) {
+            case .request(let request) where accepts.contains(Self.kind(of: request)):
+                requests.append(SourcedRequest(request, offset: message.offset))
+            case .request(let request):
+                let refused = RefusedRequest(
+                    merchantID: request.merchantID?.rawValue, requestType: request.kind,
+                    requestID: request.reference, lineID: request.lineID.rawValue, reason: .invalidRequest)
+                extra.append(result(refused, id: resultID, topics: topics))
+                tally.rejected += 1
+            case .refused(let refused):
+                extra.append(result(refused, id: resultID, topics: topics))
+                tally.rejected += 1
+            case .deadLetter(let reason):
+                extra.append(DeadLetters.message(for: message, reason: reason, topic: topics.deadLetters))
+                tally.deadLettered += 1
+            }
+        }
+        let outcomes = try await store.apply(
+            requests, extraMessages: extra, from: cursor, expectedOffset: expectedOffset, nextOffset: last.offset + 1)
+        for outcome in outcomes {
+            if outcome.rejection == nil { tally.applied += 1 } else { tally.rejected += 1 }
+        }
+        tally.record(topic: cursor.topic)
+        return messages.count
+    }
+
+    func deadLetter(
+        _ message: KafkaConsumerMessage, reason: String, cursor: PartitionCursor, expectedOffset: Int64?
+    ) async throws {
+        try await store.apply(
+            [], extraMessages: [DeadLetters.message(for: message, reason: reason, topic: store.topics.deadLetters)],
+            from: cursor, expectedOffset: expectedOffset, nextOffset: message.offset + 1)
+    }
+
+    private func result(_ refused: RefusedRequest, id: String, topics: Topics) -> OutboxMessage {
+        OutboxMessage(
+            topic: topics.merchantResults, key: refused.merchantID ?? refused.lineID, id: id,
+            payload: MerchantResultMessage(id: id, refused: refused).jsonBytes)
+    }
+}

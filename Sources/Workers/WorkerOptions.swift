@@ -1,0 +1,179 @@
+import ArgumentParser
+import Foundation
+import Kafka
+import Logging
+import Store
+
+/// The options every Matomete worker takes. Each one can also come from a
+/// `MATOMETE_*` environment variable; a flag given on the command line wins.
+public struct WorkerOptions: ParsableArguments {
+    @Option(
+        name: .customLong("bootstrap-servers"),
+        help: ArgumentHelp(
+            "Kafka brokers to start from, comma-separated host:port. [env: MATOMETE_BOOTSTRAP_SERVERS]",
+            valueName: "servers"))
+    var bootstrapServers: String?
+
+    @Option(
+        name: .customLong("database-url"),
+        help: ArgumentHelp(
+            "PostgreSQL URL, postgres://user:password@host:port/database. Prefer the environment variable: other users can read a process's flags. [env: MATOMETE_DATABASE_URL]",
+            valueName: "url"))
+    var databaseURL: String?
+
+    @Option(
+        name: .customLong("topic-prefix"),
+        help: ArgumentHelp(
+            "Prefix of every topic name, as in <prefix>.charges. [env: MATOMETE_TOPIC_PREFIX] (default: matomete)",
+            valueName: "prefix"))
+    var topicPrefix: String?
+
+    @Option(
+        name: .customLong("group-id"),
+        help: ArgumentHelp(
+            "Kafka consumer group. Every process of one kind shares it; the stored offsets belong to it. [env: MATOMETE_GROUP_ID] (default: matomete-<worker>)",
+            valueName: "group"))
+    var groupID: String?
+
+    @Option(
+        name: .customLong("batch-size"),
+        help: ArgumentHelp(
+            "Most messages applied in one database transaction (relay: published per round). [env: MATOMETE_BATCH_SIZE] (default: 500)",
+            valueName: "n"))
+    var batchSize: Int?
+
+    @Option(
+        name: .customLong("http-address"),
+        help: ArgumentHelp(
+            "Where /healthz, /livez and /metrics are served; port 0 picks a free port. [env: MATOMETE_HTTP_ADDRESS] (default: 0.0.0.0:8080)",
+            valueName: "host:port"))
+    var httpAddress: String?
+
+    @Option(
+        name: .customLong("kafka"),
+        help: ArgumentHelp(
+            "A librdkafka property passed through as it is, for example --kafka security.protocol=ssl. Repeatable; applied after Matomete's own settings. [env: MATOMETE_KAFKA_PROPERTIES, separated by ';']",
+            valueName: "key=value"))
+    var kafkaProperties: [String] = []
+
+    @Option(
+        name: .customLong("log-level"),
+        help: ArgumentHelp(
+            "trace, debug, info, notice, warning, error or critical. [env: MATOMETE_LOG_LEVEL] (default: info)",
+            valueName: "level"))
+    var logLevel: String?
+
+    @Option(
+        name: .customLong("log-format"),
+        help: ArgumentHelp(
+            "json (one object per line, for log collectors) or text. [env: MATOMETE_LOG_FORMAT] (default: json)",
+            valueName: "format"))
+    var logFormat: String?
+
+    public init() {}
+
+    /// The options with the environment filled in and every value checked.
+    public func resolve(
+        for role: WorkerRole, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> WorkerSettings {
+        func value(_ flag: String?, _ variable: String) -> String? {
+            if let flag, !flag.isEmpty { return flag }
+            if let text = environment[variable], !text.isEmpty { return text }
+            return nil
+        }
+        guard let servers = value(bootstrapServers, "MATOMETE_BOOTSTRAP_SERVERS") else {
+            throw ValidationError("Give the Kafka brokers with --bootstrap-servers or MATOMETE_BOOTSTRAP_SERVERS.")
+        }
+        guard let url = value(databaseURL, "MATOMETE_DATABASE_URL") else {
+            throw ValidationError("Give the database with --database-url or MATOMETE_DATABASE_URL.")
+        }
+        let database: DatabaseConfiguration
+        do {
+            database = try DatabaseConfiguration(url: url)
+        } catch {
+            // The URL may hold a password: say what is wrong, never echo it.
+            throw ValidationError("The database URL is not postgres://user:password@host:port/database.")
+        }
+        let batchText = batchSize.map(String.init) ?? value(nil, "MATOMETE_BATCH_SIZE") ?? "500"
+        guard let batch = Int(batchText), (1...10_000).contains(batch) else {
+            throw ValidationError("The batch size must be 1 to 10000, not \(batchText).")
+        }
+        let address = try HTTPAddress(value(httpAddress, "MATOMETE_HTTP_ADDRESS") ?? "0.0.0.0:8080")
+        let levelText = value(logLevel, "MATOMETE_LOG_LEVEL") ?? "info"
+        guard let level = Logger.Level(rawValue: levelText) else {
+            throw ValidationError(
+                "Unknown log level \(levelText): use trace, debug, info, notice, warning, error or critical.")
+        }
+        let formatText = value(logFormat, "MATOMETE_LOG_FORMAT") ?? "json"
+        guard let format = LogFormat(rawValue: formatText) else {
+            throw ValidationError("Unknown log format \(formatText): use json or text.")
+        }
+        var raw: [String: String] = [:]
+        let fromEnvironment = (environment["MATOMETE_KAFKA_PROPERTIES"] ?? "").split(separator: ";").map(String.init)
+        for property in fromEnvironment + kafkaProperties {
+            guard let equals = property.firstIndex(of: "="), equals != property.startIndex else {
+                throw ValidationError("A Kafka property is key=value; got one without '=' or without a key.")
+            }
+            raw[String(property[..<equals]).trimmingCharacters(in: .whitespaces)] = String(
+                property[property.index(after: equals)...])
+        }
+        return WorkerSettings(
+            role: role,
+            bootstrapServers: servers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
+            database: database,
+            topicPrefix: value(topicPrefix, "MATOMETE_TOPIC_PREFIX") ?? "matomete",
+            groupID: value(groupID, "MATOMETE_GROUP_ID") ?? "matomete-\(role.rawValue)",
+            batchSize: batch, httpAddress: address, kafkaProperties: raw, logLevel: level, logFormat: format)
+    }
+}
+
+/// The kinds of worker process.
+public enum WorkerRole: String, Sendable, CaseIterable {
+    case chargeWorker = "charge-worker"
+    case cancellationWorker = "cancellation-worker"
+    case billingCycleWorker = "billing-cycle-worker"
+    case outboxRelay = "outbox-relay"
+}
+
+/// How log lines are written.
+public enum LogFormat: String, Sendable {
+    case json, text
+}
+
+/// A host and port to listen on.
+public struct HTTPAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(_ text: String) throws {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { throw ValidationError("The HTTP address must be host:port, not \(text).") }
+        host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        self.port = port
+    }
+
+    public var description: String { "\(host):\(port)" }
+}
+
+/// A worker's resolved configuration.
+public struct WorkerSettings: Sendable {
+    public var role: WorkerRole
+    public var bootstrapServers: [String]
+    public var database: DatabaseConfiguration
+    public var topicPrefix: String
+    public var groupID: String
+    public var batchSize: Int
+    public var httpAddress: HTTPAddress
+    public var kafkaProperties: [String: String]
+    public var logLevel: Logger.Level
+    public var logFormat: LogFormat
+
+    /// The Kafka client settings shared by this process's clients.
+    func kafkaClient() -> KafkaClientSettings {
+        var client = KafkaClientSettings(bootstrapServers: bootstrapServers)
+        client.clientID = "\(groupID)-\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        client.rawProperties = kafkaProperties
+        return client
+    }
+}

@@ -1,0 +1,128 @@
+import Contract
+import Foundation
+import Kafka
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Store
+
+/// Runs one worker process: logging and metrics set up, the database client,
+/// the HTTP endpoints and the worker itself in one `ServiceGroup` that stops
+/// gracefully on SIGTERM or SIGINT (the worker first: it finishes its batch,
+/// commits and leaves the group; then the endpoints; then the database client).
+public enum WorkerProcess {
+    /// What the process does once its store is open.
+    public enum Work: Sendable {
+        case charges
+        case cancellations
+        case billingCycles(allowEarlyClose: Bool, chunkLines: Int)
+        case relay
+    }
+
+    public static func run(_ settings: WorkerSettings, work: Work) async throws {
+        settings.bootstrapLogging()
+        WorkerMetrics.bootstrap()
+        let logger = Logger(label: "matomete.\(settings.role.rawValue)")
+        logger.info(
+            "Starting",
+            metadata: [
+                "database": "\(settings.database)",
+                "kafka.bootstrap": "\(settings.bootstrapServers.joined(separator: ","))",
+                "group": "\(settings.groupID)", "topic.prefix": "\(settings.topicPrefix)",
+                "batch.size": "\(settings.batchSize)",
+            ])
+        let readiness = Readiness(["database", "kafka"])
+        let client = PostgresClient(configuration: settings.database.clientConfiguration, backgroundLogger: logger)
+        let http = HTTPEndpoints.application(address: settings.httpAddress, readiness: readiness, logger: logger)
+        let worker = WorkerService(settings: settings, work: work, client: client, readiness: readiness, logger: logger)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(service: client),
+                    .init(service: http),
+                    .init(
+                        service: worker, successTerminationBehavior: .gracefullyShutdownGroup,
+                        failureTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+        logger.info("Stopped")
+    }
+}
+
+/// Opens the store (waiting for the database if it is not up yet) and runs the work.
+struct WorkerService: Service {
+    var settings: WorkerSettings
+    var work: WorkerProcess.Work
+    var client: PostgresClient
+    var readiness: Readiness
+    var logger: Logger
+
+    func run() async throws {
+        let topics = Topics(prefix: settings.topicPrefix)
+        let store: BillingStore
+        do {
+            store = try await retryingStore("open the store", readiness: readiness, logger: logger) {
+                try await BillingStore.open(client: client, topics: topics, logger: logger)
+            }
+        } catch is CancellationError {
+            return
+        }
+        readiness.set("database", passing: true, "connected")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await StoreMonitor(store: store, readiness: readiness, logger: logger).run() }
+            defer { group.cancelAll() }
+            try await runWork(store: store, topics: topics)
+        }
+    }
+
+    private func runWork(store: BillingStore, topics: Topics) async throws {
+        switch work {
+        case .charges:
+            try await consumer(
+                topic: topics.charges,
+                applier: RequestApplier(
+                    store: store, decoder: RequestDecoder(), accepts: [.charge, .subscription]),
+                store: store
+            ).run()
+        case .cancellations:
+            try await consumer(
+                topic: topics.cancellations,
+                applier: RequestApplier(
+                    store: store, decoder: RequestDecoder(),
+                    accepts: [.chargeCancellation, .subscriptionCancellation, .lineTermination]),
+                store: store
+            ).run()
+        case .billingCycles(let allowEarlyClose, let chunkLines):
+            let commands = consumer(
+                topic: topics.billingCycles,
+                applier: CycleCommandApplier(store: store, allowEarlyClose: allowEarlyClose, logger: logger),
+                store: store)
+            let closer = CycleCloser(store: store, chunkLines: chunkLines, readiness: readiness, logger: logger)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await commands.run() }
+                group.addTask { try await closer.run() }
+                try await group.waitForAll()
+            }
+        case .relay:
+            var configuration = KafkaProducerConfiguration(bootstrapServers: settings.bootstrapServers)
+            configuration.client = settings.kafkaClient()
+            // Deliveries are reported on the producer's own polling thread;
+            // the relay flushes and shuts it down when it stops.
+            let producer = try KafkaProducer(configuration: configuration, logger: logger)
+            try await OutboxRelay(
+                store: store, producer: producer, batchSize: settings.batchSize, readiness: readiness, logger: logger
+            ).run()
+        }
+    }
+
+    private func consumer(topic: String, applier: any BatchApplier, store: BillingStore) -> PartitionedConsumer {
+        var configuration = KafkaConsumerConfiguration(
+            bootstrapServers: settings.bootstrapServers, groupID: settings.groupID)
+        configuration.client = settings.kafkaClient()
+        return PartitionedConsumer(
+            topic: topic, batchSize: settings.batchSize, configuration: configuration, applier: applier, store: store,
+            readiness: readiness, logger: logger)
+    }
+}

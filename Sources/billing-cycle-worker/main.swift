@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import Workers
+
+@main
+struct BillingCycleWorker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "billing-cycle-worker",
+        abstract: "Closes billing cycles: bills every line for the month and settles with every merchant.",
+        discussion: """
+            A message {"type":"close","cycle":"2026-11"} on <prefix>.billing-cycles begins the close. \
+            Every running billing-cycle worker then closes lines, a chunk at a time, each chunk in a \
+            shard no other worker holds; the chunk that finishes the last shard computes the \
+            settlements. Line bills and settlements go to the outbox, published once each by the \
+            relays. A crash loses at most one chunk's transaction, which another worker does again. \
+            Stops gracefully on SIGTERM (exit 0).
+            """)
+
+    @OptionGroup var options: WorkerOptions
+
+    @Flag(
+        help: ArgumentHelp(
+            "Accept a close of the current month before it ends (demos and tests). [env: MATOMETE_ALLOW_EARLY_CLOSE=true]"
+        ))
+    var allowEarlyClose = false
+
+    @Option(help: ArgumentHelp("Lines closed per transaction. [env: MATOMETE_CHUNK_LINES] (default: 1000)"))
+    var chunkLines: Int?
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let early = allowEarlyClose || environment["MATOMETE_ALLOW_EARLY_CLOSE"] == "true"
+        let chunk = chunkLines ?? environment["MATOMETE_CHUNK_LINES"].flatMap(Int.init) ?? 1000
+        guard (1...100_000).contains(chunk) else { throw ValidationError("--chunk-lines must be 1 to 100000.") }
+        try await WorkerProcess.run(
+            options.resolve(for: .billingCycleWorker), work: .billingCycles(allowEarlyClose: early, chunkLines: chunk))
+    }
+}

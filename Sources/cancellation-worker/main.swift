@@ -1,0 +1,22 @@
+import ArgumentParser
+import Workers
+
+@main
+struct CancellationWorker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cancellation-worker",
+        abstract:
+            "Applies charge cancellations, subscription cancellations and line terminations from <prefix>.cancellations.",
+        discussion: """
+            Each request is applied exactly once, in one database transaction per batch that also \
+            writes its result to the outbox and moves the partition's offset stored in PostgreSQL. \
+            Run any number of cancellation workers: they share the topic's partitions as one consumer \
+            group. Stops gracefully on SIGTERM (exit 0).
+            """)
+
+    @OptionGroup var options: WorkerOptions
+
+    func run() async throws {
+        try await WorkerProcess.run(options.resolve(for: .cancellationWorker), work: .cancellations)
+    }
+}
