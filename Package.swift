@@ -120,12 +120,23 @@ let package = Package(
             path: "Benchmarks/StoreBenchmark",
             swiftSettings: strictness
         ),
+        // What the test targets share: a real PostgreSQL, fresh databases, built executables.
+        .target(
+            name: "MatometeTestSupport",
+            dependencies: [
+                "Store", "Billing",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/Support",
+            swiftSettings: strictness
+        ),
         .testTarget(name: "BillingTests", dependencies: ["Billing"], swiftSettings: strictness),
         .testTarget(name: "ContractTests", dependencies: ["Contract", "Billing"], swiftSettings: strictness),
         .testTarget(
             name: "StoreTests",
             dependencies: [
-                "Store", "Billing", "Contract",
+                "Store", "Billing", "Contract", "MatometeTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strictness
@@ -133,14 +144,14 @@ let package = Package(
         .testTarget(
             name: "WorkerTests",
             dependencies: [
-                "Kafka", "Store", "Billing", "Contract",
+                "Kafka", "Store", "Billing", "Contract", "MatometeTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strictness
         ),
         .testTarget(
             name: "KafkaTests",
-            dependencies: ["Kafka"],
+            dependencies: ["Kafka", "MatometeTestSupport"],
             swiftSettings: strictness
         ),
     ]

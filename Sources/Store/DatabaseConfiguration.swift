@@ -46,6 +46,20 @@ public struct DatabaseConfiguration: Sendable, CustomStringConvertible {
         return copy
     }
 
+    /// The `postgres://` URL of this configuration, password included: for
+    /// handing to a child process in its environment. Never log it.
+    public var url: String {
+        var components = URLComponents()
+        components.scheme = "postgres"
+        components.user = username
+        components.password = password
+        components.host = host
+        components.port = port
+        components.path = "/" + database
+        if requireTLS { components.queryItems = [URLQueryItem(name: "sslmode", value: "require")] }
+        return components.string ?? "postgres://\(host):\(port)/\(database)"
+    }
+
     /// `user@host:port/database`: no password.
     public var description: String { "\(username)@\(host):\(port)/\(database)" }
 

@@ -16,7 +16,7 @@ public enum WorkerProcess {
         case charges
         case cancellations
         case billingCycles(allowEarlyClose: Bool, chunkLines: Int)
-        case relay
+        case relay(lease: Duration)
     }
 
     public static func run(_ settings: WorkerSettings, work: Work) async throws {
@@ -105,14 +105,15 @@ struct WorkerService: Service {
                 group.addTask { try await closer.run() }
                 try await group.waitForAll()
             }
-        case .relay:
+        case .relay(let lease):
             var configuration = KafkaProducerConfiguration(bootstrapServers: settings.bootstrapServers)
             configuration.client = settings.kafkaClient()
             // Deliveries are reported on the producer's own polling thread;
             // the relay flushes and shuts it down when it stops.
             let producer = try KafkaProducer(configuration: configuration, logger: logger)
             try await OutboxRelay(
-                store: store, producer: producer, batchSize: settings.batchSize, readiness: readiness, logger: logger
+                store: store, producer: producer, batchSize: settings.batchSize, lease: lease, readiness: readiness,
+                logger: logger
             ).run()
         }
     }

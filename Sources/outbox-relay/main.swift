@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Workers
 
 @main
@@ -16,7 +17,16 @@ struct OutboxRelayCommand: AsyncParsableCommand {
 
     @OptionGroup var options: WorkerOptions
 
+    @Option(
+        help: ArgumentHelp(
+            "Seconds a claimed batch stays this relay's before another relay may publish it again. [env: MATOMETE_OUTBOX_LEASE] (default: 30)",
+            valueName: "seconds"))
+    var lease: Int?
+
     func run() async throws {
-        try await WorkerProcess.run(options.resolve(for: .outboxRelay), work: .relay)
+        let environment = ProcessInfo.processInfo.environment
+        let seconds = lease ?? environment["MATOMETE_OUTBOX_LEASE"].flatMap(Int.init) ?? 30
+        guard (1...3600).contains(seconds) else { throw ValidationError("--lease must be 1 to 3600 seconds.") }
+        try await WorkerProcess.run(options.resolve(for: .outboxRelay), work: .relay(lease: .seconds(seconds)))
     }
 }

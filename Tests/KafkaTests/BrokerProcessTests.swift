@@ -1,12 +1,13 @@
 import Foundation
 import Kafka
+import MatometeTestSupport
 import Testing
 
 @Suite("The stand-alone embedded broker process")
 struct BrokerProcessTests {
     @Test("matomete-broker prints its bootstrap string, serves other processes and stops on SIGTERM")
     func brokerProcess() async throws {
-        let executable = try TestSupport.builtExecutable("matomete-broker")
+        let executable = try Processes.builtExecutable("matomete-broker")
         let process = Process()
         process.executableURL = executable
         process.arguments = ["--brokers", "3", "--topic", "process-test:4", "--log-level", "error"]
@@ -31,7 +32,7 @@ struct BrokerProcessTests {
         #expect(try await admin.describeTopics(["process-test"]).first?.partitions.count == 4)
 
         process.terminate()  // SIGTERM
-        let exited = try await TestSupport.waitForExit(process, within: .seconds(15))
+        let exited = try await Processes.waitForExit(process, within: .seconds(15))
         #expect(exited)
         #expect(process.terminationStatus == 0)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Logging
+import MatometeTestSupport
 import Synchronization
 import Testing
 
@@ -24,16 +25,6 @@ enum TestSupport {
     /// A private 3-broker cluster for a test that injects faults.
     static func privateCluster() throws -> EmbeddedKafkaCluster {
         try EmbeddedKafkaCluster(brokers: 3, logger: logger)
-    }
-
-    /// An executable built next to the test bundle; fails loudly when it is missing.
-    static func builtExecutable(_ name: String) throws -> URL {
-        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for candidate in [directory, directory.deletingLastPathComponent()] {
-            let url = candidate.appendingPathComponent(name)
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        throw TestFailure("\(name) is not built next to \(directory.path): run `swift build` first")
     }
 
     /// The first line `process` writes to `pipe`. If none comes within `limit`,
@@ -60,13 +51,6 @@ enum TestSupport {
                 }
             }
         }
-    }
-
-    /// Waits for a process to exit; returns whether it did in time.
-    static func waitForExit(_ process: Process, within limit: Duration) async throws -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        return !process.isRunning
     }
 
     static func uniqueName(_ prefix: String) -> String {
@@ -142,11 +126,6 @@ final class Flag: Sendable {
         if condition { raised.store(true, ordering: .relaxed) }
         return raised.load(ordering: .relaxed)
     }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }
 
 /// Counts reported by several concurrent loops, each under its own slot.

@@ -1,6 +1,7 @@
 import Billing
 import Contract
 import Foundation
+import MatometeTestSupport
 import PostgresNIO
 import Store
 import Testing

@@ -1,0 +1,463 @@
+import Billing
+import Contract
+import Foundation
+import Kafka
+import Logging
+import MatometeTestSupport
+import PostgresNIO
+import Store
+import Synchronization
+import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// One whole Matomete for a test: librdkafka's mock cluster in this process
+/// (other processes reach it over loopback), a database of its own, and the
+/// real worker executables as child processes, each logging to its own file.
+final class TestSystem: Sendable {
+    enum Role: String, CaseIterable, Sendable {
+        case charges = "charge-worker"
+        case cancellations = "cancellation-worker"
+        case billingCycles = "billing-cycle-worker"
+        case relay = "outbox-relay"
+
+        var group: String { "matomete-\(rawValue)" }
+    }
+
+    static let logger: Logger = {
+        var logger = Logger(label: "matomete.tests.workers")
+        logger.logLevel = .critical
+        return logger
+    }()
+
+    let cluster: EmbeddedKafkaCluster
+    let database: TestDatabase
+    let topics: Topics
+    let logDirectory: URL
+    let inputPartitions: Int
+    private let producer: KafkaProducer
+    private let admin: KafkaAdmin
+    private let workers = Mutex<[WorkerProcess]>([])
+    private let launches = Atomic<Int>(0)
+
+    private init(
+        cluster: EmbeddedKafkaCluster, database: TestDatabase, topics: Topics, logDirectory: URL, inputPartitions: Int
+    ) throws {
+        self.cluster = cluster
+        self.database = database
+        self.topics = topics
+        self.logDirectory = logDirectory
+        self.inputPartitions = inputPartitions
+        var configuration = KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServerList)
+        configuration.linger = .milliseconds(2)
+        producer = try KafkaProducer(configuration: configuration, logger: Self.logger)
+        admin = try KafkaAdmin(
+            settings: KafkaClientSettings(bootstrapServers: cluster.bootstrapServerList), logger: Self.logger)
+    }
+
+    /// A fresh cluster with Matomete's topics and a fresh migrated database
+    /// (on `server`, or the shared test server).
+    static func start(
+        _ name: String, inputPartitions: Int = 6, outputPartitions: Int = 12, server: DatabaseConfiguration? = nil
+    ) async throws -> TestSystem {
+        let cluster = try EmbeddedKafkaCluster(brokers: 3, logger: logger)
+        let topics = Topics(prefix: "matomete")
+        for topic in [topics.charges, topics.cancellations] {
+            try cluster.createTopic(topic, partitions: inputPartitions)
+        }
+        try cluster.createTopic(topics.billingCycles, partitions: 1)
+        for topic in [topics.merchantResults, topics.lineBills, topics.settlements, topics.deadLetters] {
+            try cluster.createTopic(topic, partitions: outputPartitions)
+        }
+        let database = try await TestDatabase.create(partitions: 8, on: server)
+        let logs = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
+            "matomete-worker-tests/\(name)-\(UUID().uuidString.prefix(6).lowercased())")
+        try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+        return try TestSystem(
+            cluster: cluster, database: database, topics: topics, logDirectory: logs, inputPartitions: inputPartitions)
+    }
+
+    // MARK: Reference data
+
+    func setUp(merchants: [Merchant], lines: [Line], openCycle: BillingCycle) async throws {
+        try await database.withStore { store in
+            for merchant in merchants { try await store.upsertMerchant(merchant) }
+            _ = try await store.importLines(lines, openCycle: openCycle)
+        }
+    }
+
+    // MARK: Worker processes
+
+    /// Starts a worker process. Its log goes to `<role>-<n>.log` in ``logDirectory``.
+    @discardableResult
+    func launch(_ role: Role, arguments: [String] = [], httpPort: Int = 0) throws -> WorkerProcess {
+        let number = launches.add(1, ordering: .relaxed).newValue
+        let logURL = logDirectory.appendingPathComponent("\(role.rawValue)-\(number).log")
+        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        let process = Process()
+        process.executableURL = try Processes.builtExecutable(role.rawValue)
+        var arguments = arguments
+        switch role {
+        case .relay: arguments += ["--lease", "3"]
+        case .billingCycles: arguments += ["--chunk-lines", "100"]
+        default: break
+        }
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["MATOMETE_BOOTSTRAP_SERVERS"] = cluster.bootstrapServers
+        environment["MATOMETE_DATABASE_URL"] = database.configuration.url
+        environment["MATOMETE_HTTP_ADDRESS"] = "127.0.0.1:\(httpPort)"
+        environment["MATOMETE_LOG_LEVEL"] = "info"
+        // Quick takeover after a SIGKILL: the group notices a dead member in 6 s.
+        environment["MATOMETE_KAFKA_PROPERTIES"] = "session.timeout.ms=6000;heartbeat.interval.ms=500"
+        process.environment = environment
+        process.standardError = try FileHandle(forWritingTo: logURL)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let worker = WorkerProcess(role: role, process: process, log: logURL)
+        workers.withLock { $0.append(worker) }
+        return worker
+    }
+
+    /// Starts `count` processes of each role.
+    func launchAll(_ count: Int = 1) throws {
+        for role in Role.allCases { for _ in 0..<count { try launch(role) } }
+    }
+
+    var running: [WorkerProcess] { workers.withLock { $0.filter(\.process.isRunning) } }
+
+    /// SIGKILL: no chance to finish anything.
+    func kill(_ worker: WorkerProcess) async throws {
+        Foundation.kill(worker.process.processIdentifier, SIGKILL)
+        _ = try await Processes.waitForExit(worker.process, within: .seconds(10))
+    }
+
+    /// SIGTERM to every running worker; returns each one's exit status.
+    @discardableResult
+    func stopAll() async throws -> [(WorkerProcess, Int32)] {
+        let all = running
+        for worker in all { worker.process.terminate() }
+        var statuses: [(WorkerProcess, Int32)] = []
+        for worker in all {
+            if try await !Processes.waitForExit(worker.process, within: .seconds(30)) {
+                Foundation.kill(worker.process.processIdentifier, SIGKILL)
+                _ = try await Processes.waitForExit(worker.process, within: .seconds(5))
+                statuses.append((worker, -1))
+            } else {
+                statuses.append((worker, worker.process.terminationStatus))
+            }
+        }
+        return statuses
+    }
+
+    /// Stops everything; for `defer`.
+    func shutDown() async {
+        _ = try? await stopAll()
+        await producer.shutdown()
+    }
+
+    // MARK: Traffic
+
+    /// Produces messages and waits until Kafka has them all.
+    func produce(_ topic: String, _ messages: [(key: String?, value: String)]) async throws {
+        for chunk in stride(from: 0, to: messages.count, by: 10_000) {
+            let batch = messages[chunk..<min(chunk + 10_000, messages.count)].map {
+                KafkaProducerMessage(topic: topic, key: $0.key, value: $0.value)
+            }
+            try await producer.send(batch).throwIfAnyFailed()
+        }
+    }
+
+    func produceBytes(_ topic: String, _ messages: [(key: [UInt8]?, value: [UInt8])]) async throws {
+        try await producer.send(messages.map { KafkaProducerMessage(topic: topic, key: $0.key, value: $0.value) })
+            .throwIfAnyFailed()
+    }
+
+    func close(_ cycle: BillingCycle) async throws {
+        try await produce(topics.billingCycles, [(nil, CycleCommand.closeMessage(cycle))])
+    }
+
+    // MARK: Waiting and reading
+
+    /// Waits until every input message is applied (each group's stored offset
+    /// at its partition's end), no close is running and the outbox is empty.
+    func waitUntilIdle(within limit: Duration = .seconds(180)) async throws {
+        let inputs: [(Role, String, Int)] = [
+            (.charges, topics.charges, inputPartitions), (.cancellations, topics.cancellations, inputPartitions),
+            (.billingCycles, topics.billingCycles, 1),
+        ]
+        let partitions = inputs.flatMap { _, topic, count in
+            (0..<count).map { KafkaTopicPartition(topic: topic, partition: Int32($0)) }
+        }
+        let deadline = ContinuousClock.now + limit
+        var state = ""
+        while ContinuousClock.now < deadline {
+            let ends = try await admin.highWatermarks(partitions)
+            let (stored, outbox, closing) = try await database.withClient { client in
+                let rows = try await client.query(
+                    "SELECT consumer_group, topic, partition, next_offset FROM consumer_offsets", logger: Self.logger)
+                var stored: [String: Int64] = [:]
+                for try await (group, topic, partition, next) in rows.decode((String, String, Int, Int64).self) {
+                    stored["\(group)/\(topic)/\(partition)"] = next
+                }
+                var outbox = 0
+                for try await count in try await client.query("SELECT count(*)::int FROM outbox", logger: Self.logger)
+                    .decode(Int.self)
+                { outbox = count }
+                var closing = 0
+                for try await count in try await client.query(
+                    "SELECT count(*)::int FROM cycle_closes WHERE status = 'closing'", logger: Self.logger
+                ).decode(Int.self) { closing = count }
+                return (stored, outbox, closing)
+            }
+            var behind: [String] = []
+            for (role, topic, _) in inputs {
+                for (partition, end) in ends where partition.topic == topic && end > 0 {
+                    let applied = stored["\(role.group)/\(topic)/\(partition.partition)"] ?? 0
+                    if applied < end { behind.append("\(partition) \(applied)/\(end)") }
+                }
+            }
+            if behind.isEmpty, outbox == 0, closing == 0 { return }
+            state = "behind: \(behind), outbox: \(outbox), closes running: \(closing)"
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        throw TestFailure("the workers did not finish within \(limit): \(state); logs in \(logDirectory.path)")
+    }
+
+    /// Every message of `topics`, from the beginning to the current end.
+    func readAll(
+        _ topicNames: [String], within limit: Duration = .seconds(60)
+    ) async throws -> [String:
+        [KafkaConsumerMessage]]
+    {
+        let descriptions = try await admin.describeTopics(topicNames)
+        let partitions = descriptions.flatMap { topic in
+            topic.partitions.map { KafkaTopicPartition(topic: topic.name, partition: $0.id) }
+        }
+        let ends = try await admin.highWatermarks(partitions)
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(
+                bootstrapServers: cluster.bootstrapServerList, groupID: "reader-\(UUID().uuidString.prefix(8))"),
+            logger: Self.logger)
+        try consumer.subscribe(topicNames)
+        var read: [String: [KafkaConsumerMessage]] = [:]
+        var next: [KafkaTopicPartition: Int64] = [:]
+        let deadline = ContinuousClock.now + limit
+        func done() -> Bool { ends.allSatisfy { partition, end in (next[partition] ?? 0) >= end } }
+        while !done() {
+            guard ContinuousClock.now < deadline else {
+                throw TestFailure("could not read \(topicNames) to the end within \(limit)")
+            }
+            for event in try await consumer.poll(timeout: .milliseconds(100)) {
+                switch event {
+                case .partitionsAssigned(let assigned):
+                    try await consumer.startPartitions(
+                        Dictionary(uniqueKeysWithValues: assigned.map { ($0, KafkaStartOffset.beginning) }))
+                case .messages(let messages):
+                    for message in messages {
+                        read[message.topicPartition.topic, default: []].append(message)
+                        next[message.topicPartition] = message.offset + 1
+                    }
+                default: break
+                }
+            }
+        }
+        await consumer.close()
+        return read
+    }
+
+    /// The published outputs, each id once; fails the test if two copies of
+    /// one id differ (repeats must be exact).
+    func outputs() async throws -> Outputs {
+        let all = try await readAll([
+            topics.merchantResults, topics.lineBills, topics.settlements, topics.deadLetters,
+        ])
+        var outputs = Outputs()
+        let decoder = JSONDecoder()
+        for (topic, messages) in all {
+            var byID: [String: KafkaConsumerMessage] = [:]
+            for message in messages {
+                guard let id = message.header("id").map({ String(decoding: $0, as: UTF8.self) }) else {
+                    Issue.record("a message on \(topic) has no id header")
+                    continue
+                }
+                outputs.copies += 1
+                if let earlier = byID[id] {
+                    #expect(
+                        earlier.value == message.value && earlier.key == message.key,
+                        "two different messages share the id \(id)")
+                    outputs.repeats += 1
+                    continue
+                }
+                byID[id] = message
+            }
+            for (id, message) in byID {
+                switch topic {
+                case topics.merchantResults:
+                    outputs.results[id] = try decoder.decode(MerchantResultMessage.self, from: Data(message.value))
+                case topics.lineBills:
+                    outputs.bills[id] = try decoder.decode(LineBillMessage.self, from: Data(message.value))
+                case topics.settlements:
+                    outputs.settlements[id] = try decoder.decode(SettlementMessage.self, from: Data(message.value))
+                default:
+                    outputs.deadLetters[id] = message
+                }
+            }
+        }
+        return outputs
+    }
+
+    /// The last lines of every worker log, for a failure message.
+    func logTail(lines: Int = 20) -> String {
+        workers.withLock { $0 }.map { worker in
+            let text = (try? String(contentsOf: worker.log, encoding: .utf8)) ?? ""
+            return "== \(worker.log.lastPathComponent)\n"
+                + text.split(separator: "\n").suffix(lines).joined(separator: "\n")
+        }.joined(separator: "\n")
+    }
+}
+
+/// A worker process started by a test.
+struct WorkerProcess: Sendable {
+    let role: TestSystem.Role
+    let process: Process
+    let log: URL
+
+    /// The port its HTTP endpoints listen on, from its log.
+    func httpPort(within limit: Duration = .seconds(30)) async throws -> Int {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            for line in text.split(separator: "\n") where line.contains("HTTP endpoints listening") {
+                if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                    let port = (object["http.port"] as? String).flatMap(Int.init)
+                {
+                    return port
+                }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestFailure("\(role.rawValue) logged no HTTP port; see \(log.path)")
+    }
+}
+
+/// What the relays published, each id once.
+struct Outputs {
+    var results: [String: MerchantResultMessage] = [:]
+    var bills: [String: LineBillMessage] = [:]
+    var settlements: [String: SettlementMessage] = [:]
+    var deadLetters: [String: KafkaConsumerMessage] = [:]
+    /// Messages read, repeats included.
+    var copies = 0
+    /// Exact repeats of an id already seen.
+    var repeats = 0
+
+    func bills(of cycle: BillingCycle) -> [String: LineBillMessage] {
+        Dictionary(uniqueKeysWithValues: bills.values.filter { $0.cycle == cycle.description }.map { ($0.lineId, $0) })
+    }
+
+    func settlements(of cycle: BillingCycle) -> [String: SettlementMessage] {
+        Dictionary(
+            uniqueKeysWithValues: settlements.values.filter { $0.cycle == cycle.description }.map {
+                ($0.merchantId, $0)
+            }
+        )
+    }
+}
+
+/// What a merchant's settlement must say, computed here from the fee rule's
+/// definition (not by the code under test).
+struct ExpectedSettlement: Equatable, CustomStringConvertible {
+    var lines: Int64
+    var gross: Int64
+    var fee: Int64
+    var items: Int64
+    var credits: Int64
+
+    init(lines: Int64, gross: Int64, items: Int64, credits: Int64 = 0) {
+        self.lines = lines
+        self.gross = gross
+        self.items = items
+        self.credits = credits
+        if gross <= 0 {
+            fee = 0
+        } else if gross < 600 * lines {
+            fee = 315 * lines / 10  // ¥31.5 a line, rounded down once
+        } else {
+            fee = gross * 500 / 10_000  // 5%, rounded down once
+        }
+    }
+
+    init(_ message: SettlementMessage) {
+        lines = message.lines
+        gross = message.grossAmount
+        fee = message.fee
+        items = message.itemCount
+        credits = message.creditAmount
+    }
+
+    var description: String { "lines \(lines) gross \(gross) fee \(fee) items \(items) credits \(credits)" }
+}
+
+extension BillingCycle {
+    static let september = BillingCycle("2026-09")!
+    static let october = BillingCycle("2026-10")!
+}
+
+/// The JSON of requests, as merchants and the line system send them.
+enum Requests {
+    static let authorization = "test-authorization"
+
+    static func charge(
+        _ merchant: String, _ id: String, line: String, _ amount: Int64, _ description: String = "item"
+    )
+        -> (key: String?, value: String)
+    {
+        (
+            line,
+            #"{"type":"charge","merchantId":"\#(merchant)","chargeId":"\#(id)","lineId":"\#(line)","amount":\#(amount),"description":"\#(description)","occurredAt":"2026-09-03T10:15:00+09:00","authorization":"\#(authorization)"}"#
+        )
+    }
+
+    static func subscription(
+        _ merchant: String, _ id: String, line: String, _ amount: Int64
+    ) -> (
+        key: String?, value: String
+    ) {
+        (
+            line,
+            #"{"type":"subscription","merchantId":"\#(merchant)","subscriptionId":"\#(id)","lineId":"\#(line)","monthlyAmount":\#(amount),"description":"monthly plan","occurredAt":"2026-09-03T10:15:00+09:00","authorization":"\#(authorization)"}"#
+        )
+    }
+
+    static func cancelCharge(_ merchant: String, _ id: String, line: String) -> (key: String?, value: String) {
+        (
+            line,
+            #"{"type":"charge-cancel","merchantId":"\#(merchant)","chargeId":"\#(id)","lineId":"\#(line)","occurredAt":"2026-09-04T10:15:00+09:00"}"#
+        )
+    }
+
+    static func cancelSubscription(_ merchant: String, _ id: String, line: String) -> (key: String?, value: String) {
+        (
+            line,
+            #"{"type":"subscription-cancel","merchantId":"\#(merchant)","subscriptionId":"\#(id)","lineId":"\#(line)","occurredAt":"2026-09-04T10:15:00+09:00"}"#
+        )
+    }
+
+    static func terminate(line: String) -> (key: String?, value: String) {
+        (line, #"{"type":"line-termination","lineId":"\#(line)","occurredAt":"2026-10-05T09:00:00+09:00"}"#)
+    }
+
+    static func line(_ number: Int) -> String { "L\(String(format: "%07d", number))" }
+}
+
+/// A plain HTTP/1.1 GET on loopback, enough to read a worker's endpoints.
+enum HTTP {
+    static func get(port: Int, path: String) async throws -> (body: String, status: Int) {
+        let url = try #require(URL(string: "http://127.0.0.1:\(port)\(path)"))
+        let (data, response) = try await URLSession.shared.data(from: url)
+        return (String(decoding: data, as: UTF8.self), (response as? HTTPURLResponse)?.statusCode ?? 0)
+    }
+}
