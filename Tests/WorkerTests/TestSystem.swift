@@ -99,9 +99,10 @@ final class TestSystem: Sendable {
         let process = Process()
         process.executableURL = try Processes.builtExecutable(role.rawValue)
         var arguments = arguments
+        // Short leases and small chunks: crashes cost seconds, closes take many transactions.
         switch role {
-        case .relay: arguments += ["--lease", "3"]
-        case .billingCycles: arguments += ["--chunk-lines", "100"]
+        case .relay where !arguments.contains("--lease"): arguments += ["--lease", "3"]
+        case .billingCycles where !arguments.contains("--chunk-lines"): arguments += ["--chunk-lines", "100"]
         default: break
         }
         process.arguments = arguments
