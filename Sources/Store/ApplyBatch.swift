@@ -59,7 +59,7 @@ extension BillingStore {
         _ requests: [SourcedRequest], extraMessages: [OutboxMessage] = [], from cursor: PartitionCursor,
         expectedOffset: Int64?, nextOffset: Int64
     ) async throws -> [Outcome] {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             let merchants = try await moveOffset(
                 cursor, from: expectedOffset, to: nextOffset, loading: requests.compactMap(\.request.merchantID),
                 on: connection)

@@ -3,6 +3,7 @@ import Contract
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// Matomete's state in PostgreSQL: lines, merchants, charges, subscriptions,
 /// bills, settlements, the outbox and the workers' offsets.
@@ -53,25 +54,77 @@ public final class BillingStore: Sendable {
 
 extension BillingStore {
     /// Runs `body` in a transaction (see ``PostgresClient/storeTransaction(logger:_:)``).
-    func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> sending T) async throws -> T {
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T
+    {
         try await client.storeTransaction(logger: logger, body)
     }
 }
 
 extension PostgresClient {
-    /// Runs `body` in a transaction; a ``StoreError`` thrown inside comes out as
-    /// itself, not wrapped in PostgresNIO's transaction error.
+    /// Runs `body` in a transaction on a guarded connection (see
+    /// ``withGuardedConnection(_:)``); a ``StoreError`` thrown inside comes out
+    /// as itself, not wrapped in PostgresNIO's transaction error.
     func storeTransaction<T: Sendable>(
-        logger: Logger, _ body: (PostgresConnection) async throws -> sending T
+        logger: Logger, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     )
         async throws -> T
     {
         do {
-            return try await withTransaction(logger: logger, body)
+            return try await withGuardedConnection { connection in
+                try await connection.withTransaction(logger: logger) { try await body($0) }
+            }
         } catch let error as PostgresTransactionError {
             if let storeError = error.closureError as? StoreError { throw storeError }
             throw error
         }
+    }
+
+    /// Leases a connection and runs `body` on it, failing with
+    /// ``StoreError/Code/unavailable`` as soon as the connection closes under it.
+    ///
+    /// PostgresNIO 1.33 writes a query to its channel without a promise: a
+    /// query sent just as the server closes the connection (a restart, a
+    /// failover) then waits forever, and so would the worker. Here the wait
+    /// is abandoned when the connection closes; the batch fails, and the
+    /// caller retries it on a new connection after re-reading its offset.
+    func withGuardedConnection<T: Sendable>(
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        try await withConnection { connection in
+            try await withCheckedThrowingContinuation { continuation in
+                let outcome = ResumeOnce(continuation)
+                let work = Task {
+                    do {
+                        outcome.resume(with: .success(try await body(connection)))
+                    } catch {
+                        outcome.resume(with: .failure(error))
+                    }
+                }
+                connection.closeFuture.whenComplete { _ in
+                    outcome.resume(
+                        with: .failure(StoreError(.unavailable, "the database connection closed during the operation"))
+                    )
+                    work.cancel()
+                }
+            }
+        }
+    }
+}
+
+/// A continuation that the first of several callers resumes; later ones are ignored.
+private final class ResumeOnce<T: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<T, any Error>?>
+
+    init(_ continuation: CheckedContinuation<T, any Error>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    func resume(with result: Result<T, any Error>) {
+        let waiting = continuation.withLock { stored -> CheckedContinuation<T, any Error>? in
+            defer { stored = nil }
+            return stored
+        }
+        waiting?.resume(with: result)
     }
 }
 
@@ -144,6 +197,6 @@ extension PostgresClient {
     public func fetch<each Column: PostgresDecodable & Sendable>(
         _ query: PostgresQuery, _ columns: (repeat each Column).Type, logger: Logger
     ) async throws -> [(repeat each Column)] {
-        try await withConnection { try await $0.fetch(query, columns, logger: logger) }
+        try await withGuardedConnection { try await $0.fetch(query, columns, logger: logger) }
     }
 }

@@ -30,7 +30,7 @@ extension BillingStore {
     /// Cycles close in order: every line must have `cycle` open (or a later one,
     /// if added after the close began).
     public func startClose(_ cycle: BillingCycle) async throws -> CloseStatus {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             try await connection.query("SELECT pg_advisory_xact_lock(7267261721)", logger: logger)
             if let status = try await closeStatus(cycle, on: connection) { return status }
             let earliest =
@@ -60,7 +60,7 @@ extension BillingStore {
 
     /// The close of `cycle`, if it has begun.
     public func closeStatus(_ cycle: BillingCycle) async throws -> CloseStatus? {
-        try await client.withConnection { try await closeStatus(cycle, on: $0) }
+        try await client.withGuardedConnection { [self] in try await closeStatus(cycle, on: $0) }
     }
 
     /// Shards of `cycle` not yet done.
@@ -81,7 +81,7 @@ extension BillingStore {
         guard (0..<partitions).contains(shard) else {
             throw StoreError(.invalidInput, "shard \(shard) is not between 0 and \(partitions - 1)")
         }
-        return try await transaction { connection in
+        return try await transaction { [self] connection in
             let state = try await connection.fetch(
                 """
                 SELECT cursor_line_id, done FROM cycle_close_shards
@@ -105,7 +105,7 @@ extension BillingStore {
     ) async throws -> (
         shard: Int, progress: ChunkProgress
     )? {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             let state = try await connection.fetch(
                 """
                 SELECT shard, cursor_line_id FROM cycle_close_shards

@@ -16,7 +16,7 @@ extension BillingStore {
     /// the repeats).
     public func claimOutbox(limit: Int, lease: Duration = .seconds(30)) async throws -> [ClaimedMessage] {
         let leaseSeconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
-        let rows = try await transaction { connection in
+        let rows = try await transaction { [self] connection in
             try await connection.fetch(
                 """
                 UPDATE outbox SET claimed_until = now() + make_interval(secs => \(leaseSeconds))
@@ -38,7 +38,9 @@ extension BillingStore {
     /// Removes published messages from the outbox.
     public func acknowledge(_ sequences: [Int64]) async throws {
         guard !sequences.isEmpty else { return }
-        try await client.query("DELETE FROM outbox WHERE id = ANY(\(sequences))", logger: logger)
+        try await client.withGuardedConnection { [logger] in
+            try await $0.query("DELETE FROM outbox WHERE id = ANY(\(sequences))", logger: logger)
+        }
     }
 
     /// Messages not yet published (the backlog a relay has to work through).

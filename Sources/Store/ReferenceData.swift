@@ -5,7 +5,7 @@ import PostgresNIO
 extension BillingStore {
     /// Adds a merchant or updates its name and status.
     public func upsertMerchant(_ merchant: Merchant) async throws {
-        try await transaction { connection in
+        try await transaction { [self] connection in
             try await connection.query(
                 """
                 INSERT INTO merchants (merchant_id, name, status) VALUES (\(merchant.id.rawValue), \(merchant.name), \(merchant.status.rawValue))
@@ -65,7 +65,7 @@ extension BillingStore {
     @discardableResult
     public func importLines(_ lines: [Line], openCycle: BillingCycle) async throws -> Int {
         guard !lines.isEmpty else { return 0 }
-        return try await transaction { connection in
+        return try await transaction { [self] connection in
             try await connection.query(
                 """
                 CREATE TEMPORARY TABLE lines_import (

@@ -110,7 +110,8 @@ final class TestSystem: Sendable {
         environment["MATOMETE_BOOTSTRAP_SERVERS"] = cluster.bootstrapServers
         environment["MATOMETE_DATABASE_URL"] = database.configuration.url
         environment["MATOMETE_HTTP_ADDRESS"] = "127.0.0.1:\(httpPort)"
-        environment["MATOMETE_LOG_LEVEL"] = "info"
+        environment["MATOMETE_LOG_LEVEL"] =
+            ProcessInfo.processInfo.environment["MATOMETE_TEST_WORKER_LOG_LEVEL"] ?? "info"
         // Quick takeover after a SIGKILL: the group notices a dead member in 6 s.
         environment["MATOMETE_KAFKA_PROPERTIES"] = "session.timeout.ms=6000;heartbeat.interval.ms=500"
         process.environment = environment
@@ -161,19 +162,28 @@ final class TestSystem: Sendable {
 
     // MARK: Traffic
 
-    /// Produces messages and waits until Kafka has them all.
-    func produce(_ topic: String, _ messages: [(key: String?, value: String)]) async throws {
+    /// Produces messages and waits until Kafka has them all; returns where each one landed.
+    @discardableResult
+    func produce(_ topic: String, _ messages: [(key: String?, value: String)]) async throws -> [KafkaDeliveryReport] {
+        try await produceBytes(topic, messages.map { ($0.key.map { Array($0.utf8) }, Array($0.value.utf8)) })
+    }
+
+    @discardableResult
+    func produceBytes(
+        _ topic: String, _ messages: [(key: [UInt8]?, value: [UInt8])]
+    ) async throws
+        -> [KafkaDeliveryReport]
+    {
+        var reports: [KafkaDeliveryReport] = []
         for chunk in stride(from: 0, to: messages.count, by: 10_000) {
             let batch = messages[chunk..<min(chunk + 10_000, messages.count)].map {
                 KafkaProducerMessage(topic: topic, key: $0.key, value: $0.value)
             }
-            try await producer.send(batch).throwIfAnyFailed()
+            let results = await producer.send(batch)
+            try results.throwIfAnyFailed()
+            for result in results { reports.append(try result.get()) }
         }
-    }
-
-    func produceBytes(_ topic: String, _ messages: [(key: [UInt8]?, value: [UInt8])]) async throws {
-        try await producer.send(messages.map { KafkaProducerMessage(topic: topic, key: $0.key, value: $0.value) })
-            .throwIfAnyFailed()
+        return reports
     }
 
     func close(_ cycle: BillingCycle) async throws {
