@@ -93,10 +93,18 @@ struct KnownTraffic {
         #expect(outputs.results.count == requestCount, "one result per request")
         let rejected = outputs.results.values.filter { $0.status != "accepted" }
         #expect(rejected.isEmpty, "unexpected rejections: \(rejected.prefix(5))")
-        for cycle in [BillingCycle.september, .october] {
+        verifyBills(outputs, cycles: [.september, .october])
+        #expect(outputs.deadLetters.isEmpty)
+    }
+
+    /// Checks the bills and settlements of `cycles`, and that their sums
+    /// reconcile; `idleLines` more lines exist, with nothing to bill.
+    func verifyBills(_ outputs: Outputs, cycles: [BillingCycle], idleLines: Int = 0) {
+        for cycle in cycles {
             let bills = outputs.bills(of: cycle)
             let expected = billTotals(cycle)
-            #expect(bills.count == Self.lineCount, "\(cycle): one bill per line")
+            #expect(bills.count == Self.lineCount + idleLines, "\(cycle): one bill per line")
+            #expect(bills.filter { expected[$0.key] == nil }.allSatisfy { $0.value.total == 0 })
             let wrong = expected.filter { line, total in bills[line]?.total != total }
             #expect(
                 wrong.isEmpty, "\(cycle): \(wrong.count) bills differ, for example \(wrong.first.map { "\($0)" } ?? "")"
@@ -107,7 +115,6 @@ struct KnownTraffic {
             let settled = settlements.values.reduce(0) { $0 + $1.gross }
             #expect(billed == expected.values.reduce(0, +) && settled == billed, "\(cycle): the sums reconcile")
         }
-        #expect(outputs.deadLetters.isEmpty)
     }
 }
 

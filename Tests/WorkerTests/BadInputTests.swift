@@ -1,0 +1,190 @@
+import Billing
+import Contract
+import Foundation
+import Kafka
+import MatometeTestSupport
+import Store
+import Testing
+
+/// A message that is not a valid request, and what must become of it.
+struct BadMessage {
+    enum Fate: Equatable {
+        case deadLetter
+        case rejected(String)
+    }
+
+    var topic: String
+    var key: [UInt8]?
+    var value: [UInt8]
+    var fate: Fate
+
+    init(_ topic: String, key: String?, _ value: String, _ fate: Fate) {
+        self.topic = topic
+        self.key = key.map { Array($0.utf8) }
+        self.value = Array(value.utf8)
+        self.fate = fate
+    }
+
+    init(_ topic: String, keyBytes: [UInt8]?, valueBytes: [UInt8], _ fate: Fate) {
+        self.topic = topic
+        key = keyBytes
+        value = valueBytes
+        self.fate = fate
+    }
+}
+
+extension ScenarioTests {
+    @Test("Bad input: 1,000 malformed or invalid messages are each dead-lettered or rejected with their reason")
+    func badInput() async throws {
+        let system = try await TestSystem.start("bad-input")
+        defer { Task { await system.shutDown() } }
+        let traffic = KnownTraffic(september: 5000, october: 0, cancellations: 0)
+        let adsl = (0..<50).map { Line(id: LineID(rawValue: "A\(String(format: "%07d", $0))"), type: .adsl) }
+        try await system.setUp(merchants: traffic.merchants, lines: traffic.lines + adsl, openCycle: .september)
+        try system.launchAll(1)
+        let topics = system.topics
+
+        // Valid charges with a bad message after every fifth; the conflicting
+        // duplicates reuse the id of the valid charge just before them (same
+        // line, so same partition, so after it).
+        var charges: [(message: BadMessage, valid: Bool)] = []
+        var cancellations: [BadMessage] = []
+        var bad = 0
+        for (index, charge) in traffic.septemberCharges.enumerated() {
+            let (key, value) = Requests.charge(
+                KnownTraffic.merchant(charge.merchant), charge.id, line: Requests.line(charge.line), charge.amount)
+            charges.append((BadMessage(topics.charges, key: key, value, .rejected("")), true))
+            guard index % 5 == 4 else { continue }
+            let made = Self.badMessage(number: bad, after: charge, topics: topics)
+            if made.topic == topics.charges { charges.append((made, false)) } else { cancellations.append(made) }
+            bad += 1
+        }
+        #expect(bad == 1000)
+        let chargeReports = try await system.produceBytes(
+            topics.charges, charges.map { ($0.message.key, $0.message.value) })
+        let cancellationReports = try await system.produceBytes(
+            topics.cancellations, cancellations.map { ($0.key, $0.value) })
+        // Two bad commands for the billing-cycle workers, then the real close.
+        let cycleReports = try await system.produce(
+            topics.billingCycles,
+            [
+                (nil, CycleCommand.closeMessage(BillingCycle(containing: Int64(Date().timeIntervalSince1970)))),
+                (nil, #"{"type":"close","cycle":"2026-13"}"#),
+            ])
+        try await system.waitUntilIdle()
+        try await system.close(.september)
+        try await system.waitUntilIdle()
+        let outputs = try await system.outputs()
+
+        func check(_ message: BadMessage, _ report: KafkaDeliveryReport) {
+            let position = "\(report.topicPartition.topic)-\(report.topicPartition.partition)-\(report.offset)"
+            switch message.fate {
+            case .deadLetter:
+                guard let letter = outputs.deadLetters["dead-letter-\(position)"] else {
+                    Issue.record("no dead letter for \(position): \(String(decoding: message.value, as: UTF8.self))")
+                    return
+                }
+                #expect(Array(letter.value) == message.value, "the dead letter keeps the original bytes")
+                #expect(letter.header("matomete-source-offset") == Array("\(report.offset)".utf8))
+                #expect(!(letter.header("matomete-error") ?? []).isEmpty)
+                if let key = message.key, String(validating: key, as: UTF8.self) == nil || key.contains(0) {
+                    #expect(letter.header("matomete-original-key-base64") == Array(Data(key).base64EncodedString().utf8))
+                } else {
+                    #expect(letter.key.map(Array.init) == message.key)
+                }
+            case .rejected(let reason):
+                let result = outputs.results["result-\(position)"]
+                #expect(result?.status == "rejected", "\(position): \(String(decoding: message.value, as: UTF8.self))")
+                #expect(result?.reason == reason, "\(position): \(String(decoding: message.value, as: UTF8.self))")
+            }
+        }
+        var valid = 0
+        for ((message, isValid), report) in zip(charges, chargeReports) {
+            if isValid {
+                valid += 1
+                let id = "result-\(report.topicPartition.topic)-\(report.topicPartition.partition)-\(report.offset)"
+                #expect(outputs.results[id]?.status == "accepted", "\(id) must be applied")
+            } else {
+                check(message, report)
+            }
+        }
+        for (message, report) in zip(cancellations, cancellationReports) { check(message, report) }
+        for report in cycleReports {
+            #expect(outputs.deadLetters["dead-letter-\(topics.billingCycles)-0-\(report.offset)"] != nil)
+        }
+        #expect(valid == 5000)
+        let expectedDeadLetters = 8 * 50 + 2  // eight kinds of fifty, and the two bad commands
+        #expect(outputs.deadLetters.count == expectedDeadLetters)
+        traffic.verifyBills(outputs, cycles: [.september], idleLines: adsl.count)
+        #expect(system.running.count == 4, "no worker exited")
+    }
+
+    /// The `number`th bad message: twenty kinds, fifty of each.
+    static func badMessage(
+        number: Int, after valid: (line: Int, merchant: Int, id: String, amount: Int64), topics: Topics
+    ) -> BadMessage {
+        let line = Requests.line(valid.line)
+        let merchant = KnownTraffic.merchant(valid.merchant)
+        let id = "bad-\(number)"
+        func charge(_ amount: String, line: String = line, merchant: String = merchant, id: String = id) -> String {
+            #"{"type":"charge","merchantId":"\#(merchant)","chargeId":"\#(id)","lineId":"\#(line)","amount":\#(amount),"description":"x","occurredAt":"2026-09-03T10:15:00+09:00","authorization":"a"}"#
+        }
+        switch number % 20 {
+        case 0: return BadMessage(topics.charges, key: line, "this is not JSON \(number)", .deadLetter)
+        case 1: return BadMessage(topics.charges, key: line, String(charge("500").prefix(40)), .deadLetter)
+        case 2: return BadMessage(topics.charges, key: line, charge(#""500""#), .deadLetter)
+        case 3:
+            return BadMessage(
+                topics.charges, key: line, #"{"type":"refund","merchantId":"\#(merchant)","lineId":"\#(line)"}"#,
+                .deadLetter)
+        case 4: return BadMessage(topics.charges, key: line, charge("-500"), .rejected("amount_out_of_range"))
+        case 5: return BadMessage(topics.charges, key: line, charge("5000000"), .rejected("amount_out_of_range"))
+        case 6:
+            let unknown = "L9\(String(format: "%06d", number))"
+            return BadMessage(topics.charges, key: unknown, charge("500", line: unknown), .rejected("unknown_line"))
+        case 7:
+            return BadMessage(topics.charges, key: line, charge("500", merchant: "m-unknown"), .rejected("unknown_merchant"))
+        case 8:
+            let adsl = "A\(String(format: "%07d", number % 50))"
+            return BadMessage(topics.charges, key: adsl, charge("500", line: adsl), .rejected("line_not_eligible"))
+        case 9:
+            // The valid charge just before, under its id, with another amount.
+            return BadMessage(
+                topics.charges, key: line, charge("\(valid.amount + 1)", id: valid.id), .rejected("duplicate_conflict"))
+        case 10:
+            return BadMessage(
+                topics.cancellations, key: line,
+                #"{"type":"charge-cancel","merchantId":"\#(merchant)","chargeId":"\#(id)","lineId":"\#(line)","occurredAt":"2026-09-04T10:00:00+09:00"}"#,
+                .rejected("unknown_charge"))
+        case 11:
+            return BadMessage(
+                topics.cancellations, key: line,
+                #"{"type":"subscription-cancel","merchantId":"\#(merchant)","subscriptionId":"\#(id)","lineId":"\#(line)","occurredAt":"2026-09-04T10:00:00+09:00"}"#,
+                .rejected("unknown_subscription"))
+        case 12:
+            return BadMessage(
+                topics.charges, keyBytes: [0xFF, 0x00, 0xC3, UInt8(number % 256)],
+                valueBytes: [0x00, 0x01, 0xFE, 0xFF, UInt8(number % 256)], .deadLetter)
+        case 13:
+            let nul =
+                #"{"type":"charge","merchantId":"\#(merchant)","chargeId":"\#(id)","lineId":"\#(line)","amount":500,"description":"a\u0000b","authorization":"a"}"#
+            return BadMessage(topics.charges, key: line, nul, .rejected("invalid_request"))
+        case 14:
+            let unauthorized =
+                #"{"type":"charge","merchantId":"\#(merchant)","chargeId":"\#(id)","lineId":"\#(line)","amount":500,"description":"x"}"#
+            return BadMessage(topics.charges, key: line, unauthorized, .rejected("authorization_missing"))
+        case 15:
+            // Keyed by a line other than the one it names.
+            let other = Requests.line((valid.line + 1) % KnownTraffic.lineCount)
+            return BadMessage(topics.charges, key: other, charge("500"), .rejected("invalid_request"))
+        case 16:
+            return BadMessage(
+                topics.charges, key: line,
+                #"{"type":"charge-cancel","merchantId":"\#(merchant)","chargeId":"\#(valid.id)","lineId":"\#(line)"}"#,
+                .rejected("invalid_request"))
+        case 17: return BadMessage(topics.charges, key: line, charge("1e30"), .deadLetter)
+        case 18: return BadMessage(topics.charges, key: line, "", .deadLetter)
+        default: return BadMessage(topics.charges, key: line, "[1,2,3]", .deadLetter)
+        }
+    }
+}
