@@ -38,7 +38,7 @@ protocol BatchApplier: Sendable {
 ///   loop keeps polling meanwhile, so the group membership stays healthy;
 ///   partitions with a large backlog are paused.
 /// - A batch the database refuses because of its content (a data error) is
-///   retried one message at a time, and the one message refused alone is
+///   retried in halves until the message it refuses is alone; that one is
 ///   dead-lettered: no message can stop its partition.
 /// - Offsets go to Kafka about once a second afterwards, for lag tools only.
 /// - On graceful shutdown the batch in progress finishes, offsets are
@@ -141,7 +141,8 @@ struct PartitionedConsumer: Sendable {
         let now = ContinuousClock.now
         let jobs = partitions.compactMap { partition, state -> BatchJob? in
             guard !state.backlog.isEmpty, state.retryAt.map({ $0 <= now }) ?? true else { return nil }
-            let size = state.isolatingThrough.map { state.backlog[0].offset <= $0 } == true ? 1 : batchSize
+            let isolating = state.isolation.map { state.backlog[0].offset <= $0.through } == true
+            let size = isolating ? state.isolation!.size : batchSize
             return BatchJob(
                 cursor: cursor(partition), next: state.next, resync: state.needsResync,
                 messages: state.backlog.prefix(size))
@@ -184,7 +185,9 @@ struct PartitionedConsumer: Sendable {
             return BatchResult(job, next: next, kind: .stale)
         } catch  where isDataError(error) {
             guard messages.count == 1, let message = messages.first else {
-                return BatchResult(job, next: next, kind: .isolate(through: messages.last!.offset))
+                // Halve the batch until the refused message is alone.
+                return BatchResult(
+                    job, next: next, kind: .isolate(through: messages.last!.offset, size: messages.count / 2))
             }
             let reason = "the database refused the message: \(String(reflecting: error).prefix(300))"
             logger.error(
@@ -257,8 +260,8 @@ struct PartitionState {
     var failures = 0
     /// Re-read the stored offset before the next batch.
     var needsResync = false
-    /// Apply one message at a time up to this offset, to find a message the database refuses.
-    var isolatingThrough: Int64?
+    /// Smaller batches up to this offset, to find a message the database refuses.
+    var isolation: (through: Int64, size: Int)?
     var committed: Int64?
     var paused = false
 
@@ -285,19 +288,19 @@ struct PartitionState {
             needsResync = false
             // Fewer applied than offered: the next message waits.
             retryAt = count < result.offered ? .now + waitRetry : nil
-            if let through = isolatingThrough, let next, next > through { isolatingThrough = nil }
+            if let isolation, let next, next > isolation.through { self.isolation = nil }
         case .stale:
             needsResync = true
             retryAt = nil
             logger.warning(
                 "Another worker moved the stored offset; re-reading it",
                 metadata: ["partition": "\(result.partition)"])
-        case .isolate(let through):
-            isolatingThrough = through
+        case .isolate(let through, let size):
+            isolation = (max(through, isolation?.through ?? through), max(1, size))
             needsResync = true
             logger.warning(
-                "The database refused a batch's content; applying it one message at a time",
-                metadata: ["partition": "\(result.partition)", "through": "\(through)"])
+                "The database refused a batch's content; retrying it in smaller batches",
+                metadata: ["partition": "\(result.partition)", "through": "\(through)", "batch": "\(max(1, size))"])
         case .failed(let error):
             failures += 1
             needsResync = true
@@ -333,7 +336,7 @@ struct BatchResult: Sendable {
     enum Kind: Sendable {
         case applied(count: Int)
         case stale
-        case isolate(through: Int64)
+        case isolate(through: Int64, size: Int)
         case failed(any Error)
     }
 

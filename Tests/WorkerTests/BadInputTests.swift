@@ -34,13 +34,32 @@ struct BadMessage {
 }
 
 extension ScenarioTests {
-    @Test("Bad input: 1,000 malformed or invalid messages are each dead-lettered or rejected with their reason")
+    @Test(
+        "Bad input: 1,000 malformed or invalid messages, and 4 the database refuses, are each dead-lettered or rejected with their reason"
+    )
     func badInput() async throws {
         let system = try await TestSystem.start("bad-input")
         defer { Task { await system.shutDown() } }
         let traffic = KnownTraffic(september: 5000, october: 0, cancellations: 0)
         let adsl = (0..<50).map { Line(id: LineID(rawValue: "A\(String(format: "%07d", $0))"), type: .adsl) }
         try await system.setUp(merchants: traffic.merchants, lines: traffic.lines + adsl, openCycle: .september)
+        // A message the database itself refuses (as a constraint or a data
+        // error would): the worker must find it and dead-letter it alone.
+        try await system.database.withClient { client in
+            try await client.query(
+                """
+                CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.charge_id LIKE 'poison-%' THEN
+                        RAISE EXCEPTION 'refused by a test trigger' USING ERRCODE = '22023';
+                    END IF;
+                    RETURN NEW;
+                END $$
+                """, logger: TestSystem.logger)
+            try await client.query(
+                "CREATE TRIGGER refuse_poison BEFORE INSERT ON charges FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+                logger: TestSystem.logger)
+        }
         try system.launchAll(1)
         let topics = system.topics
 
@@ -58,6 +77,11 @@ extension ScenarioTests {
             let made = Self.badMessage(number: bad, after: charge, topics: topics)
             if made.topic == topics.charges { charges.append((made, false)) } else { cancellations.append(made) }
             bad += 1
+            if bad % 250 == 0 {
+                let (key, value) = Requests.charge(
+                    KnownTraffic.merchant(charge.merchant), "poison-\(bad)", line: Requests.line(charge.line), 100)
+                charges.append((BadMessage(topics.charges, key: key, value, .deadLetter), false))
+            }
         }
         #expect(bad == 1000)
         let chargeReports = try await system.produceBytes(
@@ -88,7 +112,8 @@ extension ScenarioTests {
                 #expect(letter.header("matomete-source-offset") == Array("\(report.offset)".utf8))
                 #expect(!(letter.header("matomete-error") ?? []).isEmpty)
                 if let key = message.key, String(validating: key, as: UTF8.self) == nil || key.contains(0) {
-                    #expect(letter.header("matomete-original-key-base64") == Array(Data(key).base64EncodedString().utf8))
+                    #expect(
+                        letter.header("matomete-original-key-base64") == Array(Data(key).base64EncodedString().utf8))
                 } else {
                     #expect(letter.key.map(Array.init) == message.key)
                 }
@@ -113,7 +138,8 @@ extension ScenarioTests {
             #expect(outputs.deadLetters["dead-letter-\(topics.billingCycles)-0-\(report.offset)"] != nil)
         }
         #expect(valid == 5000)
-        let expectedDeadLetters = 8 * 50 + 2  // eight kinds of fifty, and the two bad commands
+        // Eight kinds of fifty, the two bad commands and the four poison messages.
+        let expectedDeadLetters = 8 * 50 + 2 + 4
         #expect(outputs.deadLetters.count == expectedDeadLetters)
         traffic.verifyBills(outputs, cycles: [.september], idleLines: adsl.count)
         #expect(system.running.count == 4, "no worker exited")
@@ -143,7 +169,8 @@ extension ScenarioTests {
             let unknown = "L9\(String(format: "%06d", number))"
             return BadMessage(topics.charges, key: unknown, charge("500", line: unknown), .rejected("unknown_line"))
         case 7:
-            return BadMessage(topics.charges, key: line, charge("500", merchant: "m-unknown"), .rejected("unknown_merchant"))
+            return BadMessage(
+                topics.charges, key: line, charge("500", merchant: "m-unknown"), .rejected("unknown_merchant"))
         case 8:
             let adsl = "A\(String(format: "%07d", number % 50))"
             return BadMessage(topics.charges, key: adsl, charge("500", line: adsl), .rejected("line_not_eligible"))
