@@ -132,7 +132,9 @@ let package = Package(
             swiftSettings: strictness
         ),
         .testTarget(name: "BillingTests", dependencies: ["Billing"], swiftSettings: strictness),
-        .testTarget(name: "ContractTests", dependencies: ["Contract", "Billing"], swiftSettings: strictness),
+        .testTarget(
+            name: "ContractTests", dependencies: ["Contract", "Billing", "MatometeTestSupport"],
+            swiftSettings: strictness),
         .testTarget(
             name: "StoreTests",
             dependencies: [

@@ -287,6 +287,13 @@ final class TestSystem: Sendable {
         ])
         var outputs = Outputs()
         let decoder = JSONDecoder()
+        // Everything published must match the documented contract.
+        let schemas = [
+            topics.merchantResults: try JSONSchema(named: "merchant-results"),
+            topics.lineBills: try JSONSchema(named: "line-bills"),
+            topics.settlements: try JSONSchema(named: "settlements"),
+            topics.deadLetters: try JSONSchema(named: "dead-letters"),
+        ]
         for (topic, messages) in all {
             var byID: [String: KafkaConsumerMessage] = [:]
             for message in messages {
@@ -305,6 +312,14 @@ final class TestSystem: Sendable {
                 byID[id] = message
             }
             for (id, message) in byID {
+                let violations =
+                    topic == topics.deadLetters
+                    ? schemas[topic]!.violations(
+                        ofHeaders: Dictionary(
+                            message.headers.map { ($0.name, String(decoding: $0.value ?? [], as: UTF8.self)) }
+                        ) { $1 })
+                    : schemas[topic]!.violations(of: message.value)
+                if !violations.isEmpty { Issue.record("\(id) does not match its schema: \(violations)") }
                 switch topic {
                 case topics.merchantResults:
                     outputs.results[id] = try decoder.decode(MerchantResultMessage.self, from: Data(message.value))
