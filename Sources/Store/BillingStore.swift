@@ -80,50 +80,103 @@ extension PostgresClient {
     }
 
     /// Leases a connection and runs `body` on it, failing with
-    /// ``StoreError/Code/unavailable`` as soon as the connection closes under it.
+    /// ``StoreError/Code/unavailable`` as soon as the connection closes under
+    /// it, or when no connection can be had within `leaseTimeout`.
     ///
     /// PostgresNIO 1.33 writes a query to its channel without a promise: a
     /// query sent just as the server closes the connection (a restart, a
-    /// failover) then waits forever, and so would the worker. Here the wait
-    /// is abandoned when the connection closes; the batch fails, and the
-    /// caller retries it on a new connection after re-reading its offset.
+    /// failover) then waits forever, and so would the worker. Its pool also
+    /// waits for a connection for as long as the server is unreachable. Here
+    /// both waits are abandoned instead; the operation fails, and the caller
+    /// retries it (after re-reading its offset), reporting the database down
+    /// in the meantime.
     func withGuardedConnection<T: Sendable>(
-        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+        leaseTimeout: Duration = .seconds(10), _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        try await withConnection { connection in
-            try await withCheckedThrowingContinuation { continuation in
-                let outcome = ResumeOnce(continuation)
-                let work = Task {
-                    do {
-                        outcome.resume(with: .success(try await body(connection)))
-                    } catch {
-                        outcome.resume(with: .failure(error))
+        let operation = GuardedOperation<T>()
+        return try await withCheckedThrowingContinuation { continuation in
+            operation.begin(continuation)
+            let work = Task {
+                do {
+                    let value = try await withConnection { connection in
+                        // Too late: the caller has been told the database is unavailable.
+                        guard operation.leased() else { throw CancellationError() }
+                        connection.closeFuture.whenComplete { _ in
+                            operation.finish(
+                                .failure(
+                                    StoreError(.unavailable, "the database connection closed during the operation")))
+                        }
+                        return try await body(connection)
                     }
-                }
-                connection.closeFuture.whenComplete { _ in
-                    outcome.resume(
-                        with: .failure(StoreError(.unavailable, "the database connection closed during the operation"))
-                    )
-                    work.cancel()
+                    operation.finish(.success(value))
+                } catch {
+                    operation.finish(.failure(error))
                 }
             }
+            operation.watch(
+                Task {
+                    try await Task.sleep(for: leaseTimeout)
+                    if operation.timeOutUnlessLeased(
+                        StoreError(.unavailable, "no database connection within \(leaseTimeout)"))
+                    {
+                        work.cancel()
+                    }
+                })
         }
     }
 }
 
-/// A continuation that the first of several callers resumes; later ones are ignored.
-private final class ResumeOnce<T: Sendable>: Sendable {
-    private let continuation: Mutex<CheckedContinuation<T, any Error>?>
-
-    init(_ continuation: CheckedContinuation<T, any Error>) {
-        self.continuation = Mutex(continuation)
+/// One guarded database operation: finished once, by whichever comes first of
+/// its result, its connection closing, or its lease timing out.
+private final class GuardedOperation<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var leased = false
+        var timer: Task<Void, any Error>?
     }
 
-    func resume(with result: Result<T, any Error>) {
-        let waiting = continuation.withLock { stored -> CheckedContinuation<T, any Error>? in
-            defer { stored = nil }
-            return stored
+    private let state = Mutex(State())
+
+    func begin(_ continuation: CheckedContinuation<T, any Error>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    func watch(_ timer: Task<Void, any Error>) {
+        let finished = state.withLock { state in
+            state.timer = timer
+            return state.continuation == nil
         }
+        if finished { timer.cancel() }
+    }
+
+    /// Marks the connection leased; false when the operation already finished.
+    func leased() -> Bool {
+        state.withLock { state in
+            state.leased = true
+            return state.continuation != nil
+        }
+    }
+
+    /// Finishes with `error` if no connection has been leased yet.
+    func timeOutUnlessLeased(_ error: any Error) -> Bool {
+        let waiting = state.withLock { state -> CheckedContinuation<T, any Error>? in
+            guard !state.leased else { return nil }
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        waiting?.resume(throwing: error)
+        return waiting != nil
+    }
+
+    func finish(_ result: Result<T, any Error>) {
+        let (waiting, timer) = state.withLock { state in
+            defer {
+                state.continuation = nil
+                state.timer = nil
+            }
+            return (state.continuation, state.timer)
+        }
+        timer?.cancel()
         waiting?.resume(with: result)
     }
 }

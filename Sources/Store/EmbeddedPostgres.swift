@@ -158,7 +158,7 @@ public final class EmbeddedPostgres: Sendable {
     }
 
     /// A TCP port on loopback that is free right now.
-    private static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw StoreError(.unavailable, "cannot open a socket") }
         defer { close(descriptor) }

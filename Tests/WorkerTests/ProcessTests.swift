@@ -1,0 +1,79 @@
+import Foundation
+import Kafka
+import MatometeTestSupport
+import Store
+import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+extension ScenarioTests {
+    @Test("Not ready without a database; alive; stops on SIGTERM with exit 0 even while waiting")
+    func readinessWithoutDatabase() async throws {
+        let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: TestSystem.logger)
+        let process = Process()
+        process.executableURL = try Processes.builtExecutable("charge-worker")
+        let port = try EmbeddedPostgres.freePort()
+        // Nothing listens on this database port.
+        let unreachable = try EmbeddedPostgres.freePort()
+        process.arguments = [
+            "--bootstrap-servers", cluster.bootstrapServers, "--http-address", "127.0.0.1:\(port)",
+            "--log-level", "critical",
+        ]
+        process.environment = ["MATOMETE_DATABASE_URL": "postgres://matomete:secret@127.0.0.1:\(unreachable)/nowhere"]
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+
+        var health = ""
+        var status = 0
+        for _ in 0..<50 {
+            if let answer = try? await HTTP.get(port: port, path: "/healthz") {
+                (health, status) = answer
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(status == 503)
+        #expect(health.contains(#""database":{"ok":false"#))
+        #expect(try await HTTP.get(port: port, path: "/livez").status == 200)
+        process.terminate()
+        #expect(try await Processes.waitForExit(process, within: .seconds(15)))
+        #expect(process.terminationStatus == 0)
+        let logged = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(!logged.contains("secret"), "the password never appears in the output")
+    }
+
+    @Test("--help explains every option; a bad option exits with a usage error")
+    func help() async throws {
+        for name in TestSystem.Role.allCases.map(\.rawValue) {
+            let (output, status) = try await Self.run(name, ["--help"])
+            #expect(status == 0)
+            for option in ["--bootstrap-servers", "MATOMETE_DATABASE_URL", "--kafka", "--http-address", "--batch-size"]
+            {
+                #expect(output.contains(option), "\(name) --help mentions \(option)")
+            }
+        }
+        let (output, status) = try await Self.run("charge-worker", ["--batch-size", "0"])
+        #expect(status == 64)
+        #expect(output.contains("batch size"))
+    }
+
+    private static func run(_ name: String, _ arguments: [String]) async throws -> (String, Int32) {
+        let process = Process()
+        process.executableURL = try Processes.builtExecutable(name)
+        process.arguments = arguments
+        process.environment = [
+            "MATOMETE_BOOTSTRAP_SERVERS": "127.0.0.1:1", "MATOMETE_DATABASE_URL": "postgres://u@127.0.0.1:1/d",
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        _ = try await Processes.waitForExit(process, within: .seconds(10))
+        return (text, process.terminationStatus)
+    }
+}
