@@ -38,7 +38,7 @@ extension BillingStore {
     /// Removes published messages from the outbox.
     public func acknowledge(_ sequences: [Int64]) async throws {
         guard !sequences.isEmpty else { return }
-        try await client.withGuardedConnection { [logger] in
+        _ = try await client.withGuardedConnection { [logger] in
             try await $0.query("DELETE FROM outbox WHERE id = ANY(\(sequences))", logger: logger)
         }
     }

@@ -95,7 +95,7 @@ final class TestSystem: Sendable {
     func launch(_ role: Role, arguments: [String] = [], httpPort: Int = 0) throws -> WorkerProcess {
         let number = launches.add(1, ordering: .relaxed).newValue
         let logURL = logDirectory.appendingPathComponent("\(role.rawValue)-\(number).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let process = Process()
         process.executableURL = try Processes.builtExecutable(role.rawValue)
         var arguments = arguments
