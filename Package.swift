@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         // The only C in the package: librdkafka, found through pkg-config.
@@ -49,6 +50,15 @@ let package = Package(
         ),
         // The billing rules: pure values in, values out. No I/O, no clock.
         .target(name: "Billing", swiftSettings: strictness),
+        // Purchase authorization: signed tokens (Ed25519) and password hashes (scrypt).
+        .target(
+            name: "Authorization",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strictness
+        ),
         // The message contract: topics and the JSON messages Matomete publishes.
         .target(name: "Contract", dependencies: ["Billing"], swiftSettings: strictness),
         // The line-state store in PostgreSQL, and a private PostgreSQL for tests and `dev`.
@@ -129,6 +139,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/Support",
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "AuthorizationTests",
+            dependencies: ["Authorization", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictness
         ),
         .testTarget(name: "BillingTests", dependencies: ["Billing"], swiftSettings: strictness),
