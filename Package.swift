@@ -76,7 +76,7 @@ let package = Package(
         .target(
             name: "Workers",
             dependencies: [
-                "Kafka", "Billing", "Contract", "Store",
+                "Kafka", "Billing", "Contract", "Store", "Authorization",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -88,7 +88,8 @@ let package = Package(
             swiftSettings: strictness
         ),
         // One executable per worker: each its own process and consumer group.
-        .executableTarget(name: "charge-worker", dependencies: ["Workers"], swiftSettings: strictness),
+        .executableTarget(
+            name: "charge-worker", dependencies: ["Workers", "Authorization"], swiftSettings: strictness),
         .executableTarget(name: "cancellation-worker", dependencies: ["Workers"], swiftSettings: strictness),
         .executableTarget(name: "billing-cycle-worker", dependencies: ["Workers"], swiftSettings: strictness),
         .executableTarget(name: "outbox-relay", dependencies: ["Workers"], swiftSettings: strictness),
@@ -161,7 +162,8 @@ let package = Package(
         .testTarget(
             name: "WorkerTests",
             dependencies: [
-                "Kafka", "Store", "Billing", "Contract", "MatometeTestSupport",
+                "Kafka", "Store", "Billing", "Contract", "MatometeTestSupport", "Authorization",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strictness

@@ -16,6 +16,10 @@ public enum RejectionReason: String, Sendable, Codable, CaseIterable {
     case unknownCharge = "unknown_charge"
     case unknownSubscription = "unknown_subscription"
     case authorizationMissing = "authorization_missing"
+    case authorizationInvalid = "authorization_invalid"
+    case authorizationExpired = "authorization_expired"
+    case authorizationMismatch = "authorization_mismatch"
+    case authorizationReused = "authorization_reused"
 
     /// The stable code, for example `spending_limit_exceeded`.
     public var code: String { rawValue }
@@ -36,6 +40,11 @@ public enum RejectionReason: String, Sendable, Codable, CaseIterable {
         case .unknownCharge: "No charge with this id exists on this line for this merchant."
         case .unknownSubscription: "No subscription with this id exists on this line for this merchant."
         case .authorizationMissing: "The request carries no purchase authorization."
+        case .authorizationInvalid: "The purchase authorization is not one the carrier issued, or its key is retired."
+        case .authorizationExpired: "The purchase authorization has expired."
+        case .authorizationMismatch:
+            "The purchase authorization is for another line, merchant, kind, amount or reference."
+        case .authorizationReused: "The purchase authorization has already been used."
         }
     }
 }

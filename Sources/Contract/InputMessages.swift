@@ -57,18 +57,37 @@ public struct RequestDecoder: Sendable {
 
     /// Decodes one message. `key` is the Kafka key, which must be the line id.
     public func decode(value: some Collection<UInt8>, key: (some Collection<UInt8>)?) -> DecodedMessage {
+        decodeWithAuthorization(value: value, key: key).message
+    }
+
+    /// Decodes one message and returns the purchase authorization it carries,
+    /// for the worker to verify.
+    public func decodeWithAuthorization(
+        value: some Collection<UInt8>, key: (some Collection<UInt8>)?
+    ) -> (
+        message: DecodedMessage, authorization: String?
+    ) {
         let fields: Fields
         do {
             fields = try JSONDecoder().decode(Fields.self, from: Data(value))
         } catch DecodingError.typeMismatch(_, let context) where !context.codingPath.isEmpty {
-            return .deadLetter(
-                reason: "wrong type for field \(context.codingPath.map(\.stringValue).joined(separator: "."))")
+            return (
+                .deadLetter(
+                    reason: "wrong type for field \(context.codingPath.map(\.stringValue).joined(separator: "."))"), nil
+            )
         } catch DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
-            return .deadLetter(
-                reason: "invalid value for field \(context.codingPath.map(\.stringValue).joined(separator: "."))")
+            return (
+                .deadLetter(
+                    reason: "invalid value for field \(context.codingPath.map(\.stringValue).joined(separator: "."))"),
+                nil
+            )
         } catch {
-            return .deadLetter(reason: "not a JSON object")
+            return (.deadLetter(reason: "not a JSON object"), nil)
         }
+        return (decode(fields, key: key), fields.authorization)
+    }
+
+    private func decode(_ fields: Fields, key: (some Collection<UInt8>)?) -> DecodedMessage {
         guard let type = fields.type else { return .deadLetter(reason: "no type") }
         let keyText = key.map { String(decoding: $0, as: UTF8.self) }
 

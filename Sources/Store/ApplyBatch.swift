@@ -22,11 +22,38 @@ public struct PartitionCursor: Hashable, Sendable, CustomStringConvertible {
 public struct SourcedRequest: Sendable, Hashable {
     public var request: BillingRequest
     public var offset: Int64
+    /// The verified purchase authorization it came with (charges and subscriptions).
+    public var authorization: UsedAuthorization?
 
-    public init(_ request: BillingRequest, offset: Int64) {
+    public init(_ request: BillingRequest, offset: Int64, authorization: UsedAuthorization? = nil) {
         self.request = request
         self.offset = offset
+        self.authorization = authorization
     }
+}
+
+/// A verified purchase authorization, recorded with the request it was used for:
+/// an authorization is accepted once.
+public struct UsedAuthorization: Sendable, Hashable {
+    public var tokenID: String
+    /// Seconds since 1970; the record may be purged after this.
+    public var expiresAt: Int64
+
+    public init(tokenID: String, expiresAt: Int64) {
+        self.tokenID = tokenID
+        self.expiresAt = expiresAt
+    }
+}
+
+/// What an authorization was used for, as stored.
+private struct AuthorizationUse: Sendable {
+    var lineID: String
+    var tokenID: String
+    var merchantID: String
+    var kind: String
+    var reference: String
+    var accepted: Bool
+    var expiresAt: Int64
 }
 
 extension BillingStore {
@@ -68,6 +95,8 @@ extension BillingStore {
                 return []
             }
             var books = try await loadBooks(for: requests.map(\.request), on: connection)
+            var uses = try await loadAuthorizationUses(for: requests, on: connection)
+            var newUses: [AuthorizationUse] = []
             var outcomes: [Outcome] = []
             var messages: [OutboxMessage] = []
             outcomes.reserveCapacity(requests.count)
@@ -75,7 +104,32 @@ extension BillingStore {
             for sourced in requests {
                 let request = sourced.request
                 let merchant = request.merchantID.flatMap { merchants[$0] }
-                let outcome = rules.apply(request, to: &books[request.lineID]!, merchant: merchant)
+                let outcome: Outcome
+                if let authorization = sourced.authorization {
+                    let key = "\(request.lineID.rawValue) \(authorization.tokenID)"
+                    if let use = uses[key] {
+                        // Used before: only an exact repeat of the accepted request
+                        // gets its answer again (a merchant's replay stays harmless).
+                        let repeated =
+                            use.accepted && use.merchantID == request.merchantID?.rawValue && use.kind == request.kind
+                            && use.reference == request.reference
+                        outcome =
+                            repeated
+                            ? rules.apply(request, to: &books[request.lineID]!, merchant: merchant)
+                            : .rejected(.authorizationReused, books[request.lineID]!.knownCycle)
+                    } else {
+                        outcome = rules.apply(request, to: &books[request.lineID]!, merchant: merchant)
+                        let use = AuthorizationUse(
+                            lineID: request.lineID.rawValue, tokenID: authorization.tokenID,
+                            merchantID: request.merchantID?.rawValue ?? "", kind: request.kind,
+                            reference: request.reference, accepted: outcome.rejection == nil,
+                            expiresAt: authorization.expiresAt)
+                        uses[key] = use
+                        newUses.append(use)
+                    }
+                } else {
+                    outcome = rules.apply(request, to: &books[request.lineID]!, merchant: merchant)
+                }
                 outcomes.append(outcome)
                 let id = MerchantResultMessage.id(
                     topic: cursor.topic, partition: cursor.partition, offset: sourced.offset)
@@ -85,7 +139,7 @@ extension BillingStore {
                         topic: topics.merchantResults, key: request.merchantID?.rawValue ?? request.lineID.rawValue,
                         id: id, payload: result.jsonBytes))
             }
-            try await persist(books, messages: messages + extraMessages, on: connection)
+            try await persist(books, uses: newUses, messages: messages + extraMessages, on: connection)
             return outcomes
         }
     }
@@ -227,6 +281,33 @@ extension BillingStore {
         return books
     }
 
+    /// The stored uses of the authorizations the requests carry, by "line token".
+    private func loadAuthorizationUses(
+        for requests: [SourcedRequest], on connection: PostgresConnection
+    ) async throws -> [String: AuthorizationUse] {
+        let carrying = requests.filter { $0.authorization != nil }
+        guard !carrying.isEmpty else { return [:] }
+        let rows = try await connection.query(
+            """
+            SELECT u.line_id, u.token_id, u.merchant_id, u.request_kind, u.reference, u.accepted
+            FROM unnest(\(carrying.map(\.request.lineID.rawValue)), \(carrying.map { $0.authorization!.tokenID }))
+                AS k(line_id, token_id)
+            CROSS JOIN LATERAL (
+                SELECT * FROM used_authorizations
+                WHERE used_authorizations.line_id = k.line_id AND used_authorizations.token_id = k.token_id) u
+            """, logger: logger)
+        var uses: [String: AuthorizationUse] = [:]
+        for try await (line, token, merchant, kind, reference, accepted) in rows.decode(
+            (String, String, String, String, String, Bool).self)
+        {
+            uses["\(line) \(token)"] = AuthorizationUse(
+                lineID: line, tokenID: token, merchantID: merchant, kind: kind, reference: reference,
+                accepted: accepted,
+                expiresAt: 0)
+        }
+        return uses
+    }
+
     /// Writes what the rules changed and the batch's outgoing messages in one
     /// statement (data-modifying CTEs: one round trip).
     ///
@@ -234,7 +315,8 @@ extension BillingStore {
     /// in the same batch is inserted already cancelled (sibling CTEs cannot
     /// see each other's rows).
     private func persist(
-        _ books: [LineID: LineBook], messages: [OutboxMessage], on connection: PostgresConnection
+        _ books: [LineID: LineBook], uses: [AuthorizationUse], messages: [OutboxMessage],
+        on connection: PostgresConnection
     )
         async throws
     {
@@ -316,6 +398,13 @@ extension BillingStore {
                             \(endedSubscriptions.map { $0.1.lastCycle?.description ?? "" }))
                     AS u(line_id, merchant_id, subscription_id, last_cycle)
                 WHERE s.line_id = u.line_id AND s.merchant_id || '' = u.merchant_id AND s.subscription_id = u.subscription_id
+            ), new_uses AS (
+                INSERT INTO used_authorizations (line_id, token_id, merchant_id, request_kind, reference, accepted, expires_at)
+                SELECT line_id, token_id, merchant_id, kind, reference, accepted, to_timestamp(expires_at)
+                FROM unnest(\(uses.map(\.lineID)), \(uses.map(\.tokenID)), \(uses.map(\.merchantID)),
+                            \(uses.map(\.kind)), \(uses.map(\.reference)), \(uses.map(\.accepted)),
+                            \(uses.map { Double($0.expiresAt) }))
+                    AS u(line_id, token_id, merchant_id, kind, reference, accepted, expires_at)
             ), updated_lines AS (
                 UPDATE lines l SET open_spend_yen = u.spend, status = u.status, updated_at = now()
                 FROM unnest(\(lineUpdates.map(\.0.rawValue)), \(lineUpdates.map(\.1.amount)), \(lineUpdates.map(\.2.rawValue)))

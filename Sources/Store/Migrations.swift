@@ -179,7 +179,61 @@ let migrations: [Migration] = [
             }
         }
         return statements
-    }
+    },
+    Migration(version: 2, name: "purchase authentication") { partitions in
+        var statements = [
+            """
+            CREATE TABLE purchase_credentials (
+                purchase_id text PRIMARY KEY,
+                line_id text NOT NULL,
+                password_hash bytea NOT NULL,
+                password_salt bytea NOT NULL,
+                scrypt_log_rounds integer NOT NULL,
+                scrypt_block_size integer NOT NULL,
+                scrypt_parallelism integer NOT NULL,
+                status text NOT NULL CHECK (status IN ('active', 'revoked')),
+                failed_attempts integer NOT NULL DEFAULT 0,
+                locked_until timestamptz,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                revoked_at timestamptz)
+            """,
+            "CREATE INDEX purchase_credentials_line ON purchase_credentials (line_id)",
+            """
+            CREATE TABLE line_lockouts (
+                line_id text PRIMARY KEY,
+                failed_attempts integer NOT NULL DEFAULT 0,
+                locked_until timestamptz,
+                updated_at timestamptz NOT NULL DEFAULT now())
+            """,
+            """
+            CREATE TABLE line_addresses (
+                line_id text NOT NULL,
+                prefix inet NOT NULL,
+                assigned_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (line_id, prefix))
+            """,
+            "CREATE INDEX line_addresses_prefix ON line_addresses USING gist (prefix inet_ops)",
+            """
+            CREATE TABLE used_authorizations (
+                line_id text NOT NULL,
+                token_id text NOT NULL,
+                merchant_id text NOT NULL,
+                request_kind text NOT NULL,
+                reference text NOT NULL,
+                accepted boolean NOT NULL,
+                expires_at timestamptz NOT NULL,
+                used_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (line_id, token_id)) PARTITION BY HASH (line_id)
+            """,
+        ]
+        for k in 0..<partitions {
+            statements.append(
+                "CREATE TABLE used_authorizations_p\(k) PARTITION OF used_authorizations FOR VALUES WITH (MODULUS \(partitions), REMAINDER \(k))"
+            )
+        }
+        return statements
+    },
 ]
 
 /// Applies pending migrations, one transaction for all, under an advisory lock
@@ -218,8 +272,16 @@ public struct Migrator: Sendable {
                     "the database has schema version \(newest); this program knows \(Self.latestVersion)")
             }
             var done: [Int] = []
+            var partitions = partitions
             for migration in migrations.sorted(by: { $0.version < $1.version })
             where !applied.contains(migration.version) {
+                // Later migrations partition like the database was initialised.
+                if migration.version > 1 {
+                    let stored = try await connection.fetch(
+                        "SELECT value FROM matomete_settings WHERE key = 'line_partitions'", String.self, logger: logger
+                    )
+                    partitions = stored.first.flatMap(Int.init) ?? partitions
+                }
                 for statement in migration.statements(partitions) {
                     // DDL cannot take bound parameters; these statements are
                     // built from constants and an integer, never from input.

@@ -1,5 +1,7 @@
+import Authorization
 import Billing
 import Contract
+import Foundation
 import Kafka
 import Store
 
@@ -10,6 +12,10 @@ struct RequestApplier: BatchApplier {
     var decoder: RequestDecoder
     /// The request kinds this topic carries.
     var accepts: Set<RequestKind>
+    /// Checks the purchase authorization of every charge and subscription.
+    var verifier: AuthorizationVerifier?
+    /// Now, in seconds since 1970.
+    var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
 
     enum RequestKind: Sendable, Hashable {
         case charge, subscription, chargeCancellation, subscriptionCancellation, lineTermination
@@ -37,9 +43,19 @@ struct RequestApplier: BatchApplier {
         for message in messages {
             let resultID = MerchantResultMessage.id(
                 topic: cursor.topic, partition: cursor.partition, offset: message.offset)
-            switch decoder.decode(value: message.value, key: message.key) {
+            let (decoded, token) = decoder.decodeWithAuthorization(value: message.value, key: message.key)
+            switch decoded {
             case .request(let request) where accepts.contains(Self.kind(of: request)):
-                requests.append(SourcedRequest(request, offset: message.offset))
+                switch authorize(request, token: token) {
+                case .authorized(let authorization):
+                    requests.append(SourcedRequest(request, offset: message.offset, authorization: authorization))
+                case .refused(let reason):
+                    let refused = RefusedRequest(
+                        merchantID: request.merchantID?.rawValue, requestType: request.kind,
+                        requestID: request.reference, lineID: request.lineID.rawValue, reason: reason)
+                    extra.append(result(refused, id: resultID, topics: topics))
+                    tally.rejected += 1
+                }
             case .request(let request):
                 let refused = RefusedRequest(
                     merchantID: request.merchantID?.rawValue, requestType: request.kind,
@@ -61,6 +77,33 @@ struct RequestApplier: BatchApplier {
         }
         tally.record(topic: cursor.topic)
         return messages.count
+    }
+
+    /// Verifies a charge's or subscription's authorization; other requests need none.
+    private enum AuthorizationCheck {
+        /// With the verified authorization (none needed, or none checked, for other requests).
+        case authorized(UsedAuthorization?)
+        case refused(RejectionReason)
+    }
+
+    private func authorize(_ request: BillingRequest, token: String?) -> AuthorizationCheck {
+        guard let verifier else { return .authorized(nil) }
+        let amount: Int64
+        switch request {
+        case .charge(let charge): amount = charge.amount.amount
+        case .subscription(let subscription): amount = subscription.monthlyAmount.amount
+        default: return .authorized(nil)
+        }
+        let verified = verifier.verify(
+            token ?? "", lineID: request.lineID.rawValue, merchantID: request.merchantID?.rawValue ?? "",
+            kind: request.kind, amount: amount, reference: request.reference, now: now())
+        switch verified {
+        case .success(let claims):
+            return .authorized(UsedAuthorization(tokenID: claims.tokenID, expiresAt: claims.expiresAt))
+        case .failure(.invalid): return .refused(.authorizationInvalid)
+        case .failure(.expired): return .refused(.authorizationExpired)
+        case .failure(.mismatch): return .refused(.authorizationMismatch)
+        }
     }
 
     func deadLetter(

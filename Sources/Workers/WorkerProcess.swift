@@ -1,3 +1,4 @@
+import Authorization
 import Contract
 import Foundation
 import Kafka
@@ -13,7 +14,7 @@ import Store
 public enum WorkerProcess {
     /// What the process does once its store is open.
     public enum Work: Sendable {
-        case charges
+        case charges(verifier: AuthorizationVerifier)
         case cancellations
         case billingCycles(allowEarlyClose: Bool, chunkLines: Int)
         case relay(lease: Duration)
@@ -79,11 +80,11 @@ struct WorkerService: Service {
 
     private func runWork(store: BillingStore, topics: Topics) async throws {
         switch work {
-        case .charges:
+        case .charges(let verifier):
             try await consumer(
                 topic: topics.charges,
                 applier: RequestApplier(
-                    store: store, decoder: RequestDecoder(), accepts: [.charge, .subscription]),
+                    store: store, decoder: RequestDecoder(), accepts: [.charge, .subscription], verifier: verifier),
                 store: store
             ).run()
         case .cancellations:

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Authorization
+import Foundation
 import Workers
 
 @main
@@ -11,13 +13,27 @@ struct ChargeWorker: AsyncParsableCommand {
             writes its result to the outbox and moves the partition's offset stored in PostgreSQL. \
             Run any number of charge workers: they share the topic's partitions as one consumer group. \
             Messages that are not requests at all are dead-lettered; invalid requests are rejected \
-            with a reason code. Until purchase authentication is verified, a charge or subscription \
-            must carry an authorization. Stops gracefully on SIGTERM (exit 0).
+            with a reason code. Every charge and subscription must carry a purchase authorization \
+            from the auth gateway: signed with one of the accepted keys, unexpired, for exactly this \
+            line, merchant, kind, amount and reference, and used once. Stops gracefully on SIGTERM (exit 0).
             """)
 
     @OptionGroup var options: WorkerOptions
 
+    @Option(
+        help: ArgumentHelp(
+            "The auth gateway's public keys accepted, as key-id=base64 (raw Ed25519, 32 bytes), comma-separated; list two while rotating. [env: MATOMETE_AUTHORIZATION_KEYS]",
+            valueName: "keys"))
+    var authorizationKeys: String?
+
     func run() async throws {
-        try await WorkerProcess.run(options.resolve(for: .chargeWorker), work: .charges)
+        let settings = try options.resolve(for: .chargeWorker)
+        let list = authorizationKeys ?? ProcessInfo.processInfo.environment["MATOMETE_AUTHORIZATION_KEYS"] ?? ""
+        guard let keys = try? SigningKeys.publicKeys(list: list), !keys.isEmpty else {
+            throw ValidationError(
+                "Give the auth gateway's public keys with --authorization-keys or MATOMETE_AUTHORIZATION_KEYS (key-id=base64,…)."
+            )
+        }
+        try await WorkerProcess.run(settings, work: .charges(verifier: AuthorizationVerifier(keys: keys)))
     }
 }

@@ -152,8 +152,12 @@ extension ScenarioTests {
         let line = Requests.line(valid.line)
         let merchant = KnownTraffic.merchant(valid.merchant)
         let id = "bad-\(number)"
+        // Signed for exactly what it asks: these requests fail on their content, not their authorization.
         func charge(_ amount: String, line: String = line, merchant: String = merchant, id: String = id) -> String {
-            #"{"type":"charge","merchantId":"\#(merchant)","chargeId":"\#(id)","lineId":"\#(line)","amount":\#(amount),"description":"x","occurredAt":"2026-09-03T10:15:00+09:00","authorization":"a"}"#
+            let token = TestKeys.token(
+                line: line, merchant: merchant, kind: "charge", amount: Int64(amount) ?? 0, reference: id)
+            return
+                #"{"type":"charge","merchantId":"\#(merchant)","chargeId":"\#(id)","lineId":"\#(line)","amount":\#(amount),"description":"x","occurredAt":"2026-09-03T10:15:00+09:00","authorization":"\#(token)"}"#
         }
         switch number % 20 {
         case 0: return BadMessage(topics.charges, key: line, "this is not JSON \(number)", .deadLetter)

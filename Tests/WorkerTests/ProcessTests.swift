@@ -21,7 +21,10 @@ extension ScenarioTests {
             "--bootstrap-servers", cluster.bootstrapServers, "--http-address", "127.0.0.1:\(port)",
             "--log-level", "critical",
         ]
-        process.environment = ["MATOMETE_DATABASE_URL": "postgres://matomete:secret@127.0.0.1:\(unreachable)/nowhere"]
+        process.environment = [
+            "MATOMETE_DATABASE_URL": "postgres://matomete:secret@127.0.0.1:\(unreachable)/nowhere",
+            "MATOMETE_AUTHORIZATION_KEYS": TestKeys.acceptedKeys,
+        ]
         let errors = Pipe()
         process.standardError = errors
         try process.run()
@@ -59,6 +62,9 @@ extension ScenarioTests {
         let (output, status) = try await Self.run("charge-worker", ["--batch-size", "0"])
         #expect(status == 64)
         #expect(output.contains("batch size"))
+        let (noKeys, noKeysStatus) = try await Self.run("charge-worker", [])
+        #expect(noKeysStatus == 64, "a charge worker without the gateway's keys does not start")
+        #expect(noKeys.contains("MATOMETE_AUTHORIZATION_KEYS"))
     }
 
     private static func run(_ name: String, _ arguments: [String]) async throws -> (String, Int32) {

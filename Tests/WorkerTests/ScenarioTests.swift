@@ -1,5 +1,7 @@
+import Authorization
 import Billing
 import Contract
+import Crypto
 import Foundation
 import Kafka
 import MatometeTestSupport
@@ -38,6 +40,42 @@ struct ScenarioTests {
         charges += (0..<200).map { Requests.charge(points, "p-9-\($0)", line: line($0), 100, "100 points") }
         charges += (200..<250).map { Requests.subscription(music, "s-\($0)", line: line($0), 300) }
         charges.append(Requests.charge(video, "v-9-adsl", line: line(300), 1000))  // line_not_eligible
+        // Purchase authorizations that must be refused, and one used twice.
+        func token(_ id: String, line: String, merchant: String = video, amount: Int64 = 1000) -> String {
+            TestKeys.token(line: line, merchant: merchant, kind: "charge", amount: amount, reference: id)
+        }
+        let forger = AuthorizationSigner(keyID: TestKeys.current.keyID, privateKey: Curve25519.Signing.PrivateKey())
+        charges += [
+            Requests.charge(
+                video, "v-9-forged", line: line(1), 1000,
+                authorization: try forger.token(
+                    for: PurchaseClaims(
+                        tokenID: "forged", lineID: line(1), merchantID: video, kind: "charge", amount: 1000,
+                        reference: "v-9-forged", expiresAt: Int64(Date().timeIntervalSince1970) + 600))),
+            Requests.charge(
+                video, "v-9-expired", line: line(1), 1000,
+                authorization: TestKeys.token(
+                    line: line(1), merchant: video, kind: "charge", amount: 1000, reference: "v-9-expired",
+                    expiresIn: -60)),
+            Requests.charge(
+                video, "v-9-amount", line: line(1), 1000, authorization: token("v-9-amount", line: line(1), amount: 999)
+            ),
+            Requests.charge(video, "v-9-line", line: line(2), 1000, authorization: token("v-9-line", line: line(1))),
+            Requests.charge(
+                video, "v-9-merchant", line: line(1), 1000,
+                authorization: token("v-9-merchant", line: line(1), merchant: points)),
+            Requests.charge(
+                video, "v-9-retired", line: line(1), 1000,
+                authorization: TestKeys.token(
+                    line: line(1), merchant: video, kind: "charge", amount: 1000, reference: "v-9-retired",
+                    signer: TestKeys.retired)),
+        ]
+        let refusedFirst = token("v-9-reuse", line: line(300))
+        charges.append(Requests.charge(video, "v-9-reuse", line: line(300), 1000, authorization: refusedFirst))
+        charges.append(Requests.charge(video, "v-9-reuse", line: line(300), 1000, authorization: refusedFirst))
+        let acceptedFirst = token("v-9-same", line: line(250), amount: 700)
+        charges.append(Requests.charge(video, "v-9-same", line: line(250), 700, authorization: acceptedFirst))
+        charges.append(Requests.charge(video, "v-9-same", line: line(250), 700, authorization: acceptedFirst))
         try await system.produce(system.topics.charges, charges)
         try await system.waitUntilIdle()
         var cancellations = (0..<10).map { Requests.cancelCharge(video, "v-9-\($0)", line: line($0)) }
@@ -73,17 +111,21 @@ struct ScenarioTests {
         let outputs = try await system.outputs()
 
         // One result per request, with the expected answers.
-        let requestCount = 351 + 16 + 22 + 3 + 1 + 1
+        let requestCount = 351 + 10 + 16 + 22 + 3 + 1 + 1
         #expect(outputs.results.count == requestCount)
         let rejected: [String] = outputs.results.values.filter { $0.status == "rejected" }.map {
             "\($0.requestId):\($0.reason ?? "")"
         }
         let expectedRejections: Set<String> = [
             "v-9-adsl:line_not_eligible", "v-9-999:unknown_charge", "v-10-1:duplicate_conflict",
-            "v-10-t:line_terminated",
+            "v-10-t:line_terminated", "v-9-forged:authorization_invalid", "v-9-expired:authorization_expired",
+            "v-9-amount:authorization_mismatch", "v-9-line:authorization_mismatch",
+            "v-9-merchant:authorization_mismatch", "v-9-retired:authorization_invalid",
+            "v-9-reuse:line_not_eligible", "v-9-reuse:authorization_reused",
         ]
         #expect(Set(rejected) == expectedRejections)
-        #expect(outputs.results.values.filter { $0.status == "accepted" }.count == outputs.results.count - 4)
+        #expect(rejected.count == expectedRejections.count)
+        #expect(outputs.results.values.filter { $0.status == "accepted" }.count == outputs.results.count - 12)
         let late = outputs.results.values.first { $0.requestId == "s-220" && $0.requestType == "subscription-cancel" }
         #expect(late?.status == "accepted")
         #expect(late?.cycle == "2026-11")
@@ -98,6 +140,7 @@ struct ScenarioTests {
                 case 10..<100: 1100
                 case 100..<200: 100
                 case 200..<250: 300
+                case 250: 700  // the charge sent twice with one authorization, billed once
                 default: 0
                 }
             #expect(september[line(number)]?.total == expected, "September bill of \(line(number))")
@@ -106,8 +149,9 @@ struct ScenarioTests {
         #expect(septemberSettlements.count == 3)
         #expect(
             septemberSettlements[video].map(ExpectedSettlement.init)
-                == ExpectedSettlement(lines: 90, gross: 90_000, items: 90))
-        #expect(septemberSettlements[video]?.fee == 4500 && septemberSettlements[video]?.feeRule == "percentage")
+                == ExpectedSettlement(lines: 91, gross: 90_700, items: 91))
+        // 5% of ¥90,700
+        #expect(septemberSettlements[video]?.fee == 4535 && septemberSettlements[video]?.feeRule == "percentage")
         #expect(
             septemberSettlements[points].map(ExpectedSettlement.init)
                 == ExpectedSettlement(lines: 200, gross: 20_000, items: 200))
@@ -144,7 +188,7 @@ struct ScenarioTests {
 
         // Reconciliation: accepted charges − cancellations in the cycle + subscriptions
         // + credits = the line bills = the merchants' gross settlements.
-        let septemberRequests: Int64 = 100 * 1000 + 200 * 100 - 10 * 1000 + 50 * 300
+        let septemberRequests: Int64 = 100 * 1000 + 700 + 200 * 100 - 10 * 1000 + 50 * 300
         let octoberRequests: Int64 = 20 * 2000 + 45 * 300 - 1000
         for (cycle, requested, bills, settlements) in [
             ("2026-09", septemberRequests, september, septemberSettlements),
@@ -164,8 +208,8 @@ struct ScenarioTests {
         #expect(healthStatus == 200)
         #expect(health.contains(#""ready":true"#))
         let (metrics, _) = try await HTTP.get(port: port, path: "/metrics")
-        #expect(metrics.contains(#"matomete_messages_total{topic="matomete.charges",outcome="applied"} 371"#))
-        #expect(metrics.contains(#"matomete_messages_total{topic="matomete.charges",outcome="rejected"} 3"#))
+        #expect(metrics.contains(#"matomete_messages_total{topic="matomete.charges",outcome="applied"} 373"#))
+        #expect(metrics.contains(#"matomete_messages_total{topic="matomete.charges",outcome="rejected"} 11"#))
         #expect(metrics.contains("matomete_batch_duration_seconds_bucket"))
         #expect(metrics.contains("matomete_outbox_backlog"))
 

@@ -1,5 +1,7 @@
+import Authorization
 import Billing
 import Contract
+import Crypto
 import Foundation
 import Kafka
 import Logging
@@ -110,6 +112,7 @@ final class TestSystem: Sendable {
         environment["MATOMETE_BOOTSTRAP_SERVERS"] = cluster.bootstrapServers
         environment["MATOMETE_DATABASE_URL"] = database.configuration.url
         environment["MATOMETE_HTTP_ADDRESS"] = "127.0.0.1:\(httpPort)"
+        environment["MATOMETE_AUTHORIZATION_KEYS"] = TestKeys.acceptedKeys
         environment["MATOMETE_LOG_LEVEL"] =
             ProcessInfo.processInfo.environment["MATOMETE_TEST_WORKER_LOG_LEVEL"] ?? "info"
         // Quick takeover after a SIGKILL: the group notices a dead member in 6 s.
@@ -432,18 +435,37 @@ extension BillingCycle {
     static let october = BillingCycle("2026-10")!
 }
 
+/// The gateway's signing keys for the tests: the current one, and one the
+/// workers no longer accept.
+enum TestKeys {
+    static let current = AuthorizationSigner(keyID: "test-2", privateKey: Curve25519.Signing.PrivateKey())
+    static let retired = AuthorizationSigner(keyID: "test-1", privateKey: Curve25519.Signing.PrivateKey())
+    static var acceptedKeys: String { "test-2=\(current.publicKey.rawRepresentation.base64EncodedString())" }
+
+    /// A token for exactly this request, valid for an hour (or as told).
+    static func token(
+        line: String, merchant: String, kind: String, amount: Int64, reference: String,
+        expiresIn seconds: Int64 = 3600, signer: AuthorizationSigner = current, tokenID: String = UUID().uuidString
+    ) -> String {
+        let claims = PurchaseClaims(
+            tokenID: tokenID, lineID: line, merchantID: merchant, kind: kind, amount: amount, reference: reference,
+            expiresAt: Int64(Date().timeIntervalSince1970) + seconds)
+        return try! signer.token(for: claims)  // Signing with an in-memory key cannot fail.
+    }
+}
+
 /// The JSON of requests, as merchants and the line system send them.
 enum Requests {
-    static let authorization = "test-authorization"
-
     static func charge(
-        _ merchant: String, _ id: String, line: String, _ amount: Int64, _ description: String = "item"
-    )
-        -> (key: String?, value: String)
-    {
-        (
+        _ merchant: String, _ id: String, line: String, _ amount: Int64, _ description: String = "item",
+        authorization: String? = nil
+    ) -> (key: String?, value: String) {
+        let token =
+            authorization
+            ?? TestKeys.token(line: line, merchant: merchant, kind: "charge", amount: amount, reference: id)
+        return (
             line,
-            #"{"type":"charge","merchantId":"\#(merchant)","chargeId":"\#(id)","lineId":"\#(line)","amount":\#(amount),"description":"\#(description)","occurredAt":"2026-09-03T10:15:00+09:00","authorization":"\#(authorization)"}"#
+            #"{"type":"charge","merchantId":"\#(merchant)","chargeId":"\#(id)","lineId":"\#(line)","amount":\#(amount),"description":"\#(description)","occurredAt":"2026-09-03T10:15:00+09:00","authorization":"\#(token)"}"#
         )
     }
 
@@ -452,9 +474,10 @@ enum Requests {
     ) -> (
         key: String?, value: String
     ) {
-        (
+        let token = TestKeys.token(line: line, merchant: merchant, kind: "subscription", amount: amount, reference: id)
+        return (
             line,
-            #"{"type":"subscription","merchantId":"\#(merchant)","subscriptionId":"\#(id)","lineId":"\#(line)","monthlyAmount":\#(amount),"description":"monthly plan","occurredAt":"2026-09-03T10:15:00+09:00","authorization":"\#(authorization)"}"#
+            #"{"type":"subscription","merchantId":"\#(merchant)","subscriptionId":"\#(id)","lineId":"\#(line)","monthlyAmount":\#(amount),"description":"monthly plan","occurredAt":"2026-09-03T10:15:00+09:00","authorization":"\#(token)"}"#
         )
     }
 
