@@ -1,0 +1,199 @@
+import Foundation
+import PostgresNIO
+
+/// A purchase ID as stored: whose line it is, its password hash, its state.
+public struct StoredCredential: Sendable, Hashable {
+    public var purchaseID: String
+    public var lineID: String
+    public var passwordHash: [UInt8]
+    public var salt: [UInt8]
+    public var logRounds: Int
+    public var blockSize: Int
+    public var parallelism: Int
+    public var isRevoked: Bool
+    public var failedAttempts: Int
+    public var lockedUntil: Date?
+}
+
+/// How many wrong passwords lock a purchase ID, or a line, and for how long.
+public struct LockoutPolicy: Sendable, Hashable {
+    public var failuresPerID: Int
+    public var failuresPerLine: Int
+    public var duration: Duration
+
+    public init(failuresPerID: Int = 5, failuresPerLine: Int = 20, duration: Duration = .seconds(900)) {
+        self.failuresPerID = failuresPerID
+        self.failuresPerLine = failuresPerLine
+        self.duration = duration
+    }
+}
+
+/// What the gateway needs to know about a line and a merchant to authorize a purchase.
+public struct PurchaseContext: Sendable, Hashable {
+    public var lineType: String?
+    public var fletsNet: Bool
+    public var lineStatus: String?
+    public var merchantStatus: String?
+}
+
+extension BillingStore {
+    /// Issues a purchase ID for a line with a hashed password. Fails if the ID exists.
+    public func issueCredential(
+        purchaseID: String, lineID: String, hash: [UInt8], salt: [UInt8], logRounds: Int, blockSize: Int,
+        parallelism: Int
+    ) async throws {
+        _ = try await client.withGuardedConnection { [logger] connection in
+            try await connection.query(
+                """
+                INSERT INTO purchase_credentials (purchase_id, line_id, password_hash, password_salt,
+                    scrypt_log_rounds, scrypt_block_size, scrypt_parallelism, status)
+                VALUES (\(purchaseID), \(lineID), \(ByteBuffer(bytes: hash)), \(ByteBuffer(bytes: salt)),
+                    \(logRounds), \(blockSize), \(parallelism), 'active')
+                """, logger: logger)
+        }
+    }
+
+    /// Replaces a purchase ID's password (and clears its failures). Returns false if there is no such active ID.
+    public func changePassword(
+        purchaseID: String, hash: [UInt8], salt: [UInt8], logRounds: Int, blockSize: Int, parallelism: Int
+    ) async throws -> Bool {
+        try await client.fetch(
+            """
+            UPDATE purchase_credentials SET password_hash = \(ByteBuffer(bytes: hash)), password_salt = \(ByteBuffer(bytes: salt)),
+                scrypt_log_rounds = \(logRounds), scrypt_block_size = \(blockSize), scrypt_parallelism = \(parallelism),
+                failed_attempts = 0, locked_until = NULL, updated_at = now()
+            WHERE purchase_id = \(purchaseID) AND status = 'active'
+            RETURNING 1
+            """, Int.self, logger: logger
+        ).count == 1
+    }
+
+    /// Revokes a purchase ID for good. Returns false if there is no such active ID.
+    public func revokeCredential(purchaseID: String) async throws -> Bool {
+        try await client.fetch(
+            """
+            UPDATE purchase_credentials SET status = 'revoked', revoked_at = now(), updated_at = now()
+            WHERE purchase_id = \(purchaseID) AND status = 'active'
+            RETURNING 1
+            """, Int.self, logger: logger
+        ).count == 1
+    }
+
+    public func credential(purchaseID: String) async throws -> StoredCredential? {
+        try await client.fetch(
+            """
+            SELECT purchase_id, line_id, password_hash, password_salt, scrypt_log_rounds, scrypt_block_size,
+                   scrypt_parallelism, status, failed_attempts, locked_until
+            FROM purchase_credentials WHERE purchase_id = \(purchaseID)
+            """, (String, String, ByteBuffer, ByteBuffer, Int, Int, Int, String, Int, Date?).self, logger: logger
+        ).first.map { id, line, hash, salt, rounds, block, parallelism, status, failures, locked in
+            StoredCredential(
+                purchaseID: id, lineID: line, passwordHash: Array(hash.readableBytesView),
+                salt: Array(salt.readableBytesView), logRounds: rounds, blockSize: block, parallelism: parallelism,
+                isRevoked: status == "revoked", failedAttempts: failures, lockedUntil: locked)
+        }
+    }
+
+    /// Until when a line is locked against purchases, if it is.
+    public func lineLockedUntil(_ lineID: String) async throws -> Date? {
+        try await client.fetch(
+            "SELECT locked_until FROM line_lockouts WHERE line_id = \(lineID) AND locked_until > now()",
+            Date?.self, logger: logger
+        ).first ?? nil
+    }
+
+    /// Counts a failed attempt against the purchase ID (if it exists) and the
+    /// line(s) the request came from; locks either once it reaches its limit.
+    /// Returns whether this attempt locked something.
+    public func recordFailedAttempt(purchaseID: String?, lines: [String], policy: LockoutPolicy) async throws -> Bool {
+        let seconds = Double(policy.duration.components.seconds)
+        return try await transaction { [self] connection in
+            var locked = false
+            if let purchaseID {
+                let rows = try await connection.fetch(
+                    """
+                    UPDATE purchase_credentials SET failed_attempts = failed_attempts + 1,
+                        locked_until = CASE WHEN failed_attempts + 1 >= \(policy.failuresPerID)
+                            THEN now() + make_interval(secs => \(seconds)) ELSE locked_until END,
+                        updated_at = now()
+                    WHERE purchase_id = \(purchaseID)
+                    RETURNING failed_attempts
+                    """, Int.self, logger: logger)
+                locked = locked || rows.first.map { $0 == policy.failuresPerID } == true
+            }
+            for line in lines {
+                let rows = try await connection.fetch(
+                    """
+                    INSERT INTO line_lockouts (line_id, failed_attempts) VALUES (\(line), 1)
+                    ON CONFLICT (line_id) DO UPDATE SET failed_attempts = line_lockouts.failed_attempts + 1,
+                        locked_until = CASE WHEN line_lockouts.failed_attempts + 1 >= \(policy.failuresPerLine)
+                            THEN now() + make_interval(secs => \(seconds)) ELSE line_lockouts.locked_until END,
+                        updated_at = now()
+                    RETURNING failed_attempts
+                    """, Int.self, logger: logger)
+                locked = locked || rows.first.map { $0 == policy.failuresPerLine } == true
+            }
+            return locked
+        }
+    }
+
+    /// Clears the failure counts after a successful authentication (an expired lock clears here too).
+    public func recordSuccessfulAttempt(purchaseID: String, lineID: String) async throws {
+        try await transaction { [self] connection in
+            try await connection.query(
+                """
+                UPDATE purchase_credentials SET failed_attempts = 0, locked_until = NULL, updated_at = now()
+                WHERE purchase_id = \(purchaseID) AND failed_attempts > 0
+                """, logger: logger)
+            try await connection.query(
+                "DELETE FROM line_lockouts WHERE line_id = \(lineID) AND (locked_until IS NULL OR locked_until < now())",
+                logger: logger)
+        }
+    }
+
+    /// The lines currently assigned an address prefix containing `address`.
+    public func lines(at address: String) async throws -> [String] {
+        try await client.fetch(
+            "SELECT line_id FROM line_addresses WHERE prefix >>= \(address)::inet ORDER BY line_id", String.self,
+            logger: logger)
+    }
+
+    /// Replaces the address prefixes assigned to each line listed (from the
+    /// line system); an empty list releases the line's addresses.
+    public func assignAddresses(_ assignments: [String: [String]]) async throws {
+        let lines = Array(assignments.keys)
+        let pairs = assignments.flatMap { line, prefixes in prefixes.map { (line, $0) } }
+        try await transaction { [self] connection in
+            try await connection.query("DELETE FROM line_addresses WHERE line_id = ANY(\(lines))", logger: logger)
+            try await connection.query(
+                """
+                INSERT INTO line_addresses (line_id, prefix)
+                SELECT line_id, prefix::inet FROM unnest(\(pairs.map(\.0)), \(pairs.map(\.1))) AS a(line_id, prefix)
+                """, logger: logger)
+        }
+    }
+
+    /// The line's kind and state and the merchant's state (nil when unknown).
+    public func purchaseContext(lineID: String, merchantID: String) async throws -> PurchaseContext {
+        let rows = try await client.fetch(
+            """
+            SELECT l.line_type, coalesce(l.flets_net, false), l.status, m.status
+            FROM (SELECT 1) AS one
+            LEFT JOIN lines l ON l.line_id = \(lineID)
+            LEFT JOIN merchants m ON m.merchant_id = \(merchantID)
+            """, (String?, Bool, String?, String?).self, logger: logger)
+        let (type, fletsNet, status, merchant) = rows.first ?? (nil, false, nil, nil)
+        return PurchaseContext(lineType: type, fletsNet: fletsNet, lineStatus: status, merchantStatus: merchant)
+    }
+
+    /// Forgets used authorizations a day after they expired (they can no longer be presented).
+    @discardableResult
+    public func purgeUsedAuthorizations() async throws -> Int {
+        try await client.fetch(
+            """
+            WITH purged AS (DELETE FROM used_authorizations WHERE expires_at < now() - interval '1 day' RETURNING 1)
+            SELECT count(*)::int FROM purged
+            """, Int.self, logger: logger
+        ).first ?? 0
+    }
+}
