@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "cancellation-worker", targets: ["cancellation-worker"]),
         .executable(name: "billing-cycle-worker", targets: ["billing-cycle-worker"]),
         .executable(name: "outbox-relay", targets: ["outbox-relay"]),
+        .executable(name: "auth-gateway", targets: ["auth-gateway"]),
         .executable(name: "kafka-bench", targets: ["KafkaBenchmark"]),
         .executable(name: "store-bench", targets: ["StoreBenchmark"]),
     ],
@@ -30,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // The only C in the package: librdkafka, found through pkg-config.
@@ -93,6 +96,30 @@ let package = Package(
         .executableTarget(name: "cancellation-worker", dependencies: ["Workers"], swiftSettings: strictness),
         .executableTarget(name: "billing-cycle-worker", dependencies: ["Workers"], swiftSettings: strictness),
         .executableTarget(name: "outbox-relay", dependencies: ["Workers"], swiftSettings: strictness),
+        // The purchase authentication gateway: HTTP in front of the credentials and line addresses.
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "Authorization", "Billing", "Store", "Workers",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictness
+        ),
+        .executableTarget(
+            name: "auth-gateway",
+            dependencies: [
+                "Gateway", "Authorization", "Store", "Workers",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictness
+        ),
         // Hosts librdkafka's mock cluster as a stand-alone broker for other processes.
         .executableTarget(
             name: "matomete-broker",

@@ -41,11 +41,17 @@ public final class Readiness: Sendable {
 /// - `GET /healthz`: 200 when ready (assigned and connected), else 503; JSON body with each check.
 /// - `GET /livez`: 200 while the process serves requests at all.
 /// - `GET /metrics`: Prometheus text format.
-enum HTTPEndpoints {
+public enum HTTPEndpoints {
     static func application(
         address: HTTPAddress, readiness: Readiness, logger: Logger
     ) -> some ApplicationProtocol {
-        let router = Router()
+        application(router: Router(), address: address, readiness: readiness, logger: logger)
+    }
+
+    /// The endpoints added to `router`, served at `address`.
+    public static func application<Context: RequestContext>(
+        router: Router<Context>, address: HTTPAddress, readiness: Readiness, logger: Logger
+    ) -> some ApplicationProtocol where Context.Source == ApplicationRequestContextSource {
         router.get("healthz") { _, _ -> Response in
             Response(
                 status: readiness.isReady ? .ok : .serviceUnavailable,

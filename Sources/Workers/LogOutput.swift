@@ -74,8 +74,13 @@ public struct JSONLogHandler: LogHandler {
 extension WorkerSettings {
     /// Sends every logger of the process to standard error in the chosen format and level.
     func bootstrapLogging() {
-        let level = logLevel
-        let format = logFormat
+        ProcessSetup.bootstrapLogging(level: logLevel, format: logFormat)
+    }
+}
+
+/// What every Matomete process sets up once: logging and metrics.
+public enum ProcessSetup {
+    public static func bootstrapLogging(level: Logger.Level, format: LogFormat) {
         LoggingSystem.bootstrap { label in
             var handler: any LogHandler =
                 switch format {

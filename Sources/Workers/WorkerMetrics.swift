@@ -18,7 +18,7 @@ public enum WorkerMetrics {
     public static let registry = PrometheusCollectorRegistry()
 
     /// Makes swift-metrics record into ``registry``. Once per process.
-    static func bootstrap() {
+    public static func bootstrap() {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
     }
 

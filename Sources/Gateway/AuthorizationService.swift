@@ -1,0 +1,160 @@
+import Authorization
+import Billing
+import Foundation
+import Logging
+import Metrics
+import NIOPosix
+import Store
+
+/// A purchase the user confirms with their purchase ID and password.
+public struct AuthorizationRequest: Codable, Sendable {
+    public var purchaseId: String
+    public var password: String
+    public var merchantId: String
+    /// `charge` or `subscription`.
+    public var kind: String
+    public var amount: Int64
+    /// The merchant's charge id or subscription id.
+    public var reference: String
+
+    public init(
+        purchaseId: String, password: String, merchantId: String, kind: String, amount: Int64, reference: String
+    ) {
+        self.purchaseId = purchaseId
+        self.password = password
+        self.merchantId = merchantId
+        self.kind = kind
+        self.amount = amount
+        self.reference = reference
+    }
+}
+
+/// The gateway's answer.
+public enum AuthorizationDecision: Sendable, Equatable {
+    /// A signed authorization for the merchant to send with the request.
+    case issued(token: String, tokenID: String, lineID: String, expiresAt: Int64)
+    /// Refused, with an HTTP status and a code. Authentication failures all
+    /// say `authentication_failed`, whichever factor failed.
+    case refused(status: Int, code: String)
+}
+
+/// Decides purchase authorizations: the password must be right, the purchase
+/// ID must belong to the line the request comes from, the line must be
+/// eligible and active, and the merchant active. Wrong attempts are counted
+/// per purchase ID and per line, and lock either for a while at its limit.
+public struct AuthorizationService: Sendable {
+    public var store: BillingStore
+    public var signer: AuthorizationSigner
+    public var lifetime: Duration
+    public var policy: LockoutPolicy
+    public var logger: Logger
+    public var limits = BillingLimits()
+
+    public init(
+        store: BillingStore, signer: AuthorizationSigner, lifetime: Duration, policy: LockoutPolicy, logger: Logger
+    ) {
+        self.store = store
+        self.signer = signer
+        self.lifetime = lifetime
+        self.policy = policy
+        self.logger = logger
+    }
+
+    /// Compared against when the purchase ID does not exist, so that an unknown
+    /// ID takes as long to refuse as a wrong password.
+    private static let decoy = try? PasswordHash.make(password: UUID().uuidString)
+
+    public func authorize(
+        _ request: AuthorizationRequest, clientAddress: String?
+    ) async throws
+        -> AuthorizationDecision
+    {
+        guard ["charge", "subscription"].contains(request.kind), ChargeID(rawValue: request.reference).isWellFormed,
+            MerchantID(rawValue: request.merchantId).isWellFormed, !request.purchaseId.isEmpty,
+            request.purchaseId.utf8.count <= 64, !request.password.isEmpty, request.password.utf8.count <= 256,
+            (limits.minimumAmount.amount...limits.maximumAmount.amount).contains(request.amount)
+        else { return record(.refused(status: 400, code: "invalid_request")) }
+
+        var lines: [String] = []
+        if let clientAddress { lines = try await store.lines(at: clientAddress) }
+        let credential = try await store.credential(purchaseID: request.purchaseId)
+        let now = Date()
+        // Locked: say so, but not why.
+        var locked = credential.flatMap(\.lockedUntil).map { $0 > now } ?? false
+        for line in lines where !locked { locked = try await store.lineLockedUntil(line) != nil }
+        if locked {
+            WorkerMetricsBridge.lockedAttempts.increment()
+            return record(.refused(status: 429, code: "locked"))
+        }
+        let hash =
+            credential.map {
+                PasswordHash(
+                    hash: $0.passwordHash, salt: $0.salt, logRounds: $0.logRounds, blockSize: $0.blockSize,
+                    parallelism: $0.parallelism)
+            } ?? Self.decoy
+        let password = request.password
+        // scrypt is deliberately slow: off the cooperative threads.
+        let matches = try await NIOThreadPool.singleton.runIfActive { hash?.matches(password) ?? false }
+        guard let credential, matches, !credential.isRevoked, lines.contains(credential.lineID) else {
+            let lockedNow = try await store.recordFailedAttempt(
+                purchaseID: credential?.purchaseID, lines: lines, policy: policy)
+            if lockedNow { WorkerMetricsBridge.lockouts.increment() }
+            logger.notice(
+                "Purchase authentication failed",
+                metadata: ["purchase.id": "\(request.purchaseId)", "lines.at.address": "\(lines.count)"])
+            return record(.refused(status: lockedNow ? 429 : 403, code: lockedNow ? "locked" : "authentication_failed"))
+        }
+        try await store.recordSuccessfulAttempt(purchaseID: credential.purchaseID, lineID: credential.lineID)
+
+        // Authenticated: the line and the merchant must be able to take the purchase.
+        let context = try await store.purchaseContext(lineID: credential.lineID, merchantID: request.merchantId)
+        if let refusal = refusal(context) { return record(.refused(status: 403, code: refusal.code)) }
+
+        let expiresAt = Int64(now.timeIntervalSince1970) + lifetime.components.seconds
+        let claims = PurchaseClaims(
+            tokenID: UUID().uuidString.lowercased(), lineID: credential.lineID, merchantID: request.merchantId,
+            kind: request.kind, amount: request.amount, reference: request.reference, expiresAt: expiresAt)
+        let token = try signer.token(for: claims)
+        logger.info(
+            "Purchase authorized",
+            metadata: [
+                "purchase.id": "\(request.purchaseId)", "line": "\(credential.lineID)",
+                "merchant": "\(request.merchantId)",
+                "token.id": "\(claims.tokenID)",
+            ])
+        return record(.issued(token: token, tokenID: claims.tokenID, lineID: credential.lineID, expiresAt: expiresAt))
+    }
+
+    private func refusal(_ context: PurchaseContext) -> RejectionReason? {
+        guard let type = context.lineType else { return .unknownLine }
+        guard LineType(rawValue: type).isEligible(fletsNetContract: context.fletsNet) else { return .lineNotEligible }
+        switch context.lineStatus {
+        case "active": break
+        case "terminated": return .lineTerminated
+        default: return .lineSuspended
+        }
+        guard let merchant = context.merchantStatus else { return .unknownMerchant }
+        return merchant == "active" ? nil : .merchantSuspended
+    }
+
+    private func record(_ decision: AuthorizationDecision) -> AuthorizationDecision {
+        switch decision {
+        case .issued: WorkerMetricsBridge.decisions(outcome: "issued").increment()
+        case .refused(_, let code): WorkerMetricsBridge.decisions(outcome: code).increment()
+        }
+        return decision
+    }
+}
+
+/// The gateway's metrics (Prometheus, on `/metrics`).
+enum WorkerMetricsBridge {
+    /// `matomete_authorizations_total{outcome}`: issued, authentication_failed, locked, invalid_request, …
+    static func decisions(outcome: String) -> Metrics.Counter {
+        Metrics.Counter(label: "matomete_authorizations_total", dimensions: [("outcome", outcome)])
+    }
+
+    /// Purchase IDs or lines that reached their failure limit and were locked.
+    static let lockouts = Metrics.Counter(label: "matomete_authorization_lockouts_total")
+    /// Attempts refused because the ID or line was locked.
+    static let lockedAttempts = Metrics.Counter(label: "matomete_authorization_locked_attempts_total")
+}

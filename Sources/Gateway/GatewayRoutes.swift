@@ -1,0 +1,145 @@
+import Authorization
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import PostgresNIO
+import ServiceLifecycle
+import Store
+import Synchronization
+import Workers
+
+/// The request context: the connection's peer address, for the line check.
+public struct GatewayContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let peerAddress: String?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = CoreRequestContextStorage(source: source)
+        peerAddress = source.channel.remoteAddress?.ipAddress
+    }
+}
+
+/// `POST /v1/authorizations`, next to `/healthz`, `/livez` and `/metrics`.
+public enum GatewayRoutes {
+    public static func application(
+        service: ServiceHolder, resolver: ClientAddressResolver, address: HTTPAddress, readiness: Readiness,
+        logger: Logger
+    ) -> some ApplicationProtocol {
+        let router = Router(context: GatewayContext.self)
+        router.post("v1/authorizations") { request, context -> Response in
+            let body = try await request.body.collect(upTo: 16 * 1024)
+            guard let purchase = try? JSONDecoder().decode(AuthorizationRequest.self, from: Data(buffer: body)) else {
+                return json(400, ["error": "invalid_request"])
+            }
+            guard let service = service.current else { return json(503, ["error": "unavailable"]) }
+            let client = resolver.clientAddress(
+                peer: context.peerAddress, forwardedFor: request.headers[.xForwardedFor])
+            let decision: AuthorizationDecision
+            do {
+                decision = try await service.authorize(purchase, clientAddress: client)
+            } catch {
+                logger.error(
+                    "Authorization failed on the database",
+                    metadata: ["error": "\(String(reflecting: error).prefix(300))"])
+                return json(503, ["error": "unavailable"])
+            }
+            switch decision {
+            case .issued(let token, let tokenID, let lineID, let expiresAt):
+                return json(
+                    201,
+                    ["authorization": token, "tokenId": tokenID, "lineId": lineID, "expiresAt": "\(expiresAt)"])
+            case .refused(let status, let code):
+                return json(status, ["error": code])
+            }
+        }
+        return HTTPEndpoints.application(router: router, address: address, readiness: readiness, logger: logger)
+    }
+
+    private static func json(_ status: Int, _ fields: [String: String]) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let body = (try? encoder.encode(fields)) ?? Data("{}".utf8)
+        return Response(
+            status: HTTPResponse.Status(code: status), headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
+
+extension HTTPField.Name {
+    static let xForwardedFor = Self("X-Forwarded-For")!
+}
+
+/// The authorization service, once the database is open.
+public final class ServiceHolder: Sendable {
+    private let service = Mutex<AuthorizationService?>(nil)
+
+    public init() {}
+
+    public var current: AuthorizationService? { service.withLock { $0 } }
+
+    func set(_ value: AuthorizationService) { service.withLock { $0 = value } }
+}
+
+/// Runs the gateway: the database client, the HTTP endpoints, and a service
+/// that opens the store (waiting for the database) and keeps `/healthz` honest.
+public enum GatewayProcess {
+    public static func run(
+        database: DatabaseConfiguration, signer: AuthorizationSigner, lifetime: Duration, policy: LockoutPolicy,
+        resolver: ClientAddressResolver, address: HTTPAddress, logger: Logger
+    ) async throws {
+        let client = PostgresClient(configuration: database.clientConfiguration, backgroundLogger: logger)
+        let readiness = Readiness(["database"])
+        let holder = ServiceHolder()
+        let app = GatewayRoutes.application(
+            service: holder, resolver: resolver, address: address, readiness: readiness, logger: logger)
+        let opener = StoreOpener(
+            client: client, holder: holder, readiness: readiness, logger: logger,
+            make: { store in
+                AuthorizationService(store: store, signer: signer, lifetime: lifetime, policy: policy, logger: logger)
+            })
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(service: client), .init(service: app),
+                    .init(
+                        service: opener, successTerminationBehavior: .ignore,
+                        failureTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        logger.info("Stopped")
+    }
+}
+
+struct StoreOpener: Service {
+    var client: PostgresClient
+    var holder: ServiceHolder
+    var readiness: Readiness
+    var logger: Logger
+    var make: @Sendable (BillingStore) -> AuthorizationService
+
+    func run() async throws {
+        var attempt = 0
+        while !Task.isShuttingDownGracefully {
+            do {
+                if holder.current == nil {
+                    holder.set(make(try await BillingStore.open(client: client, logger: logger)))
+                } else {
+                    _ = try await holder.current!.store.lines(at: "0.0.0.0")
+                }
+                readiness.set("database", passing: true, "connected")
+                attempt = 0
+            } catch {
+                attempt += 1
+                readiness.set("database", passing: false, "unreachable")
+                if attempt == 1 || attempt % 10 == 0 {
+                    logger.error(
+                        "Database check failed", metadata: ["error": "\(String(reflecting: error).prefix(300))"])
+                }
+            }
+            try? await Task.sleep(for: .seconds(holder.current == nil ? 1 : 5))
+        }
+    }
+}

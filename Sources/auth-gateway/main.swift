@@ -1,0 +1,124 @@
+import ArgumentParser
+import Authorization
+import Foundation
+import Gateway
+import Logging
+import Store
+import Workers
+
+@main
+struct AuthGateway: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "auth-gateway",
+        abstract: "Authorizes purchases: purchase ID and password, checked against the line the request comes from.",
+        discussion: """
+            POST /v1/authorizations with {"purchaseId","password","merchantId","kind","amount","reference"}. \
+            It succeeds (201, a signed authorization valid for --token-lifetime seconds) only if the \
+            password is right, the purchase ID belongs to the line the request comes from (by its \
+            address: the connection's peer, or X-Forwarded-For when the peer is a trusted proxy), the \
+            line is eligible and active and the merchant is active. Wrong attempts are counted per \
+            purchase ID and per line; at the limit the ID or line is locked (429) for a while. \
+            Authentication failures all answer 403 authentication_failed, whichever factor failed. \
+            Also serves /healthz, /livez and /metrics. Stops gracefully on SIGTERM (exit 0).
+            """)
+
+    @Option(help: ArgumentHelp("PostgreSQL URL. [env: MATOMETE_DATABASE_URL]", valueName: "url"))
+    var databaseURL: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Where to listen. [env: MATOMETE_HTTP_ADDRESS] (default: 0.0.0.0:8443)", valueName: "host:port"))
+    var httpAddress: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "A file holding the Ed25519 signing key (base64 of the raw 32 bytes). [env: MATOMETE_SIGNING_KEY_FILE, or the key itself in MATOMETE_SIGNING_KEY]",
+            valueName: "path"))
+    var signingKeyFile: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "The signing key's id, as the workers list it. [env: MATOMETE_SIGNING_KEY_ID]", valueName: "id"))
+    var keyID: String?
+
+    @Option(help: ArgumentHelp("Seconds an authorization stays valid. [env: MATOMETE_TOKEN_LIFETIME] (default: 300)"))
+    var tokenLifetime: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Proxies whose X-Forwarded-For is believed, as comma-separated prefixes (10.0.0.0/8,2001:db8::/32). [env: MATOMETE_TRUSTED_PROXIES] (default: none)",
+            valueName: "prefixes"))
+    var trustedProxies: String?
+
+    @Option(
+        help: ArgumentHelp("Wrong passwords that lock a purchase ID. [env: MATOMETE_MAX_FAILURES_PER_ID] (default: 5)"))
+    var maxFailuresPerID: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Failed attempts from one line that lock the line. [env: MATOMETE_MAX_FAILURES_PER_LINE] (default: 20)"))
+    var maxFailuresPerLine: Int?
+
+    @Option(help: ArgumentHelp("Seconds a lock lasts. [env: MATOMETE_LOCKOUT_SECONDS] (default: 900)"))
+    var lockoutSeconds: Int?
+
+    @Option(help: ArgumentHelp("trace … critical. [env: MATOMETE_LOG_LEVEL] (default: info)"))
+    var logLevel: String?
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        func value(_ flag: String?, _ name: String) -> String? {
+            flag ?? environment[name].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        func number(_ flag: Int?, _ name: String, _ fallback: Int, _ range: ClosedRange<Int>) throws -> Int {
+            let result = flag ?? environment[name].flatMap(Int.init) ?? fallback
+            guard range.contains(result) else {
+                throw ValidationError("\(name) must be \(range.lowerBound) to \(range.upperBound).")
+            }
+            return result
+        }
+        guard let url = value(databaseURL, "MATOMETE_DATABASE_URL"), let database = try? DatabaseConfiguration(url: url)
+        else { throw ValidationError("Give the database with --database-url or MATOMETE_DATABASE_URL (postgres://…).") }
+        let keyText: String
+        if let path = value(signingKeyFile, "MATOMETE_SIGNING_KEY_FILE") {
+            keyText = try String(contentsOfFile: path, encoding: .utf8)
+        } else if let key = environment["MATOMETE_SIGNING_KEY"] {
+            keyText = key
+        } else {
+            throw ValidationError(
+                "Give the signing key with --signing-key-file, MATOMETE_SIGNING_KEY_FILE or MATOMETE_SIGNING_KEY.")
+        }
+        guard let privateKey = try? SigningKeys.privateKey(base64: keyText) else {
+            throw ValidationError("The signing key is not base64 of a raw 32-byte Ed25519 key.")
+        }
+        guard let id = value(keyID, "MATOMETE_SIGNING_KEY_ID") else {
+            throw ValidationError("Give the signing key's id with --key-id or MATOMETE_SIGNING_KEY_ID.")
+        }
+        var proxies: [AddressPrefix] = []
+        for text in (value(trustedProxies, "MATOMETE_TRUSTED_PROXIES") ?? "").split(separator: ",") {
+            guard let prefix = AddressPrefix(String(text)) else {
+                throw ValidationError("\(text) is not an address prefix.")
+            }
+            proxies.append(prefix)
+        }
+        let policy = LockoutPolicy(
+            failuresPerID: try number(maxFailuresPerID, "MATOMETE_MAX_FAILURES_PER_ID", 5, 1...1000),
+            failuresPerLine: try number(maxFailuresPerLine, "MATOMETE_MAX_FAILURES_PER_LINE", 20, 1...100_000),
+            duration: .seconds(try number(lockoutSeconds, "MATOMETE_LOCKOUT_SECONDS", 900, 1...86_400)))
+        let lifetime = Duration.seconds(try number(tokenLifetime, "MATOMETE_TOKEN_LIFETIME", 300, 10...3600))
+        let address = try HTTPAddress(value(httpAddress, "MATOMETE_HTTP_ADDRESS") ?? "0.0.0.0:8443")
+        let levelText = value(logLevel, "MATOMETE_LOG_LEVEL") ?? "info"
+        guard let level = Logger.Level(rawValue: levelText) else {
+            throw ValidationError("Unknown log level \(levelText).")
+        }
+
+        ProcessSetup.bootstrapLogging(level: level, format: .json)
+        WorkerMetrics.bootstrap()
+        let logger = Logger(label: "matomete.auth-gateway")
+        logger.info(
+            "Starting", metadata: ["database": "\(database)", "key.id": "\(id)", "trusted.proxies": "\(proxies)"])
+        try await GatewayProcess.run(
+            database: database, signer: AuthorizationSigner(keyID: id, privateKey: privateKey), lifetime: lifetime,
+            policy: policy, resolver: ClientAddressResolver(trustedProxies: proxies), address: address, logger: logger)
+    }
+}
