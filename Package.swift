@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "billing-cycle-worker", targets: ["billing-cycle-worker"]),
         .executable(name: "outbox-relay", targets: ["outbox-relay"]),
         .executable(name: "auth-gateway", targets: ["auth-gateway"]),
+        .executable(name: "matomete", targets: ["matomete"]),
         .executable(name: "kafka-bench", targets: ["KafkaBenchmark"]),
         .executable(name: "store-bench", targets: ["StoreBenchmark"]),
     ],
@@ -117,6 +118,18 @@ let package = Package(
                 "Gateway", "Authorization", "Store", "Workers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictness
+        ),
+        // The operators' command-line tool.
+        .executableTarget(
+            name: "matomete",
+            dependencies: [
+                "Store", "Authorization",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strictness
         ),

@@ -438,7 +438,9 @@ extension BillingCycle {
 /// The gateway's signing keys for the tests: the current one, and one the
 /// workers no longer accept.
 enum TestKeys {
-    static let current = AuthorizationSigner(keyID: "test-2", privateKey: Curve25519.Signing.PrivateKey())
+    static let currentKey = Curve25519.Signing.PrivateKey()
+    static let current = AuthorizationSigner(keyID: "test-2", privateKey: currentKey)
+    static var currentPrivateKey: String { currentKey.rawRepresentation.base64EncodedString() }
     static let retired = AuthorizationSigner(keyID: "test-1", privateKey: Curve25519.Signing.PrivateKey())
     static var acceptedKeys: String { "test-2=\(current.publicKey.rawRepresentation.base64EncodedString())" }
 
@@ -508,5 +510,20 @@ enum HTTP {
         let url = try #require(URL(string: "http://127.0.0.1:\(port)\(path)"))
         let (data, response) = try await URLSession.shared.data(from: url)
         return (String(decoding: data, as: UTF8.self), (response as? HTTPURLResponse)?.statusCode ?? 0)
+    }
+
+    static func post(
+        port: Int, path: String, json: [String: Any], headers: [String: String] = [:]
+    ) async throws -> (
+        body: [String: String], status: Int
+    ) {
+        var request = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)\(path)")))
+        request.httpMethod = "POST"
+        request.httpBody = try JSONSerialization.data(withJSONObject: json)
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let body = (try? JSONSerialization.jsonObject(with: data) as? [String: String]) ?? [:]
+        return (body, (response as? HTTPURLResponse)?.statusCode ?? 0)
     }
 }

@@ -1,0 +1,203 @@
+import ArgumentParser
+import Authorization
+import Crypto
+import Foundation
+import Logging
+import PostgresNIO
+import Store
+
+@main
+struct Matomete: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "matomete",
+        abstract: "Operate Matomete: the database schema, purchase credentials, line addresses and signing keys.",
+        subcommands: [Migrate.self, Credentials.self, Addresses.self, Keys.self])
+}
+
+/// Options shared by the commands that use the database.
+struct DatabaseOptions: ParsableArguments {
+    @Option(
+        name: .customLong("database-url"),
+        help: ArgumentHelp("PostgreSQL URL. [env: MATOMETE_DATABASE_URL]", valueName: "url"))
+    var url: String?
+
+    func withStore<T: Sendable>(_ body: @Sendable (BillingStore) async throws -> T) async throws -> T {
+        let logger = Self.logger
+        return try await withPostgresClient(try configuration(), logger: logger) { client in
+            try await body(try await BillingStore.open(client: client, logger: logger))
+        }
+    }
+
+    func configuration() throws -> DatabaseConfiguration {
+        guard let text = url ?? ProcessInfo.processInfo.environment["MATOMETE_DATABASE_URL"],
+            let configuration = try? DatabaseConfiguration(url: text)
+        else { throw ValidationError("Give the database with --database-url or MATOMETE_DATABASE_URL (postgres://…).") }
+        return configuration
+    }
+
+    static let logger: Logger = {
+        var logger = Logger(label: "matomete.cli")
+        logger.logLevel = .error
+        return logger
+    }()
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Bring the database schema up to date (safe to repeat; processes starting together do not race).")
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: "Hash partitions of the per-line tables, fixed when the database is first initialised.")
+    var partitions = 16
+
+    func run() async throws {
+        let partitions = self.partitions
+        let applied = try await withPostgresClient(try database.configuration(), logger: DatabaseOptions.logger) {
+            try await Migrator().migrate($0, partitions: partitions, logger: DatabaseOptions.logger)
+        }
+        print(
+            applied.isEmpty
+                ? "The schema is up to date."
+                : "Applied migrations \(applied.map(String.init).joined(separator: ", ")).")
+    }
+}
+
+struct Credentials: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Purchase IDs and passwords: what a line's user confirms purchases with.",
+        subcommands: [Issue.self, Revoke.self, ChangePassword.self])
+
+    struct Issue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue a purchase ID with an initial password for a line (a line may hold several).",
+            discussion: "Prints the purchase ID and the initial password once; only a scrypt hash is kept.")
+
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "The access line.") var line: String
+        @Option(help: "The purchase ID (default: generated).") var purchaseID: String?
+        @Flag(help: "Read the initial password from standard input instead of generating one.") var passwordStdin =
+            false
+
+        func run() async throws {
+            let id =
+                purchaseID ?? "P" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(11).uppercased()
+            let password = passwordStdin ? try readPassword() : generatePassword()
+            let hash = try PasswordHash.make(password: password)
+            let line = self.line
+            try await database.withStore { store in
+                try await store.issueCredential(
+                    purchaseID: id, lineID: line, hash: hash.hash, salt: hash.salt, logRounds: hash.logRounds,
+                    blockSize: hash.blockSize, parallelism: hash.parallelism)
+            }
+            print("purchase ID  \(id)\nline         \(line)")
+            if !passwordStdin { print("password     \(password)   (shown once: hand it to the line's user)") }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a purchase ID for good.")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "The purchase ID.") var purchaseID: String
+
+        func run() async throws {
+            let id = purchaseID
+            guard try await database.withStore({ try await $0.revokeCredential(purchaseID: id) }) else {
+                FileHandle.standardError.write(Data("No active purchase ID \(id).\n".utf8))
+                throw ExitCode.failure
+            }
+            print("Revoked \(id).")
+        }
+    }
+
+    struct ChangePassword: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set a new password for a purchase ID (read from standard input); clears its lock.")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "The purchase ID.") var purchaseID: String
+
+        func run() async throws {
+            let hash = try PasswordHash.make(password: try readPassword())
+            let id = purchaseID
+            let changed = try await database.withStore { store in
+                try await store.changePassword(
+                    purchaseID: id, hash: hash.hash, salt: hash.salt, logRounds: hash.logRounds,
+                    blockSize: hash.blockSize, parallelism: hash.parallelism)
+            }
+            guard changed else {
+                FileHandle.standardError.write(Data("No active purchase ID \(id).\n".utf8))
+                throw ExitCode.failure
+            }
+            print("Password changed for \(id).")
+        }
+    }
+}
+
+struct Addresses: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "addresses",
+        abstract: "Line addresses from the line system: which IPv4/IPv6 prefixes each line holds now.",
+        subcommands: [Import.self])
+
+    struct Import: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Replace the prefixes of the lines listed in a CSV file: line_id,prefix[,prefix…] (empty: released).")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The CSV file, or - for standard input.") var file: String
+
+        func run() async throws {
+            let text =
+                file == "-"
+                ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+                : try String(contentsOfFile: file, encoding: .utf8)
+            var assignments: [String: [String]] = [:]
+            for (number, row) in text.split(separator: "\n").enumerated() {
+                let fields = row.split(separator: ",", omittingEmptySubsequences: false).map {
+                    $0.trimmingCharacters(in: .whitespaces)
+                }
+                guard let line = fields.first, !line.isEmpty, line != "line_id" else { continue }
+                let prefixes = fields.dropFirst().filter { !$0.isEmpty }
+                guard prefixes.allSatisfy({ $0.contains(".") || $0.contains(":") }) else {
+                    throw ValidationError("Row \(number + 1): a prefix is not an IPv4 or IPv6 address.")
+                }
+                assignments[line] = Array(prefixes)
+            }
+            let all = assignments
+            try await database.withStore { try await $0.assignAddresses(all) }
+            print("Assigned addresses of \(assignments.count) lines.")
+        }
+    }
+}
+
+struct Keys: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Signing keys for the auth gateway and the charge workers.", subcommands: [Generate.self])
+
+    struct Generate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a new Ed25519 key pair: the private key for the gateway, the public one for the workers.")
+        @Option(help: "The key id.") var id = "k\(Int(Date().timeIntervalSince1970))"
+
+        func run() throws {
+            let key = Curve25519.Signing.PrivateKey()
+            print("MATOMETE_SIGNING_KEY_ID=\(id)")
+            print("MATOMETE_SIGNING_KEY=\(key.rawRepresentation.base64EncodedString())")
+            print("MATOMETE_AUTHORIZATION_KEYS=\(id)=\(key.publicKey.rawRepresentation.base64EncodedString())")
+        }
+    }
+}
+
+private func readPassword() throws -> String {
+    guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+        throw ValidationError("Give the password on standard input.")
+    }
+    return line
+}
+
+/// 12 characters from an alphabet without look-alikes.
+private func generatePassword() -> String {
+    let alphabet = Array("abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+    var generator = SystemRandomNumberGenerator()
+    return String((0..<12).map { _ in alphabet.randomElement(using: &generator)! })
+}
