@@ -140,6 +140,12 @@ extension ScenarioTests {
         #expect(lockedStatus == 429)
         #expect(lockedAnswer["error"] == "locked")
         #expect(try await authorize("P-1", passwords["P-1"]!, from: "10.0.1.9", reference: "c-6").1 == 429)
+        // The user changes the password (which also lifts the lock): the new one works, the old one not.
+        let changed = try await Self.matomete(
+            system, ["credentials", "change-password", "--purchase-id", "P-1"], input: "a new secret 4")
+        #expect(changed.1 == 0, "\(changed.0)")
+        #expect(try await authorize("P-1", passwords["P-1"]!, from: "10.0.1.9", reference: "c-6").1 == 403)
+        #expect(try await authorize("P-1", "a new secret 4", from: "10.0.1.9", reference: "c-6").1 == 201)
         let metrics = try await HTTP.get(port: port, path: "/metrics").body
         #expect(metrics.contains("matomete_authorization_lockouts_total 1"))
         #expect(metrics.contains(#"matomete_authorizations_total{outcome="locked"}"#))
@@ -179,7 +185,7 @@ extension ScenarioTests {
         var logs = [gatewayLog, plainLog].compactMap { try? String(contentsOf: $0, encoding: .utf8) }.joined()
         logs += system.logTail(lines: 100_000)
         #expect(logs.contains("Purchase authorized"), "the gateway logs its decisions")
-        for secret in Array(passwords.values) + [token] + hashes.flatMap({ [$0.0, $0.1] }) {
+        for secret in Array(passwords.values) + ["a new secret 4", token] + hashes.flatMap({ [$0.0, $0.1] }) {
             #expect(!logs.contains(secret), "a secret appears in the logs")
         }
     }
