@@ -10,8 +10,8 @@ import Store
 struct Matomete: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "matomete",
-        abstract: "Operate Matomete: the database schema, purchase credentials, line addresses and signing keys.",
-        subcommands: [Migrate.self, Credentials.self, Addresses.self, Keys.self])
+        abstract: "Run Matomete on this machine, and operate it: schema, purchase credentials, line addresses, keys.",
+        subcommands: [Demo.self, Migrate.self, Credentials.self, Addresses.self, Keys.self])
 }
 
 /// Options shared by the commands that use the database.

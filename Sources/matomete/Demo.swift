@@ -1,0 +1,469 @@
+import ArgumentParser
+import Authorization
+import Billing
+import Contract
+import Foundation
+import Kafka
+import Logging
+import Store
+import Synchronization
+
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a month of Matomete on this machine and print the settlements.",
+        discussion: """
+            Starts the embedded default (librdkafka's mock cluster with 3 brokers in this process, a \
+            private PostgreSQL, two charge workers, a cancellation worker, a billing-cycle worker, a \
+            relay and the auth gateway as separate processes), loads lines and four merchants, buys \
+            through the gateway (purchase ID and password, checked against the line's address) and \
+            Kafka, cancels some purchases, closes the month and prints each merchant's settlement \
+            and the reconciliation. Exits 0 when every yen reconciles, 1 otherwise. Removes \
+            everything it created unless --keep.
+            """)
+
+    @Option(help: "Access lines to load.") var lines = 10_000
+    @Option(help: "Lines whose users buy (each gets a purchase ID).") var buyers = 400
+    @Option(help: "Purchases to make through the gateway.") var purchases = 1_200
+    @Flag(help: "Keep the scratch directory (logs, database) and print where it is.") var keep = false
+
+    func run() async throws {
+        guard (100...1_000_000).contains(lines), (10...lines).contains(buyers), (10...100_000).contains(purchases)
+        else { throw ValidationError("Use 100–1,000,000 lines, 10 to that many buyers, and 10–100,000 purchases.") }
+        say("Starting 3 Kafka brokers (librdkafka's mock cluster) and a private PostgreSQL…")
+        let system = try await LocalSystem.start()
+        let reconciled: Bool
+        do {
+            reconciled = try await DemoRun(system: system, lines: lines, buyers: buyers, purchases: purchases).run()
+        } catch {
+            say("Stopping after an error; logs are in \(system.directory.path)")
+            await system.stop(keep: true)
+            throw error
+        }
+        await system.stop(keep: keep)
+        if keep { say("Logs and data kept in \(system.directory.path)") }
+        if !reconciled { throw ExitCode.failure }
+    }
+}
+
+/// One demo month.
+struct DemoRun {
+    let system: LocalSystem
+    let lines: Int
+    let buyers: Int
+    let purchases: Int
+    let logger = LocalSystem.logger
+
+    /// The launch merchants, generic names: what they sell and how.
+    static let merchants: [(id: String, name: String, one: [Int64], monthly: Int64?)] = [
+        ("points-shop", "Points Shop", [100, 300, 500], nil),
+        ("farm-game", "Farming Game", [100, 200, 300], nil),
+        ("video", "Video Service", [1_000, 1_500, 2_000], 990),
+        ("fan-club", "Entertainment Fan Club", [3_000], 550),
+    ]
+
+    func run() async throws -> Bool {
+        try system.launchAll()
+        say("Starting 2 charge workers, a cancellation worker, a billing-cycle worker, a relay and the auth gateway…")
+        try await system.waitUntilReady()
+        let cycle = BillingCycle(containing: Int64(Date().timeIntervalSince1970))
+        let collector = OutputCollector(system: system)
+        let reading = Task { try await collector.run() }
+        defer { reading.cancel() }
+
+        let producer = try KafkaProducer(
+            configuration: KafkaProducerConfiguration(bootstrapServers: system.cluster.bootstrapServerList),
+            logger: logger)
+        let plan = try await withPostgresClient(system.postgres.configuration, logger: logger) { client in
+            let store = try await BillingStore.open(client: client, logger: logger)
+            return try await prepare(store, cycle: cycle)
+        }
+
+        // Purchases through the gateway, then to Kafka with their authorizations.
+        var bar = ProgressBar(title: "Authorizing purchases", total: plan.purchases.count)
+        var authorized: [(Purchase, String)] = []
+        var refusedAtGateway: [String: Int] = [:]
+        for chunk in stride(from: 0, to: plan.purchases.count, by: 16) {
+            let batch = Array(plan.purchases[chunk..<min(chunk + 16, plan.purchases.count)])
+            let answers = try await withThrowingTaskGroup(of: (Purchase, String?, String?).self) { group in
+                for purchase in batch { group.addTask { try await authorize(purchase) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            for (purchase, token, refusal) in answers {
+                if let token {
+                    authorized.append((purchase, token))
+                } else {
+                    refusedAtGateway[refusal ?? "?", default: 0] += 1
+                }
+            }
+            bar.advance(by: batch.count)
+        }
+        bar.finish()
+        let charges = authorized.map { purchase, token in
+            KafkaProducerMessage(topic: system.topics.charges, key: purchase.line, value: purchase.json(token))
+        }
+        try await producer.send(charges).throwIfAnyFailed()
+        try await collector.waitForResults(charges.count, title: "Applying purchases")
+
+        // Some purchases are cancelled in the month.
+        let accepted = collector.acceptedReferences()
+        let cancels = authorized.map(\.0).filter { $0.kind == "charge" && accepted.contains($0.reference) }
+            .enumerated().filter { $0.offset % 25 == 0 }.map(\.element)
+        try await producer.send(
+            cancels.map {
+                KafkaProducerMessage(topic: system.topics.cancellations, key: $0.line, value: $0.cancelJSON)
+            }
+        ).throwIfAnyFailed()
+        try await collector.waitForResults(charges.count + cancels.count, title: "Applying cancellations")
+
+        // Close the month.
+        try await producer.send(
+            [
+                KafkaProducerMessage(
+                    topic: system.topics.billingCycles, key: nil, value: CycleCommand.closeMessage(cycle))
+            ]
+        ).throwIfAnyFailed()
+        await producer.shutdown()
+        try await collector.waitForClose(lines: lines, title: "Closing \(cycle)")
+
+        return report(
+            cycle: cycle, plan: plan, authorized: authorized.map(\.0), cancelled: cancels, collector: collector,
+            refusedAtGateway: refusedAtGateway)
+    }
+
+    struct Plan {
+        var purchases: [Purchase]
+    }
+
+    struct Purchase: Sendable {
+        var purchaseID: String
+        var password: String
+        var line: String
+        var address: String
+        var merchant: String
+        var kind: String
+        var amount: Int64
+        var reference: String
+
+        func json(_ token: String) -> String {
+            let amountField = kind == "charge" ? "amount" : "monthlyAmount"
+            let idField = kind == "charge" ? "chargeId" : "subscriptionId"
+            let label = kind == "charge" ? "item" : "monthly plan"
+            return
+                #"{"type":"\#(kind)","merchantId":"\#(merchant)","\#(idField)":"\#(reference)","lineId":"\#(line)","\#(amountField)":\#(amount),"description":"\#(label)","authorization":"\#(token)"}"#
+        }
+
+        var cancelJSON: String {
+            #"{"type":"charge-cancel","merchantId":"\#(merchant)","chargeId":"\#(reference)","lineId":"\#(line)"}"#
+        }
+    }
+
+    static func line(_ number: Int) -> String { "L\(String(format: "%07d", number))" }
+    static func address(_ number: Int) -> String { "10.\(number / 65536).\(number / 256 % 256).\(number % 256)" }
+
+    /// Loads lines, merchants, addresses and credentials; plans the purchases.
+    private func prepare(_ store: BillingStore, cycle: BillingCycle) async throws -> Plan {
+        say("Loading \(lines.formatted()) lines and \(Self.merchants.count) merchants…")
+        let lineRecords = (0..<lines).map { number -> Line in
+            // One line in a hundred is ADSL without Flets.net: it cannot be charged.
+            let type: LineType = number % 100 == 99 ? .adsl : number % 3 == 0 ? .bFlets : .hikariNext
+            return Line(id: LineID(rawValue: Self.line(number)), type: type)
+        }
+        _ = try await store.importLines(lineRecords, openCycle: cycle)
+        for merchant in Self.merchants {
+            try await store.upsertMerchant(Merchant(id: MerchantID(rawValue: merchant.id), name: merchant.name))
+        }
+        var addresses: [String: [String]] = [:]
+        for number in 0..<lines { addresses[Self.line(number)] = [Self.address(number) + "/32"] }
+        try await store.assignAddresses(addresses)
+
+        // Buyers: every (lines / buyers)-th line, so a few ADSL lines are among them.
+        // Buyers: evenly spread lines; every fortieth an ADSL line without Flets.net (the gateway refuses those).
+        let step = max(1, lines / buyers)
+        let buyerNumbers = (0..<buyers).map { index in
+            index % 40 == 39 ? min(lines - 1, index * step / 100 * 100 + 99) : index * step
+        }
+        var bar = ProgressBar(title: "Issuing purchase IDs", total: buyerNumbers.count)
+        for chunk in stride(from: 0, to: buyerNumbers.count, by: 8) {
+            let batch = Array(buyerNumbers[chunk..<min(chunk + 8, buyerNumbers.count)])
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for number in batch {
+                    group.addTask {
+                        // A lighter scrypt cost than production, so the demo issues hundreds quickly.
+                        let hash = try PasswordHash.make(password: "pw-\(number)", logRounds: 10)
+                        try await store.issueCredential(
+                            purchaseID: "P\(number)", lineID: Self.line(number), hash: hash.hash, salt: hash.salt,
+                            logRounds: hash.logRounds, blockSize: hash.blockSize, parallelism: hash.parallelism)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            bar.advance(by: batch.count)
+        }
+        bar.finish()
+
+        var planned: [Purchase] = []
+        var subscribed = Set<String>()
+        for index in 0..<purchases {
+            let number = buyerNumbers[(index * 7) % buyerNumbers.count]
+            let merchant = Self.merchants[index % Self.merchants.count]
+            let line = Self.line(number)
+            let monthly = merchant.monthly.flatMap { subscribed.insert("\(merchant.id) \(line)").inserted ? $0 : nil }
+            // Every fiftieth purchase is typed with a wrong password.
+            let password = index % 50 == 49 ? "wrong" : "pw-\(number)"
+            planned.append(
+                Purchase(
+                    purchaseID: "P\(number)", password: password, line: line, address: Self.address(number),
+                    merchant: merchant.id, kind: monthly == nil ? "charge" : "subscription",
+                    amount: monthly ?? merchant.one[index % merchant.one.count],
+                    reference: "\(monthly == nil ? "c" : "s")-\(index)"))
+        }
+        return Plan(purchases: planned)
+    }
+
+    /// Asks the gateway, as the carrier's proxy does, with the line's address.
+    private func authorize(_ purchase: Purchase) async throws -> (Purchase, String?, String?) {
+        let body = try JSONEncoder().encode([
+            "purchaseId": purchase.purchaseID, "password": purchase.password, "merchantId": purchase.merchant,
+            "kind": purchase.kind, "reference": purchase.reference,
+        ])
+        // amount is a number: add it to the object.
+        var object = try JSONSerialization.jsonObject(with: body) as! [String: Any]
+        object["amount"] = purchase.amount
+        let (data, status) = try await HTTPClient.post(
+            port: system.gatewayPort, path: "/v1/authorizations",
+            body: try JSONSerialization.data(withJSONObject: object),
+            headers: ["X-Forwarded-For": purchase.address])
+        let answer = (try? JSONSerialization.jsonObject(with: data) as? [String: String]) ?? [:]
+        return status == 201
+            ? (purchase, answer["authorization"], nil) : (purchase, nil, answer["error"] ?? "http \(status)")
+    }
+
+    private func report(
+        cycle: BillingCycle, plan: Plan, authorized: [Purchase], cancelled: [Purchase], collector: OutputCollector,
+        refusedAtGateway: [String: Int]
+    ) -> Bool {
+        let results = collector.results()
+        let purchasesAnswered = results.filter { $0.requestType == "charge" || $0.requestType == "subscription" }
+        let accepted = Set(purchasesAnswered.filter { $0.status == "accepted" }.map(\.requestId))
+        let rejected = purchasesAnswered.filter { $0.status == "rejected" }
+        let settlements = collector.settlements().filter { $0.cycle == cycle.description }.sorted {
+            $0.merchantId < $1.merchantId
+        }
+        let bills = collector.bills().filter { $0.cycle == cycle.description }
+
+        say("")
+        let refusals = refusedAtGateway.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }
+        say(
+            "Purchases: \(plan.purchases.count.formatted()) asked; the gateway authorized \(authorized.count.formatted()) "
+                + "and refused \(refusals.isEmpty ? "none" : refusals.joined(separator: ", ")); "
+                + "the workers applied \(accepted.count.formatted()) and rejected \(rejected.count.formatted()); "
+                + "\(cancelled.count.formatted()) were cancelled in the month.")
+        say("")
+        say("Settlements for \(cycle) (from \(system.topics.settlements))")
+        let header = ["merchant", "lines", "gross ¥", "avg/line ¥", "fee rule", "fee ¥", "net ¥"]
+        var rows: [[String]] = []
+        for settlement in settlements {
+            let name = Self.merchants.first { $0.id == settlement.merchantId }?.name ?? settlement.merchantId
+            rows.append([
+                name, settlement.lines.formatted(), settlement.grossAmount.formatted(),
+                settlement.averagePerLine.formatted(), settlement.feeRule, settlement.fee.formatted(),
+                settlement.netAmount.formatted(),
+            ])
+        }
+        let gross = settlements.reduce(0) { $0 + $1.grossAmount }
+        rows.append([
+            "total", settlements.reduce(0) { $0 + $1.lines }.formatted(), gross.formatted(), "", "",
+            settlements.reduce(0) { $0 + $1.fee }.formatted(), settlements.reduce(0) { $0 + $1.netAmount }.formatted(),
+        ])
+        printTable(header: header, rows: rows)
+
+        // Reconciliation from what was sent and answered, against the bills and settlements published.
+        let byReference = Dictionary(authorized.map { ($0.reference, $0) }) { first, _ in first }
+        let charged = accepted.compactMap { byReference[$0] }.filter { $0.kind == "charge" }.reduce(0) {
+            $0 + $1.amount
+        }
+        let subscriptions = accepted.compactMap { byReference[$0] }.filter { $0.kind == "subscription" }
+            .reduce(0) { $0 + $1.amount }
+        let cancelledAmount = cancelled.reduce(0) { $0 + $1.amount }
+        let expected = charged - cancelledAmount + subscriptions
+        let billed = bills.reduce(0) { $0 + $1.total }
+        say("")
+        say("Reconciliation for \(cycle)")
+        printTable(
+            header: ["", "¥"],
+            rows: [
+                ["accepted one-time charges", charged.formatted()],
+                ["− cancelled in the month", (-cancelledAmount).formatted()],
+                ["+ subscriptions", subscriptions.formatted()],
+                ["= expected", expected.formatted()],
+                ["line bills (\(bills.count.formatted()) lines)", billed.formatted()],
+                ["merchants' gross settlements", gross.formatted()],
+            ])
+        let reconciled = expected == billed && billed == gross && bills.count == lines
+        say(reconciled ? "Every yen reconciles." : "MISMATCH: the figures above do not reconcile.")
+        return reconciled
+    }
+}
+
+/// Reads results, bills and settlements as they are published, keeping each id once.
+final class OutputCollector: Sendable {
+    private struct State {
+        var results: [String: MerchantResultMessage] = [:]
+        var bills: [String: LineBillMessage] = [:]
+        var settlements: [String: SettlementMessage] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let system: LocalSystem
+
+    init(system: LocalSystem) { self.system = system }
+
+    func run() async throws {
+        let topics = system.topics
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(
+                bootstrapServers: system.cluster.bootstrapServerList, groupID: "demo-reader"),
+            logger: LocalSystem.logger)
+        try consumer.subscribe([topics.merchantResults, topics.lineBills, topics.settlements])
+        let decoder = JSONDecoder()
+        while !Task.isCancelled {
+            for event in try await consumer.poll(timeout: .milliseconds(100)) {
+                switch event {
+                case .partitionsAssigned(let assigned):
+                    try await consumer.startPartitions(
+                        Dictionary(uniqueKeysWithValues: assigned.map { ($0, KafkaStartOffset.beginning) }))
+                case .messages(let messages):
+                    state.withLock { state in
+                        for message in messages {
+                            let data = Data(message.value)
+                            switch message.topicPartition.topic {
+                            case topics.merchantResults:
+                                if let result = try? decoder.decode(MerchantResultMessage.self, from: data) {
+                                    state.results[result.id] = result
+                                }
+                            case topics.lineBills:
+                                if let bill = try? decoder.decode(LineBillMessage.self, from: data) {
+                                    state.bills[bill.id] = bill
+                                }
+                            default:
+                                if let settlement = try? decoder.decode(SettlementMessage.self, from: data) {
+                                    state.settlements[settlement.id] = settlement
+                                }
+                            }
+                        }
+                    }
+                default: break
+                }
+            }
+        }
+        await consumer.close()
+    }
+
+    func results() -> [MerchantResultMessage] { state.withLock { Array($0.results.values) } }
+    func bills() -> [LineBillMessage] { state.withLock { Array($0.bills.values) } }
+    func settlements() -> [SettlementMessage] { state.withLock { Array($0.settlements.values) } }
+
+    func acceptedReferences() -> Set<String> {
+        state.withLock { Set($0.results.values.filter { $0.status == "accepted" }.map(\.requestId)) }
+    }
+
+    func waitForResults(_ count: Int, title: String) async throws {
+        var bar = ProgressBar(title: title, total: count)
+        let deadline = ContinuousClock.now + .seconds(300)
+        while true {
+            let seen = state.withLock { $0.results.count }
+            bar.set(min(seen, count))
+            if seen >= count { break }
+            guard ContinuousClock.now < deadline else { throw LocalError("only \(seen) of \(count) results arrived") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        bar.finish()
+    }
+
+    /// Waits for every line's bill and for the settlements the database computed.
+    func waitForClose(lines: Int, title: String) async throws {
+        var bar = ProgressBar(title: title, total: lines)
+        let deadline = ContinuousClock.now + .seconds(300)
+        let expectedSettlements = ExpectedSettlements()
+        while true {
+            let (bills, settlements) = state.withLock { ($0.bills.count, $0.settlements.count) }
+            bar.set(min(bills, lines))
+            if bills >= lines, settlements > 0,
+                try await settlements == expectedSettlements.count(system.postgres.configuration)
+            {
+                break
+            }
+            guard ContinuousClock.now < deadline else { throw LocalError("the close did not finish in time") }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        bar.finish()
+    }
+}
+
+/// How many settlements the close wrote (0 until it has settled).
+struct ExpectedSettlements {
+    func count(_ database: DatabaseConfiguration) async throws -> Int {
+        try await withPostgresClient(database, logger: LocalSystem.logger) {
+            try await $0.fetch("SELECT count(*)::int FROM settlements", Int.self, logger: LocalSystem.logger).first ?? 0
+        }
+    }
+}
+
+/// A one-line progress bar on standard output.
+struct ProgressBar {
+    let title: String
+    let total: Int
+    private var done = 0
+
+    init(title: String, total: Int) {
+        self.title = title
+        self.total = max(total, 1)
+        draw()
+    }
+
+    mutating func advance(by count: Int) { set(done + count) }
+
+    mutating func set(_ value: Int) {
+        guard value != done else { return }
+        done = value
+        draw()
+    }
+
+    func finish() {
+        if Self.interactive {
+            FileHandle.standardOutput.write(Data("\n".utf8))
+        } else {
+            say("\(title) … \(done.formatted())/\(total.formatted())")
+        }
+    }
+
+    /// Redrawn in place on a terminal; one line at the end otherwise (logs, pipes).
+    private static let interactive = isatty(STDOUT_FILENO) != 0
+
+    private func draw() {
+        guard Self.interactive else { return }
+        let width = 30
+        let filled = width * done / total
+        let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+        let line =
+            "\r\(title.padding(toLength: 28, withPad: " ", startingAt: 0)) \(bar) \(done.formatted())/\(total.formatted())"
+        FileHandle.standardOutput.write(Data(line.utf8))
+    }
+}
+
+func say(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+
+/// A table with columns padded to their widest cell; numbers right-aligned.
+func printTable(header: [String], rows: [[String]]) {
+    let all = [header] + rows
+    let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+    func format(_ row: [String]) -> String {
+        row.enumerated().map { column, cell in
+            let pad = String(repeating: " ", count: widths[column] - cell.count)
+            return column == 0 || cell.first?.isLetter == true ? cell + pad : pad + cell
+        }.joined(separator: "  ")
+    }
+    say(format(header))
+    say(widths.map { String(repeating: "─", count: $0) }.joined(separator: "  "))
+    for row in rows { say(format(row)) }
+}

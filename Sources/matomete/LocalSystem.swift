@@ -1,0 +1,133 @@
+import Contract
+import Crypto
+import Foundation
+import Kafka
+import Logging
+import Store
+
+/// The whole system on this machine: librdkafka's mock cluster (in this
+/// process), a private PostgreSQL, and every worker and the gateway as child
+/// processes, each logging to a file in the scratch directory.
+final class LocalSystem: @unchecked Sendable {
+    // @unchecked Sendable: `processes` is only touched from the command's task.
+    let cluster: EmbeddedKafkaCluster
+    let postgres: EmbeddedPostgres
+    let topics = Topics()
+    let directory: URL
+    let signingKey = Curve25519.Signing.PrivateKey()
+    let keyID = "local"
+    let gatewayPort: Int
+    private(set) var processes: [(name: String, process: Process, port: Int)] = []
+    static let logger: Logger = {
+        var logger = Logger(label: "matomete.local")
+        logger.logLevel = .critical
+        return logger
+    }()
+
+    private init(cluster: EmbeddedKafkaCluster, postgres: EmbeddedPostgres, directory: URL, gatewayPort: Int) {
+        self.cluster = cluster
+        self.postgres = postgres
+        self.directory = directory
+        self.gatewayPort = gatewayPort
+    }
+
+    /// Starts the brokers and PostgreSQL, creates the topics and migrates.
+    static func start(partitions: Int = 12) async throws -> LocalSystem {
+        let directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
+            "matomete-local-\(UUID().uuidString.prefix(8).lowercased())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let cluster = try EmbeddedKafkaCluster(brokers: 3, logger: logger)
+        let topics = Topics()
+        for topic in [topics.charges, topics.cancellations, topics.merchantResults, topics.lineBills] {
+            try cluster.createTopic(topic, partitions: partitions)
+        }
+        for topic in [topics.settlements, topics.deadLetters] { try cluster.createTopic(topic, partitions: 3) }
+        try cluster.createTopic(topics.billingCycles, partitions: 1)
+        let postgres = try await EmbeddedPostgres.start(
+            directory: directory.appendingPathComponent("postgres"), stopWhenProcessExits: true, logger: logger)
+        try await withPostgresClient(postgres.configuration, logger: logger) {
+            try await Migrator().migrate($0, partitions: 8, logger: logger)
+        }
+        return LocalSystem(
+            cluster: cluster, postgres: postgres, directory: directory, gatewayPort: try EmbeddedPostgres.freePort())
+    }
+
+    var databaseURL: String { postgres.configuration.url }
+
+    /// Starts the workers (two charge workers: they share the partitions) and the gateway.
+    func launchAll() throws {
+        for name in ["charge-worker", "charge-worker", "cancellation-worker", "billing-cycle-worker", "outbox-relay"] {
+            try launch(name)
+        }
+        try launch("auth-gateway", port: gatewayPort)
+    }
+
+    private func launch(_ name: String, port: Int? = nil) throws {
+        let port = try port ?? EmbeddedPostgres.freePort()
+        let number = processes.filter { $0.name == name }.count + 1
+        let log = directory.appendingPathComponent("\(name)-\(number).log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let process = Process()
+        process.executableURL = Self.sibling(name)
+        var environment = ProcessInfo.processInfo.environment
+        environment["MATOMETE_BOOTSTRAP_SERVERS"] = cluster.bootstrapServers
+        environment["MATOMETE_DATABASE_URL"] = databaseURL
+        environment["MATOMETE_HTTP_ADDRESS"] = "127.0.0.1:\(port)"
+        environment["MATOMETE_AUTHORIZATION_KEYS"] =
+            "\(keyID)=\(signingKey.publicKey.rawRepresentation.base64EncodedString())"
+        environment["MATOMETE_SIGNING_KEY"] = signingKey.rawRepresentation.base64EncodedString()
+        environment["MATOMETE_SIGNING_KEY_ID"] = keyID
+        environment["MATOMETE_TRUSTED_PROXIES"] = "127.0.0.1/32"  // this tool stands in for the carrier's proxy
+        environment["MATOMETE_ALLOW_EARLY_CLOSE"] = "true"
+        environment["MATOMETE_KAFKA_PROPERTIES"] = "session.timeout.ms=6000;heartbeat.interval.ms=500"
+        process.environment = environment
+        process.standardError = try FileHandle(forWritingTo: log)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        processes.append((name, process, port))
+    }
+
+    /// An executable built next to this one.
+    static func sibling(_ name: String) -> URL {
+        let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        return me.deletingLastPathComponent().appendingPathComponent(name)
+    }
+
+    /// Waits until every process answers ready on /healthz.
+    func waitUntilReady(within limit: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now + limit
+        for entry in processes {
+            while true {
+                if let (_, status) = try? await HTTPClient.get(port: entry.port, path: "/healthz"), status == 200 {
+                    break
+                }
+                guard entry.process.isRunning else {
+                    throw LocalError("\(entry.name) stopped; see its log in \(directory.path)")
+                }
+                guard ContinuousClock.now < deadline else {
+                    throw LocalError("\(entry.name) was not ready within \(limit); see \(directory.path)")
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    /// SIGTERM to every process, then the database; removes the scratch directory unless `keep`.
+    func stop(keep: Bool) async {
+        for entry in processes where entry.process.isRunning { entry.process.terminate() }
+        for entry in processes {
+            let deadline = ContinuousClock.now + .seconds(20)
+            while entry.process.isRunning, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            if entry.process.isRunning { kill(entry.process.processIdentifier, SIGKILL) }
+        }
+        try? await postgres.stop(keepData: keep)
+        if !keep { try? FileManager.default.removeItem(at: directory) }
+    }
+}
+
+struct LocalError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
