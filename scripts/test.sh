@@ -15,4 +15,6 @@ fi
 echo "== Building (warnings are errors when CI=true)"
 swift build --build-tests
 echo "== Testing"
-swift test --skip-build
+# One test at a time: the end-to-end suites run a dozen processes each, and
+# timing-sensitive Kafka tests beside them would only share two cores.
+swift test --skip-build --no-parallel

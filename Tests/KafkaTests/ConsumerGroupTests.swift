@@ -92,10 +92,10 @@ struct ConsumerGroupTests {
         // application chooses again (70), and reading starts exactly there.
         let other = try TestSupport.consumer(cluster, group: group, topics: [topic])
         let done = Flag()
-        async let a = consumer.drain(deadline: .seconds(20), start: { _ in [partition: .offset(70)] }) {
+        async let a = consumer.drain(deadline: .seconds(60), start: { _ in [partition: .offset(70)] }) {
             done.set(when: $0.messages.count >= 30)
         }
-        async let b = other.drain(deadline: .seconds(20), start: { _ in [partition: .offset(70)] }) {
+        async let b = other.drain(deadline: .seconds(60), start: { _ in [partition: .offset(70)] }) {
             done.set(when: $0.messages.count >= 30)
         }
         let (afterA, afterB) = try await (a, b)
