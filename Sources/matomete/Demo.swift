@@ -458,10 +458,11 @@ func printTable(header: [String], rows: [[String]]) {
     let all = [header] + rows
     let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
     func format(_ row: [String]) -> String {
-        row.enumerated().map { column, cell in
+        let line = row.enumerated().map { column, cell in
             let pad = String(repeating: " ", count: widths[column] - cell.count)
             return column == 0 || cell.first?.isLetter == true ? cell + pad : pad + cell
         }.joined(separator: "  ")
+        return String(line.reversed().drop { $0 == " " }.reversed())
     }
     say(format(header))
     say(widths.map { String(repeating: "─", count: $0) }.joined(separator: "  "))

@@ -11,7 +11,7 @@ struct Matomete: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "matomete",
         abstract: "Run Matomete on this machine, and operate it: schema, purchase credentials, line addresses, keys.",
-        subcommands: [Demo.self, Migrate.self, Credentials.self, Addresses.self, Keys.self])
+        subcommands: [Demo.self, Dev.self, Migrate.self, Credentials.self, Addresses.self, Keys.self])
 }
 
 /// Options shared by the commands that use the database.

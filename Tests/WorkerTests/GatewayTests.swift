@@ -52,6 +52,7 @@ extension ScenarioTests {
         process.standardError = try FileHandle(forWritingTo: log)
         process.standardOutput = FileHandle.nullDevice
         try process.run()
+        ChildProcesses.register(process)
         return (process, log)
     }
 

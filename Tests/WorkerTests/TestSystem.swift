@@ -121,6 +121,7 @@ final class TestSystem: Sendable {
         process.standardError = try FileHandle(forWritingTo: logURL)
         process.standardOutput = FileHandle.nullDevice
         try process.run()
+        ChildProcesses.register(process)
         let worker = WorkerProcess(role: role, process: process, log: logURL)
         workers.withLock { $0.append(worker) }
         return worker
@@ -525,5 +526,26 @@ enum HTTP {
         let (data, response) = try await URLSession.shared.data(for: request)
         let body = (try? JSONSerialization.jsonObject(with: data) as? [String: String]) ?? [:]
         return (body, (response as? HTTPURLResponse)?.statusCode ?? 0)
+    }
+}
+
+/// Every worker a test started, killed when the test process exits however the
+/// test ended, so no worker outlives the run (a test's own clean-up task may
+/// not get to run before the process exits).
+enum ChildProcesses {
+    private static let all = Mutex<[Process]>([])
+    private static let installed = Atomic<Bool>(false)
+
+    static func register(_ process: Process) {
+        all.withLock { $0.append(process) }
+        if !installed.exchange(true, ordering: .relaxed) {
+            atexit { ChildProcesses.killAll() }
+        }
+    }
+
+    static func killAll() {
+        for process in all.withLock({ $0 }) where process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+        }
     }
 }

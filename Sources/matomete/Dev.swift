@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+
+struct Dev: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the whole system on this machine until Ctrl-C.",
+        discussion: """
+            Starts librdkafka's mock cluster (3 brokers, in this process), a private PostgreSQL (from the \
+            installed server binaries, in a scratch directory; as an unprivileged user when run as root), \
+            creates the topics, migrates, and starts two charge workers, a cancellation worker, a \
+            billing-cycle worker, a relay and the auth gateway as separate processes. Prints where \
+            everything listens and the settings a client needs, then waits. Ctrl-C (or SIGTERM) stops \
+            every process cleanly and removes what was created, unless --keep.
+            """)
+
+    @Flag(help: "Keep the scratch directory (logs, database) when stopping.") var keep = false
+
+    func run() async throws {
+        say("Starting 3 Kafka brokers (librdkafka's mock cluster) and a private PostgreSQL…")
+        let system = try await LocalSystem.start()
+        do {
+            try system.launchAll()
+            say(
+                "Starting 2 charge workers, a cancellation worker, a billing-cycle worker, a relay and the auth gateway…"
+            )
+            try await system.waitUntilReady()
+        } catch {
+            await system.stop(keep: true)
+            throw error
+        }
+        say("")
+        printTable(
+            header: ["process", "pid", "endpoints"],
+            rows: system.processes.map { entry in
+                [
+                    entry.name, "\(entry.process.processIdentifier)",
+                    entry.name == "auth-gateway"
+                        ? "http://127.0.0.1:\(entry.port)/v1/authorizations  /healthz /metrics"
+                        : "http://127.0.0.1:\(entry.port)/healthz  /metrics",
+                ]
+            })
+        say("")
+        say("MATOMETE_BOOTSTRAP_SERVERS=\(system.cluster.bootstrapServers)")
+        say("MATOMETE_DATABASE_URL=\(system.databaseURL)")
+        say(
+            "MATOMETE_AUTHORIZATION_KEYS=\(system.keyID)=\(system.signingKey.publicKey.rawRepresentation.base64EncodedString())"
+        )
+        say("Logs: \(system.directory.path)")
+        say("Note: the mock brokers keep at most 5 MiB per partition and drop the oldest beyond that.")
+        say("Ready. Press Ctrl-C to stop.")
+        await Self.waitForStopSignal()
+        say("Stopping…")
+        await system.stop(keep: keep)
+        say(keep ? "Stopped; kept \(system.directory.path)" : "Stopped and cleaned up.")
+    }
+
+    /// Returns on the first SIGINT or SIGTERM.
+    static func waitForStopSignal() async {
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let once = StopOnce(continuation)
+            for number in [SIGINT, SIGTERM] {
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler { once.fire() }
+                source.resume()
+                once.keep(source)
+            }
+        }
+    }
+}
+
+/// Resumes a continuation once, and keeps the signal sources alive until then.
+private final class StopOnce: @unchecked Sendable {
+    // @unchecked Sendable: every property is used under `lock`.
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<Void, Never>?
+    private var sources: [any DispatchSourceSignal] = []
+
+    init(_ continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
+
+    func keep(_ source: any DispatchSourceSignal) { lock.withLock { sources.append(source) } }
+
+    func fire() {
+        let waiting = lock.withLock { () -> CheckedContinuation<Void, Never>? in
+            defer { continuation = nil }
+            return continuation
+        }
+        waiting?.resume()
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import MatometeTestSupport
+import Testing
+
+extension ScenarioTests {
+    @Test("matomete dev starts everything, every process is ready, and Ctrl-C stops it all and cleans up")
+    func dev() async throws {
+        let process = Process()
+        process.executableURL = try Processes.builtExecutable("matomete")
+        process.arguments = ["dev"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+
+        var text = ""
+        let deadline = ContinuousClock.now + .seconds(120)
+        while !text.contains("Ready."), ContinuousClock.now < deadline, process.isRunning {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        #expect(text.contains("Ready."), "\(text)")
+        let ports = text.split(separator: "\n").compactMap { line -> Int? in
+            guard let range = line.range(of: "http://127.0.0.1:") else { return nil }
+            return Int(line[range.upperBound...].prefix { $0.isNumber })
+        }
+        #expect(ports.count == 6, "two charge workers, one of each other worker, and the gateway")
+        for port in ports { #expect(try await HTTP.get(port: port, path: "/healthz").status == 200) }
+        let logs = text.split(separator: "\n").first { $0.hasPrefix("Logs: ") }.map { String($0.dropFirst(6)) }
+        let pids = text.split(separator: "\n").compactMap { line -> Int32? in
+            let fields = line.split(separator: " ")
+            return fields.count > 2 && ports.contains(where: { line.contains(":\($0)/") }) ? Int32(fields[1]) : nil
+        }
+        #expect(pids.count == 6)
+
+        kill(process.processIdentifier, SIGINT)
+        #expect(try await Processes.waitForExit(process, within: .seconds(60)))
+        #expect(process.terminationStatus == 0)
+        for pid in pids { #expect(kill(pid, 0) != 0, "process \(pid) stopped") }
+        if let logs { #expect(!FileManager.default.fileExists(atPath: logs), "the scratch directory is removed") }
+    }
+}
