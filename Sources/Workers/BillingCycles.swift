@@ -62,22 +62,10 @@ struct CycleCommandApplier: BatchApplier {
         let last = messages[messages.startIndex + handled - 1]
         try await store.apply(
             [], extraMessages: deadLetters, from: cursor, expectedOffset: expectedOffset, nextOffset: last.offset + 1)
-        if !deadLetters.isEmpty {
-            WorkerMetrics.messages(topic: cursor.topic, outcome: "dead_lettered").increment(by: deadLetters.count)
-        }
-        if handled > deadLetters.count {
-            WorkerMetrics.messages(topic: cursor.topic, outcome: "applied").increment(by: handled - deadLetters.count)
-        }
+        BatchTally(applied: handled - deadLetters.count, deadLettered: deadLetters.count).record(topic: cursor.topic)
         return handled
     }
 
-    func deadLetter(
-        _ message: KafkaConsumerMessage, reason: String, cursor: PartitionCursor, expectedOffset: Int64?
-    ) async throws {
-        try await store.apply(
-            [], extraMessages: [DeadLetters.message(for: message, reason: reason, topic: store.topics.deadLetters)],
-            from: cursor, expectedOffset: expectedOffset, nextOffset: message.offset + 1)
-    }
 }
 
 /// Closes the lines of every cycle whose close has begun, chunk by chunk,

@@ -17,12 +17,6 @@ protocol BatchApplier: Sendable {
     func apply(
         _ messages: ArraySlice<KafkaConsumerMessage>, cursor: PartitionCursor, expectedOffset: Int64?
     ) async throws -> Int
-
-    /// Moves the stored offset past `message`, which the store refused to hold,
-    /// dead-lettering it with `reason`: the partition goes on.
-    func deadLetter(
-        _ message: KafkaConsumerMessage, reason: String, cursor: PartitionCursor, expectedOffset: Int64?
-    ) async throws
 }
 
 /// A consumer-group member that applies each partition's messages in batches,
@@ -194,7 +188,11 @@ struct PartitionedConsumer: Sendable {
                 "Message refused by the database; dead-lettering it",
                 metadata: ["partition": "\(message.topicPartition.partition)", "offset": "\(message.offset)"])
             do {
-                try await applier.deadLetter(message, reason: reason, cursor: job.cursor, expectedOffset: next)
+                // Past it with nothing but its dead letter: the partition goes on.
+                try await store.apply(
+                    [],
+                    extraMessages: [DeadLetters.message(for: message, reason: reason, topic: store.topics.deadLetters)],
+                    from: job.cursor, expectedOffset: next, nextOffset: message.offset + 1)
                 WorkerMetrics.messages(topic: topic, outcome: "dead_lettered").increment()
                 return BatchResult(job, next: message.offset + 1, kind: .applied(count: 1))
             } catch {
@@ -304,7 +302,7 @@ struct PartitionState {
         case .failed(let error):
             failures += 1
             needsResync = true
-            let backoff = Duration.milliseconds(min(5000, 100 << min(failures, 6)))
+            let backoff = retryDelay(attempt: failures)
             retryAt = .now + backoff
             WorkerMetrics.storeErrors(operation: "apply").increment()
             logger.error(
@@ -365,6 +363,11 @@ func isDataError(_ error: any Error) -> Bool {
     return state.hasPrefix("22") || state.hasPrefix("23")
 }
 
+/// How long to wait before retrying after `attempt` failures in a row: 200 ms, doubling, at most 5 s.
+func retryDelay(attempt: Int) -> Duration {
+    .milliseconds(min(5000, 100 << min(attempt, 6)))
+}
+
 /// Runs a store operation until it succeeds, backing off while the database is
 /// unreachable; throws `CancellationError` if the process is shutting down.
 func retryingStore<T: Sendable>(
@@ -386,7 +389,7 @@ func retryingStore<T: Sendable>(
                     "operation": "\(what)", "attempt": "\(attempt)",
                     "error": "\(String(reflecting: error).prefix(500))",
                 ])
-            try await Task.sleep(for: .milliseconds(min(5000, 100 << min(attempt, 6))))
+            try await Task.sleep(for: retryDelay(attempt: attempt))
             if Task.isShuttingDownGracefully { throw CancellationError() }
         }
     }

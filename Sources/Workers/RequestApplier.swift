@@ -41,8 +41,6 @@ struct RequestApplier: BatchApplier {
         var tally = BatchTally()
         requests.reserveCapacity(messages.count)
         for message in messages {
-            let resultID = MerchantResultMessage.id(
-                topic: cursor.topic, partition: cursor.partition, offset: message.offset)
             let (decoded, token) = decoder.decodeWithAuthorization(value: message.value, key: message.key)
             switch decoded {
             case .request(let request) where accepts.contains(Self.kind(of: request)):
@@ -53,17 +51,17 @@ struct RequestApplier: BatchApplier {
                     let refused = RefusedRequest(
                         merchantID: request.merchantID?.rawValue, requestType: request.kind,
                         requestID: request.reference, lineID: request.lineID.rawValue, reason: reason)
-                    extra.append(result(refused, id: resultID, topics: topics))
+                    extra.append(result(refused, at: message.offset, cursor: cursor, topics: topics))
                     tally.rejected += 1
                 }
             case .request(let request):
                 let refused = RefusedRequest(
                     merchantID: request.merchantID?.rawValue, requestType: request.kind,
                     requestID: request.reference, lineID: request.lineID.rawValue, reason: .invalidRequest)
-                extra.append(result(refused, id: resultID, topics: topics))
+                extra.append(result(refused, at: message.offset, cursor: cursor, topics: topics))
                 tally.rejected += 1
             case .refused(let refused):
-                extra.append(result(refused, id: resultID, topics: topics))
+                extra.append(result(refused, at: message.offset, cursor: cursor, topics: topics))
                 tally.rejected += 1
             case .deadLetter(let reason):
                 extra.append(DeadLetters.message(for: message, reason: reason, topic: topics.deadLetters))
@@ -106,16 +104,13 @@ struct RequestApplier: BatchApplier {
         }
     }
 
-    func deadLetter(
-        _ message: KafkaConsumerMessage, reason: String, cursor: PartitionCursor, expectedOffset: Int64?
-    ) async throws {
-        try await store.apply(
-            [], extraMessages: [DeadLetters.message(for: message, reason: reason, topic: store.topics.deadLetters)],
-            from: cursor, expectedOffset: expectedOffset, nextOffset: message.offset + 1)
-    }
-
-    private func result(_ refused: RefusedRequest, id: String, topics: Topics) -> OutboxMessage {
-        OutboxMessage(
+    private func result(
+        _ refused: RefusedRequest, at offset: Int64, cursor: PartitionCursor, topics: Topics
+    )
+        -> OutboxMessage
+    {
+        let id = MerchantResultMessage.id(topic: cursor.topic, partition: cursor.partition, offset: offset)
+        return OutboxMessage(
             topic: topics.merchantResults, key: refused.merchantID ?? refused.lineID, id: id,
             payload: MerchantResultMessage(id: id, refused: refused).jsonBytes)
     }

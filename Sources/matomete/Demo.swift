@@ -222,16 +222,13 @@ struct DemoRun {
 
     /// Asks the gateway, as the carrier's proxy does, with the line's address.
     private func authorize(_ purchase: Purchase) async throws -> (Purchase, String?, String?) {
-        let body = try JSONEncoder().encode([
+        let request: [String: Any] = [
             "purchaseId": purchase.purchaseID, "password": purchase.password, "merchantId": purchase.merchant,
-            "kind": purchase.kind, "reference": purchase.reference,
-        ])
-        // amount is a number: add it to the object.
-        var object = try JSONSerialization.jsonObject(with: body) as! [String: Any]
-        object["amount"] = purchase.amount
+            "kind": purchase.kind, "amount": purchase.amount, "reference": purchase.reference,
+        ]
         let (data, status) = try await HTTPClient.post(
             port: system.gatewayPort, path: "/v1/authorizations",
-            body: try JSONSerialization.data(withJSONObject: object),
+            body: try JSONSerialization.data(withJSONObject: request),
             headers: ["X-Forwarded-For": purchase.address])
         let answer = (try? JSONSerialization.jsonObject(with: data) as? [String: String]) ?? [:]
         return status == 201
@@ -382,29 +379,21 @@ final class OutputCollector: Sendable {
 
     /// Waits for every line's bill and for the settlements the database computed.
     func waitForClose(lines: Int, title: String) async throws {
-        var bar = ProgressBar(title: title, total: lines)
         let deadline = ContinuousClock.now + .seconds(300)
-        let expectedSettlements = ExpectedSettlements()
-        while true {
-            let (bills, settlements) = state.withLock { ($0.bills.count, $0.settlements.count) }
-            bar.set(min(bills, lines))
-            if bills >= lines, settlements > 0,
-                try await settlements == expectedSettlements.count(system.postgres.configuration)
-            {
-                break
+        try await withPostgresClient(system.postgres.configuration, logger: LocalSystem.logger) { client in
+            var bar = ProgressBar(title: title, total: lines)
+            defer { bar.finish() }
+            while true {
+                let (bills, settlements) = state.withLock { ($0.bills.count, $0.settlements.count) }
+                bar.set(min(bills, lines))
+                // Every settlement the close wrote (none until it has settled) must have arrived.
+                let written = try await client.fetch(
+                    "SELECT count(*)::int FROM settlements", Int.self, logger: LocalSystem.logger
+                ).first
+                if bills >= lines, settlements > 0, settlements == written { break }
+                guard ContinuousClock.now < deadline else { throw LocalError("the close did not finish in time") }
+                try await Task.sleep(for: .milliseconds(300))
             }
-            guard ContinuousClock.now < deadline else { throw LocalError("the close did not finish in time") }
-            try await Task.sleep(for: .milliseconds(300))
-        }
-        bar.finish()
-    }
-}
-
-/// How many settlements the close wrote (0 until it has settled).
-struct ExpectedSettlements {
-    func count(_ database: DatabaseConfiguration) async throws -> Int {
-        try await withPostgresClient(database, logger: LocalSystem.logger) {
-            try await $0.fetch("SELECT count(*)::int FROM settlements", Int.self, logger: LocalSystem.logger).first ?? 0
         }
     }
 }
