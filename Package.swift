@@ -125,7 +125,7 @@ let package = Package(
         .executableTarget(
             name: "matomete",
             dependencies: [
-                "Store", "Authorization", "Kafka", "Contract", "Billing",
+                "Store", "Authorization", "Kafka", "Contract", "Billing", "Workers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -168,28 +168,41 @@ public final class KafkaAdmin: Sendable {
     public func highWatermarks(
         _ partitions: [KafkaTopicPartition]
     ) async throws(KafkaError) -> [KafkaTopicPartition: Int64] {
+        try await watermarks(partitions).mapValues(\.upperBound)
+    }
+
+    /// The first offset still kept (low watermark) and the end (high watermark)
+    /// of each partition, asked of its leader: `low..<high` is what it holds.
+    public func watermarks(
+        _ partitions: [KafkaTopicPartition]
+    ) async throws(KafkaError) -> [KafkaTopicPartition: Range<Int64>] {
         let handle = self.handle
         let timeout = Int32(requestTimeout.milliseconds)
         return try await blocking.run { () throws(KafkaError) in
-            var ends: [KafkaTopicPartition: Int64] = [:]
+            var ranges: [KafkaTopicPartition: Range<Int64>] = [:]
             for partition in partitions {
                 var low: Int64 = 0
                 var high: Int64 = 0
                 try rd_kafka_query_watermark_offsets(
                     handle.pointer, partition.topic, partition.partition, &low, &high, timeout
                 ).check("watermarks of \(partition)")
-                ends[partition] = high
+                ranges[partition] = min(low, high)..<high
             }
-            return ends
+            return ranges
+        }
+    }
+
+    /// Every partition of `topics`.
+    public func partitions(of topics: [String]) async throws(KafkaError) -> [KafkaTopicPartition] {
+        try await describeTopics(topics).flatMap { topic in
+            topic.partitions.map { KafkaTopicPartition(topic: topic.name, partition: $0.id) }
         }
     }
 
     /// The lag of `group` on every partition of `topics`: what the group has
     /// not yet committed. A partition the group never committed counts from 0.
     public func groupLag(group: String, topics: [String]) async throws(KafkaError) -> [KafkaPartitionLag] {
-        let partitions = try await describeTopics(topics).flatMap { topic in
-            topic.partitions.map { KafkaTopicPartition(topic: topic.name, partition: $0.id) }
-        }
+        let partitions = try await partitions(of: topics)
         let ends = try await highWatermarks(partitions)
         let committed = try await committedOffsets(group: group, partitions: partitions)
         return partitions.map { partition in

@@ -149,6 +149,20 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
+    /// Reads exactly `offsets`' partitions, each from the offset given, outside
+    /// any group rebalance: for tools that read a topic without joining a group
+    /// (never call ``subscribe(_:)`` on the same consumer).
+    public func assign(_ offsets: [KafkaTopicPartition: KafkaStartOffset]) async throws(KafkaError) {
+        let handle = self.handle
+        let context = self.context
+        try await blocking.run { () throws(KafkaError) in
+            let list = NativePartitionList.make(offsets.map { ($0.key, $0.value.native) })
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            try rd_kafka_assign(handle.pointer, list).check("assign partitions")
+            context.started(Array(offsets.keys))
+        }
+    }
+
     /// The partitions this consumer is reading.
     public var assignment: [KafkaTopicPartition] { context.currentAssignment }
 

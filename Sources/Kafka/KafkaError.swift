@@ -29,6 +29,10 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let purgedInFlight = Code(RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
         /// Local: an operation timed out.
         public static let timedOut = Code(RD_KAFKA_RESP_ERR__TIMED_OUT)
+        /// Local: the connection to a broker failed.
+        public static let transport = Code(RD_KAFKA_RESP_ERR__TRANSPORT)
+        /// Local: no broker can be reached.
+        public static let allBrokersDown = Code(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
         /// Local: an invalid argument, or an unknown or invalid configuration
         /// property (``KafkaError/property`` names it).
         public static let invalidArgument = Code(RD_KAFKA_RESP_ERR__INVALID_ARG)

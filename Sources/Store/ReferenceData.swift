@@ -120,7 +120,9 @@ func copyText(_ value: String) -> String {
 /// and optionally `flets_net` (`true`/`false`), `status` (default `active`) and
 /// `spending_limit` (yen; empty for the global default; `0` for none).
 public enum LineCSV {
-    public static func parse(_ text: String) throws(StoreError) -> [Line] {
+    /// `firstLine` is the file's line number of the first row after the header,
+    /// for the errors (when `text` is a later chunk of a long file).
+    public static func parse(_ text: String, firstLine: Int = 2) throws(StoreError) -> [Line] {
         var rows = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }
         guard !rows.isEmpty else { return [] }
@@ -144,7 +146,7 @@ public enum LineCSV {
                 guard let column, column < fields.count, !fields[column].isEmpty else { return nil }
                 return fields[column]
             }
-            let place = "CSV line \(number + 2)"
+            let place = "CSV line \(number + firstLine)"
             guard let id = field(idColumn), LineID(rawValue: id).isWellFormed else {
                 throw StoreError(.invalidInput, "\(place): line_id is missing or malformed")
             }

@@ -72,6 +72,23 @@ public struct WorkerOptions: ParsableArguments {
 
     public init() {}
 
+    /// Raw librdkafka properties: `MATOMETE_KAFKA_PROPERTIES` (`;`-separated),
+    /// then each `key=value` flag, which wins.
+    public static func kafkaProperties(
+        _ flags: [String], environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> [String: String] {
+        var raw: [String: String] = [:]
+        let fromEnvironment = (environment["MATOMETE_KAFKA_PROPERTIES"] ?? "").split(separator: ";").map(String.init)
+        for property in fromEnvironment + flags {
+            guard let equals = property.firstIndex(of: "="), equals != property.startIndex else {
+                throw ValidationError("A Kafka property is key=value; got one without '=' or without a key.")
+            }
+            raw[String(property[..<equals]).trimmingCharacters(in: .whitespaces)] = String(
+                property[property.index(after: equals)...])
+        }
+        return raw
+    }
+
     /// The options with the environment filled in and every value checked.
     public func resolve(
         for role: WorkerRole, environment: [String: String] = ProcessInfo.processInfo.environment
@@ -108,15 +125,7 @@ public struct WorkerOptions: ParsableArguments {
         guard let format = LogFormat(rawValue: formatText) else {
             throw ValidationError("Unknown log format \(formatText): use json or text.")
         }
-        var raw: [String: String] = [:]
-        let fromEnvironment = (environment["MATOMETE_KAFKA_PROPERTIES"] ?? "").split(separator: ";").map(String.init)
-        for property in fromEnvironment + kafkaProperties {
-            guard let equals = property.firstIndex(of: "="), equals != property.startIndex else {
-                throw ValidationError("A Kafka property is key=value; got one without '=' or without a key.")
-            }
-            raw[String(property[..<equals]).trimmingCharacters(in: .whitespaces)] = String(
-                property[property.index(after: equals)...])
-        }
+        let raw = try Self.kafkaProperties(kafkaProperties, environment: environment)
         return WorkerSettings(
             role: role,
             bootstrapServers: servers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },

@@ -25,12 +25,21 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Lines whose users buy (each gets a purchase ID).") var buyers = 400
     @Option(help: "Purchases to make through the gateway.") var purchases = 1_200
     @Flag(help: "Keep the scratch directory (logs, database) and print where it is.") var keep = false
+    @Option(
+        name: .customLong("bootstrap-servers"),
+        help: ArgumentHelp(
+            "Run on this Kafka cluster instead of the embedded one (creates the topics it lacks).",
+            valueName: "servers"))
+    var bootstrapServers: String?
 
     func run() async throws {
         guard (100...1_000_000).contains(lines), (10...lines).contains(buyers), (10...100_000).contains(purchases)
         else { throw ValidationError("Use 100–1,000,000 lines, 10 to that many buyers, and 10–100,000 purchases.") }
-        say("Starting 3 Kafka brokers (librdkafka's mock cluster) and a private PostgreSQL…")
-        let system = try await LocalSystem.start()
+        say(
+            bootstrapServers == nil
+                ? "Starting 3 Kafka brokers (librdkafka's mock cluster) and a private PostgreSQL…"
+                : "Using the Kafka cluster at \(bootstrapServers!); starting a private PostgreSQL…")
+        let system = try await LocalSystem.start(kafka: bootstrapServers)
         let reconciled: Bool
         do {
             reconciled = try await DemoRun(system: system, lines: lines, buyers: buyers, purchases: purchases).run()
@@ -71,7 +80,7 @@ struct DemoRun {
         defer { reading.cancel() }
 
         let producer = try KafkaProducer(
-            configuration: KafkaProducerConfiguration(bootstrapServers: system.cluster.bootstrapServerList),
+            configuration: KafkaProducerConfiguration(bootstrapServers: system.bootstrapServerList),
             logger: logger)
         let plan = try await withPostgresClient(system.postgres.configuration, logger: logger) { client in
             let store = try await BillingStore.open(client: client, logger: logger)
@@ -257,22 +266,10 @@ struct DemoRun {
                 + "\(cancelled.count.formatted()) were cancelled in the month.")
         say("")
         say("Settlements for \(cycle) (from \(system.topics.settlements))")
-        let header = ["merchant", "lines", "gross ¥", "avg/line ¥", "fee rule", "fee ¥", "net ¥"]
-        var rows: [[String]] = []
-        for settlement in settlements {
-            let name = Self.merchants.first { $0.id == settlement.merchantId }?.name ?? settlement.merchantId
-            rows.append([
-                name, settlement.lines.formatted(), settlement.grossAmount.formatted(),
-                settlement.averagePerLine.formatted(), settlement.feeRule, settlement.fee.formatted(),
-                settlement.netAmount.formatted(),
-            ])
-        }
+        printSettlements(
+            settlements,
+            names: Dictionary(uniqueKeysWithValues: Self.merchants.map { (MerchantID(rawValue: $0.id), $0.name) }))
         let gross = settlements.reduce(0) { $0 + $1.grossAmount }
-        rows.append([
-            "total", settlements.reduce(0) { $0 + $1.lines }.formatted(), gross.formatted(), "", "",
-            settlements.reduce(0) { $0 + $1.fee }.formatted(), settlements.reduce(0) { $0 + $1.netAmount }.formatted(),
-        ])
-        printTable(header: header, rows: rows)
 
         // Reconciliation from what was sent and answered, against the bills and settlements published.
         let byReference = Dictionary(authorized.map { ($0.reference, $0) }) { first, _ in first }
@@ -319,7 +316,7 @@ final class OutputCollector: Sendable {
         let topics = system.topics
         let consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(
-                bootstrapServers: system.cluster.bootstrapServerList, groupID: "demo-reader"),
+                bootstrapServers: system.bootstrapServerList, groupID: "demo-reader"),
             logger: LocalSystem.logger)
         try consumer.subscribe([topics.merchantResults, topics.lineBills, topics.settlements])
         let decoder = JSONDecoder()
@@ -396,64 +393,4 @@ final class OutputCollector: Sendable {
             }
         }
     }
-}
-
-/// A one-line progress bar on standard output.
-struct ProgressBar {
-    let title: String
-    let total: Int
-    private var done = 0
-
-    init(title: String, total: Int) {
-        self.title = title
-        self.total = max(total, 1)
-        draw()
-    }
-
-    mutating func advance(by count: Int) { set(done + count) }
-
-    mutating func set(_ value: Int) {
-        guard value != done else { return }
-        done = value
-        draw()
-    }
-
-    func finish() {
-        if Self.interactive {
-            FileHandle.standardOutput.write(Data("\n".utf8))
-        } else {
-            say("\(title) … \(done.formatted())/\(total.formatted())")
-        }
-    }
-
-    /// Redrawn in place on a terminal; one line at the end otherwise (logs, pipes).
-    private static let interactive = isatty(STDOUT_FILENO) != 0
-
-    private func draw() {
-        guard Self.interactive else { return }
-        let width = 30
-        let filled = width * done / total
-        let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
-        let line =
-            "\r\(title.padding(toLength: 28, withPad: " ", startingAt: 0)) \(bar) \(done.formatted())/\(total.formatted())"
-        FileHandle.standardOutput.write(Data(line.utf8))
-    }
-}
-
-func say(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
-
-/// A table with columns padded to their widest cell; numbers right-aligned.
-func printTable(header: [String], rows: [[String]]) {
-    let all = [header] + rows
-    let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
-    func format(_ row: [String]) -> String {
-        let line = row.enumerated().map { column, cell in
-            let pad = String(repeating: " ", count: widths[column] - cell.count)
-            return column == 0 || cell.first?.isLetter == true ? cell + pad : pad + cell
-        }.joined(separator: "  ")
-        return String(line.reversed().drop { $0 == " " }.reversed())
-    }
-    say(format(header))
-    say(widths.map { String(repeating: "─", count: $0) }.joined(separator: "  "))
-    for row in rows { say(format(row)) }
 }

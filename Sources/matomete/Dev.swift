@@ -14,10 +14,19 @@ struct Dev: AsyncParsableCommand {
             """)
 
     @Flag(help: "Keep the scratch directory (logs, database) when stopping.") var keep = false
+    @Option(
+        name: .customLong("bootstrap-servers"),
+        help: ArgumentHelp(
+            "Run on this Kafka cluster instead of the embedded one (creates the topics it lacks).",
+            valueName: "servers"))
+    var bootstrapServers: String?
 
     func run() async throws {
-        say("Starting 3 Kafka brokers (librdkafka's mock cluster) and a private PostgreSQL…")
-        let system = try await LocalSystem.start()
+        say(
+            bootstrapServers == nil
+                ? "Starting 3 Kafka brokers (librdkafka's mock cluster) and a private PostgreSQL…"
+                : "Using the Kafka cluster at \(bootstrapServers!); starting a private PostgreSQL…")
+        let system = try await LocalSystem.start(kafka: bootstrapServers)
         do {
             try system.launchAll()
             say(
@@ -40,13 +49,15 @@ struct Dev: AsyncParsableCommand {
                 ]
             })
         say("")
-        say("MATOMETE_BOOTSTRAP_SERVERS=\(system.cluster.bootstrapServers)")
+        say("MATOMETE_BOOTSTRAP_SERVERS=\(system.bootstrapServers)")
         say("MATOMETE_DATABASE_URL=\(system.databaseURL)")
         say(
             "MATOMETE_AUTHORIZATION_KEYS=\(system.keyID)=\(system.signingKey.publicKey.rawRepresentation.base64EncodedString())"
         )
         say("Logs: \(system.directory.path)")
-        say("Note: the mock brokers keep at most 5 MiB per partition and drop the oldest beyond that.")
+        if system.cluster != nil {
+            say("Note: the mock brokers keep at most 5 MiB per partition and drop the oldest beyond that.")
+        }
         say("Ready. Press Ctrl-C to stop.")
         await Self.waitForStopSignal()
         say("Stopping…")

@@ -10,7 +10,9 @@ import Store
 /// processes, each logging to a file in the scratch directory.
 final class LocalSystem: @unchecked Sendable {
     // @unchecked Sendable: `processes` is only touched from the command's task.
-    let cluster: EmbeddedKafkaCluster
+    /// The mock cluster, unless the system runs on a Kafka cluster given by the user.
+    let cluster: EmbeddedKafkaCluster?
+    let bootstrapServers: String
     let postgres: EmbeddedPostgres
     let topics = Topics()
     let directory: URL
@@ -24,32 +26,55 @@ final class LocalSystem: @unchecked Sendable {
         return logger
     }()
 
-    private init(cluster: EmbeddedKafkaCluster, postgres: EmbeddedPostgres, directory: URL, gatewayPort: Int) {
+    private init(
+        cluster: EmbeddedKafkaCluster?, bootstrapServers: String, postgres: EmbeddedPostgres, directory: URL,
+        gatewayPort: Int
+    ) {
         self.cluster = cluster
+        self.bootstrapServers = bootstrapServers
         self.postgres = postgres
         self.directory = directory
         self.gatewayPort = gatewayPort
     }
 
-    /// Starts the brokers and PostgreSQL, creates the topics and migrates.
-    static func start(partitions: Int = 12) async throws -> LocalSystem {
+    var bootstrapServerList: [String] { bootstrapServers.split(separator: ",").map(String.init) }
+
+    /// Starts the brokers (or uses `kafka`, a bootstrap list, creating the
+    /// topics it lacks) and PostgreSQL, creates the topics and migrates.
+    static func start(kafka: String? = nil, partitions: Int = 12) async throws -> LocalSystem {
         let directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
             "matomete-local-\(UUID().uuidString.prefix(8).lowercased())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let cluster = try EmbeddedKafkaCluster(brokers: 3, logger: logger)
-        let topics = Topics()
-        for topic in [topics.charges, topics.cancellations, topics.merchantResults, topics.lineBills] {
-            try cluster.createTopic(topic, partitions: partitions)
+        let plan = TopicCommands.plan(Topics(), partitions: partitions)
+        let cluster: EmbeddedKafkaCluster?
+        let bootstrapServers: String
+        if let kafka {
+            cluster = nil
+            bootstrapServers = kafka
+            let admin = try KafkaAdmin(
+                settings: KafkaClientSettings(bootstrapServers: kafka.split(separator: ",").map(String.init)),
+                requestTimeout: .seconds(15), logger: logger)
+            var missing: [KafkaTopicSpecification] = []
+            for topic in plan where (try? await admin.describeTopics([topic.name])) == nil {
+                // -1: the brokers' default replication factor.
+                missing.append(
+                    KafkaTopicSpecification(name: topic.name, partitions: topic.partitions, replicationFactor: -1))
+            }
+            try await admin.createTopics(missing)
+        } else {
+            let embedded = try EmbeddedKafkaCluster(brokers: 3, logger: logger)
+            for topic in plan { try embedded.createTopic(topic.name, partitions: topic.partitions) }
+            cluster = embedded
+            bootstrapServers = embedded.bootstrapServers
         }
-        for topic in [topics.settlements, topics.deadLetters] { try cluster.createTopic(topic, partitions: 3) }
-        try cluster.createTopic(topics.billingCycles, partitions: 1)
         let postgres = try await EmbeddedPostgres.start(
             directory: directory.appendingPathComponent("postgres"), stopWhenProcessExits: true, logger: logger)
         try await withPostgresClient(postgres.configuration, logger: logger) {
             try await Migrator().migrate($0, partitions: 8, logger: logger)
         }
         return LocalSystem(
-            cluster: cluster, postgres: postgres, directory: directory, gatewayPort: try EmbeddedPostgres.freePort())
+            cluster: cluster, bootstrapServers: bootstrapServers, postgres: postgres, directory: directory,
+            gatewayPort: try EmbeddedPostgres.freePort())
     }
 
     var databaseURL: String { postgres.configuration.url }
@@ -70,7 +95,7 @@ final class LocalSystem: @unchecked Sendable {
         let process = Process()
         process.executableURL = Self.sibling(name)
         var environment = ProcessInfo.processInfo.environment
-        environment["MATOMETE_BOOTSTRAP_SERVERS"] = cluster.bootstrapServers
+        environment["MATOMETE_BOOTSTRAP_SERVERS"] = bootstrapServers
         environment["MATOMETE_DATABASE_URL"] = databaseURL
         environment["MATOMETE_HTTP_ADDRESS"] = "127.0.0.1:\(port)"
         environment["MATOMETE_AUTHORIZATION_KEYS"] =

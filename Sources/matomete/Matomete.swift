@@ -10,8 +10,19 @@ import Store
 struct Matomete: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "matomete",
-        abstract: "Run Matomete on this machine, and operate it: schema, purchase credentials, line addresses, keys.",
-        subcommands: [Demo.self, Dev.self, Migrate.self, Credentials.self, Addresses.self, Keys.self])
+        abstract: "Run Matomete on this machine, and operate it.",
+        discussion: """
+            Operator commands take the same MATOMETE_* variables as the workers \
+            (MATOMETE_BOOTSTRAP_SERVERS, MATOMETE_DATABASE_URL, MATOMETE_TOPIC_PREFIX, \
+            MATOMETE_KAFKA_PROPERTIES). Exit codes: 0 done; 1 not done (the message says why); \
+            64 bad usage; 65 bad input data; 69 Kafka or PostgreSQL cannot be reached; 75 still \
+            running when the wait ended.
+            """,
+        subcommands: [
+            Demo.self, Dev.self, Migrate.self, TopicCommands.self, LineCommands.self, MerchantCommands.self,
+            CycleCommands.self, Settlements.self, Status.self, DeadLetterCommands.self, Credentials.self,
+            Addresses.self, Keys.self,
+        ])
 }
 
 /// Options shared by the commands that use the database.

@@ -1,14 +1,28 @@
+import Contract
 import Foundation
+import Kafka
 import MatometeTestSupport
 import Testing
 
 extension ScenarioTests {
-    /// `matomete demo`, as the README's first command runs it, smaller.
-    @Test("matomete demo runs a month end to end; its table follows the fee rule and every yen reconciles")
+    /// `matomete demo`, as the README's first command runs it, smaller, on a
+    /// cluster this test holds so that it can read the settlements published.
+    @Test("matomete demo runs a month end to end; its table is the settlements on the topic and every yen reconciles")
     func demo() async throws {
+        let cluster = try EmbeddedKafkaCluster(brokers: 3, logger: TestSystem.logger)
+        let topics = Topics()
+        for topic in [topics.charges, topics.cancellations, topics.merchantResults, topics.lineBills] {
+            try cluster.createTopic(topic, partitions: 6)
+        }
+        for topic in [topics.billingCycles, topics.settlements, topics.deadLetters] {
+            try cluster.createTopic(topic, partitions: 1)
+        }
         let process = Process()
         process.executableURL = try Processes.builtExecutable("matomete")
-        process.arguments = ["demo", "--lines", "1000", "--buyers", "100", "--purchases", "300"]
+        process.arguments = [
+            "demo", "--lines", "1000", "--buyers", "100", "--purchases", "300", "--bootstrap-servers",
+            cluster.bootstrapServers,
+        ]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
@@ -43,9 +57,50 @@ extension ScenarioTests {
             #expect(net == rowGross - fee)
             gross += rowGross
         }
+        // The same rows as the settlements on the topic, read here.
+        let published = try await Self.readSettlements(cluster, topic: topics.settlements)
+        #expect(published.count == 4)
+        func figures(_ values: [Int64], _ rule: Substring) -> String {
+            values.map(String.init).joined(separator: " ") + " \(rule)"
+        }
+        let printed = rows.compactMap { row -> String? in
+            let values = [0, 1, 2, 4, 5].compactMap { number(row[$0]) }
+            return values.count == 5 ? figures(values, row[3]) : nil
+        }.sorted()
+        let onTopic = published.map {
+            figures([$0.lines, $0.grossAmount, $0.averagePerLine, $0.fee, $0.netAmount], Substring($0.feeRule))
+        }.sorted()
+        #expect(printed == onTopic)
         let reconciliation = lines.filter {
             $0.hasPrefix("= expected") || $0.hasPrefix("line bills") || $0.hasPrefix("merchants' gross")
         }.compactMap { $0.split(separator: " ").last.flatMap(number) }
         #expect(reconciliation == [gross, gross, gross])
+    }
+
+    /// Every settlement on `topic`, each id once.
+    static func readSettlements(_ cluster: EmbeddedKafkaCluster, topic: String) async throws -> [SettlementMessage] {
+        var configuration = KafkaConsumerConfiguration(
+            bootstrapServers: cluster.bootstrapServerList, groupID: "demo-test")
+        configuration.readBatchFill = .milliseconds(1)
+        let consumer = try KafkaConsumer(configuration: configuration, logger: TestSystem.logger)
+        let partition = KafkaTopicPartition(topic: topic, partition: 0)
+        try await consumer.assign([partition: .beginning])
+        let admin = try KafkaAdmin(
+            settings: KafkaClientSettings(bootstrapServers: cluster.bootstrapServerList), logger: TestSystem.logger)
+        let end = try await admin.highWatermarks([partition])[partition] ?? 0
+        var settlements: [String: SettlementMessage] = [:]
+        var next: Int64 = 0
+        let deadline = ContinuousClock.now + .seconds(30)
+        while next < end, ContinuousClock.now < deadline {
+            for case .messages(let messages) in try await consumer.poll(timeout: .milliseconds(100)) {
+                for message in messages {
+                    let settlement = try JSONDecoder().decode(SettlementMessage.self, from: Data(message.value))
+                    settlements[settlement.id] = settlement
+                    next = message.offset + 1
+                }
+            }
+        }
+        await consumer.close()
+        return Array(settlements.values)
     }
 }

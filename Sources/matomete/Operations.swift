@@ -1,0 +1,468 @@
+import ArgumentParser
+import Billing
+import Contract
+import Foundation
+import Kafka
+import Logging
+import Store
+import Workers
+
+/// Options shared by the commands that talk to Kafka: the same flags and
+/// variables the workers take.
+struct ClusterOptions: ParsableArguments {
+    @Option(
+        name: .customLong("bootstrap-servers"),
+        help: ArgumentHelp(
+            "Kafka brokers, comma-separated host:port. [env: MATOMETE_BOOTSTRAP_SERVERS]", valueName: "servers"))
+    var bootstrapServers: String?
+
+    @Option(
+        name: .customLong("topic-prefix"),
+        help: ArgumentHelp(
+            "Prefix of every topic name. [env: MATOMETE_TOPIC_PREFIX] (default: matomete)", valueName: "prefix"))
+    var topicPrefix: String?
+
+    @Option(
+        name: .customLong("kafka"),
+        help: ArgumentHelp(
+            "A librdkafka property passed through, as the workers take it (security.protocol=ssl, sasl.*). Repeatable. [env: MATOMETE_KAFKA_PROPERTIES]",
+            valueName: "key=value"))
+    var kafkaProperties: [String] = []
+
+    var topics: Topics {
+        Topics(prefix: topicPrefix ?? ProcessInfo.processInfo.environment["MATOMETE_TOPIC_PREFIX"] ?? "matomete")
+    }
+
+    func settings() throws -> KafkaClientSettings {
+        guard
+            let servers = bootstrapServers ?? ProcessInfo.processInfo.environment["MATOMETE_BOOTSTRAP_SERVERS"],
+            !servers.isEmpty
+        else { throw ValidationError("Give the Kafka brokers with --bootstrap-servers or MATOMETE_BOOTSTRAP_SERVERS.") }
+        var settings = KafkaClientSettings(
+            bootstrapServers: servers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        settings.clientID = "matomete-cli"
+        settings.rawProperties = try WorkerOptions.kafkaProperties(kafkaProperties)
+        return settings
+    }
+
+    func admin() throws -> KafkaAdmin {
+        try KafkaAdmin(settings: try settings(), requestTimeout: .seconds(15), logger: DatabaseOptions.logger)
+    }
+
+    func producer() throws -> KafkaProducer {
+        var configuration = KafkaProducerConfiguration(bootstrapServers: [])
+        configuration.client = try settings()
+        configuration.messageTimeout = .seconds(30)
+        return try KafkaProducer(configuration: configuration, logger: DatabaseOptions.logger)
+    }
+
+    /// Every message on `topic` now, oldest first per partition, read without
+    /// joining a consumer group.
+    func readAll(_ topic: String) async throws -> [KafkaConsumerMessage] {
+        let admin = try admin()
+        let ranges = try await admin.watermarks(try await admin.partitions(of: [topic])).filter { !$0.value.isEmpty }
+        guard !ranges.isEmpty else { return [] }
+        var configuration = KafkaConsumerConfiguration(bootstrapServers: [], groupID: "matomete-cli")
+        configuration.client = try settings()
+        let consumer = try KafkaConsumer(configuration: configuration, logger: DatabaseOptions.logger)
+        try await consumer.assign(ranges.mapValues { .offset($0.lowerBound) })
+        var remaining = ranges
+        var messages: [KafkaConsumerMessage] = []
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !remaining.isEmpty {
+            guard ContinuousClock.now < deadline else {
+                await consumer.close()
+                throw KafkaError(code: .timedOut, message: "could not read \(topic) to its end within 60 s")
+            }
+            for case .messages(let batch) in try await consumer.poll(timeout: .milliseconds(200)) {
+                for message in batch {
+                    messages.append(message)
+                    if let range = remaining[message.topicPartition], message.offset + 1 >= range.upperBound {
+                        remaining[message.topicPartition] = nil
+                    }
+                }
+            }
+        }
+        await consumer.close()
+        return messages.sorted { ($0.topicPartition, $0.offset) < ($1.topicPartition, $1.offset) }
+    }
+}
+
+struct TopicCommands: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "topics", abstract: "Matomete's Kafka topics.", subcommands: [Create.self, List.self])
+
+    /// What each topic is for and how many partitions it takes.
+    static func plan(_ topics: Topics, partitions: Int) -> [(name: String, partitions: Int, purpose: String)] {
+        [
+            (topics.charges, partitions, "merchants' charges and subscriptions, keyed by line"),
+            (topics.cancellations, partitions, "merchants' cancellations, keyed by line"),
+            (topics.billingCycles, 1, "close commands, in order"),
+            (topics.merchantResults, partitions, "accepted or rejected, per request"),
+            (topics.lineBills, partitions, "each line's bill per cycle"),
+            (topics.settlements, 3, "each merchant's settlement per cycle"),
+            (topics.deadLetters, 3, "messages that are not requests, with their bytes"),
+        ]
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create every topic Matomete uses; topics that exist are left as they are.",
+            discussion: """
+                The request topics and the output topics keyed by line take --partitions each: the \
+                most worker processes of one kind that can share the work. billing-cycles has one \
+                partition (closes run in order); settlements and dead-letters have three.
+                """)
+        @OptionGroup var cluster: ClusterOptions
+        @OptionGroup var output: OutputOptions
+        @Option(help: "Partitions of the request topics (the most workers of one kind that share work).")
+        var partitions = 48
+        @Option(help: "Copies of each partition (3 in production; 1 for a single broker).")
+        var replicationFactor = 3
+
+        func validate() throws {
+            guard (1...10_000).contains(partitions) else { throw ValidationError("Partitions must be 1 to 10000.") }
+            guard (1...10).contains(replicationFactor) else {
+                throw ValidationError("The replication factor must be 1 to 10.")
+            }
+        }
+
+        func run() async throws {
+            try await Exit.mapping {
+                let admin = try cluster.admin()
+                var plan = TopicCommands.plan(cluster.topics, partitions: partitions)
+                var existing: [String] = []
+                for topic in plan where (try? await admin.describeTopics([topic.name])) != nil {
+                    existing.append(topic.name)
+                }
+                plan.removeAll { existing.contains($0.name) }
+                if !existing.isEmpty, !output.json {
+                    say(
+                        "\(existing.count) of \(existing.count + plan.count) topics exist already and are left as they are."
+                    )
+                }
+                try await admin.createTopics(
+                    plan.map {
+                        KafkaTopicSpecification(
+                            name: $0.name, partitions: $0.partitions, replicationFactor: replicationFactor)
+                    })
+                try await TopicCommands.List.show(admin: admin, topics: cluster.topics, output: output)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show each topic's partitions, replicas and messages.")
+        @OptionGroup var cluster: ClusterOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await Exit.mapping {
+                try await Self.show(admin: try cluster.admin(), topics: cluster.topics, output: output)
+            }
+        }
+
+        struct Row: Encodable {
+            var topic: String
+            var partitions: Int
+            var replicationFactor: Int
+            var messages: Int64
+            var purpose: String
+        }
+
+        static func show(admin: KafkaAdmin, topics: Topics, output: OutputOptions) async throws {
+            let plan = TopicCommands.plan(topics, partitions: 0)
+            let descriptions = try await admin.describeTopics(plan.map(\.name))
+            var rows: [Row] = []
+            for (entry, description) in zip(plan, descriptions) {
+                let ranges = try await admin.watermarks(
+                    description.partitions.map { KafkaTopicPartition(topic: description.name, partition: $0.id) })
+                rows.append(
+                    Row(
+                        topic: entry.name, partitions: description.partitions.count,
+                        replicationFactor: description.partitions.first?.replicas.count ?? 0,
+                        messages: ranges.values.reduce(0) { $0 + Int64($1.count) }, purpose: entry.purpose))
+            }
+            if output.json { return try output.print(rows) }
+            printTable(
+                header: ["topic", "partitions", "replicas", "messages", "what it carries"],
+                rows: rows.map {
+                    [$0.topic, "\($0.partitions)", "\($0.replicationFactor)", $0.messages.formatted(), $0.purpose]
+                })
+        }
+    }
+}
+
+struct LineCommands: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lines", abstract: "Access lines, from the line system.", subcommands: [Import.self])
+
+    struct Import: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add lines, or update the type, status and limit of lines that exist, from CSV.",
+            discussion: """
+                The header names line_id and line_type, and optionally flets_net (true/false), status \
+                (active, suspended, terminated; default active) and spending_limit (yen; empty for the \
+                default). New lines start in the cycle after the latest close (or the current month). \
+                Rows go in 100,000 at a time, each batch in one transaction: re-running an import is safe. \
+                Exits 65 at the first malformed row, naming it.
+                """)
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The CSV file, or - for standard input.") var file: String
+
+        func run() async throws {
+            try await Exit.mapping {
+                let handle =
+                    file == "-" ? FileHandle.standardInput : try FileHandle(forReadingFrom: URL(fileURLWithPath: file))
+                let size = file == "-" ? nil : (try? FileManager.default.attributesOfItem(atPath: file)[.size]) as? Int
+                let (total, cycle) = try await database.withStore { store in
+                    let cycle = try await store.cycleForNewLines(
+                        fallback: BillingCycle(containing: Int64(Date().timeIntervalSince1970)))
+                    var reader = CSVChunks(handle: handle, rowsPerChunk: 100_000)
+                    var bar = size.map { ProgressBar(title: "Importing lines", total: $0) }
+                    var total = 0
+                    var firstRow = 2
+                    while let (text, rows, bytesRead) = try reader.next() {
+                        let lines = try LineCSV.parse(text, firstLine: firstRow)
+                        total += try await store.importLines(lines, openCycle: cycle)
+                        firstRow += rows
+                        bar?.set(bytesRead)
+                    }
+                    bar?.finish()
+                    return (total, cycle)
+                }
+                say("Imported \(total.formatted()) lines; new lines start in \(cycle).")
+            }
+        }
+    }
+}
+
+/// Reads a CSV file a chunk of rows at a time, each chunk with the header row.
+struct CSVChunks {
+    let handle: FileHandle
+    let rowsPerChunk: Int
+    private var header: String?
+    private var pending = Data()
+    private var finished = false
+    private var bytesRead = 0
+
+    init(handle: FileHandle, rowsPerChunk: Int) {
+        self.handle = handle
+        self.rowsPerChunk = rowsPerChunk
+    }
+
+    /// The next chunk as CSV text with the header, its row count and the bytes read so far.
+    mutating func next() throws -> (String, Int, Int)? {
+        var rows: [Substring] = []
+        while rows.count < rowsPerChunk {
+            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let row = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
+                pending.removeSubrange(pending.startIndex...newline)
+                if header == nil { header = row } else if !row.isEmpty { rows.append(Substring(row)) }
+                continue
+            }
+            if finished {
+                if !pending.isEmpty {
+                    let row = String(decoding: pending, as: UTF8.self)
+                    pending.removeAll()
+                    if header == nil { header = row } else { rows.append(Substring(row)) }
+                }
+                break
+            }
+            let data = try handle.read(upToCount: 4 << 20) ?? Data()
+            if data.isEmpty { finished = true } else { pending.append(data) }
+            bytesRead += data.count
+        }
+        guard let header, !rows.isEmpty else { return nil }
+        return ([header].joined() + "\n" + rows.joined(separator: "\n"), rows.count, bytesRead)
+    }
+}
+
+struct MerchantCommands: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merchants", abstract: "Merchants and their fee schedules.",
+        subcommands: [Add.self, Update.self, List.self])
+
+    /// A fee schedule from the command line; each part defaults to the launch tariff.
+    struct TariffOptions: ParsableArguments {
+        @Option(help: ArgumentHelp("The percentage fee, e.g. 5 or 4.75 (default 5).", valueName: "percent"))
+        var ratePercent: String?
+        @Option(
+            help: ArgumentHelp(
+                "Average yen per line below which the per-line fee applies (default 600).", valueName: "yen"))
+        var perLineThreshold: Int64?
+        @Option(help: ArgumentHelp("The per-line fee in yen, to a tenth, e.g. 31.5 (default 31.5).", valueName: "yen"))
+        var perLineFee: String?
+        @Option(
+            help: ArgumentHelp(
+                "The first cycle the fee schedule applies to (default: the current month).", valueName: "YYYY-MM"))
+        var from: String?
+
+        var isGiven: Bool { ratePercent != nil || perLineThreshold != nil || perLineFee != nil }
+
+        func version(base: Tariff) throws -> TariffVersion {
+            var tariff = base
+            if let ratePercent {
+                guard let points = fixedPoint(ratePercent, decimals: 2), (0...10_000).contains(points) else {
+                    throw ValidationError("--rate-percent must be 0 to 100 with at most two decimals.")
+                }
+                tariff.rateBasisPoints = points
+            }
+            if let perLineThreshold {
+                guard perLineThreshold >= 0 else { throw ValidationError("--per-line-threshold must be 0 or more.") }
+                tariff.perLineThreshold = Yen(perLineThreshold)
+            }
+            if let perLineFee {
+                guard let tenths = fixedPoint(perLineFee, decimals: 1), tenths >= 0 else {
+                    throw ValidationError("--per-line-fee must be yen with at most one decimal, e.g. 31.5.")
+                }
+                tariff.perLineFeeTenths = tenths
+            }
+            let cycle = try from.map { text in
+                guard let cycle = BillingCycle(text) else { throw ValidationError("--from must be YYYY-MM.") }
+                return cycle
+            }
+            return TariffVersion(
+                effectiveFrom: cycle ?? BillingCycle(containing: Int64(Date().timeIntervalSince1970)), tariff: tariff)
+        }
+    }
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a merchant; it may charge as soon as this returns. Exits 1 if the id is taken.")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "The merchant id merchants put in their messages.") var id: String
+        @Option(help: "The name on settlements.") var name: String
+        @OptionGroup var tariff: TariffOptions
+
+        func run() async throws {
+            let merchant = Merchant(
+                id: MerchantID(rawValue: id), name: name,
+                tariffs: TariffSchedule(versions: [try tariff.version(base: .standard)]))
+            guard merchant.id.isWellFormed else {
+                throw ValidationError("The id \(id) is not a well-formed merchant id.")
+            }
+            try await Exit.mapping {
+                let added = try await database.withStore { store in
+                    guard try await store.merchants()[merchant.id] == nil else { return false }
+                    try await store.upsertMerchant(merchant)
+                    return true
+                }
+                guard added else {
+                    Exit.complain("merchant \(id) exists; change it with `matomete merchants update`")
+                    throw ExitCode.failure
+                }
+                say("Added \(id) (\(name)): \(describe(merchant.tariffs.versions[0])).")
+            }
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rename, suspend or resume a merchant, or give it a fee schedule from a cycle on.",
+            discussion: """
+                A suspended merchant's charges are refused (merchant_suspended); cancellations are still \
+                accepted. A new fee schedule applies to settlements of its --from cycle and later; \
+                settlements already made keep the fee they were made with. Exits 1 if no such merchant.
+                """)
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "The merchant id.") var id: String
+        @Option(help: "A new name.") var name: String?
+        @Option(help: "active or suspended.") var status: MerchantStatus?
+        @OptionGroup var tariff: TariffOptions
+
+        func run() async throws {
+            guard name != nil || status != nil || tariff.isGiven else {
+                throw ValidationError(
+                    "Give --name, --status or a fee (--rate-percent, --per-line-threshold, --per-line-fee).")
+            }
+            try await Exit.mapping {
+                let updated = try await database.withStore { store -> Merchant? in
+                    guard var merchant = try await store.merchants()[MerchantID(rawValue: id)] else { return nil }
+                    if let name { merchant.name = name }
+                    if let status { merchant.status = status }
+                    if tariff.isGiven {
+                        let version = try tariff.version(base: .standard)
+                        let base = merchant.tariffs.tariff(for: version.effectiveFrom)
+                        merchant.tariffs.versions.append(try tariff.version(base: base))
+                    }
+                    try await store.upsertMerchant(merchant)
+                    return merchant
+                }
+                guard let updated else {
+                    Exit.complain("no merchant \(id)")
+                    throw ExitCode.failure
+                }
+                say("Updated \(id): \(updated.name), \(updated.status.rawValue).")
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every merchant with the fee in force this month.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+
+        struct Row: Encodable {
+            var id: String
+            var name: String
+            var status: String
+            var rateBasisPoints: Int64
+            var perLineThresholdYen: Int64
+            var perLineFeeTenths: Int64
+            var tariffVersions: Int
+        }
+
+        func run() async throws {
+            try await Exit.mapping {
+                let merchants = try await database.withStore { try await $0.merchants() }
+                let cycle = BillingCycle(containing: Int64(Date().timeIntervalSince1970))
+                let rows = merchants.values.sorted { $0.id.rawValue < $1.id.rawValue }.map { merchant in
+                    let tariff = merchant.tariffs.tariff(for: cycle)
+                    return Row(
+                        id: merchant.id.rawValue, name: merchant.name, status: merchant.status.rawValue,
+                        rateBasisPoints: tariff.rateBasisPoints, perLineThresholdYen: tariff.perLineThreshold.amount,
+                        perLineFeeTenths: tariff.perLineFeeTenths, tariffVersions: merchant.tariffs.versions.count)
+                }
+                if output.json { return try output.print(rows) }
+                printTable(
+                    header: ["id", "name", "status", "rate", "per line below", "per-line fee", "versions"],
+                    rows: rows.map {
+                        [
+                            $0.id, $0.name, $0.status, percent($0.rateBasisPoints), "¥\($0.perLineThresholdYen)",
+                            "¥\(tenths($0.perLineFeeTenths))", "\($0.tariffVersions)",
+                        ]
+                    })
+            }
+        }
+    }
+}
+
+func describe(_ version: TariffVersion) -> String {
+    let tariff = version.tariff
+    return
+        "from \(version.effectiveFrom), \(percent(tariff.rateBasisPoints)) of gross, or ¥\(tenths(tariff.perLineFeeTenths)) a line below ¥\(tariff.perLineThreshold.amount) a line"
+}
+
+func percent(_ basisPoints: Int64) -> String {
+    basisPoints % 100 == 0 ? "\(basisPoints / 100)%" : String(format: "%.2f%%", Double(basisPoints) / 100)
+}
+
+func tenths(_ value: Int64) -> String { value % 10 == 0 ? "\(value / 10)" : "\(value / 10).\(value % 10)" }
+
+/// A decimal such as "4.75" as an exact integer in units of 10^-decimals (475).
+func fixedPoint(_ text: String, decimals: Int) -> Int64? {
+    let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+    guard parts.count <= 2, let whole = Int64(parts[0]), whole >= 0, whole < 1_000_000_000 else { return nil }
+    var fraction = parts.count == 2 ? String(parts[1]) : ""
+    guard fraction.count <= decimals, fraction.allSatisfy(\.isASCII), fraction.allSatisfy(\.isNumber) else {
+        return nil
+    }
+    fraction += String(repeating: "0", count: decimals - fraction.count)
+    var scale: Int64 = 1
+    for _ in 0..<decimals { scale *= 10 }
+    return whole * scale + (Int64(fraction) ?? 0)
+}
+
+extension MerchantStatus: ExpressibleByArgument {}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import Kafka
+import Store
+
+/// How the tool ends, for scripts (sysexits.h): 0 done, 1 not done (see the
+/// message), 64 bad usage, 65 bad input data, 69 Kafka or PostgreSQL not
+/// reachable, 75 still running when the wait ended (try again later).
+enum Exit {
+    static let dataError = ExitCode(65)
+    static let unavailable = ExitCode(69)
+    static let tryLater = ExitCode(75)
+
+    /// Runs an operator command: a store or Kafka error becomes one line on
+    /// standard error and the exit code that says what kind it was.
+    static func mapping<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as StoreError {
+            complain(error.message)
+            switch error.code {
+            case .unavailable: throw unavailable
+            case .invalidInput: throw dataError
+            default: throw ExitCode.failure
+            }
+        } catch let error as KafkaError {
+            complain("Kafka: \(error.message)")
+            throw [.timedOut, .messageTimedOut, .transport, .allBrokersDown].contains(error.code)
+                ? unavailable : ExitCode.failure
+        }
+    }
+
+    static func complain(_ text: String) { FileHandle.standardError.write(Data("matomete: \(text)\n".utf8)) }
+}
+
+/// `--json`: the result as one JSON document on standard output instead of tables.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print JSON (for scripts) instead of tables.") var json = false
+
+    func print<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        say(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+}
+
+/// A one-line progress bar on standard output.
+struct ProgressBar {
+    let title: String
+    let total: Int
+    private var done = 0
+
+    init(title: String, total: Int) {
+        self.title = title
+        self.total = max(total, 1)
+        draw()
+    }
+
+    mutating func advance(by count: Int) { set(done + count) }
+
+    mutating func set(_ value: Int) {
+        guard value != done else { return }
+        done = value
+        draw()
+    }
+
+    func finish() {
+        if Self.interactive {
+            FileHandle.standardOutput.write(Data("\n".utf8))
+        } else {
+            say("\(title) … \(done.formatted())/\(total.formatted())")
+        }
+    }
+
+    /// Redrawn in place on a terminal; one line at the end otherwise (logs, pipes).
+    private static let interactive = isatty(STDOUT_FILENO) != 0
+
+    private func draw() {
+        guard Self.interactive else { return }
+        let width = 30
+        let filled = width * done / total
+        let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+        let line =
+            "\r\(title.padding(toLength: 28, withPad: " ", startingAt: 0)) \(bar) \(done.formatted())/\(total.formatted())"
+        FileHandle.standardOutput.write(Data(line.utf8))
+    }
+}
+
+func say(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+
+/// A table with columns padded to their widest cell; numbers right-aligned.
+func printTable(header: [String], rows: [[String]]) {
+    let all = [header] + rows
+    let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+    func format(_ row: [String]) -> String {
+        let line = row.enumerated().map { column, cell in
+            let pad = String(repeating: " ", count: widths[column] - cell.count)
+            return column == 0 || cell.first?.isLetter == true ? cell + pad : pad + cell
+        }.joined(separator: "  ")
+        return String(line.reversed().drop { $0 == " " }.reversed())
+    }
+    say(format(header))
+    say(widths.map { String(repeating: "─", count: $0) }.joined(separator: "  "))
+    for row in rows { say(format(row)) }
+}

@@ -1,0 +1,164 @@
+import Billing
+import Contract
+import Foundation
+import MatometeTestSupport
+import Store
+import Testing
+
+extension ScenarioTests {
+    /// An operator's month with the `matomete` tool against running workers:
+    /// load lines and merchants, watch status, list and replay a dead letter,
+    /// close the month and read the settlements, with the exit codes scripts see.
+    @Test("Operator commands: lines, merchants, status, dead letters, cycle close, settlements, exit codes")
+    func operatorCommands() async throws {
+        let system = try await TestSystem.start("operator")
+        defer { Task { await system.shutDown() } }
+        let tool = Tool(system: system)
+        try system.launch(.charges)
+        try system.launch(.cancellations)
+        try system.launch(.billingCycles, arguments: ["--allow-early-close"])
+        try system.launch(.relay)
+
+        // Lines: a file in two chunks' worth is not needed; one bad row stops the import with 65.
+        let csv = system.logDirectory.appendingPathComponent("lines.csv")
+        let rows = (0..<40).map { "\(Requests.line($0)),\($0 == 39 ? "adsl,false" : "hikari-next,true")" }
+        try (["line_id,line_type,flets_net"] + rows).joined(separator: "\n").write(
+            to: csv, atomically: true, encoding: .utf8)
+        let imported = try await tool.run(["lines", "import", csv.path])
+        #expect(imported.status == 0, "\(imported)")
+        #expect(imported.output.contains("Imported 40 lines"))
+        let bad = system.logDirectory.appendingPathComponent("bad.csv")
+        try "line_id,line_type\nL9999999,b-flets\nL9999998\n".write(to: bad, atomically: true, encoding: .utf8)
+        let refused = try await tool.run(["lines", "import", bad.path])
+        #expect(refused.status == 65, "bad input data")
+        #expect(refused.errors.contains("CSV line 3"))
+
+        // Merchants: one on the launch tariff, one with its own; a taken id is exit 1.
+        #expect(try await tool.run(["merchants", "add", "--id", "m-shop", "--name", "Points Shop"]).status == 0)
+        let custom = try await tool.run([
+            "merchants", "add", "--id", "m-video", "--name", "Video", "--rate-percent", "4.5", "--per-line-fee", "30",
+        ])
+        #expect(custom.status == 0, "\(custom)")
+        #expect(try await tool.run(["merchants", "add", "--id", "m-shop", "--name", "Again"]).status == 1)
+        #expect(
+            try await tool.run(["merchants", "add", "--id", "m-x", "--name", "X", "--rate-percent", "5.555"]).status
+                == 64)
+        #expect(try await tool.run(["merchants", "add", "--id", "m-game", "--name", "Game"]).status == 0)
+        #expect(try await tool.run(["merchants", "update", "--id", "m-game", "--status", "suspended"]).status == 0)
+        #expect(try await tool.run(["merchants", "update", "--id", "m-none", "--status", "suspended"]).status == 1)
+        let listed = try await tool.json(["merchants", "list", "--json"]) as? [[String: Any]] ?? []
+        let video = listed.first { $0["id"] as? String == "m-video" }
+        #expect(video?["rateBasisPoints"] as? Int == 450 && video?["perLineFeeTenths"] as? Int == 300)
+        #expect(listed.first { $0["id"] as? String == "m-game" }?["status"] as? String == "suspended")
+
+        // Traffic: accepted charges, one refused (suspended merchant) and one unreadable message.
+        var charges = (0..<30).map {
+            Requests.charge($0 % 2 == 0 ? "m-shop" : "m-video", "c-\($0)", line: Requests.line($0), 400)
+        }
+        charges.append(Requests.charge("m-game", "c-game", line: Requests.line(1), 100))
+        try await system.produce(system.topics.charges, charges)
+        let poison = try await system.produce(system.topics.charges, [(Requests.line(2), "{not json")])[0]
+        try await system.waitUntilIdle()
+
+        let status = try await tool.json(["status", "--json"]) as? [String: Any] ?? [:]
+        let lag = status["lag"] as? [[String: Any]] ?? []
+        #expect(!lag.isEmpty && lag.allSatisfy { $0["lag"] as? Int == 0 }, "every group has applied everything")
+        #expect(lag.contains { $0["group"] as? String == "matomete-charge-worker" && $0["appliedUpTo"] != nil })
+        #expect(status["deadLetters"] as? Int == 1)
+        #expect((status["outbox"] as? [Any])?.isEmpty == true)
+        let readable = try await tool.run(["status", "--partitions"])
+        #expect(readable.status == 0 && readable.output.contains("Dead letters: 1 on matomete.dead-letters"))
+
+        // Dead letters: listed with the original bytes, replayed to where they came from.
+        let letters = try await tool.json(["dead-letters", "list", "--json"]) as? [[String: Any]] ?? []
+        let letterID = "dead-letter-\(system.topics.charges)-\(poison.topicPartition.partition)-\(poison.offset)"
+        #expect(letters.count == 1)
+        #expect(letters.first?["id"] as? String == letterID)
+        #expect(letters.first?["value"] as? String == "{not json")
+        #expect(letters.first?["key"] as? String == Requests.line(2))
+        #expect(try await tool.run(["dead-letters", "replay", "--id", "dead-letter-nowhere-0-0"]).status == 1)
+        #expect(try await tool.run(["dead-letters", "replay", "--all", "--id", letterID]).status == 64)
+        let replayed = try await tool.run(["dead-letters", "replay", "--id", letterID])
+        #expect(replayed.status == 0, "\(replayed)")
+        try await system.waitUntilIdle()
+        let again = try await tool.json(["dead-letters", "list", "--json"]) as? [[String: Any]] ?? []
+        #expect(again.count == 2, "still unreadable: dead-lettered again, from its new offset")
+        #expect(again.last?["value"] as? String == "{not json" && again.last?["id"] as? String != letterID)
+
+        // The close: refused without --early while the month runs, then followed to its settlements.
+        let cycle = BillingCycle(containing: Int64(Date().timeIntervalSince1970))
+        #expect(try await tool.run(["cycle", "close", cycle.description]).status == 64)
+        let closed = try await tool.run(["cycle", "close", cycle.description, "--early", "--wait", "--timeout", "120"])
+        #expect(closed.status == 0, "\(closed)")
+        try await system.waitUntilIdle()
+        let outputs = try await system.outputs()
+        let published = outputs.settlements(of: cycle)
+        #expect(published.count == 2, "the suspended merchant charged nothing")
+        let settled = try await tool.json(["settlements", cycle.description, "--json"]) as? [[String: Any]] ?? []
+        for row in settled {
+            let merchant = row["merchantId"] as? String ?? ""
+            #expect(row["grossAmount"] as? Int == published[merchant].map { Int($0.grossAmount) })
+            #expect(row["fee"] as? Int == published[merchant].map { Int($0.fee) })
+        }
+        // 15 charges of ¥400 each: 15 lines at ¥400 is below ¥600 a line, so the per-line fee.
+        #expect(published["m-shop"]?.grossAmount == 6_000 && published["m-shop"]?.fee == 472)
+        #expect(published["m-video"]?.grossAmount == 6_000 && published["m-video"]?.fee == 450)
+        let total = published.values.reduce(0) { $0 + $1.grossAmount }
+        #expect(closed.output.contains(total.formatted()), "the table --wait prints has the total gross")
+        #expect(outputs.bills(of: cycle).count == 40)
+        #expect(outputs.bills(of: cycle).values.reduce(0) { $0 + $1.total } == total)
+        let after = try await tool.json(["status", "--json"]) as? [String: Any] ?? [:]
+        let close = (after["closes"] as? [[String: Any]])?.first
+        #expect(close?["status"] as? String == "closed" && close?["linesClosed"] as? Int == 40)
+        #expect(try await tool.run(["settlements", cycle.next.description]).status == 1, "not closed")
+
+        // PostgreSQL not reachable: 69, so a script can tell it from a refusal.
+        let unreachable = try await tool.run(
+            ["merchants", "list"], environment: ["MATOMETE_DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"])
+        #expect(unreachable.status == 69, "\(unreachable)")
+    }
+}
+
+/// Runs `matomete` against a test system, as an operator's script would.
+struct Tool {
+    let system: TestSystem
+
+    struct Result: CustomStringConvertible {
+        var status: Int32
+        var output: String
+        var errors: String
+        var description: String { "exit \(status)\n\(output)\n\(errors)" }
+    }
+
+    func run(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> Result {
+        let process = Process()
+        process.executableURL = try Processes.builtExecutable("matomete")
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["MATOMETE_BOOTSTRAP_SERVERS"] = system.cluster.bootstrapServers
+        environment["MATOMETE_DATABASE_URL"] = system.database.configuration.url
+        environment.merge(extra) { $1 }
+        process.environment = environment
+        let output = Pipe()
+        // Standard error to a file: reading two pipes one after the other could block on the second.
+        let errors = system.logDirectory.appendingPathComponent("matomete-\(UUID().uuidString.prefix(8)).err")
+        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
+        process.standardOutput = output
+        process.standardError = try FileHandle(forWritingTo: errors)
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        guard try await Processes.waitForExit(process, within: .seconds(180)) else {
+            throw TestFailure("matomete \(arguments.joined(separator: " ")) did not exit")
+        }
+        return Result(
+            status: process.terminationStatus, output: text,
+            errors: (try? String(contentsOf: errors, encoding: .utf8)) ?? "")
+    }
+
+    /// Runs a `--json` command that must succeed and parses what it prints.
+    func json(_ arguments: [String]) async throws -> Any {
+        let result = try await run(arguments)
+        #expect(result.status == 0, "\(arguments.joined(separator: " ")): \(result)")
+        return try JSONSerialization.jsonObject(with: Data(result.output.utf8))
+    }
+}
