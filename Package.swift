@@ -34,6 +34,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        // Tests only: reads deploy/'s YAML to check it against the executables.
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // The only C in the package: librdkafka, found through pkg-config.
@@ -204,6 +206,14 @@ let package = Package(
             dependencies: [
                 "Kafka", "Store", "Billing", "Contract", "MatometeTestSupport", "Authorization",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "DeployTests",
+            dependencies: [
+                "MatometeTestSupport", .product(name: "Yams", package: "Yams"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strictness

@@ -8,10 +8,17 @@ import Foundation
 public struct JSONSchema {
     private let root: [String: Any]
 
+    /// The root of this checkout.
+    public static let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
     /// Loads `docs/schemas/<name>.schema.json` from this checkout.
     public init(named name: String) throws {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("docs/schemas/\(name).schema.json")
+        try self.init(contentsOf: Self.checkout.appendingPathComponent("docs/schemas/\(name).schema.json"))
+    }
+
+    /// Loads a schema file.
+    public init(contentsOf url: URL) throws {
         guard let object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any] else {
             throw TestFailure("\(url.path) is not a JSON object")
         }
@@ -24,6 +31,11 @@ public struct JSONSchema {
             return ["not JSON"]
         }
         return violations(of: value, against: root, at: "$")
+    }
+
+    /// The reasons a decoded value (from JSON or YAML) does not match the schema.
+    public func violations(ofValue value: Any) -> [String] {
+        violations(of: value, against: root, at: "$")
     }
 
     /// The reasons a header set does not match a schema of string properties.

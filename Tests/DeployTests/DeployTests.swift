@@ -1,0 +1,250 @@
+import Foundation
+import MatometeTestSupport
+import PostgresNIO
+import Testing
+import Yams
+
+/// `deploy/` cannot run here (no container engine, no Kubernetes), so it is
+/// checked against what can: each manifest against a schema of the fields it
+/// may use, and every command, flag, variable, port, probe, group and topic
+/// against the executables as built.
+@Suite("deploy/ matches the executables")
+struct DeployTests {
+    static let deploy = JSONSchema.checkout.appendingPathComponent("deploy")
+    static let executables = [
+        "charge-worker", "cancellation-worker", "billing-cycle-worker", "outbox-relay", "auth-gateway", "matomete",
+    ]
+
+    /// Every Kubernetes document in deploy/kubernetes, by kind.
+    static func manifests() throws -> [(file: String, document: [String: Any])] {
+        let folder = deploy.appendingPathComponent("kubernetes")
+        var documents: [(String, [String: Any])] = []
+        for file in try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+        where file.hasSuffix(".yaml") && file != "kustomization.yaml" {
+            let text = try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8)
+            for case let document as [String: Any] in try Yams.load_all(yaml: text) {
+                documents.append((file, document))
+            }
+        }
+        return documents
+    }
+
+    /// What each executable's `--help` says (flags and variables), by name.
+    static func help() throws -> [String: String] {
+        var help: [String: String] = [:]
+        for name in executables {
+            let process = Process()
+            process.executableURL = try Processes.builtExecutable(name)
+            process.arguments = ["--help"]
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            help[name] = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+        }
+        // The operator tool's subcommands have their own flags.
+        for subcommand in [["migrate"], ["topics", "create"]] {
+            let process = Process()
+            process.executableURL = try Processes.builtExecutable("matomete")
+            process.arguments = subcommand + ["--help"]
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            help["matomete " + subcommand.joined(separator: " ")] = String(
+                decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+        }
+        return help
+    }
+
+    /// Checks one command line: a built executable (or `sh -c` running the
+    /// operator tool) with flags it documents; returns the executable.
+    static func check(command: [String], help: [String: String], in place: String) -> String? {
+        if command.first == "sh", command.count == 3 {
+            for part in command[2].components(separatedBy: "&&") {
+                let words = part.split(separator: " ").map(String.init)
+                guard words.first == "matomete", words.count >= 2 else {
+                    Issue.record("\(place): the shell runs \(part), not the matomete tool")
+                    continue
+                }
+                let sub = words.count > 2 && !words[2].hasPrefix("-") ? "\(words[1]) \(words[2])" : words[1]
+                guard let text = help["matomete \(sub)"] else {
+                    Issue.record("\(place): matomete \(sub) is not checked here")
+                    continue
+                }
+                for flag in words where flag.hasPrefix("--") {
+                    #expect(text.contains(flag), "\(place): matomete \(sub) has no \(flag)")
+                }
+            }
+            return "matomete"
+        }
+        guard let name = command.first, let text = help[name] else {
+            Issue.record("\(place): \(command.first ?? "nothing") is not one of the executables")
+            return nil
+        }
+        for flag in command where flag.hasPrefix("--") {
+            #expect(text.contains(flag + " "), "\(place): \(name) has no \(flag)")
+        }
+        return name
+    }
+
+    @Test("Kubernetes manifests match their schemas; commands, flags and variables are the executables' own")
+    func kubernetes() throws {
+        let help = try Self.help()
+        let documents = try Self.manifests()
+        var configKeys: [String] = []
+        for (file, document) in documents {
+            let kind = document["kind"] as? String ?? "?"
+            let schemaURL = Self.deploy.appendingPathComponent("schemas/\(kind).schema.json")
+            guard FileManager.default.fileExists(atPath: schemaURL.path) else {
+                Issue.record("\(file): no schema for kind \(kind)")
+                continue
+            }
+            let violations = try JSONSchema(contentsOf: schemaURL).violations(ofValue: document)
+            #expect(violations.isEmpty, "\(file) \(kind): \(violations)")
+            if kind == "ConfigMap" { configKeys += (document["data"] as? [String: Any] ?? [:]).keys }
+        }
+        for key in configKeys {
+            #expect(help.values.contains { $0.contains(key) }, "the ConfigMap sets \(key), which no executable reads")
+        }
+        for (file, document) in documents where ["Deployment", "Job"].contains(document["kind"] as? String) {
+            let spec = document[path: "spec", "template", "spec"] as? [String: Any] ?? [:]
+            for container in spec["containers"] as? [[String: Any]] ?? [] {
+                let command = container["command"] as? [String] ?? []
+                guard let name = Self.check(command: command, help: help, in: file) else { continue }
+                let text = help[name] ?? ""
+                let env = container["env"] as? [[String: Any]] ?? []
+                for variable in env.compactMap({ $0["name"] as? String }) {
+                    #expect(text.contains(variable), "\(file): \(name) does not read \(variable)")
+                }
+                guard document["kind"] as? String == "Deployment" else { continue }
+                // Probes on the port the process listens on: ready is /healthz, alive is /livez.
+                let address = env.first { $0["name"] as? String == "MATOMETE_HTTP_ADDRESS" }?["value"] as? String
+                let port = (container["ports"] as? [[String: Any]])?.first?["containerPort"] as? Int
+                #expect(address.map { $0.hasSuffix(":\(port ?? -1)") } == true, "\(file): listens where its port is")
+                #expect(container[path: "readinessProbe", "httpGet", "path"] as? String == "/healthz", "\(file)")
+                #expect(container[path: "livenessProbe", "httpGet", "path"] as? String == "/livez", "\(file)")
+                #expect(spec["terminationGracePeriodSeconds"] as? Int ?? 0 >= 30, "\(file): time to finish a batch")
+            }
+        }
+    }
+
+    @Test("Every Deployment has a disruption budget and a scaler; lag scaling never exceeds the partitions")
+    func scaling() throws {
+        let documents = try Self.manifests().map(\.document)
+        func all(_ kind: String) -> [[String: Any]] { documents.filter { $0["kind"] as? String == kind } }
+        // The partitions the setup job creates, and the line shards it migrates with.
+        let setup =
+            (all("Job").first?[path: "spec", "template", "spec"] as? [String: Any])?["containers"]
+            as? [[String: Any]]
+        let script = (setup?.first?["command"] as? [String])?.last ?? ""
+        func number(after flag: String, in text: String) -> Int? {
+            guard let range = text.range(of: flag + " ") else { return nil }
+            return Int(text[range.upperBound...].prefix { $0.isNumber })
+        }
+        let partitions = try #require(number(after: "topics create --partitions", in: script))
+        let shards = try #require(number(after: "migrate --partitions", in: script))
+        let partitionsOf = [
+            "matomete.charges": partitions, "matomete.cancellations": partitions, "matomete.billing-cycles": 1,
+        ]
+
+        for deployment in all("Deployment") {
+            let name = deployment[path: "metadata", "name"] as? String ?? "?"
+            let labels = deployment[path: "spec", "selector", "matchLabels"] as? [String: String]
+            let replicas = deployment[path: "spec", "replicas"] as? Int ?? 1
+            let budget = all("PodDisruptionBudget").first {
+                $0[path: "spec", "selector", "matchLabels"] as? [String: String] == labels
+            }
+            #expect(budget != nil, "\(name) has a PodDisruptionBudget")
+            #expect((budget?[path: "spec", "minAvailable"] as? Int ?? 99) < replicas, "\(name) can still be drained")
+            let scalers =
+                all("ScaledObject").filter { $0[path: "spec", "scaleTargetRef", "name"] as? String == name }
+                + all("HorizontalPodAutoscaler").filter {
+                    $0[path: "spec", "scaleTargetRef", "name"] as? String == name
+                }
+            #expect(scalers.count == 1, "\(name) has one autoscaler")
+            guard let scaled = scalers.first, scaled["kind"] as? String == "ScaledObject" else { continue }
+            let triggers = scaled[path: "spec", "triggers"] as? [[String: Any]] ?? []
+            let maximum = scaled[path: "spec", "maxReplicaCount"] as? Int ?? 0
+            var limit = 0
+            for trigger in triggers {
+                let metadata = trigger["metadata"] as? [String: Any] ?? [:]
+                if trigger["type"] as? String == "kafka" {
+                    let topic = metadata["topic"] as? String ?? ""
+                    #expect(metadata["consumerGroup"] as? String == "matomete-\(name)", "\(name): the worker's group")
+                    #expect(partitionsOf[topic] != nil, "\(name) scales on \(topic), which the setup creates")
+                    limit = max(limit, partitionsOf[topic] ?? 0)
+                } else {
+                    // Database triggers: the outbox backlog, or the shards of a running close.
+                    let query = metadata["query"] as? String ?? ""
+                    limit = max(limit, query.contains("cycle_close_shards") ? shards : maximum)
+                }
+            }
+            #expect(maximum <= limit, "\(name): at most \(limit) replicas can share the work, not \(maximum)")
+        }
+    }
+
+    @Test("The scalers' database queries run on a migrated database")
+    func scalerQueries() async throws {
+        let queries = try Self.manifests().compactMap {
+            $0.document["kind"] as? String == "ScaledObject" ? $0.document : nil
+        }
+        .flatMap { $0[path: "spec", "triggers"] as? [[String: Any]] ?? [] }
+        .compactMap { ($0["metadata"] as? [String: Any])?["query"] as? String }
+        #expect(queries.count >= 2)
+        let database = try await TestDatabase.create(partitions: 4)
+        try await database.withClient { client in
+            for query in queries {
+                let rows = try await client.query(PostgresQuery(unsafeSQL: query), logger: TestServer.logger)
+                var count = 0
+                for try await (value) in rows.decode(Int64.self) {
+                    #expect(value == 0, "\(query) on an empty database")
+                    count += 1
+                }
+                #expect(count == 1, "\(query) gives one number")
+            }
+        }
+    }
+
+    @Test("The compose file runs the executables with their own flags and variables; the image builds them all")
+    func composeAndImage() throws {
+        let help = try Self.help()
+        let text = try String(contentsOf: Self.deploy.appendingPathComponent("compose.yaml"), encoding: .utf8)
+        let compose = try #require(try Yams.load(yaml: text) as? [String: Any])
+        let services = try #require(compose["services"] as? [String: [String: Any]])
+        #expect(Set(["kafka", "postgres", "setup"]).isSubset(of: services.keys))
+        #expect(
+            (services["kafka"]?["environment"] as? [String: Any])?["KAFKA_PROCESS_ROLES"] as? String
+                == "broker,controller", "Kafka in KRaft mode")
+        var started = Set<String>()
+        for (name, service) in services where !["kafka", "postgres"].contains(name) {
+            let command = service["command"] as? [String] ?? []
+            guard let executable = Self.check(command: command, help: help, in: "compose \(name)") else { continue }
+            started.insert(executable)
+            let environment = service["environment"] as? [String: Any] ?? [:]
+            for variable in environment.keys {
+                #expect(
+                    help[executable]?.contains(variable) == true, "compose \(name): \(executable) reads \(variable)")
+            }
+        }
+        #expect(started == Set(Self.executables), "compose runs every executable")
+
+        let dockerfile = try String(contentsOf: Self.deploy.appendingPathComponent("Dockerfile"), encoding: .utf8)
+        let stages = dockerfile.split(separator: "\n").filter { $0.hasPrefix("FROM ") }
+        #expect(stages.count >= 2, "multi-stage")
+        #expect(stages.first?.contains("swift:") == true && stages.last?.contains("swift:") == false)
+        for name in Self.executables {
+            #expect(dockerfile.contains("--product \(name)"), "the image builds \(name)")
+        }
+    }
+}
+
+extension Dictionary where Key == String, Value == Any {
+    /// The value at a path of keys through nested mappings.
+    subscript(path keys: String...) -> Any? {
+        var current: Any? = self
+        for key in keys { current = (current as? [String: Any])?[key] }
+        return current
+    }
+}
