@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "matomete", targets: ["matomete"]),
         .executable(name: "kafka-bench", targets: ["KafkaBenchmark"]),
         .executable(name: "store-bench", targets: ["StoreBenchmark"]),
+        .executable(name: "pipeline-bench", targets: ["PipelineBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -152,7 +153,13 @@ let package = Package(
             dependencies: ["CRdKafka"],
             path: "Benchmarks/CKafkaRawBench"
         ),
-        .target(name: "BenchmarkSupport", path: "Benchmarks/BenchmarkSupport", swiftSettings: strictness),
+        .target(
+            name: "BenchmarkSupport",
+            dependencies: [
+                "Billing", "Contract", .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/BenchmarkSupport", swiftSettings: strictness),
         .executableTarget(
             name: "KafkaBenchmark",
             dependencies: [
@@ -171,6 +178,17 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Benchmarks/StoreBenchmark",
+            swiftSettings: strictness
+        ),
+        .executableTarget(
+            name: "PipelineBenchmark",
+            dependencies: [
+                "Kafka", "Store", "Billing", "Contract", "Authorization", "BenchmarkSupport", "CKafkaRawBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Benchmarks/PipelineBenchmark",
             swiftSettings: strictness
         ),
         // What the test targets share: a real PostgreSQL, fresh databases, built executables.

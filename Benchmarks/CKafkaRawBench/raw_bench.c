@@ -135,3 +135,79 @@ int raw_bench_consume(const char *bootstrap, const char *topic, const char *grou
     }
     return 0;
 }
+
+int raw_bench_pipe(const char *bootstrap, const char *in_topic, const char *out_topic, const char *group,
+                   long count, raw_bench_result *result, char *error, size_t error_size) {
+    const char *const consumer_settings[] = {
+        "bootstrap.servers", bootstrap, "client.id", "raw-pipe", "group.id", group,
+        "partition.assignment.strategy", "roundrobin", "session.timeout.ms", "10000",
+        "heartbeat.interval.ms", "1000", "auto.offset.reset", "earliest",
+        "queued.max.messages.kbytes", "16384", "fetch.wait.max.ms", "100",
+        "enable.auto.commit", "false", "enable.auto.offset.store", "false",
+        "enable.partition.eof", "false", NULL};
+    const char *const producer_settings[] = {
+        "bootstrap.servers", bootstrap, "client.id", "raw-pipe", "enable.idempotence", "true", "acks", "all",
+        "linger.ms", "5", "batch.size", "1048576", "queue.buffering.max.messages", "100000",
+        "message.timeout.ms", "300000", "compression.codec", "none", NULL};
+    double start = 0;
+    delivery_counts counts = {0, 0};
+
+    rd_kafka_conf_t *pconf = rd_kafka_conf_new();
+    if (set_all(pconf, producer_settings, error, error_size) != 0) { rd_kafka_conf_destroy(pconf); return -1; }
+    rd_kafka_conf_set_dr_msg_cb(pconf, on_delivery);
+    rd_kafka_conf_set_opaque(pconf, &counts);
+    rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, error, error_size);
+    if (!producer) { rd_kafka_conf_destroy(pconf); return -1; }
+    rd_kafka_topic_t *out = rd_kafka_topic_new(producer, out_topic, NULL);
+
+    rd_kafka_conf_t *cconf = rd_kafka_conf_new();
+    if (set_all(cconf, consumer_settings, error, error_size) != 0) { rd_kafka_conf_destroy(cconf); return -1; }
+    rd_kafka_conf_set_rebalance_cb(cconf, on_rebalance);
+    rd_kafka_conf_set_opaque(cconf, &start);
+    rd_kafka_t *consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, error, error_size);
+    if (!consumer) { rd_kafka_conf_destroy(cconf); return -1; }
+    rd_kafka_poll_set_consumer(consumer);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, in_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    rd_kafka_queue_t *queue = rd_kafka_queue_get_consumer(consumer);
+
+    // Each message read is produced again, same key and value, to the same partition number.
+    rd_kafka_message_t *batch[1000];
+    long read = 0;
+    double deadline = now_seconds() + 300;
+    while (read < count && now_seconds() < deadline) {
+        ssize_t n = rd_kafka_consume_batch_queue(queue, 100, batch, 1000);
+        for (ssize_t i = 0; i < n; i++) {
+            if (!batch[i]->err) {
+                read++;
+                while (rd_kafka_produce(out, batch[i]->partition, RD_KAFKA_MSG_F_COPY, batch[i]->payload,
+                                        batch[i]->len, batch[i]->key, batch[i]->key_len, NULL) == -1) {
+                    if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                        snprintf(error, error_size, "produce: %s", rd_kafka_err2str(rd_kafka_last_error()));
+                        return -1;
+                    }
+                    rd_kafka_poll(producer, 1);
+                }
+            }
+            rd_kafka_message_destroy(batch[i]);
+        }
+        rd_kafka_poll(producer, 0);
+    }
+    while (counts.delivered + counts.failed < read && now_seconds() < deadline) rd_kafka_poll(producer, 10);
+    result->seconds = now_seconds() - start;
+    result->messages = counts.delivered;
+    result->failed = counts.failed;
+
+    rd_kafka_queue_destroy(queue);
+    rd_kafka_consumer_close(consumer);
+    rd_kafka_destroy(consumer);
+    rd_kafka_topic_destroy(out);
+    rd_kafka_destroy(producer);
+    if (read < count) {
+        snprintf(error, error_size, "read %ld of %ld messages before the deadline", read, count);
+        return -1;
+    }
+    return 0;
+}

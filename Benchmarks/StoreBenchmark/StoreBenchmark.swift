@@ -118,7 +118,7 @@ struct StoreBenchmark: AsyncParsableCommand {
     {
         let database = try await prepare(server.configuration, name: "bench_copy_\(round)", logger: logger)
         let seconds = try await withPostgresClient(database, logger: logger) { client in
-            try await copyRows(requests, client: client, logger: logger)
+            try await copyChargeRows(requests, client: client, logger: logger)
         }
         return Double(requests.count) / seconds
     }
@@ -186,51 +186,5 @@ struct StoreBenchmark: AsyncParsableCommand {
             if !lines.isEmpty { try await store.importLines(lines, openCycle: BillingCycle("2026-11")!) }
         }
         return database
-    }
-
-    /// COPY of the rows the charge path writes; returns seconds. The rows are
-    /// rendered (JSON, hex) before the clock starts: only the COPY is timed.
-    private func copyRows(_ requests: [ChargeRequest], client: PostgresClient, logger: Logger) async throws -> Double {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var charges = ByteBuffer()
-        var outbox = ByteBuffer()
-        let hexDigits = Array("0123456789abcdef".utf8)
-        for (index, request) in requests.enumerated() {
-            charges.writeString(
-                "\(request.lineID)\t\(request.merchantID)\t\(request.chargeID)\t\(request.amount.amount)\t\(request.description)\t2026-11\tactive\n"
-            )
-            let id = MerchantResultMessage.id(topic: "matomete.charges", partition: 0, offset: Int64(index))
-            let result = MerchantResultMessage(
-                id: id, request: .charge(request), outcome: .accepted(BillingCycle("2026-11")!))
-            outbox.writeString("matomete.merchant-results\t\(request.merchantID)\t\(id)\t\\\\x")
-            for byte in try encoder.encode(result) {
-                outbox.writeInteger(hexDigits[Int(byte >> 4)])
-                outbox.writeInteger(hexDigits[Int(byte & 0x0f)])
-            }
-            outbox.writeString("\n")
-        }
-        let clock = ContinuousClock()
-        let start = clock.now
-        try await client.withConnection { connection in
-            try await connection.copyFrom(
-                table: "charges",
-                columns: ["line_id", "merchant_id", "charge_id", "amount_yen", "description", "cycle", "status"],
-                logger: logger
-            ) { writer in try await writeChunks(charges, to: writer) }
-            try await connection.copyFrom(
-                table: "outbox", columns: ["topic", "message_key", "message_id", "payload"], logger: logger
-            ) { writer in try await writeChunks(outbox, to: writer) }
-        }
-        return (clock.now - start).seconds
-    }
-
-}
-
-/// Streams `buffer` to a COPY in 1 MiB pieces.
-private func writeChunks(_ buffer: ByteBuffer, to writer: PostgresCopyFromWriter) async throws {
-    var rest = buffer
-    while rest.readableBytes > 0, let piece = rest.readSlice(length: min(rest.readableBytes, 1 << 20)) {
-        try await writer.write(piece)
     }
 }

@@ -22,4 +22,11 @@ int raw_bench_produce(const char *bootstrap, const char *topic, long count, int 
 int raw_bench_consume(const char *bootstrap, const char *topic, const char *group, long count,
                       raw_bench_result *result, char *error, size_t error_size);
 
+/// Reads `count` messages from `in_topic` in consumer group `group` and
+/// produces each one again, same key and value, to the same partition of
+/// `out_topic`, with no processing: the most a consume-apply-produce worker
+/// could do on this cluster. Times from the assignment to the last delivery.
+int raw_bench_pipe(const char *bootstrap, const char *in_topic, const char *out_topic, const char *group,
+                   long count, raw_bench_result *result, char *error, size_t error_size);
+
 #endif

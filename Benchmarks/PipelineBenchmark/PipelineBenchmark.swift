@@ -1,0 +1,279 @@
+import ArgumentParser
+import Authorization
+import BenchmarkSupport
+import Billing
+import CKafkaRawBench
+import Contract
+import Crypto
+import Foundation
+import Kafka
+import Logging
+import PostgresNIO
+import Store
+
+/// The whole pipeline against its limits, measured in one run on the embedded
+/// default: librdkafka's mock cluster in this process, a private PostgreSQL,
+/// and the worker executables built next to this one as separate processes.
+@main
+struct PipelineBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pipeline-bench",
+        abstract: "Measure charges/s, latency, cycle close and memory against the limits of Kafka and PostgreSQL.",
+        discussion: """
+            Build everything in release mode first, then run it:
+              swift build -c release && .build/release/pipeline-bench
+            Phases, each on its own topics and database:
+              limit (a)   raw librdkafka consume-then-produce of the same charge messages (C, no processing)
+              limit (b)   PostgreSQL COPY of the rows the charge path writes (charge, outbox, authorization)
+              pipeline    --charges authorized one-time charges for --lines lines, produced to the charges
+                          topic, until every accepted result is on merchant-results; 1 and 2 charge workers
+              latency     --rate charges/s for --seconds: produce-to-result p50, p99, p99.9
+              close       --close-lines lines (3 charges each, a quarter with a subscription) closed by 1
+                          and 2 billing-cycle workers, from the command to the settlement
+            and the peak resident memory of every worker process. Exits 1 if a phase fails.
+            """)
+
+    @Option(help: "Lines for the charge phases.") var lines = 100_000
+    @Option(help: "Charges per throughput phase.") var charges = 200_000
+    @Option(help: "Partitions of the charge and result topics (the mock keeps 5 MiB per partition).")
+    var partitions = 48
+    @Option(help: "Offered load of the latency phase, charges/s.") var rate = 2_000
+    @Option(help: "Length of the latency phase, seconds.") var seconds = 15
+    @Option(
+        parsing: .upToNextOption,
+        help: "Line counts of the close phases (each closed by 1 and by 2 workers; 0 skips).")
+    var closeLines: [Int] = [100_000, 1_000_000]
+    @Flag(help: "Print the figures as JSON.") var json = false
+
+    static let logger: Logger = {
+        var logger = Logger(label: "matomete.pipeline-bench")
+        logger.logLevel = .error
+        return logger
+    }()
+
+    func run() async throws {
+        let logger = Self.logger
+        let logs = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
+            "matomete-pipeline-bench-\(UUID().uuidString.prefix(6).lowercased())")
+        try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+        progress("Starting 3 mock brokers and a private PostgreSQL (logs in \(logs.path))")
+        let cluster = try EmbeddedKafkaCluster(brokers: 3, logger: logger)
+        let server = try await EmbeddedPostgres.start(stopWhenProcessExits: true, logger: logger)
+        defer { Task { try? await server.stop() } }
+        let signer = AuthorizationSigner(keyID: "bench", privateKey: Curve25519.Signing.PrivateKey())
+        let keys = "bench=\(signer.publicKey.rawRepresentation.base64EncodedString())"
+
+        progress("Signing \(charges.formatted()) authorizations")
+        let workload = try Workload(charges: charges, lines: lines, signer: signer)
+        var report = Report(
+            machine: Report.Machine.current, lines: lines, charges: charges, partitions: partitions)
+
+        // Limit (a): the broker and librdkafka, no processing.
+        progress("Limit (a): raw librdkafka consume-then-produce")
+        report.kafkaLimit = try await kafkaLimit(cluster, workload: workload, logger: logger)
+        // Limit (b): the database, no locks, no rules.
+        progress("Limit (b): PostgreSQL COPY of the charge path's rows")
+        report.copyLimit = try await copyLimit(server, workload: workload, logger: logger)
+
+        var memory: [String: Double] = [:]
+        for workers in [1, 2] {
+            progress("Pipeline with \(workers) charge worker\(workers == 1 ? "" : "s")")
+            let (rate, peaks) = try await pipeline(
+                cluster, server, workload: workload, workers: workers, keys: keys, logs: logs, logger: logger)
+            report.pipeline[workers] = rate
+            for (name, mib) in peaks { memory[name] = max(memory[name] ?? 0, mib) }
+        }
+        progress("Latency at \(rate.formatted()) charges/s for \(seconds) s")
+        let (latency, latencyPeaks) = try await latencyPhase(
+            cluster, server, workload: workload, keys: keys, logs: logs, logger: logger)
+        report.latency = latency
+        for (name, mib) in latencyPeaks { memory[name] = max(memory[name] ?? 0, mib) }
+        for count in closeLines where count > 0 {
+            for workers in [1, 2] {
+                progress(
+                    "Closing \(count.formatted()) lines with \(workers) billing-cycle worker\(workers == 1 ? "" : "s")")
+                let (close, peaks) = try await closePhase(
+                    cluster, server, lines: count, workers: workers, keys: keys, logs: logs, logger: logger)
+                report.closes.append(close)
+                for (name, mib) in peaks { memory[name] = max(memory[name] ?? 0, mib) }
+            }
+        }
+        report.peakMemoryMiB = memory
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.table)
+        }
+        try? FileManager.default.removeItem(at: logs)
+    }
+
+    // MARK: Limits
+
+    private func kafkaLimit(
+        _ cluster: EmbeddedKafkaCluster, workload: Workload, logger: Logger
+    ) async throws -> Double {
+        try cluster.createTopic("limit.in", partitions: partitions)
+        try cluster.createTopic("limit.out", partitions: partitions)
+        let producer = try KafkaProducer(
+            configuration: KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServerList), logger: logger)
+        try await producer.send(workload.messages(topic: "limit.in")).throwIfAnyFailed()
+        await producer.shutdown()
+        var result = raw_bench_result()
+        var error = [CChar](repeating: 0, count: 256)
+        let status = raw_bench_pipe(
+            cluster.bootstrapServers, "limit.in", "limit.out", "limit-pipe", workload.count, &result, &error,
+            error.count)
+        guard status == 0, result.failed == 0 else {
+            throw BenchError(
+                "raw pipe: \(String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+        }
+        return Double(result.messages) / result.seconds
+    }
+
+    private func copyLimit(_ server: EmbeddedPostgres, workload: Workload, logger: Logger) async throws -> Double {
+        let database = try await freshDatabase(server, name: "limit_copy", partitions: 16, logger: logger)
+        try await workload.load(database, logger: logger)
+        let seconds = try await withPostgresClient(database, logger: logger) { client in
+            try await copyChargeRows(
+                workload.requests, authorizations: workload.tokenIDs, client: client, logger: logger)
+        }
+        return Double(workload.count) / seconds
+    }
+
+    // MARK: Pipeline
+
+    private func pipeline(
+        _ cluster: EmbeddedKafkaCluster, _ server: EmbeddedPostgres, workload: Workload, workers count: Int,
+        keys: String, logs: URL, logger: Logger
+    ) async throws -> (Double, [(String, Double)]) {
+        let prefix = "pipeline\(count)"
+        let topics = try createTopics(cluster, prefix: prefix, partitions: partitions)
+        let database = try await freshDatabase(server, name: prefix, partitions: 16, logger: logger)
+        try await workload.load(database, logger: logger)
+        let workers = Workers(
+            bootstrapServers: cluster.bootstrapServers, database: database, prefix: prefix, keys: keys, logs: logs)
+        for _ in 0..<count { try workers.launch("charge-worker") }
+        try workers.launch("outbox-relay")
+        try await workers.waitUntilReady()
+        let reader = try ResultReader(
+            bootstrapServers: cluster.bootstrapServerList, topic: topics.merchantResults, logger: logger)
+        let reading = Task { try await reader.run() }
+        defer { reading.cancel() }
+        while !reader.isAssigned { try await Task.sleep(for: .milliseconds(50)) }
+
+        let producer = try KafkaProducer(
+            configuration: KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServerList), logger: logger)
+        let messages = workload.messages(topic: topics.charges)
+        let start = ContinuousClock.now
+        try await producer.send(messages).throwIfAnyFailed()
+        let last = try await reader.waitForAccepted(workload.count, within: .seconds(600), label: prefix)
+        await producer.shutdown()
+        let peaks = workers.peakMemory()
+        await workers.stop()
+        return (Double(workload.count) / (last - start).seconds, peaks)
+    }
+
+    private func latencyPhase(
+        _ cluster: EmbeddedKafkaCluster, _ server: EmbeddedPostgres, workload: Workload, keys: String, logs: URL,
+        logger: Logger
+    ) async throws -> (Report.Latency, [(String, Double)]) {
+        let prefix = "latency"
+        let topics = try createTopics(cluster, prefix: prefix, partitions: partitions)
+        let database = try await freshDatabase(server, name: prefix, partitions: 16, logger: logger)
+        try await workload.load(database, logger: logger)
+        let workers = Workers(
+            bootstrapServers: cluster.bootstrapServers, database: database, prefix: prefix, keys: keys, logs: logs)
+        try workers.launch("charge-worker")
+        try workers.launch("outbox-relay")
+        try await workers.waitUntilReady()
+        let reader = try ResultReader(
+            bootstrapServers: cluster.bootstrapServerList, topic: topics.merchantResults, logger: logger)
+        let reading = Task { try await reader.run() }
+        defer { reading.cancel() }
+        while !reader.isAssigned { try await Task.sleep(for: .milliseconds(50)) }
+
+        var configuration = KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServerList)
+        configuration.linger = .milliseconds(1)
+        let producer = try KafkaProducer(configuration: configuration, logger: logger)
+        let total = min(workload.count, rate * seconds)
+        let messages = workload.messages(topic: topics.charges)
+        // Paced in 5 ms ticks: each tick sends what the offered rate owes by then.
+        var sentAt: [String: ContinuousClock.Instant] = [:]
+        sentAt.reserveCapacity(total)
+        let start = ContinuousClock.now
+        var sent = 0
+        var deliveries: [Task<Void, Never>] = []
+        while sent < total {
+            let due = min(total, Int(Double(rate) * (ContinuousClock.now - start).seconds) + 1)
+            if due > sent {
+                let now = ContinuousClock.now
+                for index in sent..<due { sentAt[workload.requests[index].chargeID.rawValue] = now }
+                let batch = Array(messages[sent..<due])
+                deliveries.append(Task { _ = await producer.send(batch) })
+                sent = due
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        for delivery in deliveries { await delivery.value }
+        _ = try await reader.waitForAccepted(total, within: .seconds(120), label: prefix)
+        await producer.shutdown()
+        let arrivals = reader.arrivals()
+        var latencies = sentAt.compactMap { id, sent in arrivals[id].map { ($0 - sent).seconds * 1000 } }
+        latencies.sort()
+        func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+        let peaks = workers.peakMemory()
+        await workers.stop()
+        return (
+            Report.Latency(
+                offered: rate, seconds: seconds, charges: latencies.count, p50: percentile(0.5), p99: percentile(0.99),
+                p999: percentile(0.999), max: latencies.last ?? 0),
+            peaks
+        )
+    }
+
+    // MARK: Close
+
+    private func closePhase(
+        _ cluster: EmbeddedKafkaCluster, _ server: EmbeddedPostgres, lines: Int, workers count: Int, keys: String,
+        logs: URL, logger: Logger
+    ) async throws -> (Report.Close, [(String, Double)]) {
+        let prefix = "close\(lines)x\(count)"
+        let topics = try createTopics(cluster, prefix: prefix, partitions: 1)
+        let database = try await freshDatabase(server, name: "close_\(lines)_\(count)", partitions: 16, logger: logger)
+        let cycle = BillingCycle("2026-10")!
+        try await CloseWorkload.load(database, lines: lines, cycle: cycle, logger: logger)
+        let workers = Workers(
+            bootstrapServers: cluster.bootstrapServers, database: database, prefix: prefix, keys: keys, logs: logs)
+        for _ in 0..<count { try workers.launch("billing-cycle-worker") }
+        try await workers.waitUntilReady()
+        let producer = try KafkaProducer(
+            configuration: KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServerList), logger: logger)
+        _ = try await producer.send(
+            KafkaProducerMessage(topic: topics.billingCycles, key: nil, value: CycleCommand.closeMessage(cycle)))
+        await producer.shutdown()
+        let seconds = try await withPostgresClient(database, logger: logger) { client in
+            let store = try await BillingStore.open(client: client, logger: logger)
+            let deadline = ContinuousClock.now + .seconds(1800)
+            while ContinuousClock.now < deadline {
+                if try await store.closeStatus(cycle)?.isClosed == true {
+                    // The database's own clock: from the close's start to the settlement.
+                    let row = try await client.query(
+                        """
+                        SELECT extract(epoch FROM closed_at - requested_at)::float8 FROM cycle_closes
+                        WHERE cycle = \(cycle.description)
+                        """, logger: logger)
+                    for try await seconds in row.decode(Double.self) { return seconds }
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            throw BenchError("the close of \(lines) lines did not finish")
+        }
+        let peaks = workers.peakMemory()
+        await workers.stop()
+        return (
+            Report.Close(lines: lines, workers: count, seconds: seconds, linesPerSecond: Double(lines) / seconds), peaks
+        )
+    }
+}

@@ -1,0 +1,104 @@
+import BenchmarkSupport
+import Foundation
+
+/// Every figure of one run, and the table people read.
+struct Report: Encodable {
+    struct Machine: Encodable {
+        var cores: Int
+        var memoryGiB: Double
+        var system: String
+
+        static var current: Machine {
+            let info = ProcessInfo.processInfo
+            return Machine(
+                cores: info.activeProcessorCount, memoryGiB: Double(info.physicalMemory) / 1_073_741_824,
+                system: info.operatingSystemVersionString)
+        }
+    }
+
+    struct Latency: Encodable {
+        var offered: Int
+        var seconds: Int
+        var charges: Int
+        var p50: Double
+        var p99: Double
+        var p999: Double
+        var max: Double
+    }
+
+    struct Close: Encodable {
+        var lines: Int
+        var workers: Int
+        var seconds: Double
+        var linesPerSecond: Double
+    }
+
+    var machine: Machine
+    var lines: Int
+    var charges: Int
+    var partitions: Int
+    /// Limit (a), messages/s.
+    var kafkaLimit: Double = 0
+    /// Limit (b), charges/s (each a charge, an outbox row and an authorization row).
+    var copyLimit: Double = 0
+    /// Charges/s by charge-worker count.
+    var pipeline: [Int: Double] = [:]
+    var latency: Latency?
+    var closes: [Close] = []
+    var peakMemoryMiB: [String: Double] = [:]
+
+    var lowerLimit: Double { min(kafkaLimit, copyLimit) }
+
+    var table: String {
+        var lines: [String] = []
+        func row(_ name: String, _ value: String, _ note: String = "") {
+            lines.append(name.padding(toLength: 44, withPad: " ", startingAt: 0) + value.leftPadded(14) + "  " + note)
+        }
+        lines.append(
+            "Matomete pipeline: \(self.lines.formatted()) lines, \(charges.formatted()) charges, \(partitions) partitions; "
+                + "\(machine.cores) cores, \(String(format: "%.0f", machine.memoryGiB)) GiB")
+        lines.append("")
+        row("limit (a) Kafka consume→produce, raw C", rate(kafkaLimit) + " msg/s")
+        row("limit (b) PostgreSQL COPY of the rows", rate(copyLimit) + " /s")
+        for (workers, value) in pipeline.sorted(by: { $0.key < $1.key }) {
+            row(
+                "charges, \(workers) charge worker\(workers == 1 ? "" : "s")", rate(value) + " /s",
+                String(format: "%.2f× the lower limit", value / max(lowerLimit, 1)))
+        }
+        if let latency {
+            row("latency at \(latency.offered.formatted())/s, p50", String(format: "%.1f ms", latency.p50))
+            row("latency p99", String(format: "%.1f ms", latency.p99))
+            row("latency p99.9", String(format: "%.1f ms", latency.p999), String(format: "max %.1f ms", latency.max))
+        }
+        for close in closes {
+            row(
+                "close \(close.lines.formatted()) lines, \(close.workers) worker\(close.workers == 1 ? "" : "s")",
+                rate(close.linesPerSecond) + " lines/s", String(format: "%.1f s", close.seconds))
+        }
+        for (name, mib) in peakMemoryMiB.sorted(by: { $0.key < $1.key }) {
+            row("peak RSS \(name)", String(format: "%.0f MiB", mib))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case machine, lines, charges, partitions, kafkaLimit, copyLimit, pipeline, latency, closes, peakMemoryMiB
+        case lowerLimit
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(machine, forKey: .machine)
+        try container.encode(lines, forKey: .lines)
+        try container.encode(charges, forKey: .charges)
+        try container.encode(partitions, forKey: .partitions)
+        try container.encode(kafkaLimit, forKey: .kafkaLimit)
+        try container.encode(copyLimit, forKey: .copyLimit)
+        try container.encode(lowerLimit, forKey: .lowerLimit)
+        try container.encode(
+            Dictionary(uniqueKeysWithValues: pipeline.map { ("\($0.key)", $0.value) }), forKey: .pipeline)
+        try container.encodeIfPresent(latency, forKey: .latency)
+        try container.encode(closes, forKey: .closes)
+        try container.encode(peakMemoryMiB, forKey: .peakMemoryMiB)
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import Kafka
+import Logging
+import Synchronization
+
+/// Reads `<prefix>.merchant-results` while a phase runs and notes when each
+/// request's first answer arrived. It reads only `requestId` and `status`
+/// from each message, without a JSON decoder, to stay light beside the workers.
+final class ResultReader: Sendable {
+    struct Answers {
+        var accepted: [String: ContinuousClock.Instant] = [:]
+        var rejected = 0
+        var assigned = false
+    }
+
+    private let answers = Mutex(Answers())
+    private let consumer: KafkaConsumer
+    private let topic: String
+
+    init(bootstrapServers: [String], topic: String, logger: Logger) throws {
+        var configuration = KafkaConsumerConfiguration(
+            bootstrapServers: bootstrapServers, groupID: "bench-reader-\(UUID().uuidString.prefix(8))")
+        configuration.readBatchFill = .milliseconds(1)
+        configuration.fetchWait = .milliseconds(5)
+        consumer = try KafkaConsumer(configuration: configuration, logger: logger)
+        self.topic = topic
+    }
+
+    func run() async throws {
+        try consumer.subscribe([topic])
+        let clock = ContinuousClock()
+        while !Task.isCancelled {
+            for event in try await consumer.poll(timeout: .milliseconds(20)) {
+                switch event {
+                case .partitionsAssigned(let partitions):
+                    try await consumer.startPartitions(
+                        Dictionary(uniqueKeysWithValues: partitions.map { ($0, KafkaStartOffset.beginning) }))
+                    answers.withLock { $0.assigned = true }
+                case .messages(let messages):
+                    let now = clock.now
+                    answers.withLock { answers in
+                        for message in messages {
+                            guard let id = Self.field("requestId", in: message.value) else { continue }
+                            if Self.field("status", in: message.value) == "accepted" {
+                                if answers.accepted[id] == nil { answers.accepted[id] = now }
+                            } else {
+                                answers.rejected += 1
+                            }
+                        }
+                    }
+                default: break
+                }
+            }
+        }
+        await consumer.close()
+    }
+
+    var isAssigned: Bool { answers.withLock { $0.assigned } }
+    var acceptedCount: Int { answers.withLock { $0.accepted.count } }
+    var rejectedCount: Int { answers.withLock { $0.rejected } }
+    func arrivals() -> [String: ContinuousClock.Instant] { answers.withLock { $0.accepted } }
+
+    /// Waits until `count` requests are accepted; returns when the last arrived.
+    func waitForAccepted(_ count: Int, within limit: Duration, label: String) async throws -> ContinuousClock.Instant {
+        let deadline = ContinuousClock.now + limit
+        var lastReport = ContinuousClock.now
+        while true {
+            let (seen, last, rejected) = answers.withLock { ($0.accepted.count, $0.accepted.values.max(), $0.rejected) }
+            if seen >= count, let last { return last }
+            guard rejected == 0 else { throw BenchError("\(label): \(rejected) charges were rejected") }
+            guard ContinuousClock.now < deadline else {
+                throw BenchError("\(label): only \(seen) of \(count) charges were accepted within \(limit)")
+            }
+            if ContinuousClock.now - lastReport > .seconds(5) {
+                FileHandle.standardError.write(Data("  \(label): \(seen)/\(count) accepted\n".utf8))
+                lastReport = ContinuousClock.now
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// The string value of `"name":"…"` in a flat JSON object (ids and statuses hold no escapes).
+    static func field(_ name: String, in bytes: ArraySlice<UInt8>) -> String? {
+        let pattern = Array("\"\(name)\":\"".utf8)
+        var index = bytes.startIndex
+        let end = bytes.endIndex
+        while index + pattern.count <= end {
+            if bytes[index] == pattern[0], bytes[index..<index + pattern.count].elementsEqual(pattern) {
+                let start = index + pattern.count
+                guard let close = bytes[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+                return String(decoding: bytes[start..<close], as: UTF8.self)
+            }
+            index += 1
+        }
+        return nil
+    }
+}

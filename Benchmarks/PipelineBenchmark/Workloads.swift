@@ -1,0 +1,106 @@
+import Authorization
+import Billing
+import Foundation
+import Kafka
+import Logging
+import PostgresNIO
+import Store
+
+/// The charges every throughput phase sends: one-time charges of one merchant
+/// spread over the lines, each with its own signed authorization. Signed once;
+/// each phase has its own database, where every authorization is still unused.
+struct Workload: Sendable {
+    let lines: Int
+    let requests: [ChargeRequest]
+    let tokenIDs: [String]
+    private let values: [[UInt8]]
+
+    var count: Int { requests.count }
+
+    init(charges: Int, lines: Int, signer: AuthorizationSigner) throws {
+        self.lines = lines
+        let expiry = Int64(Date().timeIntervalSince1970) + 6 * 3600
+        var requests: [ChargeRequest] = []
+        var tokens: [String] = []
+        var values: [[UInt8]] = []
+        requests.reserveCapacity(charges)
+        for index in 0..<charges {
+            let line = String(format: "L%07d", index % lines)
+            let amount = Int64(100 + index % 900)
+            let request = ChargeRequest(
+                merchantID: "m-bench", chargeID: ChargeID(rawValue: "c-\(index)"), lineID: LineID(rawValue: line),
+                amount: Yen(amount), description: "bench item \(index % 50)")
+            let tokenID = "t-\(index)"
+            let token = try signer.token(
+                for: PurchaseClaims(
+                    tokenID: tokenID, lineID: line, merchantID: "m-bench", kind: "charge", amount: amount,
+                    reference: request.chargeID.rawValue, expiresAt: expiry))
+            requests.append(request)
+            tokens.append(tokenID)
+            values.append(
+                Array(
+                    #"{"type":"charge","merchantId":"m-bench","chargeId":"\#(request.chargeID)","lineId":"\#(line)","amount":\#(amount),"description":"\#(request.description)","authorization":"\#(token)"}"#
+                        .utf8))
+        }
+        self.requests = requests
+        tokenIDs = tokens
+        self.values = values
+    }
+
+    /// The charges as Kafka messages keyed by line, in order.
+    func messages(topic: String) -> [KafkaProducerMessage] {
+        zip(requests, values).map { request, value in
+            KafkaProducerMessage(topic: topic, key: Array(request.lineID.rawValue.utf8), value: value)
+        }
+    }
+
+    /// The lines (no spending limit) and the merchant.
+    func load(_ database: DatabaseConfiguration, logger: Logger) async throws {
+        let count = lines
+        try await withPostgresClient(database, logger: logger) { client in
+            let store = try await BillingStore.open(client: client, logger: logger)
+            try await store.upsertMerchant(Merchant(id: "m-bench", name: "Benchmark"))
+            try await store.importLines(
+                (0..<count).map {
+                    Line(id: LineID(rawValue: String(format: "L%07d", $0)), type: .hikariNext, spendingLimit: 0)
+                }, openCycle: BillingCycle(containing: Int64(Date().timeIntervalSince1970)))
+        }
+    }
+}
+
+/// A month to close: `lines` lines with three one-time charges each from four
+/// merchants, and a monthly subscription on every fourth line. Written with
+/// set-based SQL in the database (what the charge path would have written
+/// over the month), not through the workers: the phase measures the close.
+enum CloseWorkload {
+    static func load(_ database: DatabaseConfiguration, lines: Int, cycle: BillingCycle, logger: Logger) async throws {
+        try await withPostgresClient(database, logger: logger) { client in
+            let store = try await BillingStore.open(client: client, logger: logger)
+            for merchant in ["m-points", "m-farm", "m-video", "m-fan"] {
+                try await store.upsertMerchant(Merchant(id: MerchantID(rawValue: merchant), name: merchant))
+            }
+            for start in stride(from: 0, to: lines, by: 200_000) {
+                try await store.importLines(
+                    (start..<min(lines, start + 200_000)).map {
+                        Line(id: LineID(rawValue: String(format: "L%07d", $0)), type: .hikariNext, spendingLimit: 0)
+                    }, openCycle: cycle)
+            }
+            let month = cycle.description
+            _ = try await client.query(
+                """
+                INSERT INTO charges (line_id, merchant_id, charge_id, amount_yen, description, cycle, status)
+                SELECT l.line_id, (ARRAY['m-points', 'm-farm', 'm-video', 'm-fan'])[1 + (n.n + substr(l.line_id, 2)::int) % 4],
+                       'c-' || l.line_id || '-' || n.n, 100 + (substr(l.line_id, 2)::int * 7 + n.n * 131) % 900,
+                       'bench item', \(month), 'active'
+                FROM lines l CROSS JOIN generate_series(1, 3) AS n(n)
+                """, logger: logger)
+            _ = try await client.query(
+                """
+                INSERT INTO subscriptions (line_id, merchant_id, subscription_id, monthly_amount_yen, description, start_cycle)
+                SELECT line_id, 'm-video', 's-' || line_id, 990, 'monthly plan', \(month)
+                FROM lines WHERE substr(line_id, 2)::int % 4 = 0
+                """, logger: logger)
+            _ = try await client.query("ANALYZE", logger: logger)
+        }
+    }
+}
