@@ -75,6 +75,10 @@ struct PipelineBenchmark: AsyncParsableCommand {
         progress("Limit (b): PostgreSQL COPY of the charge path's rows")
         report.copyLimit = try await copyLimit(server, workload: workload, logger: logger)
 
+        // What checking the authorizations costs on its own, one core.
+        progress("Verifying authorizations on one core")
+        report.verificationsPerCore = try verificationRate(workload, signer: signer)
+
         var memory: [String: Double] = [:]
         for workers in [1, 2] {
             progress("Pipeline with \(workers) charge worker\(workers == 1 ? "" : "s")")
@@ -140,6 +144,20 @@ struct PipelineBenchmark: AsyncParsableCommand {
                 workload.requests, authorizations: workload.tokenIDs, client: client, logger: logger)
         }
         return Double(workload.count) / seconds
+    }
+
+    /// Ed25519 verifications a second on one core, of the workload's tokens.
+    private func verificationRate(_ workload: Workload, signer: AuthorizationSigner) throws -> Double {
+        let verifier = AuthorizationVerifier(keys: ["bench": signer.publicKey])
+        let count = min(workload.count, 20_000)
+        let now = Int64(Date().timeIntervalSince1970)
+        let start = ContinuousClock.now
+        for index in 0..<count {
+            guard case .success = verifier.claims(of: workload.tokens[index], now: now) else {
+                throw BenchError("a benchmark authorization did not verify")
+            }
+        }
+        return Double(count) / (ContinuousClock.now - start).seconds
     }
 
     // MARK: Pipeline

@@ -41,6 +41,8 @@ struct Report: Encodable {
     var kafkaLimit: Double = 0
     /// Limit (b), charges/s (each a charge, an outbox row and an authorization row).
     var copyLimit: Double = 0
+    /// Ed25519 authorization checks a second on one core (part of every charge).
+    var verificationsPerCore: Double = 0
     /// Charges/s by charge-worker count.
     var pipeline: [Int: Double] = [:]
     var latency: Latency?
@@ -60,6 +62,7 @@ struct Report: Encodable {
         lines.append("")
         row("limit (a) Kafka consume→produce, raw C", rate(kafkaLimit) + " msg/s")
         row("limit (b) PostgreSQL COPY of the rows", rate(copyLimit) + " /s")
+        row("authorization checks, one core", rate(verificationsPerCore) + " /s", "Ed25519, each charge needs one")
         for (workers, value) in pipeline.sorted(by: { $0.key < $1.key }) {
             row(
                 "charges, \(workers) charge worker\(workers == 1 ? "" : "s")", rate(value) + " /s",
@@ -83,7 +86,7 @@ struct Report: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case machine, lines, charges, partitions, kafkaLimit, copyLimit, pipeline, latency, closes, peakMemoryMiB
-        case lowerLimit
+        case lowerLimit, verificationsPerCore
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -95,6 +98,7 @@ struct Report: Encodable {
         try container.encode(kafkaLimit, forKey: .kafkaLimit)
         try container.encode(copyLimit, forKey: .copyLimit)
         try container.encode(lowerLimit, forKey: .lowerLimit)
+        try container.encode(verificationsPerCore, forKey: .verificationsPerCore)
         try container.encode(
             Dictionary(uniqueKeysWithValues: pipeline.map { ("\($0.key)", $0.value) }), forKey: .pipeline)
         try container.encodeIfPresent(latency, forKey: .latency)

@@ -13,6 +13,8 @@ struct Workload: Sendable {
     let lines: Int
     let requests: [ChargeRequest]
     let tokenIDs: [String]
+    /// The signed authorizations, as the charges carry them.
+    let tokens: [String]
     private let values: [[UInt8]]
 
     var count: Int { requests.count }
@@ -22,6 +24,7 @@ struct Workload: Sendable {
         let expiry = Int64(Date().timeIntervalSince1970) + 6 * 3600
         var requests: [ChargeRequest] = []
         var tokens: [String] = []
+        var signed: [String] = []
         var values: [[UInt8]] = []
         requests.reserveCapacity(charges)
         for index in 0..<charges {
@@ -37,6 +40,7 @@ struct Workload: Sendable {
                     reference: request.chargeID.rawValue, expiresAt: expiry))
             requests.append(request)
             tokens.append(tokenID)
+            signed.append(token)
             values.append(
                 Array(
                     #"{"type":"charge","merchantId":"m-bench","chargeId":"\#(request.chargeID)","lineId":"\#(line)","amount":\#(amount),"description":"\#(request.description)","authorization":"\#(token)"}"#
@@ -44,6 +48,7 @@ struct Workload: Sendable {
         }
         self.requests = requests
         tokenIDs = tokens
+        self.tokens = signed
         self.values = values
     }
 
