@@ -167,19 +167,11 @@ struct PipelineBenchmark: AsyncParsableCommand {
         keys: String, logs: URL, logger: Logger
     ) async throws -> (Double, [(String, Double)]) {
         let prefix = "pipeline\(count)"
-        let topics = try createTopics(cluster, prefix: prefix, partitions: partitions)
-        let database = try await freshDatabase(server, name: prefix, partitions: 16, logger: logger)
-        try await workload.load(database, logger: logger)
-        let workers = Workers(
-            bootstrapServers: cluster.bootstrapServers, database: database, prefix: prefix, keys: keys, logs: logs)
-        for _ in 0..<count { try workers.launch("charge-worker") }
-        try workers.launch("outbox-relay")
-        try await workers.waitUntilReady()
-        let reader = try ResultReader(
-            bootstrapServers: cluster.bootstrapServerList, topic: topics.merchantResults, logger: logger)
-        let reading = Task { try await reader.run() }
-        defer { reading.cancel() }
-        while !reader.isAssigned { try await Task.sleep(for: .milliseconds(50)) }
+        let path = try await ChargePath.start(
+            prefix: prefix, chargeWorkers: count, partitions: partitions, cluster: cluster, server: server,
+            workload: workload, keys: keys, logs: logs, logger: logger)
+        defer { path.reading.cancel() }
+        let (topics, workers, reader) = (path.topics, path.workers, path.reader)
 
         let producer = try KafkaProducer(
             configuration: KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServerList), logger: logger)
@@ -198,19 +190,11 @@ struct PipelineBenchmark: AsyncParsableCommand {
         logger: Logger
     ) async throws -> (Report.Latency, [(String, Double)]) {
         let prefix = "latency"
-        let topics = try createTopics(cluster, prefix: prefix, partitions: partitions)
-        let database = try await freshDatabase(server, name: prefix, partitions: 16, logger: logger)
-        try await workload.load(database, logger: logger)
-        let workers = Workers(
-            bootstrapServers: cluster.bootstrapServers, database: database, prefix: prefix, keys: keys, logs: logs)
-        try workers.launch("charge-worker")
-        try workers.launch("outbox-relay")
-        try await workers.waitUntilReady()
-        let reader = try ResultReader(
-            bootstrapServers: cluster.bootstrapServerList, topic: topics.merchantResults, logger: logger)
-        let reading = Task { try await reader.run() }
-        defer { reading.cancel() }
-        while !reader.isAssigned { try await Task.sleep(for: .milliseconds(50)) }
+        let path = try await ChargePath.start(
+            prefix: prefix, chargeWorkers: 1, partitions: partitions, cluster: cluster, server: server,
+            workload: workload, keys: keys, logs: logs, logger: logger)
+        defer { path.reading.cancel() }
+        let (topics, workers, reader) = (path.topics, path.workers, path.reader)
 
         var configuration = KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServerList)
         configuration.linger = .milliseconds(1)
@@ -222,19 +206,21 @@ struct PipelineBenchmark: AsyncParsableCommand {
         sentAt.reserveCapacity(total)
         let start = ContinuousClock.now
         var sent = 0
-        var deliveries: [Task<Void, Never>] = []
+        var deliveries: [Task<Bool, Never>] = []
         while sent < total {
             let due = min(total, Int(Double(rate) * (ContinuousClock.now - start).seconds) + 1)
             if due > sent {
                 let now = ContinuousClock.now
                 for index in sent..<due { sentAt[workload.requests[index].chargeID.rawValue] = now }
                 let batch = Array(messages[sent..<due])
-                deliveries.append(Task { _ = await producer.send(batch) })
+                deliveries.append(Task { await producer.send(batch).allDelivered })
                 sent = due
             }
             try await Task.sleep(for: .milliseconds(5))
         }
-        for delivery in deliveries { await delivery.value }
+        for delivery in deliveries where !(await delivery.value) {
+            throw BenchError("latency: the producer could not deliver every charge")
+        }
         _ = try await reader.waitForAccepted(total, within: .seconds(120), label: prefix)
         await producer.shutdown()
         let arrivals = reader.arrivals()
@@ -249,6 +235,36 @@ struct PipelineBenchmark: AsyncParsableCommand {
                 p999: percentile(0.999), max: latencies.last ?? 0),
             peaks
         )
+    }
+
+    /// A fresh charge path for one phase: its topics, a database with the
+    /// lines, charge workers and a relay (all ready) and a results reader that
+    /// has joined its group, so no answer is missed.
+    struct ChargePath {
+        let topics: Topics
+        let workers: Workers
+        let reader: ResultReader
+        let reading: Task<Void, any Error>
+
+        static func start(
+            prefix: String, chargeWorkers: Int, partitions: Int, cluster: EmbeddedKafkaCluster,
+            server: EmbeddedPostgres, workload: Workload, keys: String, logs: URL, logger: Logger
+        ) async throws -> ChargePath {
+            let topics = try createTopics(cluster, prefix: prefix, partitions: partitions)
+            let database = try await freshDatabase(server, name: prefix, partitions: 16, logger: logger)
+            try await workload.load(database, logger: logger)
+            let workers = Workers(
+                bootstrapServers: cluster.bootstrapServers, database: database, prefix: prefix, keys: keys,
+                logs: logs)
+            for _ in 0..<chargeWorkers { try workers.launch("charge-worker") }
+            try workers.launch("outbox-relay")
+            try await workers.waitUntilReady()
+            let reader = try ResultReader(
+                bootstrapServers: cluster.bootstrapServerList, topic: topics.merchantResults, logger: logger)
+            let reading = Task { try await reader.run() }
+            while !reader.isAssigned { try await Task.sleep(for: .milliseconds(50)) }
+            return ChargePath(topics: topics, workers: workers, reader: reader, reading: reading)
+        }
     }
 
     // MARK: Close

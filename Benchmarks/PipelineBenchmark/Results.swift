@@ -9,6 +9,8 @@ import Synchronization
 final class ResultReader: Sendable {
     struct Answers {
         var accepted: [String: ContinuousClock.Instant] = [:]
+        /// When the latest new acceptance arrived.
+        var last: ContinuousClock.Instant?
         var rejected = 0
         var assigned = false
     }
@@ -40,9 +42,12 @@ final class ResultReader: Sendable {
                     let now = clock.now
                     answers.withLock { answers in
                         for message in messages {
-                            guard let id = Self.field("requestId", in: message.value) else { continue }
-                            if Self.field("status", in: message.value) == "accepted" {
-                                if answers.accepted[id] == nil { answers.accepted[id] = now }
+                            guard let id = Self.field(Self.requestID, in: message.value) else { continue }
+                            if Self.field(Self.status, in: message.value) == "accepted" {
+                                if answers.accepted[id] == nil {
+                                    answers.accepted[id] = now
+                                    answers.last = now
+                                }
                             } else {
                                 answers.rejected += 1
                             }
@@ -65,7 +70,7 @@ final class ResultReader: Sendable {
         let deadline = ContinuousClock.now + limit
         var lastReport = ContinuousClock.now
         while true {
-            let (seen, last, rejected) = answers.withLock { ($0.accepted.count, $0.accepted.values.max(), $0.rejected) }
+            let (seen, last, rejected) = answers.withLock { ($0.accepted.count, $0.last, $0.rejected) }
             if seen >= count, let last { return last }
             guard rejected == 0 else { throw BenchError("\(label): \(rejected) charges were rejected") }
             guard ContinuousClock.now < deadline else {
@@ -79,9 +84,12 @@ final class ResultReader: Sendable {
         }
     }
 
-    /// The string value of `"name":"…"` in a flat JSON object (ids and statuses hold no escapes).
-    static func field(_ name: String, in bytes: ArraySlice<UInt8>) -> String? {
-        let pattern = Array("\"\(name)\":\"".utf8)
+    private static let requestID = Array(#""requestId":""#.utf8)
+    private static let status = Array(#""status":""#.utf8)
+
+    /// The string value after `pattern` (`"name":"`) in a flat JSON object
+    /// (ids and statuses hold no escapes).
+    static func field(_ pattern: [UInt8], in bytes: ArraySlice<UInt8>) -> String? {
         var index = bytes.startIndex
         let end = bytes.endIndex
         while index + pattern.count <= end {

@@ -60,9 +60,17 @@ public final class KafkaAdmin: Sendable {
     }
 
     /// Creates topics that do not exist yet; a topic that exists already is
-    /// left as it is (idempotent).
-    public func createTopics(_ topics: [KafkaTopicSpecification]) async throws(KafkaError) {
-        guard !topics.isEmpty else { return }
+    /// left as it is (idempotent). Only the missing ones are asked of the
+    /// cluster, so a call for topics that all exist needs no controller (and
+    /// works on librdkafka's mock cluster, whose controller cannot create).
+    ///
+    /// - Returns: the names of the topics it created.
+    @discardableResult
+    public func createTopics(_ topics: [KafkaTopicSpecification]) async throws(KafkaError) -> [String] {
+        let existing = try await descriptions(of: topics.map(\.name))
+        let missing = topics.filter { existing[$0.name] == nil }
+        guard !missing.isEmpty else { return [] }
+        let topics = missing
         try await request(RD_KAFKA_ADMIN_OP_CREATETOPICS) { handle, options, queue throws(KafkaError) in
             var errorText = [CChar](repeating: 0, count: 512)
             var natives: [OpaquePointer?] = []
@@ -94,11 +102,23 @@ public final class KafkaAdmin: Sendable {
                 throw KafkaError(err, context: "create topic \(name): \(reason)")
             }
         }
+        return missing.map(\.name)
     }
 
     /// Describes `topics` from the cluster's metadata. Throws
     /// ``KafkaError/Code/unknownTopicOrPartition`` for a topic that does not exist.
     public func describeTopics(_ topics: [String]) async throws(KafkaError) -> [KafkaTopicDescription] {
+        let found = try await descriptions(of: topics)
+        return try topics.map { name throws(KafkaError) in
+            guard let description = found[name] else {
+                throw KafkaError(code: .unknownTopicOrPartition, message: "topic \(name) does not exist")
+            }
+            return description
+        }
+    }
+
+    /// The descriptions of those of `topics` that exist, by name.
+    private func descriptions(of topics: [String]) async throws(KafkaError) -> [String: KafkaTopicDescription] {
         let handle = self.handle
         let timeout = Int32(requestTimeout.milliseconds)
         return try await blocking.run { () throws(KafkaError) in
@@ -121,12 +141,7 @@ public final class KafkaAdmin: Sendable {
                 }
                 found[name] = KafkaTopicDescription(name: name, partitions: partitions.sorted { $0.id < $1.id })
             }
-            return try topics.map { name throws(KafkaError) in
-                guard let description = found[name] else {
-                    throw KafkaError(code: .unknownTopicOrPartition, message: "topic \(name) does not exist")
-                }
-                return description
-            }
+            return found
         }
     }
 

@@ -25,21 +25,12 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Lines whose users buy (each gets a purchase ID).") var buyers = 400
     @Option(help: "Purchases to make through the gateway.") var purchases = 1_200
     @Flag(help: "Keep the scratch directory (logs, database) and print where it is.") var keep = false
-    @Option(
-        name: .customLong("bootstrap-servers"),
-        help: ArgumentHelp(
-            "Run on this Kafka cluster instead of the embedded one (creates the topics it lacks).",
-            valueName: "servers"))
-    var bootstrapServers: String?
+    @OptionGroup var kafka: LocalKafkaOptions
 
     func run() async throws {
         guard (100...1_000_000).contains(lines), (10...lines).contains(buyers), (10...100_000).contains(purchases)
         else { throw ValidationError("Use 100–1,000,000 lines, 10 to that many buyers, and 10–100,000 purchases.") }
-        say(
-            bootstrapServers == nil
-                ? "Starting 3 Kafka brokers (librdkafka's mock cluster) and a private PostgreSQL…"
-                : "Using the Kafka cluster at \(bootstrapServers!); starting a private PostgreSQL…")
-        let system = try await LocalSystem.start(kafka: bootstrapServers)
+        let system = try await kafka.startSystem()
         let reconciled: Bool
         do {
             reconciled = try await DemoRun(system: system, lines: lines, buyers: buyers, purchases: purchases).run()

@@ -14,19 +14,10 @@ struct Dev: AsyncParsableCommand {
             """)
 
     @Flag(help: "Keep the scratch directory (logs, database) when stopping.") var keep = false
-    @Option(
-        name: .customLong("bootstrap-servers"),
-        help: ArgumentHelp(
-            "Run on this Kafka cluster instead of the embedded one (creates the topics it lacks).",
-            valueName: "servers"))
-    var bootstrapServers: String?
+    @OptionGroup var kafka: LocalKafkaOptions
 
     func run() async throws {
-        say(
-            bootstrapServers == nil
-                ? "Starting 3 Kafka brokers (librdkafka's mock cluster) and a private PostgreSQL…"
-                : "Using the Kafka cluster at \(bootstrapServers!); starting a private PostgreSQL…")
-        let system = try await LocalSystem.start(kafka: bootstrapServers)
+        let system = try await kafka.startSystem()
         do {
             try system.launchAll()
             say(

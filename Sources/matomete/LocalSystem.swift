@@ -1,3 +1,4 @@
+import ArgumentParser
 import Contract
 import Crypto
 import Foundation
@@ -54,13 +55,9 @@ final class LocalSystem: @unchecked Sendable {
             let admin = try KafkaAdmin(
                 settings: KafkaClientSettings(bootstrapServers: kafka.split(separator: ",").map(String.init)),
                 requestTimeout: .seconds(15), logger: logger)
-            var missing: [KafkaTopicSpecification] = []
-            for topic in plan where (try? await admin.describeTopics([topic.name])) == nil {
-                // -1: the brokers' default replication factor.
-                missing.append(
-                    KafkaTopicSpecification(name: topic.name, partitions: topic.partitions, replicationFactor: -1))
-            }
-            try await admin.createTopics(missing)
+            // -1: the brokers' default replication factor.
+            try await admin.createTopics(
+                plan.map { KafkaTopicSpecification(name: $0.name, partitions: $0.partitions, replicationFactor: -1) })
         } else {
             let embedded = try EmbeddedKafkaCluster(brokers: 3, logger: logger)
             for topic in plan { try embedded.createTopic(topic.name, partitions: topic.partitions) }
@@ -149,6 +146,24 @@ final class LocalSystem: @unchecked Sendable {
         }
         try? await postgres.stop(keepData: keep)
         if !keep { try? FileManager.default.removeItem(at: directory) }
+    }
+}
+
+/// Where `dev` and `demo` run Kafka: the embedded mock cluster, or a given one.
+struct LocalKafkaOptions: ParsableArguments {
+    @Option(
+        name: .customLong("bootstrap-servers"),
+        help: ArgumentHelp(
+            "Run on this Kafka cluster instead of the embedded one (creates the topics it lacks).",
+            valueName: "servers"))
+    var bootstrapServers: String?
+
+    /// Says what it starts, then starts the system.
+    func startSystem() async throws -> LocalSystem {
+        say(
+            bootstrapServers.map { "Using the Kafka cluster at \($0); starting a private PostgreSQL…" }
+                ?? "Starting 3 Kafka brokers (librdkafka's mock cluster) and a private PostgreSQL…")
+        return try await LocalSystem.start(kafka: bootstrapServers)
     }
 }
 

@@ -130,22 +130,14 @@ struct TopicCommands: AsyncParsableCommand {
         func run() async throws {
             try await Exit.mapping {
                 let admin = try cluster.admin()
-                var plan = TopicCommands.plan(cluster.topics, partitions: partitions)
-                var existing: [String] = []
-                for topic in plan where (try? await admin.describeTopics([topic.name])) != nil {
-                    existing.append(topic.name)
-                }
-                plan.removeAll { existing.contains($0.name) }
-                if !existing.isEmpty, !output.json {
-                    say(
-                        "\(existing.count) of \(existing.count + plan.count) topics exist already and are left as they are."
-                    )
-                }
-                try await admin.createTopics(
-                    plan.map {
+                let created = try await admin.createTopics(
+                    TopicCommands.plan(cluster.topics, partitions: partitions).map {
                         KafkaTopicSpecification(
                             name: $0.name, partitions: $0.partitions, replicationFactor: replicationFactor)
                     })
+                if !output.json {
+                    say("Created \(created.count) topics; the others existed already and are left as they are.")
+                }
                 try await TopicCommands.List.show(admin: admin, topics: cluster.topics, output: output)
             }
         }
@@ -243,7 +235,8 @@ struct CSVChunks {
     let handle: FileHandle
     let rowsPerChunk: Int
     private var header: String?
-    private var pending = Data()
+    private var pending: [UInt8] = []
+    private var position = 0
     private var finished = false
     private var bytesRead = 0
 
@@ -254,28 +247,30 @@ struct CSVChunks {
 
     /// The next chunk as CSV text with the header, its row count and the bytes read so far.
     mutating func next() throws -> (String, Int, Int)? {
-        var rows: [Substring] = []
+        var rows: [String] = []
         while rows.count < rowsPerChunk {
-            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                let row = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
-                pending.removeSubrange(pending.startIndex...newline)
-                if header == nil { header = row } else if !row.isEmpty { rows.append(Substring(row)) }
+            let row: String
+            if let newline = pending[position...].firstIndex(of: UInt8(ascii: "\n")) {
+                row = String(decoding: pending[position..<newline], as: UTF8.self)
+                position = newline + 1
+            } else if !finished {
+                // Keep the unread tail only, then read on: no row is moved twice.
+                pending = Array(pending[position...])
+                position = 0
+                let data = try handle.read(upToCount: 4 << 20) ?? Data()
+                if data.isEmpty { finished = true } else { pending.append(contentsOf: data) }
+                bytesRead += data.count
                 continue
-            }
-            if finished {
-                if !pending.isEmpty {
-                    let row = String(decoding: pending, as: UTF8.self)
-                    pending.removeAll()
-                    if header == nil { header = row } else { rows.append(Substring(row)) }
-                }
+            } else if position < pending.count {
+                row = String(decoding: pending[position...], as: UTF8.self)
+                position = pending.count
+            } else {
                 break
             }
-            let data = try handle.read(upToCount: 4 << 20) ?? Data()
-            if data.isEmpty { finished = true } else { pending.append(data) }
-            bytesRead += data.count
+            if header == nil { header = row } else if !row.isEmpty { rows.append(row) }
         }
         guard let header, !rows.isEmpty else { return nil }
-        return ([header].joined() + "\n" + rows.joined(separator: "\n"), rows.count, bytesRead)
+        return (([header] + rows).joined(separator: "\n"), rows.count, bytesRead)
     }
 }
 
@@ -301,6 +296,14 @@ struct MerchantCommands: AsyncParsableCommand {
 
         var isGiven: Bool { ratePercent != nil || perLineThreshold != nil || perLineFee != nil }
 
+        /// The first cycle the fee schedule applies to.
+        func cycle() throws -> BillingCycle {
+            guard let from else { return BillingCycle(containing: Int64(Date().timeIntervalSince1970)) }
+            guard let cycle = BillingCycle(from) else { throw ValidationError("--from must be YYYY-MM.") }
+            return cycle
+        }
+
+        /// The fee schedule from ``cycle()`` on: `base` with the parts given changed.
         func version(base: Tariff) throws -> TariffVersion {
             var tariff = base
             if let ratePercent {
@@ -319,12 +322,7 @@ struct MerchantCommands: AsyncParsableCommand {
                 }
                 tariff.perLineFeeTenths = tenths
             }
-            let cycle = try from.map { text in
-                guard let cycle = BillingCycle(text) else { throw ValidationError("--from must be YYYY-MM.") }
-                return cycle
-            }
-            return TariffVersion(
-                effectiveFrom: cycle ?? BillingCycle(containing: Int64(Date().timeIntervalSince1970)), tariff: tariff)
+            return TariffVersion(effectiveFrom: try cycle(), tariff: tariff)
         }
     }
 
@@ -383,8 +381,8 @@ struct MerchantCommands: AsyncParsableCommand {
                     if let name { merchant.name = name }
                     if let status { merchant.status = status }
                     if tariff.isGiven {
-                        let version = try tariff.version(base: .standard)
-                        let base = merchant.tariffs.tariff(for: version.effectiveFrom)
+                        // Parts not given keep what applies from that cycle on.
+                        let base = merchant.tariffs.tariff(for: try tariff.cycle())
                         merchant.tariffs.versions.append(try tariff.version(base: base))
                     }
                     try await store.upsertMerchant(merchant)

@@ -29,31 +29,24 @@ struct DeployTests {
         return documents
     }
 
-    /// What each executable's `--help` says (flags and variables), by name.
+    /// What each executable's `--help` says (flags and variables), by name;
+    /// the operator tool's subcommands that deploy/ runs by "matomete <subcommand>".
     static func help() throws -> [String: String] {
-        var help: [String: String] = [:]
-        for name in executables {
+        func text(_ name: String, _ arguments: [String]) throws -> String {
             let process = Process()
             process.executableURL = try Processes.builtExecutable(name)
-            process.arguments = ["--help"]
+            process.arguments = arguments + ["--help"]
             let output = Pipe()
             process.standardOutput = output
             process.standardError = output
             try process.run()
-            help[name] = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
+            defer { process.waitUntilExit() }
+            return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         }
-        // The operator tool's subcommands have their own flags.
+        var help: [String: String] = [:]
+        for name in executables { help[name] = try text(name, []) }
         for subcommand in [["migrate"], ["topics", "create"]] {
-            let process = Process()
-            process.executableURL = try Processes.builtExecutable("matomete")
-            process.arguments = subcommand + ["--help"]
-            let output = Pipe()
-            process.standardOutput = output
-            try process.run()
-            help["matomete " + subcommand.joined(separator: " ")] = String(
-                decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
+            help["matomete " + subcommand.joined(separator: " ")] = try text("matomete", subcommand)
         }
         return help
     }
