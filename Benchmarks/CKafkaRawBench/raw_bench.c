@@ -86,12 +86,17 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 }
 
 int raw_bench_consume(const char *bootstrap, const char *topic, const char *group, long count,
-                      raw_bench_result *result, char *error, size_t error_size) {
+                      long queued_kilobytes, long queued_messages, raw_bench_result *result, char *error,
+                      size_t error_size) {
+    char kilobytes[24];
+    char messages[24];
+    snprintf(kilobytes, sizeof kilobytes, "%ld", queued_kilobytes);
+    snprintf(messages, sizeof messages, "%ld", queued_messages);
     const char *const settings[] = {
         "bootstrap.servers", bootstrap, "client.id", "raw-bench", "group.id", group,
         "partition.assignment.strategy", "roundrobin", "session.timeout.ms", "10000",
         "heartbeat.interval.ms", "1000", "auto.offset.reset", "earliest",
-        "queued.max.messages.kbytes", "16384", "fetch.wait.max.ms", "100",
+        "queued.max.messages.kbytes", kilobytes, "queued.min.messages", messages, "fetch.wait.max.ms", "100",
         "enable.auto.commit", "false", "enable.auto.offset.store", "false",
         "enable.partition.eof", "false", NULL};
     double start = 0;

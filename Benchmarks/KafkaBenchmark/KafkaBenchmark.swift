@@ -27,6 +27,10 @@ struct KafkaBenchmark: AsyncParsableCommand {
     @Option(help: "Bytes per message value.") var valueBytes = 200
     @Option(help: "Partitions of each benchmark topic.") var partitions = 64
     @Option(help: "Rounds; each side's median round is reported.") var rounds = 5
+    @Option(help: "Prefetch limit of both consumers in KiB (queued.max.messages.kbytes).")
+    var queuedKilobytes = KafkaConsumerConfiguration(bootstrapServers: [], groupID: "").queuedKilobytes
+    @Option(help: "Prefetch limit of both consumers in messages (queued.min.messages).")
+    var queuedMessages = KafkaConsumerConfiguration(bootstrapServers: [], groupID: "").queuedMessages
     @Flag(help: "Print the figures as JSON.") var json = false
 
     func run() async throws {
@@ -72,8 +76,9 @@ struct KafkaBenchmark: AsyncParsableCommand {
         guard
             raw_bench_produce(cluster.bootstrapServers, topic, messages, Int32(valueBytes), &produced, &error, 512)
                 == 0,
-            raw_bench_consume(cluster.bootstrapServers, topic, "bench-raw-\(topic)", messages, &consumed, &error, 512)
-                == 0
+            raw_bench_consume(
+                cluster.bootstrapServers, topic, "bench-raw-\(topic)", messages, queuedKilobytes, queuedMessages,
+                &consumed, &error, 512) == 0
         else {
             throw ValidationError(
                 "raw benchmark failed: \(error.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })")
@@ -104,10 +109,11 @@ struct KafkaBenchmark: AsyncParsableCommand {
         let failed = results.failures.count
         guard failed == 0 else { throw ValidationError("Kafka module: \(failed) deliveries failed") }
 
-        let consumer = try KafkaConsumer(
-            configuration: KafkaConsumerConfiguration(
-                bootstrapServers: cluster.bootstrapServerList, groupID: "bench-swift-\(topic)"),
-            logger: logger)
+        var configuration = KafkaConsumerConfiguration(
+            bootstrapServers: cluster.bootstrapServerList, groupID: "bench-swift-\(topic)")
+        configuration.queuedKilobytes = queuedKilobytes
+        configuration.queuedMessages = queuedMessages
+        let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
         try consumer.subscribe([topic])
         var read = 0
         var bytes = 0

@@ -8,6 +8,8 @@ final class ConsumerQueue: @unchecked Sendable {
     private let pointer: OpaquePointer
     private let handle: KafkaHandle
     private var topicNames: [OpaquePointer: String] = [:]
+    /// The topic of the last message converted: most batches hold one topic.
+    private var lastTopic: (pointer: OpaquePointer, name: String)?
     private var natives: [UnsafeMutablePointer<rd_kafka_message_t>?]
 
     init(handle: KafkaHandle, batchSize: Int) {
@@ -43,59 +45,64 @@ final class ConsumerQueue: @unchecked Sendable {
     }
 
     /// Converts and destroys the first `count` native messages. Every key and
-    /// value of the batch is copied into one buffer: one allocation per batch
-    /// instead of two per message.
+    /// value of the batch is copied into one buffer, written in place: one
+    /// allocation per batch instead of two per message.
     private func convert(count: Int) -> (messages: [KafkaConsumerMessage], errors: [KafkaError]) {
-        var total = 0
-        for index in 0..<count where natives[index]!.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-            total += natives[index]!.pointee.len + natives[index]!.pointee.key_len
-        }
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(total)
-        var ranges: [(key: Range<Int>?, value: Range<Int>)] = []
-        ranges.reserveCapacity(count)
-        var errors: [KafkaError] = []
-        for index in 0..<count {
-            let message = natives[index]!.pointee
-            guard message.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                if message.err != RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                    errors.append(KafkaError(message.err, context: "consumer"))
-                }
-                continue
+        natives.withUnsafeMutableBufferPointer { natives in
+            let batch = UnsafeMutableBufferPointer(rebasing: natives[..<count])
+            var total = 0
+            for native in batch where native!.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                total += native!.pointee.len + native!.pointee.key_len
             }
-            let key = append(message.key, message.key_len, to: &buffer)
-            let value = append(message.payload, message.len, to: &buffer) ?? buffer.count..<buffer.count
-            ranges.append((key, value))
+            // Keys and values back to back, in message order; the second loop
+            // walks the same order to slice them out.
+            let buffer = [UInt8](unsafeUninitializedCapacity: total) { bytes, initialized in
+                var end = 0
+                for native in batch where native!.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                    end = Self.copy(native!.pointee.key, native!.pointee.key_len, into: bytes, at: end)
+                    end = Self.copy(native!.pointee.payload, native!.pointee.len, into: bytes, at: end)
+                }
+                initialized = end
+            }
+            var messages: [KafkaConsumerMessage] = []
+            messages.reserveCapacity(count)
+            var errors: [KafkaError] = []
+            var start = 0
+            for index in batch.indices {
+                let native = batch[index]!
+                batch[index] = nil
+                defer { rd_kafka_message_destroy(native) }
+                let message = native.pointee
+                guard message.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                    if message.err != RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                        errors.append(KafkaError(message.err, context: "consumer"))
+                    }
+                    continue
+                }
+                let key = message.key.map { _ in buffer[start..<start + message.key_len] }
+                start += message.key.map { _ in message.key_len } ?? 0
+                let value = buffer[start..<start + (message.payload == nil ? 0 : message.len)]
+                start = value.endIndex
+                var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+                let timestamp = rd_kafka_message_timestamp(native, &timestampType)
+                messages.append(
+                    KafkaConsumerMessage(
+                        topicPartition: KafkaTopicPartition(
+                            topic: topicName(message.rkt), partition: message.partition),
+                        offset: message.offset, key: key, value: value, headers: headers(native),
+                        timestampMilliseconds: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp))
+            }
+            return (messages, errors)
         }
-        var messages: [KafkaConsumerMessage] = []
-        messages.reserveCapacity(ranges.count)
-        var next = 0
-        for index in 0..<count {
-            let native = natives[index]!
-            natives[index] = nil
-            defer { rd_kafka_message_destroy(native) }
-            guard native.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR else { continue }
-            let range = ranges[next]
-            next += 1
-            var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-            let timestamp = rd_kafka_message_timestamp(native, &timestampType)
-            messages.append(
-                KafkaConsumerMessage(
-                    topicPartition: KafkaTopicPartition(
-                        topic: topicName(native.pointee.rkt), partition: native.pointee.partition),
-                    offset: native.pointee.offset, key: range.key.map { buffer[$0] }, value: buffer[range.value],
-                    headers: headers(native),
-                    timestampMilliseconds: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp))
-        }
-        return (messages, errors)
     }
 
-    /// Appends `count` bytes at `pointer` (if any) to `buffer`; returns where they landed.
-    private func append(_ pointer: UnsafeMutableRawPointer?, _ count: Int, to buffer: inout [UInt8]) -> Range<Int>? {
-        guard let pointer else { return nil }
-        let start = buffer.count
-        buffer.append(contentsOf: UnsafeRawBufferPointer(start: pointer, count: count))
-        return start..<buffer.count
+    /// Copies `count` bytes at `source` (if any) to `bytes` at `offset`; returns the end.
+    private static func copy(
+        _ source: UnsafeMutableRawPointer?, _ count: Int, into bytes: UnsafeMutableBufferPointer<UInt8>, at offset: Int
+    ) -> Int {
+        guard let source, count > 0 else { return offset }
+        UnsafeMutableRawPointer(bytes.baseAddress! + offset).copyMemory(from: source, byteCount: count)
+        return offset + count
     }
 
     private func headers(_ native: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {
@@ -116,7 +123,11 @@ final class ConsumerQueue: @unchecked Sendable {
 
     private func topicName(_ topic: OpaquePointer?) -> String {
         guard let topic else { return "" }
-        if let name = topicNames[topic] { return name }
+        if let last = lastTopic, last.pointer == topic { return last.name }
+        if let name = topicNames[topic] {
+            lastTopic = (topic, name)
+            return name
+        }
         let name = String(cString: rd_kafka_topic_name(topic))
         topicNames[topic] = name
         return name

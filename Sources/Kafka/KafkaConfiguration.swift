@@ -124,7 +124,16 @@ public struct KafkaConsumerConfiguration: Sendable {
     /// Default ``OffsetReset/earliest``.
     public var offsetReset: OffsetReset = .earliest
     /// Prefetched data kept per consumer, in KiB: bounds memory. Default 16 MiB.
+    ///
+    /// With librdkafka 2.0.2, once the prefetched messages reach this or
+    /// ``queuedMessages``, fetching stops and resumes only when a broker
+    /// thread next wakes, up to 1 s later. A consumer that empties the whole
+    /// prefetch in less than that waits out the rest: size both limits to
+    /// about a second of the rate it reads at (see docs/kafka.md).
     public var queuedKilobytes: Int = 16_384
+    /// Prefetched messages kept per consumer (`queued.min.messages`, which
+    /// librdkafka 2.0.2 counts over the consumer's whole queue). Default 100,000.
+    public var queuedMessages: Int = 100_000
     /// Longest a broker holds a fetch waiting for data. Default 100 ms.
     public var fetchWait: Duration = .milliseconds(100)
     /// Most messages one ``KafkaConsumer/poll(timeout:)`` returns. Default 1,000.
@@ -149,6 +158,7 @@ public struct KafkaConsumerConfiguration: Sendable {
             ("max.poll.interval.ms", String(maxPollInterval.milliseconds)),
             ("auto.offset.reset", offsetReset.rawValue),
             ("queued.max.messages.kbytes", String(queuedKilobytes)),
+            ("queued.min.messages", String(queuedMessages)),
             ("fetch.wait.max.ms", String(fetchWait.milliseconds)),
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),

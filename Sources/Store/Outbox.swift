@@ -31,8 +31,14 @@ extension BillingStore {
                 sequence: id,
                 message: OutboxMessage(
                     topic: topic, key: key, id: messageID, payload: Array(payload.readableBytesView),
-                    headers: (try? JSONDecoder().decode([String: String].self, from: Data(headers.utf8))) ?? [:]))
+                    headers: Self.headers(headers)))
         }
+    }
+
+    /// The stored headers object; most messages have none, and skip the decoder.
+    private static func headers(_ text: String) -> [String: String] {
+        guard text != "{}" else { return [:] }
+        return (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))) ?? [:]
     }
 
     /// Removes published messages from the outbox.

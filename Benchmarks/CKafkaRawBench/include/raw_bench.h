@@ -18,9 +18,11 @@ int raw_bench_produce(const char *bootstrap, const char *topic, long count, int 
 
 /// Reads `count` messages from `topic` in consumer group `group`, timing from
 /// the partition assignment (the end of the group join) to the last message.
+/// The prefetch limits are `queued.max.messages.kbytes` and `queued.min.messages`.
 /// Returns 0 on success.
 int raw_bench_consume(const char *bootstrap, const char *topic, const char *group, long count,
-                      raw_bench_result *result, char *error, size_t error_size);
+                      long queued_kilobytes, long queued_messages, raw_bench_result *result, char *error,
+                      size_t error_size);
 
 /// Reads `count` messages from `in_topic` in consumer group `group` and
 /// produces each one again, same key and value, to the same partition of
