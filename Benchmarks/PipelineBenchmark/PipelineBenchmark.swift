@@ -203,7 +203,9 @@ struct PipelineBenchmark: AsyncParsableCommand {
         let messages = workload.messages(topic: topics.charges)
         // Paced in 5 ms ticks: each tick sends what the offered rate owes by then.
         var sentAt: [String: ContinuousClock.Instant] = [:]
+        var sentWall: [String: Int64] = [:]
         sentAt.reserveCapacity(total)
+        sentWall.reserveCapacity(total)
         let start = ContinuousClock.now
         var sent = 0
         var deliveries: [Task<Bool, Never>] = []
@@ -211,7 +213,11 @@ struct PipelineBenchmark: AsyncParsableCommand {
             let due = min(total, Int(Double(rate) * (ContinuousClock.now - start).seconds) + 1)
             if due > sent {
                 let now = ContinuousClock.now
-                for index in sent..<due { sentAt[workload.requests[index].chargeID.rawValue] = now }
+                let wallNow = Int64(Date().timeIntervalSince1970 * 1000)
+                for index in sent..<due {
+                    sentAt[workload.requests[index].chargeID.rawValue] = now
+                    sentWall[workload.requests[index].chargeID.rawValue] = wallNow
+                }
                 let batch = Array(messages[sent..<due])
                 deliveries.append(Task { await producer.send(batch).allDelivered })
                 sent = due
@@ -224,17 +230,49 @@ struct PipelineBenchmark: AsyncParsableCommand {
         _ = try await reader.waitForAccepted(total, within: .seconds(120), label: prefix)
         await producer.shutdown()
         let arrivals = reader.arrivals()
-        var latencies = sentAt.compactMap { id, sent in arrivals[id].map { ($0 - sent).seconds * 1000 } }
-        latencies.sort()
-        func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+        let latencies = sentAt.compactMap { id, sent in arrivals[id].map { ($0 - sent).seconds * 1000 } }.sorted()
+        let stages = try await latencyStages(path.database, sent: sentWall, stamps: reader.stamps(), logger: logger)
         let peaks = workers.peakMemory()
         await workers.stop()
         return (
             Report.Latency(
-                offered: rate, seconds: seconds, charges: latencies.count, p50: percentile(0.5), p99: percentile(0.99),
-                p999: percentile(0.999), max: latencies.last ?? 0),
+                offered: rate, seconds: seconds, charges: latencies.count, p50: percentile(latencies, 0.5),
+                p99: percentile(latencies, 0.99), p999: percentile(latencies, 0.999), max: latencies.last ?? 0,
+                stages: stages),
             peaks
         )
+    }
+
+    /// Where the latency goes, from wall-clock stamps in milliseconds: the
+    /// charge's transaction start (`applied_at`, PostgreSQL's `now()`), the
+    /// relay's produce of its result (the result message's timestamp) and the
+    /// result's arrival at the reader.
+    private func latencyStages(
+        _ database: DatabaseConfiguration, sent: [String: Int64],
+        stamps: [String: (published: Int64, arrived: Int64)], logger: Logger
+    ) async throws -> [Report.Latency.Stage] {
+        let applied = try await withPostgresClient(database, logger: logger) { client in
+            try await client.query(
+                "SELECT charge_id, (extract(epoch FROM applied_at) * 1000)::bigint FROM charges", logger: logger
+            ).collect().map { try $0.decode((String, Int64).self) }
+        }
+        var toTransaction: [Double] = []
+        var toRelay: [Double] = []
+        var toReader: [Double] = []
+        for (id, start) in applied {
+            guard let sent = sent[id], let stamp = stamps[id] else { continue }
+            toTransaction.append(Double(start - sent))
+            toRelay.append(Double(stamp.published - start))
+            toReader.append(Double(stamp.arrived - stamp.published))
+        }
+        return [
+            ("produced → transaction starts", toTransaction),
+            ("transaction starts → relay produces result", toRelay),
+            ("relay produces result → result read", toReader),
+        ].map { name, values in
+            let sorted = values.sorted()
+            return Report.Latency.Stage(name: name, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99))
+        }
     }
 
     /// A fresh charge path for one phase: its topics, a database with the
@@ -242,6 +280,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
     /// has joined its group, so no answer is missed.
     struct ChargePath {
         let topics: Topics
+        let database: DatabaseConfiguration
         let workers: Workers
         let reader: ResultReader
         let reading: Task<Void, any Error>
@@ -263,7 +302,8 @@ struct PipelineBenchmark: AsyncParsableCommand {
                 bootstrapServers: cluster.bootstrapServerList, topic: topics.merchantResults, logger: logger)
             let reading = Task { try await reader.run() }
             while !reader.isAssigned { try await Task.sleep(for: .milliseconds(50)) }
-            return ChargePath(topics: topics, workers: workers, reader: reader, reading: reading)
+            return ChargePath(
+                topics: topics, database: database, workers: workers, reader: reader, reading: reading)
         }
     }
 
@@ -310,4 +350,9 @@ struct PipelineBenchmark: AsyncParsableCommand {
             Report.Close(lines: lines, workers: count, seconds: seconds, linesPerSecond: Double(lines) / seconds), peaks
         )
     }
+}
+
+/// The value at fraction `p` of `sorted` (0 when empty).
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }

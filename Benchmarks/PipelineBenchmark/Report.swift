@@ -24,6 +24,14 @@ struct Report: Encodable {
         var p99: Double
         var p999: Double
         var max: Double
+        /// The same latencies, cut where the pipeline leaves a timestamp.
+        var stages: [Stage]
+
+        struct Stage: Encodable {
+            var name: String
+            var p50: Double
+            var p99: Double
+        }
     }
 
     struct Close: Encodable {
@@ -72,6 +80,9 @@ struct Report: Encodable {
             row("latency at \(latency.offered.formatted())/s, p50", String(format: "%.1f ms", latency.p50))
             row("latency p99", String(format: "%.1f ms", latency.p99))
             row("latency p99.9", String(format: "%.1f ms", latency.p999), String(format: "max %.1f ms", latency.max))
+            for stage in latency.stages {
+                row("  " + stage.name, String(format: "%.0f ms", stage.p50), String(format: "p99 %.0f ms", stage.p99))
+            }
         }
         for close in closes {
             row(

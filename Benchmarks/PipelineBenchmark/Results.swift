@@ -9,6 +9,9 @@ import Synchronization
 final class ResultReader: Sendable {
     struct Answers {
         var accepted: [String: ContinuousClock.Instant] = [:]
+        /// Per accepted request, in ms since 1970: when the relay produced its
+        /// result (the message's timestamp) and when it arrived here.
+        var stamps: [String: (published: Int64, arrived: Int64)] = [:]
         /// When the latest new acceptance arrived.
         var last: ContinuousClock.Instant?
         var rejected = 0
@@ -40,12 +43,14 @@ final class ResultReader: Sendable {
                     answers.withLock { $0.assigned = true }
                 case .messages(let messages):
                     let now = clock.now
+                    let wallNow = Int64(Date().timeIntervalSince1970 * 1000)
                     answers.withLock { answers in
                         for message in messages {
                             guard let id = Self.field(Self.requestID, in: message.value) else { continue }
                             if Self.field(Self.status, in: message.value) == "accepted" {
                                 if answers.accepted[id] == nil {
                                     answers.accepted[id] = now
+                                    answers.stamps[id] = (message.timestampMilliseconds ?? wallNow, wallNow)
                                     answers.last = now
                                 }
                             } else {
@@ -64,6 +69,7 @@ final class ResultReader: Sendable {
     var acceptedCount: Int { answers.withLock { $0.accepted.count } }
     var rejectedCount: Int { answers.withLock { $0.rejected } }
     func arrivals() -> [String: ContinuousClock.Instant] { answers.withLock { $0.accepted } }
+    func stamps() -> [String: (published: Int64, arrived: Int64)] { answers.withLock { $0.stamps } }
 
     /// Waits until `count` requests are accepted; returns when the last arrived.
     func waitForAccepted(_ count: Int, within limit: Duration, label: String) async throws -> ContinuousClock.Instant {
