@@ -13,6 +13,13 @@ public func progress(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }
 
+/// Prints `figures` as sorted, indented JSON: the `--json` output of every benchmark.
+public func printJSON(_ figures: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    print(String(decoding: try encoder.encode(figures), as: UTF8.self))
+}
+
 extension String {
     /// The string right-aligned in `width` columns.
     public func leftPadded(_ width: Int) -> String {

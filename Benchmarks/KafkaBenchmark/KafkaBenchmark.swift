@@ -59,9 +59,7 @@ struct KafkaBenchmark: AsyncParsableCommand {
         let report = Report(
             messages: messages, valueBytes: valueBytes, partitions: partitions, raw: bestRaw, swift: bestSwift)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
         } else {
             print(report.table)
         }

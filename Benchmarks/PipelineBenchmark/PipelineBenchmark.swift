@@ -104,9 +104,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
         }
         report.peakMemoryMiB = memory
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
         } else {
             print(report.table)
         }
@@ -202,10 +200,10 @@ struct PipelineBenchmark: AsyncParsableCommand {
         let total = min(workload.count, rate * seconds)
         let messages = workload.messages(topic: topics.charges)
         // Paced in 5 ms ticks: each tick sends what the offered rate owes by then.
-        var sentAt: [String: ContinuousClock.Instant] = [:]
-        var sentWall: [String: Int64] = [:]
+        // When each charge was produced: the monotonic clock for its latency,
+        // the wall clock (ms) to compare with the pipeline's own stamps.
+        var sentAt: [String: (instant: ContinuousClock.Instant, wall: Int64)] = [:]
         sentAt.reserveCapacity(total)
-        sentWall.reserveCapacity(total)
         let start = ContinuousClock.now
         var sent = 0
         var deliveries: [Task<Bool, Never>] = []
@@ -215,8 +213,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
                 let now = ContinuousClock.now
                 let wallNow = Int64(Date().timeIntervalSince1970 * 1000)
                 for index in sent..<due {
-                    sentAt[workload.requests[index].chargeID.rawValue] = now
-                    sentWall[workload.requests[index].chargeID.rawValue] = wallNow
+                    sentAt[workload.requests[index].chargeID.rawValue] = (now, wallNow)
                 }
                 let batch = Array(messages[sent..<due])
                 deliveries.append(Task { await producer.send(batch).allDelivered })
@@ -230,8 +227,10 @@ struct PipelineBenchmark: AsyncParsableCommand {
         _ = try await reader.waitForAccepted(total, within: .seconds(120), label: prefix)
         await producer.shutdown()
         let arrivals = reader.arrivals()
-        let latencies = sentAt.compactMap { id, sent in arrivals[id].map { ($0 - sent).seconds * 1000 } }.sorted()
-        let stages = try await latencyStages(path.database, sent: sentWall, stamps: reader.stamps(), logger: logger)
+        let latencies = sentAt.compactMap { id, sent in arrivals[id].map { ($0 - sent.instant).seconds * 1000 } }
+            .sorted()
+        let stages = try await latencyStages(
+            path.database, sent: sentAt.mapValues(\.wall), stamps: reader.stamps(), logger: logger)
         let peaks = workers.peakMemory()
         await workers.stop()
         return (

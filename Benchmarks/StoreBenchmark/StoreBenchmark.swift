@@ -92,9 +92,7 @@ struct StoreBenchmark: AsyncParsableCommand {
                 "applyRequestsPerSecond": applyRate, "ratio": applyRate / copyRate,
                 "importLines": Double(importLines), "importSeconds": importSeconds ?? 0,
             ]
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(figures), as: UTF8.self))
+            try printJSON(figures)
         } else {
             print(
                 """

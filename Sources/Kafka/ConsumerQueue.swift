@@ -80,7 +80,7 @@ final class ConsumerQueue: @unchecked Sendable {
                     continue
                 }
                 let key = message.key.map { _ in buffer[start..<start + message.key_len] }
-                start += message.key.map { _ in message.key_len } ?? 0
+                start = key?.endIndex ?? start
                 let value = buffer[start..<start + (message.payload == nil ? 0 : message.len)]
                 start = value.endIndex
                 var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
