@@ -222,7 +222,7 @@ let package = Package(
         .testTarget(
             name: "WorkerTests",
             dependencies: [
-                "Kafka", "Store", "Billing", "Contract", "MatometeTestSupport", "Authorization",
+                "Kafka", "Store", "Workers", "Billing", "Contract", "MatometeTestSupport", "Authorization",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],

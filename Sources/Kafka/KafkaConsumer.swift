@@ -180,6 +180,27 @@ public final class KafkaConsumer: Sendable {
         }
     }
 
+    /// Moves assigned partitions to read again from the offsets given. Waits
+    /// up to `timeout` for the fetchers to take the new position, so no
+    /// message fetched before the seek is returned after it; messages already
+    /// prefetched for these partitions are dropped and fetched again.
+    public func seek(
+        _ offsets: [KafkaTopicPartition: Int64], timeout: Duration = .seconds(5)
+    ) async throws(KafkaError) {
+        guard !offsets.isEmpty else { return }
+        let handle = self.handle
+        try await blocking.run { () throws(KafkaError) in
+            let list = NativePartitionList.make(offsets.map { ($0.key, $0.value) })
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            if let error = rd_kafka_seek_partitions(handle.pointer, list, Int32(timeout.milliseconds)) {
+                throw KafkaError(consuming: error, context: "seek")
+            }
+            for entry in NativePartitionList.entries(list) where entry.error != RD_KAFKA_RESP_ERR_NO_ERROR {
+                throw KafkaError(entry.error, context: "seek \(entry.0) to \(entry.offset)")
+            }
+        }
+    }
+
     /// Stops returning messages of `partitions` until ``resume(_:)``; reading
     /// then continues after the last message returned.
     public func pause(_ partitions: [KafkaTopicPartition]) async throws(KafkaError) {

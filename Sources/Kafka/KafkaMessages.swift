@@ -114,6 +114,20 @@ public struct KafkaConsumerMessage: Sendable {
     /// The message timestamp, in milliseconds since 1970, if the broker gave one.
     public var timestampMilliseconds: Int64?
 
+    /// A message as a consumer would read it (the consumer makes them; this is
+    /// for code that handles them, and its tests).
+    public init(
+        topicPartition: KafkaTopicPartition, offset: Int64, key: ArraySlice<UInt8>? = nil,
+        value: ArraySlice<UInt8>, headers: [KafkaHeader] = [], timestampMilliseconds: Int64? = nil
+    ) {
+        self.topicPartition = topicPartition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestampMilliseconds = timestampMilliseconds
+    }
+
     /// The value of the first header called `name`.
     public func header(_ name: String) -> [UInt8]? {
         headers.first { $0.name == name }?.value ?? nil

@@ -83,6 +83,7 @@ struct PartitionedConsumer: Sendable {
                         logger.warning("Kafka consumer error", metadata: ["kafka.error": "\(error)"])
                     }
                 }
+                await rereadGaps(consumer, &partitions)
                 await applyDue(&partitions)
                 try await controlFlow(consumer, &partitions)
                 if clock.now - lastCommit > .seconds(1) {
@@ -116,7 +117,7 @@ struct PartitionedConsumer: Sendable {
             let stored = try await retryingStore("read the stored offset", readiness: readiness, logger: logger) {
                 try await store.storedOffset(cursor(topicPartition.partition))
             }
-            partitions[topicPartition.partition] = PartitionState(next: stored)
+            partitions[topicPartition.partition] = PartitionState(starting: stored)
             offsets[topicPartition] = stored.map { .offset($0) } ?? .beginning
         }
         try await consumer.startPartitions(offsets)
@@ -127,6 +128,38 @@ struct PartitionedConsumer: Sendable {
                 "topic": "\(topic)",
                 "offsets": "\(offsets.sorted { $0.key < $1.key }.map { "\($0.key.partition)@\($0.value)" })",
             ])
+    }
+
+    /// Reads again, from the offset expected, every partition whose messages
+    /// skipped offsets. These topics have no compacted or transactional
+    /// records, so a skip means messages were not handed over; reading again
+    /// either delivers them or shows the gap is in the log itself.
+    private func rereadGaps(_ consumer: KafkaConsumer, _ partitions: inout [Int32: PartitionState]) async {
+        for (partition, state) in partitions {
+            if let missing = state.missingInLog {
+                logger.error(
+                    "Offsets absent from the log (expired by retention before they were applied, or never written)",
+                    metadata: [
+                        "partition": "\(partition)", "from": "\(missing.lowerBound)", "to": "\(missing.upperBound - 1)",
+                    ])
+                partitions[partition]?.missingInLog = nil
+            }
+            guard let gap = state.gap else { continue }
+            let topicPartition = KafkaTopicPartition(topic: topic, partition: partition)
+            logger.warning(
+                "Offsets skipped by the consumer; reading the partition again from the one expected",
+                metadata: ["partition": "\(partition)", "expected": "\(gap.expected)", "received": "\(gap.received)"])
+            WorkerMetrics.offsetGaps(topic: topic).increment()
+            do {
+                try await consumer.seek([topicPartition: gap.expected])
+                partitions[partition]?.reread()
+            } catch {
+                // Its later messages stay ignored; the next loop tries again.
+                logger.error(
+                    "Could not read the partition again; retrying",
+                    metadata: ["partition": "\(partition)", "kafka.error": "\(error)"])
+            }
+        }
     }
 
     /// Applies one batch of every partition that has messages and is not
@@ -252,8 +285,19 @@ struct PartitionedConsumer: Sendable {
 struct PartitionState {
     /// The stored offset: the next message to apply (`nil`: none stored yet).
     var next: Int64?
-    /// Messages read and not yet applied, in offset order.
+    /// Messages read and not yet applied, in offset order without gaps.
     var backlog: [KafkaConsumerMessage] = []
+    /// The offset the partition's next message should have: one past the
+    /// last one read (`nil` before the first, when starting at the beginning).
+    var frontier: Int64?
+    /// Offsets were skipped: later messages are ignored until the partition
+    /// is read again from `expected`.
+    var gap: (expected: Int64, received: Int64)?
+    /// The next message is the first of a fresh read: wherever it lands, that
+    /// is where the log continues.
+    var fresh = true
+    /// Offsets the log itself does not hold, found by a fresh read (for the log).
+    var missingInLog: Range<Int64>?
     var retryAt: ContinuousClock.Instant?
     var failures = 0
     /// Re-read the stored offset before the next batch.
@@ -263,18 +307,38 @@ struct PartitionState {
     var committed: Int64?
     var paused = false
 
-    init(next: Int64?) {
+    /// A partition that starts reading at the stored offset `next`.
+    init(starting next: Int64?) {
         self.next = next
+        frontier = next
     }
 
-    /// Keeps a message read from the partition, once, in order.
+    /// Keeps a message read from the partition, once, in offset order and
+    /// without gaps: a message past the offset expected starts a ``gap``
+    /// unless it is the first of a fresh read.
     mutating func receive(_ message: KafkaConsumerMessage) {
-        if let last = backlog.last {
-            guard message.offset > last.offset else { return }
-        } else if let next, message.offset < next {
-            return
+        let expected = [frontier, next].compactMap { $0 }.max()
+        if let expected {
+            // Read or applied already.
+            if message.offset < expected { return }
+            if message.offset > expected {
+                guard fresh else {
+                    if gap == nil { gap = (expected, message.offset) }
+                    return
+                }
+                missingInLog = expected..<message.offset
+            }
         }
+        guard gap == nil else { return }
+        fresh = false
         backlog.append(message)
+        frontier = message.offset + 1
+    }
+
+    /// The partition is read again from the offset expected.
+    mutating func reread() {
+        gap = nil
+        fresh = true
     }
 
     mutating func absorb(_ result: BatchResult, waitRetry: Duration, logger: Logger) {

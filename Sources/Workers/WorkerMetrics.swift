@@ -13,6 +13,8 @@ import Prometheus
 /// - `outbox_published_total{topic}`: messages the relay published.
 /// - `cycle_lines_closed_total{cycle}`: lines this worker billed at a close.
 /// - `store_errors_total{operation}`: database operations that failed and were retried.
+/// - `offset_gaps_total{topic}`: times the consumer skipped offsets and the
+///   partition was read again from the one expected (should stay 0).
 public enum WorkerMetrics {
     /// The registry `/metrics` reads.
     public static let registry = PrometheusCollectorRegistry()
@@ -42,6 +44,10 @@ public enum WorkerMetrics {
 
     static func linesClosed(cycle: String) -> Metrics.Counter {
         Metrics.Counter(label: "matomete_cycle_lines_closed_total", dimensions: [("cycle", cycle)])
+    }
+
+    static func offsetGaps(topic: String) -> Metrics.Counter {
+        Metrics.Counter(label: "matomete_offset_gaps_total", dimensions: [("topic", topic)])
     }
 
     static func storeErrors(operation: String) -> Metrics.Counter {

@@ -22,6 +22,13 @@ public struct WorkerOptions: ParsableArguments {
     var databaseURL: String?
 
     @Option(
+        name: .customLong("database-connections"),
+        help: ArgumentHelp(
+            "Most connections this process opens to PostgreSQL; batches of different partitions run on different connections at once. [env: MATOMETE_DATABASE_CONNECTIONS] (default: 10)",
+            valueName: "n"))
+    var databaseConnections: Int?
+
+    @Option(
         name: .customLong("topic-prefix"),
         help: ArgumentHelp(
             "Prefix of every topic name, as in <prefix>.charges. [env: MATOMETE_TOPIC_PREFIX] (default: matomete)",
@@ -104,13 +111,19 @@ public struct WorkerOptions: ParsableArguments {
         guard let url = value(databaseURL, "MATOMETE_DATABASE_URL") else {
             throw ValidationError("Give the database with --database-url or MATOMETE_DATABASE_URL.")
         }
-        let database: DatabaseConfiguration
+        var database: DatabaseConfiguration
         do {
             database = try DatabaseConfiguration(url: url)
         } catch {
             // The URL may hold a password: say what is wrong, never echo it.
             throw ValidationError("The database URL is not postgres://user:password@host:port/database.")
         }
+        let connectionsText =
+            databaseConnections.map(String.init) ?? value(nil, "MATOMETE_DATABASE_CONNECTIONS") ?? "10"
+        guard let connections = Int(connectionsText), (1...200).contains(connections) else {
+            throw ValidationError("The database connections must be 1 to 200, not \(connectionsText).")
+        }
+        database.maximumConnections = connections
         let batchText = batchSize.map(String.init) ?? value(nil, "MATOMETE_BATCH_SIZE") ?? "500"
         guard let batch = Int(batchText), (1...10_000).contains(batch) else {
             throw ValidationError("The batch size must be 1 to 10000, not \(batchText).")

@@ -88,6 +88,11 @@ struct ConsumerGroupTests {
         #expect(firstRun.messages.map(\.valueText) == (40..<100).map(String.init))
         // It commits nothing to Kafka, so the group's Kafka offset is not what decides.
 
+        // Within the assignment it can read again from an earlier offset.
+        try await consumer.seek([partition: 55])
+        let reread = try await consumer.drain { $0.messages.count >= 45 }
+        #expect(reread.messages.map(\.offset) == Array(55..<100), "a seek reads again from exactly there")
+
         // A second member joins: a rebalance. Wherever the partition lands, the
         // application chooses again (70), and reading starts exactly there.
         let other = try TestSupport.consumer(cluster, group: group, topics: [topic])

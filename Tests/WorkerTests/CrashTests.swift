@@ -90,11 +90,19 @@ struct KnownTraffic {
 
     /// Checks everything published against the expectations.
     func verify(_ outputs: Outputs) {
-        #expect(outputs.results.count == requestCount, "one result per request")
+        #expect(
+            outputs.results.count == requestCount,
+            "one result per request; charges without one: \(missingCharges(outputs).prefix(10))")
         let rejected = outputs.results.values.filter { $0.status != "accepted" }
         #expect(rejected.isEmpty, "unexpected rejections: \(rejected.prefix(5))")
         verifyBills(outputs, cycles: [.september, .october])
         #expect(outputs.deadLetters.isEmpty)
+    }
+
+    /// The charges no result answers.
+    func missingCharges(_ outputs: Outputs) -> [String] {
+        let answered = Set(outputs.results.values.map(\.requestId))
+        return (septemberCharges + octoberCharges).map(\.id).filter { !answered.contains($0) }
     }
 
     /// Checks the bills and settlements of `cycles`, and that their sums

@@ -47,7 +47,15 @@ extension ScenarioTests {
         try await system.close(.october)
         try await system.waitUntilIdle()
 
-        traffic.verify(try await system.outputs())
+        let outputs = try await system.outputs()
+        traffic.verify(outputs)
+        let missing = traffic.missingCharges(outputs)
+        if !missing.isEmpty {
+            // Tell a charge the brokers lost from one a worker skipped.
+            Issue.record(
+                "unanswered charges in the log: \(try await system.locate(missing, in: system.topics.charges)); logs in \(system.logDirectory.path)"
+            )
+        }
         #expect(system.running.count == 4, "no worker exited")
     }
 

@@ -54,14 +54,19 @@ extension ScenarioTests {
         for name in TestSystem.Role.allCases.map(\.rawValue) {
             let (output, status) = try await Self.run(name, ["--help"])
             #expect(status == 0)
-            for option in ["--bootstrap-servers", "MATOMETE_DATABASE_URL", "--kafka", "--http-address", "--batch-size"]
-            {
+            for option in [
+                "--bootstrap-servers", "MATOMETE_DATABASE_URL", "--kafka", "--http-address", "--batch-size",
+                "--database-connections",
+            ] {
                 #expect(output.contains(option), "\(name) --help mentions \(option)")
             }
         }
         let (output, status) = try await Self.run("charge-worker", ["--batch-size", "0"])
         #expect(status == 64)
         #expect(output.contains("batch size"))
+        let (connections, connectionsStatus) = try await Self.run("charge-worker", ["--database-connections", "0"])
+        #expect(connectionsStatus == 64)
+        #expect(connections.contains("database connections must be 1 to 200"))
         let (noKeys, noKeysStatus) = try await Self.run("charge-worker", [])
         #expect(noKeysStatus == 64, "a charge worker without the gateway's keys does not start")
         #expect(noKeys.contains("MATOMETE_AUTHORIZATION_KEYS"))

@@ -283,6 +283,28 @@ final class TestSystem: Sendable {
         return read
     }
 
+    /// Where each request id (`"a-17"`) is in `topic`: partition and offset,
+    /// or "not in the log"; with each partition's stored offsets. For failures.
+    func locate(_ ids: [String], in topic: String) async throws -> String {
+        let messages = try await readAll([topic])[topic] ?? []
+        let places = ids.prefix(10).map { id in
+            let quoted = Array("\"\(id)\"".utf8)
+            let found = messages.filter { $0.value.firstRange(of: quoted) != nil }
+            return "\(id): "
+                + (found.isEmpty
+                    ? "not in the log" : found.map { "\($0.topicPartition)@\($0.offset)" }.joined(separator: ", "))
+        }
+        let stored = try await database.withClient { client in
+            var rows: [String] = []
+            for try await (group, partition, next) in try await client.query(
+                "SELECT consumer_group, partition, next_offset FROM consumer_offsets WHERE topic = \(topic) ORDER BY 1, 2",
+                logger: Self.logger
+            ).decode((String, Int, Int64).self) { rows.append("\(group)[\(partition)]=\(next)") }
+            return rows
+        }
+        return "\(places.joined(separator: "; ")); stored offsets \(stored)"
+    }
+
     /// The published outputs, each id once; fails the test if two copies of
     /// one id differ (repeats must be exact).
     func outputs() async throws -> Outputs {
