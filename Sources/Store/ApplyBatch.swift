@@ -32,6 +32,30 @@ public struct SourcedRequest: Sendable, Hashable {
     }
 }
 
+/// The requests read from one partition, and where its stored offset moves.
+public struct PartitionBatch: Sendable {
+    public var requests: [SourcedRequest]
+    /// Messages decided on without the rules (rejections of malformed requests,
+    /// dead letters), committed with the batch.
+    public var extraMessages: [OutboxMessage]
+    public var cursor: PartitionCursor
+    /// The stored offset the batch starts from (`nil`: none stored yet).
+    public var expectedOffset: Int64?
+    /// The stored offset after the batch: one past its last message.
+    public var nextOffset: Int64
+
+    public init(
+        _ requests: [SourcedRequest], extraMessages: [OutboxMessage] = [], from cursor: PartitionCursor,
+        expectedOffset: Int64?, nextOffset: Int64
+    ) {
+        self.requests = requests
+        self.extraMessages = extraMessages
+        self.cursor = cursor
+        self.expectedOffset = expectedOffset
+        self.nextOffset = nextOffset
+    }
+}
+
 /// A verified purchase authorization, recorded with the request it was used for:
 /// an authorization is accepted once.
 public struct UsedAuthorization: Sendable, Hashable {
@@ -86,58 +110,85 @@ extension BillingStore {
         _ requests: [SourcedRequest], extraMessages: [OutboxMessage] = [], from cursor: PartitionCursor,
         expectedOffset: Int64?, nextOffset: Int64
     ) async throws -> [Outcome] {
+        let batch = PartitionBatch(
+            requests, extraMessages: extraMessages, from: cursor, expectedOffset: expectedOffset,
+            nextOffset: nextOffset)
+        return try await apply([batch])[0]
+    }
+
+    /// Applies the batches of several partitions in one transaction, each
+    /// moving its own partition's stored offset by compare-and-set: all of
+    /// them or none. One stale offset (``StoreError/Code/staleOffset``) or one
+    /// refused request rolls back every batch; the caller then applies them
+    /// one by one. Lines are locked in id order over all the batches.
+    ///
+    /// - Returns: the outcome of each request, batch by batch, in order.
+    @discardableResult
+    public func apply(_ batches: [PartitionBatch]) async throws -> [[Outcome]] {
         try await transaction { [self] connection in
-            let merchants = try await moveOffset(
-                cursor, from: expectedOffset, to: nextOffset, loading: requests.compactMap(\.request.merchantID),
-                on: connection)
+            var merchants: [MerchantID: Merchant] = [:]
+            for batch in batches {
+                let loaded = try await moveOffset(
+                    batch.cursor, from: batch.expectedOffset, to: batch.nextOffset,
+                    loading: batch.requests.compactMap(\.request.merchantID), on: connection)
+                merchants.merge(loaded) { first, _ in first }
+            }
+            let requests = batches.flatMap(\.requests)
+            let extraMessages = batches.flatMap(\.extraMessages)
             guard !requests.isEmpty else {
                 try await connection.insertOutbox(extraMessages, logger: logger)
-                return []
+                return batches.map { _ in [] }
             }
             var books = try await loadBooks(for: requests.map(\.request), on: connection)
             var uses = try await loadAuthorizationUses(for: requests, on: connection)
             var newUses: [AuthorizationUse] = []
-            var outcomes: [Outcome] = []
+            var outcomes: [[Outcome]] = []
             var messages: [OutboxMessage] = []
-            outcomes.reserveCapacity(requests.count)
+            outcomes.reserveCapacity(batches.count)
             messages.reserveCapacity(requests.count + extraMessages.count)
-            for sourced in requests {
-                let request = sourced.request
-                let merchant = request.merchantID.flatMap { merchants[$0] }
-                let outcome: Outcome
-                if let authorization = sourced.authorization {
-                    let key = "\(request.lineID.rawValue) \(authorization.tokenID)"
-                    if let use = uses[key] {
-                        // Used before: only an exact repeat of the accepted request
-                        // gets its answer again (a merchant's replay stays harmless).
-                        let repeated =
-                            use.accepted && use.merchantID == request.merchantID?.rawValue && use.kind == request.kind
-                            && use.reference == request.reference
-                        outcome =
-                            repeated
-                            ? rules.apply(request, to: &books[request.lineID]!, merchant: merchant)
-                            : .rejected(.authorizationReused, books[request.lineID]!.knownCycle)
+            for batch in batches {
+                var batchOutcomes: [Outcome] = []
+                batchOutcomes.reserveCapacity(batch.requests.count)
+                for sourced in batch.requests {
+                    let request = sourced.request
+                    let merchant = request.merchantID.flatMap { merchants[$0] }
+                    let outcome: Outcome
+                    if let authorization = sourced.authorization {
+                        let key = "\(request.lineID.rawValue) \(authorization.tokenID)"
+                        if let use = uses[key] {
+                            // Used before: only an exact repeat of the accepted request
+                            // gets its answer again (a merchant's replay stays harmless).
+                            let repeated =
+                                use.accepted && use.merchantID == request.merchantID?.rawValue
+                                && use.kind == request.kind && use.reference == request.reference
+                            outcome =
+                                repeated
+                                ? rules.apply(request, to: &books[request.lineID]!, merchant: merchant)
+                                : .rejected(.authorizationReused, books[request.lineID]!.knownCycle)
+                        } else {
+                            outcome = rules.apply(request, to: &books[request.lineID]!, merchant: merchant)
+                            let use = AuthorizationUse(
+                                lineID: request.lineID.rawValue, tokenID: authorization.tokenID,
+                                merchantID: request.merchantID?.rawValue ?? "", kind: request.kind,
+                                reference: request.reference, accepted: outcome.rejection == nil,
+                                expiresAt: authorization.expiresAt)
+                            uses[key] = use
+                            newUses.append(use)
+                        }
                     } else {
                         outcome = rules.apply(request, to: &books[request.lineID]!, merchant: merchant)
-                        let use = AuthorizationUse(
-                            lineID: request.lineID.rawValue, tokenID: authorization.tokenID,
-                            merchantID: request.merchantID?.rawValue ?? "", kind: request.kind,
-                            reference: request.reference, accepted: outcome.rejection == nil,
-                            expiresAt: authorization.expiresAt)
-                        uses[key] = use
-                        newUses.append(use)
                     }
-                } else {
-                    outcome = rules.apply(request, to: &books[request.lineID]!, merchant: merchant)
+                    batchOutcomes.append(outcome)
+                    let id = MerchantResultMessage.id(
+                        topic: batch.cursor.topic, partition: batch.cursor.partition, offset: sourced.offset)
+                    let result = MerchantResultMessage(id: id, request: request, outcome: outcome)
+                    messages.append(
+                        OutboxMessage(
+                            topic: topics.merchantResults,
+                            key: request.merchantID?.rawValue ?? request.lineID.rawValue,
+                            id: id, payload: result.jsonBytes))
                 }
-                outcomes.append(outcome)
-                let id = MerchantResultMessage.id(
-                    topic: cursor.topic, partition: cursor.partition, offset: sourced.offset)
-                let result = MerchantResultMessage(id: id, request: request, outcome: outcome)
-                messages.append(
-                    OutboxMessage(
-                        topic: topics.merchantResults, key: request.merchantID?.rawValue ?? request.lineID.rawValue,
-                        id: id, payload: result.jsonBytes))
+                outcomes.append(batchOutcomes)
             }
             try await persist(books, uses: newUses, messages: messages + extraMessages, on: connection)
             return outcomes

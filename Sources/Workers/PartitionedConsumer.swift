@@ -17,6 +17,25 @@ protocol BatchApplier: Sendable {
     func apply(
         _ messages: ArraySlice<KafkaConsumerMessage>, cursor: PartitionCursor, expectedOffset: Int64?
     ) async throws -> Int
+
+    /// Applies several partitions' batches in one transaction, each moving its
+    /// own stored offset by compare-and-set: all of them or none (any error
+    /// rolls back every batch).
+    ///
+    /// - Returns: how many messages of each batch were applied, or `nil` when
+    ///   this applier only applies one partition at a time.
+    func applyTogether(_ jobs: [PartitionMessages]) async throws -> [Int]?
+}
+
+extension BatchApplier {
+    func applyTogether(_ jobs: [PartitionMessages]) async throws -> [Int]? { nil }
+}
+
+/// One partition's messages for ``BatchApplier/applyTogether(_:)``.
+struct PartitionMessages: Sendable {
+    var messages: ArraySlice<KafkaConsumerMessage>
+    var cursor: PartitionCursor
+    var expectedOffset: Int64?
 }
 
 /// A consumer-group member that applies each partition's messages in batches,
@@ -171,13 +190,19 @@ struct PartitionedConsumer: Sendable {
             let isolating = state.isolation.map { state.backlog[0].offset <= $0.through } == true
             let size = isolating ? state.isolation!.size : batchSize
             return BatchJob(
-                cursor: cursor(partition), next: state.next, resync: state.needsResync,
+                cursor: cursor(partition), next: state.next, resync: state.needsResync, isolating: isolating,
                 messages: state.backlog.prefix(size))
         }
         guard !jobs.isEmpty else { return }
-        let results = await withTaskGroup(of: BatchResult.self) { group in
-            for job in jobs { group.addTask { await run(job) } }
-            return await group.reduce(into: []) { $0.append($1) }
+        let results = await withTaskGroup(of: [BatchResult].self) { group in
+            for work in combine(jobs, solo: Set(partitions.filter(\.value.solo).keys)) {
+                if work.count == 1 {
+                    group.addTask { [await run(work[0])] }
+                } else {
+                    group.addTask { await runTogether(work) }
+                }
+            }
+            return await group.reduce(into: []) { $0 += $1 }
         }
         for result in results {
             partitions[result.partition]?.absorb(result, waitRetry: waitRetry, logger: logger)
@@ -185,6 +210,61 @@ struct PartitionedConsumer: Sendable {
         }
         if results.contains(where: { if case .applied = $0.kind { true } else { false } }) {
             readiness.set("database", passing: true, "connected")
+        }
+    }
+
+    /// Groups small batches of different partitions into one transaction each,
+    /// up to `batchSize` messages in all: under light load a round is a few
+    /// transactions instead of one per partition. A batch that re-reads its
+    /// offset, isolates a refused message or follows a failed group runs alone.
+    private func combine(_ jobs: [BatchJob], solo: Set<Int32>) -> [[BatchJob]] {
+        var work: [[BatchJob]] = []
+        var group: [BatchJob] = []
+        var size = 0
+        for job in jobs.sorted(by: { $0.cursor.partition < $1.cursor.partition }) {
+            if job.resync || job.isolating || solo.contains(job.cursor.partition) {
+                work.append([job])
+                continue
+            }
+            if size + job.messages.count > batchSize, !group.isEmpty {
+                work.append(group)
+                group = []
+                size = 0
+            }
+            group.append(job)
+            size += job.messages.count
+        }
+        if !group.isEmpty { work.append(group) }
+        return work
+    }
+
+    /// Several partitions' batches in one transaction: all applied or none. A
+    /// stale offset or refused content anywhere sends each batch back to run
+    /// alone, where the usual rules find which partition it was.
+    private func runTogether(_ jobs: [BatchJob]) async -> [BatchResult] {
+        do {
+            let started = ContinuousClock.now
+            let together = jobs.map {
+                PartitionMessages(messages: $0.messages, cursor: $0.cursor, expectedOffset: $0.next)
+            }
+            guard let counts = try await applier.applyTogether(together) else {
+                var results: [BatchResult] = []
+                for job in jobs { results.append(await run(job)) }
+                return results
+            }
+            let elapsed = ContinuousClock.now - started
+            WorkerMetrics.batchDuration(topic: topic).recordNanoseconds(
+                elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+            return zip(jobs, counts).map { job, count in
+                let end = count > 0 ? job.messages[job.messages.startIndex + count - 1].offset + 1 : job.next
+                return BatchResult(job, next: end, kind: .applied(count: count))
+            }
+        } catch let error as StoreError where error.code == .staleOffset {
+            return jobs.map { BatchResult($0, next: $0.next, kind: .stale) }
+        } catch  where isDataError(error) {
+            return jobs.map { BatchResult($0, next: $0.next, kind: .alone) }
+        } catch {
+            return jobs.map { BatchResult($0, next: $0.next, kind: .failed(error)) }
         }
     }
 
@@ -306,6 +386,8 @@ struct PartitionState {
     var isolation: (through: Int64, size: Int)?
     var committed: Int64?
     var paused = false
+    /// Its last batch was rolled back with other partitions': the next runs alone.
+    var solo = false
 
     /// A partition that starts reading at the stored offset `next`.
     init(starting next: Int64?) {
@@ -348,6 +430,7 @@ struct PartitionState {
             dropApplied()
             failures = 0
             needsResync = false
+            solo = false
             // Fewer applied than offered: the next message waits.
             retryAt = count < result.offered ? .now + waitRetry : nil
             if let isolation, let next, next > isolation.through { self.isolation = nil }
@@ -357,6 +440,9 @@ struct PartitionState {
             logger.warning(
                 "Another worker moved the stored offset; re-reading it",
                 metadata: ["partition": "\(result.partition)"])
+        case .alone:
+            solo = true
+            retryAt = nil
         case .isolate(let through, let size):
             isolation = (max(through, isolation?.through ?? through), max(1, size))
             needsResync = true
@@ -391,6 +477,7 @@ struct BatchJob: Sendable {
     var cursor: PartitionCursor
     var next: Int64?
     var resync: Bool
+    var isolating = false
     var messages: ArraySlice<KafkaConsumerMessage>
 }
 
@@ -399,6 +486,8 @@ struct BatchResult: Sendable {
         case applied(count: Int)
         case stale
         case isolate(through: Int64, size: Int)
+        /// Rolled back with other partitions' batches: run it alone next.
+        case alone
         case failed(any Error)
     }
 

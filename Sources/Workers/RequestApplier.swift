@@ -34,7 +34,34 @@ struct RequestApplier: BatchApplier {
     func apply(
         _ messages: ArraySlice<KafkaConsumerMessage>, cursor: PartitionCursor, expectedOffset: Int64?
     ) async throws -> Int {
-        guard let last = messages.last else { return 0 }
+        guard let (batch, tally) = prepare(messages, cursor: cursor, expectedOffset: expectedOffset) else { return 0 }
+        let outcomes = try await store.apply([batch])
+        record(tally, outcomes[0], topic: cursor.topic)
+        return messages.count
+    }
+
+    func applyTogether(_ jobs: [PartitionMessages]) async throws -> [Int]? {
+        var batches: [PartitionBatch] = []
+        var tallies: [BatchTally] = []
+        for job in jobs {
+            guard let (batch, tally) = prepare(job.messages, cursor: job.cursor, expectedOffset: job.expectedOffset)
+            else { continue }
+            batches.append(batch)
+            tallies.append(tally)
+        }
+        let outcomes = try await store.apply(batches)
+        for (index, tally) in tallies.enumerated() {
+            record(tally, outcomes[index], topic: batches[index].cursor.topic)
+        }
+        return jobs.map(\.messages.count)
+    }
+
+    /// Decodes the messages and checks their authorizations (no database work):
+    /// the requests for the rules, and the answers decided without them.
+    private func prepare(
+        _ messages: ArraySlice<KafkaConsumerMessage>, cursor: PartitionCursor, expectedOffset: Int64?
+    ) -> (PartitionBatch, BatchTally)? {
+        guard let last = messages.last else { return nil }
         let topics = store.topics
         var requests: [SourcedRequest] = []
         var extra: [OutboxMessage] = []
@@ -68,13 +95,18 @@ struct RequestApplier: BatchApplier {
                 tally.deadLettered += 1
             }
         }
-        let outcomes = try await store.apply(
+        let batch = PartitionBatch(
             requests, extraMessages: extra, from: cursor, expectedOffset: expectedOffset, nextOffset: last.offset + 1)
+        return (batch, tally)
+    }
+
+    /// Counts a committed batch in the metrics.
+    private func record(_ tally: BatchTally, _ outcomes: [Outcome], topic: String) {
+        var tally = tally
         for outcome in outcomes {
             if outcome.rejection == nil { tally.applied += 1 } else { tally.rejected += 1 }
         }
-        tally.record(topic: cursor.topic)
-        return messages.count
+        tally.record(topic: topic)
     }
 
     /// Verifies a charge's or subscription's authorization; other requests need none.

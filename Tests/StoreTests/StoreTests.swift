@@ -109,6 +109,47 @@ struct StoreTests {
         }
     }
 
+    @Test("Several partitions' batches in one transaction: each offset moves, and one stale offset rolls back all")
+    func batchesTogether() async throws {
+        let database = try await TestDatabase.create()
+        try await database.withStore { store in
+            try await store.upsertMerchant(Merchant(id: "m1", name: "Points shop"))
+            try await store.importLines(Make.lines(4), openCycle: .november)
+            func cursor(_ partition: Int32) -> PartitionCursor {
+                PartitionCursor(consumerGroup: "g", topic: "matomete.charges", partition: partition)
+            }
+            func batch(_ partition: Int32, _ charges: [(String, String)], from offset: Int64?) -> PartitionBatch {
+                let start = offset ?? 0
+                return PartitionBatch(
+                    charges.enumerated().map { index, charge in
+                        SourcedRequest(Make.charge("m1", charge.0, line: charge.1, 300), offset: start + Int64(index))
+                    }, from: cursor(partition), expectedOffset: offset, nextOffset: start + Int64(charges.count))
+            }
+            // Two partitions, the same line in both: applied in one go.
+            let outcomes = try await store.apply([
+                batch(0, [("c-1", "L0000001"), ("c-2", "L0000002")], from: nil),
+                batch(1, [("c-3", "L0000001")], from: nil),
+            ])
+            #expect(outcomes.map(\.count) == [2, 1])
+            #expect(outcomes.joined().allSatisfy { $0 == .accepted(.november) })
+            #expect(try await store.storedOffset(cursor(0)) == 2)
+            #expect(try await store.storedOffset(cursor(1)) == 1)
+            #expect(try await store.lineStatement("L0000001")?.total == 600)
+
+            // Partition 1 moved on elsewhere: nothing of either batch is applied.
+            let stale = await #expect(throws: StoreError.self) {
+                try await store.apply([
+                    batch(0, [("c-4", "L0000003")], from: 2),
+                    batch(1, [("c-5", "L0000004")], from: 0),
+                ])
+            }
+            #expect(stale?.code == .staleOffset)
+            #expect(try await store.storedOffset(cursor(0)) == 2, "the other partition's offset is rolled back too")
+            #expect(try await store.lineStatement("L0000003")?.total == 0)
+            #expect(try await store.outboxMessages(topic: "matomete.merchant-results").count == 3)
+        }
+    }
+
     @Test("Two writers hammering the same lines: no deadlock, no lost update")
     func concurrentWriters() async throws {
         let database = try await TestDatabase.create()
