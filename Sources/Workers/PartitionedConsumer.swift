@@ -190,12 +190,12 @@ struct PartitionedConsumer: Sendable {
             let isolating = state.isolation.map { state.backlog[0].offset <= $0.through } == true
             let size = isolating ? state.isolation!.size : batchSize
             return BatchJob(
-                cursor: cursor(partition), next: state.next, resync: state.needsResync, isolating: isolating,
-                messages: state.backlog.prefix(size))
+                cursor: cursor(partition), next: state.next, resync: state.needsResync,
+                runsAlone: state.needsResync || isolating || state.solo, messages: state.backlog.prefix(size))
         }
         guard !jobs.isEmpty else { return }
         let results = await withTaskGroup(of: [BatchResult].self) { group in
-            for work in combine(jobs, solo: Set(partitions.filter(\.value.solo).keys)) {
+            for work in combine(jobs) {
                 if work.count == 1 {
                     group.addTask { [await run(work[0])] }
                 } else {
@@ -217,12 +217,12 @@ struct PartitionedConsumer: Sendable {
     /// up to `batchSize` messages in all: under light load a round is a few
     /// transactions instead of one per partition. A batch that re-reads its
     /// offset, isolates a refused message or follows a failed group runs alone.
-    private func combine(_ jobs: [BatchJob], solo: Set<Int32>) -> [[BatchJob]] {
+    private func combine(_ jobs: [BatchJob]) -> [[BatchJob]] {
         var work: [[BatchJob]] = []
         var group: [BatchJob] = []
         var size = 0
         for job in jobs.sorted(by: { $0.cursor.partition < $1.cursor.partition }) {
-            if job.resync || job.isolating || solo.contains(job.cursor.partition) {
+            if job.runsAlone {
                 work.append([job])
                 continue
             }
@@ -252,12 +252,10 @@ struct PartitionedConsumer: Sendable {
                 for job in jobs { results.append(await run(job)) }
                 return results
             }
-            let elapsed = ContinuousClock.now - started
-            WorkerMetrics.batchDuration(topic: topic).recordNanoseconds(
-                elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+            recordBatchDuration(since: started)
             return zip(jobs, counts).map { job, count in
-                let end = count > 0 ? job.messages[job.messages.startIndex + count - 1].offset + 1 : job.next
-                return BatchResult(job, next: end, kind: .applied(count: count))
+                BatchResult(
+                    job, next: offset(after: count, of: job.messages, from: job.next), kind: .applied(count: count))
             }
         } catch let error as StoreError where error.code == .staleOffset {
             return jobs.map { BatchResult($0, next: $0.next, kind: .stale) }
@@ -283,11 +281,8 @@ struct PartitionedConsumer: Sendable {
             }
             let started = ContinuousClock.now
             let count = try await applier.apply(messages, cursor: job.cursor, expectedOffset: next)
-            let elapsed = ContinuousClock.now - started
-            WorkerMetrics.batchDuration(topic: topic).recordNanoseconds(
-                elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
-            let end = count > 0 ? messages[messages.startIndex + count - 1].offset + 1 : next
-            return BatchResult(job, next: end, kind: .applied(count: count))
+            recordBatchDuration(since: started)
+            return BatchResult(job, next: offset(after: count, of: messages, from: next), kind: .applied(count: count))
         } catch let error as StoreError where error.code == .staleOffset {
             return BatchResult(job, next: next, kind: .stale)
         } catch  where isDataError(error) {
@@ -314,6 +309,17 @@ struct PartitionedConsumer: Sendable {
         } catch {
             return BatchResult(job, next: next, kind: .failed(error))
         }
+    }
+
+    private func recordBatchDuration(since started: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - started
+        WorkerMetrics.batchDuration(topic: topic).recordNanoseconds(
+            elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    }
+
+    /// The stored offset after the first `count` of `messages` were applied from `next`.
+    private func offset(after count: Int, of messages: ArraySlice<KafkaConsumerMessage>, from next: Int64?) -> Int64? {
+        count > 0 ? messages[messages.startIndex + count - 1].offset + 1 : next
     }
 
     /// Pauses partitions whose backlog has grown, resumes them once it drains.
@@ -368,7 +374,8 @@ struct PartitionState {
     /// Messages read and not yet applied, in offset order without gaps.
     var backlog: [KafkaConsumerMessage] = []
     /// The offset the partition's next message should have: one past the
-    /// last one read (`nil` before the first, when starting at the beginning).
+    /// last one read, or the stored offset if that is further (`nil` before
+    /// the first message, when starting at the beginning).
     var frontier: Int64?
     /// Offsets were skipped: later messages are ignored until the partition
     /// is read again from `expected`.
@@ -399,19 +406,18 @@ struct PartitionState {
     /// without gaps: a message past the offset expected starts a ``gap``
     /// unless it is the first of a fresh read.
     mutating func receive(_ message: KafkaConsumerMessage) {
-        let expected = [frontier, next].compactMap { $0 }.max()
-        if let expected {
+        guard gap == nil else { return }
+        if let expected = frontier {
             // Read or applied already.
             if message.offset < expected { return }
             if message.offset > expected {
                 guard fresh else {
-                    if gap == nil { gap = (expected, message.offset) }
+                    gap = (expected, message.offset)
                     return
                 }
                 missingInLog = expected..<message.offset
             }
         }
-        guard gap == nil else { return }
         fresh = false
         backlog.append(message)
         frontier = message.offset + 1
@@ -427,6 +433,7 @@ struct PartitionState {
         switch result.kind {
         case .applied(let count):
             next = result.next
+            if let next, next > frontier ?? next { frontier = next }
             dropApplied()
             failures = 0
             needsResync = false
@@ -477,7 +484,8 @@ struct BatchJob: Sendable {
     var cursor: PartitionCursor
     var next: Int64?
     var resync: Bool
-    var isolating = false
+    /// Not to share a transaction with other partitions' batches.
+    var runsAlone: Bool
     var messages: ArraySlice<KafkaConsumerMessage>
 }
 

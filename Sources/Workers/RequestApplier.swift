@@ -34,13 +34,15 @@ struct RequestApplier: BatchApplier {
     func apply(
         _ messages: ArraySlice<KafkaConsumerMessage>, cursor: PartitionCursor, expectedOffset: Int64?
     ) async throws -> Int {
-        guard let (batch, tally) = prepare(messages, cursor: cursor, expectedOffset: expectedOffset) else { return 0 }
-        let outcomes = try await store.apply([batch])
-        record(tally, outcomes[0], topic: cursor.topic)
-        return messages.count
+        try await applyAll([PartitionMessages(messages: messages, cursor: cursor, expectedOffset: expectedOffset)])[0]
     }
 
     func applyTogether(_ jobs: [PartitionMessages]) async throws -> [Int]? {
+        try await applyAll(jobs)
+    }
+
+    /// Every message of every job, in one transaction.
+    private func applyAll(_ jobs: [PartitionMessages]) async throws -> [Int] {
         var batches: [PartitionBatch] = []
         var tallies: [BatchTally] = []
         for job in jobs {
@@ -49,6 +51,7 @@ struct RequestApplier: BatchApplier {
             batches.append(batch)
             tallies.append(tally)
         }
+        guard !batches.isEmpty else { return jobs.map { _ in 0 } }
         let outcomes = try await store.apply(batches)
         for (index, tally) in tallies.enumerated() {
             record(tally, outcomes[index], topic: batches[index].cursor.topic)

@@ -65,7 +65,7 @@ import Testing
         Self.receive([0, 1, 2, 3], into: &state)
         let job = BatchJob(
             cursor: PartitionCursor(consumerGroup: "g", topic: Self.partition.topic, partition: 3), next: 0,
-            resync: false, messages: state.backlog.prefix(3))
+            resync: false, runsAlone: false, messages: state.backlog.prefix(3))
         state.absorb(BatchResult(job, next: 3, kind: .applied(count: 3)), waitRetry: .zero, logger: .init(label: "t"))
         #expect(state.backlog.map(\.offset) == [3])
         Self.receive([2, 3, 4], into: &state)
