@@ -27,6 +27,9 @@ final class Workers: @unchecked Sendable {
         environment["MATOMETE_AUTHORIZATION_KEYS"] = keys
         environment["MATOMETE_ALLOW_EARLY_CLOSE"] = "true"
         environment["MATOMETE_LOG_LEVEL"] = "warning"
+        // As `matomete dev` runs them: the mock brokers hold a fetch that finds
+        // nothing for the whole wait.
+        environment["MATOMETE_FETCH_WAIT_MS"] = "5"
         self.environment = environment
         logDirectory = logs
     }

@@ -197,8 +197,15 @@ struct PipelineBenchmark: AsyncParsableCommand {
         var configuration = KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServerList)
         configuration.linger = .milliseconds(1)
         let producer = try KafkaProducer(configuration: configuration, logger: logger)
-        let total = min(workload.count, rate * seconds)
         let messages = workload.messages(topic: topics.charges)
+        // Warm-up, not measured: the last second's worth of the workload's
+        // charges (at most a tenth of it), so every client has its metadata,
+        // connections and partitions in hand when the clock starts.
+        let warmUp = min(rate, workload.count / 10)
+        try await producer.send(Array(messages.suffix(warmUp))).throwIfAnyFailed()
+        _ = try await reader.waitForAccepted(warmUp, within: .seconds(120), label: "\(prefix) warm-up")
+        reader.forget()
+        let total = min(workload.count - warmUp, rate * seconds)
         // Paced in 5 ms ticks: each tick sends what the offered rate owes by then.
         // When each charge was produced: the monotonic clock for its latency,
         // the wall clock (ms) to compare with the pipeline's own stamps.

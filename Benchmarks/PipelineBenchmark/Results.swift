@@ -65,6 +65,15 @@ final class ResultReader: Sendable {
         await consumer.close()
     }
 
+    /// Forgets every answer seen so far (after a warm-up).
+    func forget() {
+        answers.withLock { answers in
+            answers.accepted = [:]
+            answers.stamps = [:]
+            answers.last = nil
+        }
+    }
+
     var isAssigned: Bool { answers.withLock { $0.assigned } }
     var acceptedCount: Int { answers.withLock { $0.accepted.count } }
     var rejectedCount: Int { answers.withLock { $0.rejected } }

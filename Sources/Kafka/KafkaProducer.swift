@@ -52,6 +52,15 @@ public final class KafkaProducer: Service, Sendable {
     /// - Returns: one result per message, in the order given: where it was
     ///   written, or the error that stopped it.
     public func send(_ messages: [KafkaProducerMessage]) async -> KafkaDeliveryResults {
+        await enqueue(messages).results()
+    }
+
+    /// Hands messages to librdkafka in order and returns once it holds all of
+    /// them (or refused some), without waiting for the brokers: a caller can
+    /// queue its next messages behind these, keeping their order, while the
+    /// brokers acknowledge these. Dropping the returned value is safe; the
+    /// reports still arrive, unread.
+    public func enqueue(_ messages: [KafkaProducerMessage]) async -> KafkaPendingDelivery {
         let batch = DeliveryBatch(count: messages.count)
         var next = 0
         var backoff = Duration.microseconds(200)
@@ -62,9 +71,9 @@ public final class KafkaProducer: Service, Sendable {
             try? await Task.sleep(for: backoff)
             backoff = min(backoff * 2, .milliseconds(20))
         }
-        await batch.waitForAll()
-        return KafkaDeliveryResults(messages: messages, batch: batch)
+        return KafkaPendingDelivery(messages: messages, batch: batch)
     }
+
     /// Waits until every queued message has been delivered or has failed.
     public func flush(timeout: Duration) async throws(KafkaError) {
         let handle = self.handle
@@ -210,6 +219,18 @@ final class TopicHandle: @unchecked Sendable {
 
 final class ProducerContext: CallbackContext, @unchecked Sendable {}
 
+/// Messages queued by ``KafkaProducer/enqueue(_:)``, on their way to the brokers.
+public struct KafkaPendingDelivery: Sendable {
+    let messages: [KafkaProducerMessage]
+    let batch: DeliveryBatch
+
+    /// Waits for every message's delivery report.
+    public func results() async -> KafkaDeliveryResults {
+        await batch.waitForAll()
+        return KafkaDeliveryResults(messages: messages, batch: batch)
+    }
+}
+
 /// The outcome of one ``KafkaProducer/send(_:)-([KafkaProducerMessage])`` call:
 /// for each message, in order, where it was written or why it was not.
 public struct KafkaDeliveryResults: RandomAccessCollection, Sendable {
@@ -251,7 +272,9 @@ public struct KafkaDeliveryResults: RandomAccessCollection, Sendable {
 ///
 /// A successful report writes only its own slot, without a lock; failures,
 /// which are rare, go to a dictionary behind a Mutex. The last report to
-/// arrive resumes the waiting `send`.
+/// arrive resumes the waiting `send`. The batch keeps itself alive until that
+/// last report, so librdkafka never reports into a freed batch, however early
+/// its caller lets go.
 final class DeliveryBatch: @unchecked Sendable {
     // @unchecked Sendable: each slot is written by exactly one delivery report
     // (on the poll thread) before `remaining` is decremented with release
@@ -282,7 +305,11 @@ final class DeliveryBatch: @unchecked Sendable {
         for index in 0..<count {
             (slots + index).initialize(to: Slot(batch: unmanaged, index: index, partition: -1, offset: -1))
         }
-        if count == 0 { state.withLock { $0.finished = true } }
+        if count == 0 {
+            state.withLock { $0.finished = true }
+        } else {
+            _ = unmanaged.retain()  // released by the last report, in countDown
+        }
     }
 
     deinit {
@@ -314,10 +341,10 @@ final class DeliveryBatch: @unchecked Sendable {
             return state.waiter
         }
         waiter?.resume()
+        Unmanaged.passUnretained(self).release()  // the last use of self here
     }
 
-    /// Waits for every report. The caller holds the batch until this returns,
-    /// so it outlives every callback librdkafka makes into it.
+    /// Waits for every report.
     func waitForAll() async {
         await withCheckedContinuation { continuation in
             let finished = state.withLock { state in

@@ -126,13 +126,9 @@ extension BillingStore {
     @discardableResult
     public func apply(_ batches: [PartitionBatch]) async throws -> [[Outcome]] {
         try await transaction { [self] connection in
-            var merchants: [MerchantID: Merchant] = [:]
-            for batch in batches {
-                let loaded = try await moveOffset(
-                    batch.cursor, from: batch.expectedOffset, to: batch.nextOffset,
-                    loading: batch.requests.compactMap(\.request.merchantID), on: connection)
-                merchants.merge(loaded) { first, _ in first }
-            }
+            let merchants = try await moveOffsets(
+                of: batches, loading: batches.flatMap { $0.requests.compactMap(\.request.merchantID) },
+                on: connection)
             let requests = batches.flatMap(\.requests)
             let extraMessages = batches.flatMap(\.extraMessages)
             guard !requests.isEmpty else {
@@ -195,35 +191,45 @@ extension BillingStore {
         }
     }
 
-    /// The compare-and-set on the partition's stored offset, in the same round
-    /// trip as reading the batch's merchants (the first statement of every batch).
-    private func moveOffset(
-        _ cursor: PartitionCursor, from expected: Int64?, to next: Int64, loading merchantIDs: [MerchantID],
-        on connection: PostgresConnection
+    /// The compare-and-set on every batch's stored offset, in one round trip
+    /// with reading the batches' merchants (the first statement of every
+    /// transaction): a transaction of many partitions' small batches costs one
+    /// statement here, not one per partition.
+    private func moveOffsets(
+        of batches: [PartitionBatch], loading merchantIDs: [MerchantID], on connection: PostgresConnection
     ) async throws -> [MerchantID: Merchant] {
-        let partition = Int(cursor.partition)
         let ids = Array(Set(merchantIDs.map(\.rawValue)))
-        // `expected` nil: no offset stored yet, so the row must not exist.
+        let groups = batches.map(\.cursor.consumerGroup)
+        let topicNames = batches.map(\.cursor.topic)
+        let partitions = batches.map { Int($0.cursor.partition) }
+        // -1: no offset stored yet, so the row must not exist (offsets are never negative).
+        let expected = batches.map { $0.expectedOffset ?? -1 }
+        let next = batches.map(\.nextOffset)
         let rows = try await connection.fetch(
             """
-            WITH updated AS (
-                UPDATE consumer_offsets SET next_offset = \(next), updated_at = now()
-                WHERE \(expected != nil) AND consumer_group = \(cursor.consumerGroup) AND topic = \(cursor.topic)
-                  AND partition = \(partition) AND next_offset = \(expected ?? -1)
+            WITH wanted AS (
+                SELECT * FROM unnest(\(groups)::text[], \(topicNames)::text[], \(partitions)::int[], \(expected)::bigint[], \(next)::bigint[])
+                    AS w(consumer_group, topic, partition, expected, next)
+            ), updated AS (
+                UPDATE consumer_offsets o SET next_offset = w.next, updated_at = now()
+                FROM wanted w
+                WHERE w.expected >= 0 AND o.consumer_group = w.consumer_group AND o.topic = w.topic
+                  AND o.partition = w.partition AND o.next_offset = w.expected
                 RETURNING 1
             ), inserted AS (
                 INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)
-                SELECT \(cursor.consumerGroup), \(cursor.topic), \(partition), \(next) WHERE \(expected == nil)
+                SELECT w.consumer_group, w.topic, w.partition, w.next FROM wanted w WHERE w.expected < 0
                 ON CONFLICT DO NOTHING
                 RETURNING 1
             )
             SELECT ((SELECT count(*) FROM updated) + (SELECT count(*) FROM inserted))::int, m.merchant_id, m.name, m.status
             FROM (SELECT 1) AS one LEFT JOIN merchants m ON m.merchant_id = ANY(\(ids))
             """, (Int, String?, String?, String?).self, logger: logger)
-        guard rows.first?.0 == 1 else {
+        guard rows.first?.0 == batches.count else {
+            let cursors = batches.map { "\($0.cursor) at \($0.expectedOffset.map(String.init) ?? "unset")" }
             throw StoreError(
                 .staleOffset,
-                "\(cursor): the stored offset is no longer \(expected.map(String.init) ?? "unset"); another worker owns the partition"
+                "\(cursors.joined(separator: ", ")): a stored offset is no longer the one expected; another worker owns the partition"
             )
         }
         var merchants: [MerchantID: Merchant] = [:]

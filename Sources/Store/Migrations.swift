@@ -234,7 +234,28 @@ let migrations: [Migration] = [
         }
         return statements
     },
+    Migration(version: 3, name: "outbox notifications") { _ in
+        [
+            // Every statement that adds to the outbox wakes the relays listening on
+            // `outboxChannel` when its transaction commits (PostgreSQL sends one
+            // notification per transaction and channel, however many statements).
+            """
+            CREATE FUNCTION notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('\(outboxChannel)', '');
+                RETURN NULL;
+            END $$
+            """,
+            """
+            CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
+            FOR EACH STATEMENT EXECUTE FUNCTION notify_outbox()
+            """,
+        ]
+    },
 ]
+
+/// The channel on which PostgreSQL announces new outbox messages.
+let outboxChannel = "matomete_outbox"
 
 /// Applies pending migrations, one transaction for all, under an advisory lock
 /// so that processes starting together do not race.

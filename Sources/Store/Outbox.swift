@@ -16,7 +16,8 @@ extension BillingStore {
     /// the repeats).
     public func claimOutbox(limit: Int, lease: Duration = .seconds(30)) async throws -> [ClaimedMessage] {
         let leaseSeconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
-        let rows = try await transaction { [self] connection in
+        // One statement: atomic on its own, one round trip.
+        let rows = try await client.withGuardedConnection { [logger] connection in
             try await connection.fetch(
                 """
                 UPDATE outbox SET claimed_until = now() + make_interval(secs => \(leaseSeconds))
@@ -39,6 +40,19 @@ extension BillingStore {
     private static func headers(_ text: String) -> [String: String] {
         guard text != "{}" else { return [:] }
         return (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))) ?? [:]
+    }
+
+    /// Calls `wake` once listening has started (what was committed before is
+    /// not announced), then each time a transaction that added to the outbox
+    /// commits; on a connection of its own, until cancelled (returns) or the
+    /// connection fails (throws).
+    public func listenForOutbox(_ wake: @escaping @Sendable () -> Void) async throws {
+        try await client.withConnection { connection in
+            try await connection.listen(on: outboxChannel) { notifications in
+                wake()
+                for try await _ in notifications { wake() }
+            }
+        }
     }
 
     /// Removes published messages from the outbox.

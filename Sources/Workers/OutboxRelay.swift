@@ -3,6 +3,7 @@ import Kafka
 import Logging
 import ServiceLifecycle
 import Store
+import Synchronization
 
 /// Publishes the outbox to Kafka: claims a batch of the oldest messages for
 /// a lease, sends them with the idempotent producer, and deletes each one
@@ -10,6 +11,13 @@ import Store
 /// them on different messages. A relay that dies after sending and before
 /// deleting leaves its messages to be sent again when the lease ends, with the
 /// same `id` header, which consumers use to drop repeats.
+///
+/// A relay does not wait for the brokers before claiming more: up to
+/// `batchesInFlight` batches are on their way at once, each queued behind the
+/// one claimed before it (so messages keep their order) and deleted when
+/// acknowledged. With nothing to claim it sleeps until PostgreSQL announces a
+/// commit that added to the outbox, or `idlePoll` has passed (messages whose
+/// lease ran out announce nothing).
 struct OutboxRelay: Sendable {
     var store: BillingStore
     var producer: KafkaProducer
@@ -17,52 +25,99 @@ struct OutboxRelay: Sendable {
     var lease: Duration = .seconds(30)
     var readiness: Readiness
     var logger: Logger
+    var batchesInFlight = 4
+    var idlePoll: Duration = .milliseconds(100)
 
     func run() async throws {
         readiness.set("kafka", passing: true, "producer started")
-        while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            let claimed: [ClaimedMessage]
-            do {
-                claimed = try await retryingStore("claim outbox messages", readiness: readiness, logger: logger) {
-                    try await store.claimOutbox(limit: batchSize, lease: lease)
+        let wakeup = Wakeup()
+        // Child tasks: the listener (false when it ends) and the batches being
+        // published (true).
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await listen(wakeup)
+                return false
+            }
+            var publishing = 0
+            while !Task.isShuttingDownGracefully, !Task.isCancelled {
+                let claimed: [ClaimedMessage]
+                do {
+                    claimed = try await retryingStore("claim outbox messages", readiness: readiness, logger: logger) {
+                        try await store.claimOutbox(limit: batchSize, lease: lease)
+                    }
+                } catch {
+                    break  // cancelled
                 }
-            } catch is CancellationError {
-                break
-            }
-            readiness.set("database", passing: true, "connected")
-            guard !claimed.isEmpty else {
-                try? await Task.sleep(for: .milliseconds(50))
-                continue
-            }
-            let results = await producer.send(claimed.map(Self.kafkaMessage))
-            var published: [Int64] = []
-            published.reserveCapacity(claimed.count)
-            var perTopic: [String: Int] = [:]
-            for (index, result) in results.enumerated() {
-                if case .success = result {
-                    published.append(claimed[index].sequence)
-                    perTopic[claimed[index].message.topic, default: 0] += 1
+                readiness.set("database", passing: true, "connected")
+                guard !claimed.isEmpty else {
+                    await wakeup.wait(upTo: idlePoll)
+                    continue
+                }
+                let delivery = await producer.enqueue(claimed.map(Self.kafkaMessage))
+                group.addTask {
+                    await acknowledge(claimed, delivery)
+                    return true
+                }
+                publishing += 1
+                while publishing >= batchesInFlight, let finished = await group.next() {
+                    if finished { publishing -= 1 }
                 }
             }
-            if let failure = results.failures.first {
-                readiness.set("kafka", passing: false, "publishing fails: \(failure.error.code)")
-                logger.error(
-                    "Publishing failed; the messages are sent again when their lease ends",
-                    metadata: ["failed": "\(results.failures.count)", "kafka.error": "\(failure.error)"])
-            } else {
-                readiness.set("kafka", passing: true, "publishing")
+            while publishing > 0, let finished = await group.next() {
+                if finished { publishing -= 1 }
             }
-            for (topic, count) in perTopic { WorkerMetrics.published(topic: topic).increment(by: count) }
-            do {
-                try await retryingStore("acknowledge published messages", readiness: readiness, logger: logger) {
-                    try await store.acknowledge(published)
-                }
-            } catch is CancellationError {
-                break
-            }
+            group.cancelAll()
         }
         await producer.shutdown()
         logger.info("Relay stopped")
+    }
+
+    /// Waits for a batch's delivery reports and deletes what Kafka acknowledged.
+    private func acknowledge(_ claimed: [ClaimedMessage], _ delivery: KafkaPendingDelivery) async {
+        let results = await delivery.results()
+        var published: [Int64] = []
+        published.reserveCapacity(claimed.count)
+        var perTopic: [String: Int] = [:]
+        for (index, result) in results.enumerated() {
+            if case .success = result {
+                published.append(claimed[index].sequence)
+                perTopic[claimed[index].message.topic, default: 0] += 1
+            }
+        }
+        if let failure = results.failures.first {
+            readiness.set("kafka", passing: false, "publishing fails: \(failure.error.code)")
+            logger.error(
+                "Publishing failed; the messages are sent again when their lease ends",
+                metadata: ["failed": "\(results.failures.count)", "kafka.error": "\(failure.error)"])
+        } else {
+            readiness.set("kafka", passing: true, "publishing")
+        }
+        for (topic, count) in perTopic { WorkerMetrics.published(topic: topic).increment(by: count) }
+        // Cancelled (shutdown with the database away): the lease runs out and
+        // the messages are published again, with the same ids.
+        _ = try? await retryingStore("acknowledge published messages", readiness: readiness, logger: logger) {
+            try await store.acknowledge(published)
+        }
+    }
+
+    /// Wakes the relay whenever PostgreSQL announces new outbox messages;
+    /// reconnects when the connection fails, polling meanwhile.
+    private func listen(_ wakeup: Wakeup) async {
+        var attempt = 0
+        while !Task.isCancelled {
+            do {
+                try await store.listenForOutbox {
+                    wakeup.signal()
+                }
+                return  // cancelled
+            } catch {
+                attempt += 1
+                logger.warning(
+                    "Listening for outbox notifications failed; polling every \(idlePoll) until it works again",
+                    metadata: ["attempt": "\(attempt)", "error": "\(String(reflecting: error).prefix(300))"])
+                try? await Task.sleep(for: retryDelay(attempt: attempt))
+            }
+        }
     }
 
     static func kafkaMessage(_ claimed: ClaimedMessage) -> KafkaProducerMessage {
@@ -73,6 +128,61 @@ struct OutboxRelay: Sendable {
         }
         return KafkaProducerMessage(
             topic: message.topic, key: message.key.map { Array($0.utf8) }, value: message.payload, headers: headers)
+    }
+}
+
+/// A wake-up call one task waits for and others give: a call given while
+/// nobody waits is kept for the next wait.
+final class Wakeup: Sendable {
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
+        /// Which wait a timer belongs to, so a late timer cannot end a later wait.
+        var wait = 0
+    }
+
+    private let state = Mutex(State())
+
+    /// Wakes the waiting task, or the next one to wait.
+    func signal() {
+        let waiter = state.withLock { state in
+            guard let waiter = state.waiter else {
+                state.pending = true
+                return nil as CheckedContinuation<Void, Never>?
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Returns at the next wake-up call (at once if one is pending), or after `timeout`.
+    func wait(upTo timeout: Duration) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let wait: Int? = state.withLock { state in
+                if state.pending {
+                    state.pending = false
+                    return nil
+                }
+                state.wait += 1
+                state.waiter = continuation
+                return state.wait
+            }
+            guard let wait else { return continuation.resume() }
+            Task { [self] in
+                try? await Task.sleep(for: timeout)
+                expire(wait)
+            }
+        }
+    }
+
+    private func expire(_ wait: Int) {
+        let waiter = state.withLock { state in
+            guard state.wait == wait, let waiter = state.waiter else { return nil as CheckedContinuation<Void, Never>? }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
     }
 }
 

@@ -50,6 +50,13 @@ public struct WorkerOptions: ParsableArguments {
     var batchSize: Int?
 
     @Option(
+        name: .customLong("fetch-wait-ms"),
+        help: ArgumentHelp(
+            "Longest a broker may hold a fetch that finds no new message (fetch.wait.max.ms). A real broker answers as soon as messages arrive; the embedded mock cluster holds every such fetch this long, so `matomete dev` sets 5. [env: MATOMETE_FETCH_WAIT_MS] (default: 100)",
+            valueName: "ms"))
+    var fetchWaitMilliseconds: Int?
+
+    @Option(
         name: .customLong("http-address"),
         help: ArgumentHelp(
             "Where /healthz, /livez and /metrics are served; port 0 picks a free port. [env: MATOMETE_HTTP_ADDRESS] (default: 0.0.0.0:8080)",
@@ -128,6 +135,10 @@ public struct WorkerOptions: ParsableArguments {
         guard let batch = Int(batchText), (1...10_000).contains(batch) else {
             throw ValidationError("The batch size must be 1 to 10000, not \(batchText).")
         }
+        let fetchWaitText = fetchWaitMilliseconds.map(String.init) ?? value(nil, "MATOMETE_FETCH_WAIT_MS") ?? "100"
+        guard let fetchWait = Int(fetchWaitText), (1...10_000).contains(fetchWait) else {
+            throw ValidationError("The fetch wait must be 1 to 10000 ms, not \(fetchWaitText).")
+        }
         let address = try HTTPAddress(value(httpAddress, "MATOMETE_HTTP_ADDRESS") ?? "0.0.0.0:8080")
         let levelText = value(logLevel, "MATOMETE_LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: levelText) else {
@@ -145,7 +156,8 @@ public struct WorkerOptions: ParsableArguments {
             database: database,
             topicPrefix: value(topicPrefix, "MATOMETE_TOPIC_PREFIX") ?? "matomete",
             groupID: value(groupID, "MATOMETE_GROUP_ID") ?? "matomete-\(role.rawValue)",
-            batchSize: batch, httpAddress: address, kafkaProperties: raw, logLevel: level, logFormat: format)
+            batchSize: batch, fetchWait: .milliseconds(fetchWait), httpAddress: address, kafkaProperties: raw,
+            logLevel: level, logFormat: format)
     }
 }
 
@@ -186,6 +198,8 @@ public struct WorkerSettings: Sendable {
     public var topicPrefix: String
     public var groupID: String
     public var batchSize: Int
+    /// Longest a broker holds a consumer's fetch that finds nothing new.
+    public var fetchWait: Duration
     public var httpAddress: HTTPAddress
     public var kafkaProperties: [String: String]
     public var logLevel: Logger.Level

@@ -109,6 +109,9 @@ struct WorkerService: Service {
         case .relay(let lease):
             var configuration = KafkaProducerConfiguration(bootstrapServers: settings.bootstrapServers)
             configuration.client = settings.kafkaClient()
+            // The relay hands over a whole claimed batch at once: lingering for
+            // more would only delay it.
+            configuration.linger = .milliseconds(1)
             // Deliveries are reported on the producer's own polling thread;
             // the relay flushes and shuts it down when it stops.
             let producer = try KafkaProducer(configuration: configuration, logger: logger)
@@ -123,6 +126,10 @@ struct WorkerService: Service {
         var configuration = KafkaConsumerConfiguration(
             bootstrapServers: settings.bootstrapServers, groupID: settings.groupID)
         configuration.client = settings.kafkaClient()
+        configuration.fetchWait = settings.fetchWait
+        // No waiting for a batch to fill: what arrives while a round's
+        // transactions run is the next round's batch already.
+        configuration.readBatchFill = .zero
         return PartitionedConsumer(
             topic: topic, batchSize: settings.batchSize, configuration: configuration, applier: applier, store: store,
             readiness: readiness, logger: logger)

@@ -102,6 +102,8 @@ final class LocalSystem: @unchecked Sendable {
         environment["MATOMETE_TRUSTED_PROXIES"] = "127.0.0.1/32"  // this tool stands in for the carrier's proxy
         environment["MATOMETE_ALLOW_EARLY_CLOSE"] = "true"
         environment["MATOMETE_KAFKA_PROPERTIES"] = "session.timeout.ms=6000;heartbeat.interval.ms=500"
+        // The mock brokers hold a fetch that finds nothing for the whole wait.
+        environment["MATOMETE_FETCH_WAIT_MS"] = "5"
         process.environment = environment
         process.standardError = try FileHandle(forWritingTo: log)
         process.standardOutput = FileHandle.nullDevice

@@ -43,7 +43,7 @@ struct ProducerConsumerTests {
         }
     }
 
-    @Test("Messages with the same key keep their order")
+    @Test("Messages with the same key keep their order, also with batches queued behind unacknowledged ones")
     func orderingPerKey() async throws {
         let topic = TestSupport.uniqueName("ordering")
         try cluster.createTopic(topic, partitions: 4)
@@ -53,11 +53,16 @@ struct ProducerConsumerTests {
         for sequence in 0..<200 {
             for key in keys { sent.append(KafkaProducerMessage(topic: topic, key: key, value: "\(sequence)")) }
         }
-        // Several concurrent sends, as a worker's batches would be.
+        // Batches queued one behind the other before any is acknowledged, as
+        // the relay publishes; their reports read in reverse, the last never.
         let chunks = stride(from: 0, to: sent.count, by: 500).map { Array(sent[$0..<min($0 + 500, sent.count)]) }
-        for chunk in chunks {
-            for result in await producer.send(chunk) { _ = try result.get() }
+        var pending: [KafkaPendingDelivery] = []
+        for chunk in chunks { pending.append(await producer.enqueue(chunk)) }
+        pending.removeLast()  // dropped unread: its reports must still be safe to deliver
+        for delivery in pending.reversed() {
+            for result in await delivery.results() { _ = try result.get() }
         }
+        try await producer.flush(timeout: .seconds(10))
         let consumer = try TestSupport.consumer(cluster, group: TestSupport.uniqueName("g"), topics: [topic])
         let consumed = try await consumer.drain { $0.messages.count >= sent.count }
         await consumer.close()

@@ -78,3 +78,18 @@ final class Feeder: @unchecked Sendable {
         return outcomes
     }
 }
+
+/// Waits up to `limit` for `condition` to hold, checking every 10 ms; fails
+/// the test (throws) naming `what` if it never does.
+func eventually(
+    _ what: String, within limit: Duration = .seconds(10), _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + limit
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("not within \(limit): \(what)")
+            throw CancellationError()
+        }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}

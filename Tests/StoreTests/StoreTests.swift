@@ -4,6 +4,7 @@ import Foundation
 import MatometeTestSupport
 import PostgresNIO
 import Store
+import Synchronization
 import Testing
 
 @Suite("The line-state store on a real PostgreSQL")
@@ -147,6 +148,25 @@ struct StoreTests {
             #expect(try await store.storedOffset(cursor(0)) == 2, "the other partition's offset is rolled back too")
             #expect(try await store.lineStatement("L0000003")?.total == 0)
             #expect(try await store.outboxMessages(topic: "matomete.merchant-results").count == 3)
+
+            // A batch that expects no stored offset where one is stored, listed first or last.
+            for order in [[0, 1], [1, 0]] {
+                let batches = [batch(0, [("c-6", "L0000003")], from: 2), batch(1, [("c-7", "L0000004")], from: nil)]
+                let unexpected = await #expect(throws: StoreError.self) {
+                    try await store.apply(order.map { batches[$0] })
+                }
+                #expect(unexpected?.code == .staleOffset)
+            }
+            // The same partition twice in one transaction moves it once: refused.
+            let twice = await #expect(throws: StoreError.self) {
+                try await store.apply([
+                    batch(0, [("c-8", "L0000003")], from: 2), batch(0, [("c-9", "L0000003")], from: 2),
+                ])
+            }
+            #expect(twice?.code == .staleOffset)
+            #expect(try await store.storedOffset(cursor(0)) == 2)
+            #expect(try await store.storedOffset(cursor(1)) == 1)
+            #expect(try await store.outboxMessages(topic: "matomete.merchant-results").count == 3)
         }
     }
 
@@ -224,7 +244,13 @@ struct StoreTests {
         try await database.withStore { store in
             try await store.upsertMerchant(Merchant(id: "m1", name: "Video"))
             try await store.importLines(Make.lines(3), openCycle: .november)
+            // A relay listening: woken once when listening starts, then by the commit.
+            let wakes = Atomic(0)
+            let listening = Task { try await store.listenForOutbox { wakes.add(1, ordering: .relaxed) } }
+            defer { listening.cancel() }
+            try await eventually("listening started") { wakes.load(ordering: .relaxed) == 1 }
             try await Feeder(store).apply((0..<5).map { Make.charge("m1", "c-\($0)", line: "L0000001", 100) })
+            try await eventually("the commit announced") { wakes.load(ordering: .relaxed) == 2 }
             #expect(try await store.outboxBacklog() == 5)
             let first = try await store.claimOutbox(limit: 3)
             let second = try await store.claimOutbox(limit: 10)

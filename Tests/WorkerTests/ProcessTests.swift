@@ -56,7 +56,7 @@ extension ScenarioTests {
             #expect(status == 0)
             for option in [
                 "--bootstrap-servers", "MATOMETE_DATABASE_URL", "--kafka", "--http-address", "--batch-size",
-                "--database-connections",
+                "--database-connections", "--fetch-wait-ms",
             ] {
                 #expect(output.contains(option), "\(name) --help mentions \(option)")
             }
@@ -67,6 +67,9 @@ extension ScenarioTests {
         let (connections, connectionsStatus) = try await Self.run("charge-worker", ["--database-connections", "0"])
         #expect(connectionsStatus == 64)
         #expect(connections.contains("database connections must be 1 to 200"))
+        let (fetchWait, fetchWaitStatus) = try await Self.run("charge-worker", ["--fetch-wait-ms", "0"])
+        #expect(fetchWaitStatus == 64)
+        #expect(fetchWait.contains("fetch wait must be 1 to 10000 ms"))
         let (noKeys, noKeysStatus) = try await Self.run("charge-worker", [])
         #expect(noKeysStatus == 64, "a charge worker without the gateway's keys does not start")
         #expect(noKeys.contains("MATOMETE_AUTHORIZATION_KEYS"))
