@@ -16,6 +16,36 @@ struct JSONObjectWriter {
         appendString(value)
     }
 
+    /// Adds `"key":value` for an integer; keys must be added in sorted order.
+    mutating func add(_ key: StaticString, _ value: Int64) {
+        addKey(key)
+        bytes.append(contentsOf: String(value).utf8)
+    }
+
+    /// The objects `write` writes for each element, as a JSON array.
+    static func array<Element>(_ elements: [Element], _ write: (Element, inout JSONObjectWriter) -> Void) -> [UInt8] {
+        var writer = JSONObjectWriter()
+        writer.bytes = []
+        writer.appendArray(elements, write)
+        return writer.bytes
+    }
+
+    private mutating func appendArray<Element>(
+        _ elements: [Element], _ write: (Element, inout JSONObjectWriter) -> Void
+    ) {
+        bytes.append(UInt8(ascii: "["))
+        for (index, element) in elements.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            // Each element's object is written in place, in this buffer.
+            bytes.append(UInt8(ascii: "{"))
+            first = true
+            write(element, &self)
+            bytes.append(UInt8(ascii: "}"))
+        }
+        bytes.append(UInt8(ascii: "]"))
+        first = false
+    }
+
     mutating func finish() -> [UInt8] {
         bytes.append(UInt8(ascii: "}"))
         return bytes
@@ -29,8 +59,20 @@ struct JSONObjectWriter {
         bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
     }
 
+    /// Adds `"key":` and JSON already written (an array or object).
+    mutating func add(_ key: StaticString, json: [UInt8]) {
+        addKey(key)
+        bytes.append(contentsOf: json)
+    }
+
     private mutating func appendString(_ value: String) {
         bytes.append(UInt8(ascii: "\""))
+        // Most strings need no escape: copy them whole.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            bytes.append(contentsOf: value.utf8)
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
@@ -38,6 +80,8 @@ struct JSONObjectWriter {
             case UInt8(ascii: "\n"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
             case UInt8(ascii: "\r"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
             case UInt8(ascii: "\t"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case 0x08: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "b")])
+            case 0x0c: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "f")])
             case 0..<0x20:
                 let hex = Array("0123456789abcdef".utf8)
                 bytes.append(contentsOf: Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xf)]])
@@ -62,5 +106,35 @@ extension MerchantResultMessage {
         writer.add("requestType", requestType)
         writer.add("status", status)
         return writer.finish()
+    }
+}
+
+extension LineBillMessage {
+    /// The message as JSON (sorted keys), as `JSONEncoder` writes it.
+    public var jsonBytes: [UInt8] { jsonBytesAndItems().message }
+
+    /// The items alone, as a JSON array (as stored with the line's bill).
+    public var itemsJSONBytes: [UInt8] { jsonBytesAndItems().items }
+
+    /// The message and its items array, the items written once for both.
+    public func jsonBytesAndItems() -> (message: [UInt8], items: [UInt8]) {
+        let itemsJSON = JSONObjectWriter.array(items) { item, object in item.write(to: &object) }
+        var writer = JSONObjectWriter(capacity: 96 + itemsJSON.count)
+        writer.add("cycle", cycle)
+        writer.add("id", id)
+        writer.add("items", json: itemsJSON)
+        writer.add("lineId", lineId)
+        writer.add("total", total)
+        return (writer.finish(), itemsJSON)
+    }
+}
+
+extension LineBillMessage.Item {
+    fileprivate func write(to object: inout JSONObjectWriter) {
+        object.add("amount", amount)
+        object.add("description", description)
+        object.add("kind", kind)
+        object.add("merchantId", merchantId)
+        object.add("reference", reference)
     }
 }

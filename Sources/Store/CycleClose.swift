@@ -138,7 +138,8 @@ extension BillingStore {
             WHERE line_id > \(cursor) AND open_cycle = \(cycle.description)
             ORDER BY line_id LIMIT \(maxLines) FOR UPDATE
             """, String.self, logger: logger)
-        let (bills, subscriptions) = try await loadBills(cycle, shard: shard, lineIDs: lineIDs, on: connection)
+        let (bills, subscriptions) = try await loadBills(
+            cycle, shard: shard, lineIDs: lineIDs, after: cursor, on: connection)
         try await writeBills(bills, subscriptions: subscriptions, cycle: cycle, shard: shard, on: connection)
 
         let finished = lineIDs.count < maxLines
@@ -173,22 +174,27 @@ extension BillingStore {
         }
     }
 
+    /// The chunk's bills, and its lines' subscriptions. The chunk is the lines
+    /// in `cursor <.. lineIDs.last` whose cycle is open: each table is read
+    /// by one range scan of that key range (a probe per line costs more), and
+    /// rows of lines in the range but not in the chunk are left out.
     private func loadBills(
-        _ cycle: BillingCycle, shard: Int, lineIDs: [String], on connection: PostgresConnection
+        _ cycle: BillingCycle, shard: Int, lineIDs: [String], after cursor: String, on connection: PostgresConnection
     )
         async throws -> ([LineBill], [LineID: [SubscriptionRecord]])
     {
-        guard !lineIDs.isEmpty else { return ([], [:]) }
+        guard let last = lineIDs.last else { return ([], [:]) }
+        let chunk = Set(lineIDs)
         let c = cycle.description
         var charges: [LineID: [ChargeRecord]] = [:]
         let chargeRows = try await connection.query(
             """
             SELECT line_id, merchant_id, charge_id, amount_yen, description, status
             FROM \(unescaped: "charges_p\(shard)")
-            WHERE line_id = ANY(\(lineIDs)) AND cycle = \(c) AND status <> 'cancelled'
+            WHERE line_id > \(cursor) AND line_id <= \(last) AND cycle = \(c) AND status <> 'cancelled'
             """, logger: logger)
         for try await (line, merchant, id, amount, description, status) in chargeRows.decode(
-            (String, String, String, Int64, String, String).self)
+            (String, String, String, Int64, String, String).self) where chunk.contains(line)
         {
             charges[LineID(rawValue: line), default: []].append(
                 try ChargeRecord(
@@ -199,24 +205,26 @@ extension BillingStore {
             """
             SELECT line_id, merchant_id, subscription_id, monthly_amount_yen, description, start_cycle, last_cycle
             FROM \(unescaped: "subscriptions_p\(shard)")
-            WHERE line_id = ANY(\(lineIDs)) AND start_cycle <= \(c) AND (last_cycle IS NULL OR last_cycle >= \(c))
+            WHERE line_id > \(cursor) AND line_id <= \(last)
+              AND start_cycle <= \(c) AND (last_cycle IS NULL OR last_cycle >= \(c))
             """, logger: logger)
-        for try await (line, merchant, id, amount, description, start, last) in subscriptionRows.decode(
-            (String, String, String, Int64, String, String, String?).self)
+        for try await (line, merchant, id, amount, description, start, lastCycle) in subscriptionRows.decode(
+            (String, String, String, Int64, String, String, String?).self) where chunk.contains(line)
         {
             subscriptions[LineID(rawValue: line), default: []].append(
                 try SubscriptionRecord(
                     merchant: merchant, id: id, monthlyAmount: amount, description: description, startCycle: start,
-                    lastCycle: last))
+                    lastCycle: lastCycle))
         }
         var credits: [LineID: [CreditRecord]] = [:]
         let creditRows = try await connection.query(
             """
             SELECT line_id, merchant_id, charge_id, description, amount_yen
-            FROM \(unescaped: "credits_p\(shard)") WHERE line_id = ANY(\(lineIDs)) AND cycle = \(c)
+            FROM \(unescaped: "credits_p\(shard)")
+            WHERE line_id > \(cursor) AND line_id <= \(last) AND cycle = \(c)
             """, logger: logger)
         for try await (line, merchant, id, description, amount) in creditRows.decode(
-            (String, String, String, String, Int64).self)
+            (String, String, String, String, Int64).self) where chunk.contains(line)
         {
             credits[LineID(rawValue: line), default: []].append(
                 CreditRecord(
@@ -238,13 +246,17 @@ extension BillingStore {
         on connection: PostgresConnection
     ) async throws {
         guard !bills.isEmpty else { return }
-        let encoder = JSONEncoder.messages
-        let messages = try bills.map { bill in
+        var messages: [OutboxMessage] = []
+        var items: [String] = []
+        messages.reserveCapacity(bills.count)
+        items.reserveCapacity(bills.count)
+        for bill in bills {
             let message = LineBillMessage(bill)
-            return try OutboxMessage.json(
-                message, topic: topics.lineBills, key: message.lineId, id: message.id, encoder: encoder)
+            let json = message.jsonBytesAndItems()
+            messages.append(
+                OutboxMessage(topic: topics.lineBills, key: message.lineId, id: message.id, payload: json.message))
+            items.append(String(decoding: json.items, as: UTF8.self))
         }
-        let items = try bills.map { String(decoding: try encoder.encode(LineBillMessage($0).items), as: UTF8.self) }
         let ids = bills.map(\.lineID.rawValue)
         try await connection.query(
             """

@@ -72,9 +72,13 @@ struct CycleCommandApplier: BatchApplier {
 /// sharing the shards with every other billing-cycle worker: each chunk takes
 /// a shard no one else holds at that moment. A crash loses at most one
 /// chunk's transaction; the chunk that finishes the last shard settles.
+///
+/// `concurrency` chunks run at once here, each in its own shard and
+/// transaction: a chunk spends most of its time waiting for PostgreSQL.
 struct CycleCloser: Sendable {
     var store: BillingStore
     var chunkLines: Int
+    var concurrency: Int = 1
     var readiness: Readiness
     var logger: Logger
 
@@ -87,24 +91,11 @@ struct CycleCloser: Sendable {
                 try? await Task.sleep(for: .milliseconds(250))
                 continue
             }
-            var closedHere = 0
             let clock = ContinuousClock()
             let started = clock.now
-            while !Task.isShuttingDownGracefully, !Task.isCancelled {
-                let chunk = try await retryingStore("close a chunk", readiness: readiness, logger: logger) {
-                    try await store.closeNextChunk(cycle, maxLines: chunkLines)
-                }
-                // Every unfinished shard is in another worker's hands (or none is left).
-                guard let (shard, progress) = chunk else { break }
-                closedHere += progress.linesClosed
-                WorkerMetrics.linesClosed(cycle: cycle.description).increment(by: progress.linesClosed)
-                if progress.shardDone {
-                    logger.info("Shard closed", metadata: ["cycle": "\(cycle)", "shard": "\(shard)"])
-                }
-                if progress.settled {
-                    logger.notice(
-                        "Cycle closed and settled", metadata: ["cycle": "\(cycle)", "lines.here": "\(closedHere)"])
-                }
+            let closedHere = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<concurrency { group.addTask { try await closeChunks(of: cycle) } }
+                return try await group.reduce(0, +)
             }
             if closedHere > 0 {
                 logger.info(
@@ -116,5 +107,26 @@ struct CycleCloser: Sendable {
             }
             try? await Task.sleep(for: .milliseconds(250))
         }
+    }
+
+    /// Closes chunks of `cycle` until every unfinished shard is in other hands
+    /// (or none is left); returns the lines closed.
+    private func closeChunks(of cycle: BillingCycle) async throws -> Int {
+        var closed = 0
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            let chunk = try await retryingStore("close a chunk", readiness: readiness, logger: logger) {
+                try await store.closeNextChunk(cycle, maxLines: chunkLines)
+            }
+            guard let (shard, progress) = chunk else { break }
+            closed += progress.linesClosed
+            WorkerMetrics.linesClosed(cycle: cycle.description).increment(by: progress.linesClosed)
+            if progress.shardDone {
+                logger.info("Shard closed", metadata: ["cycle": "\(cycle)", "shard": "\(shard)"])
+            }
+            if progress.settled {
+                logger.notice("Cycle closed and settled", metadata: ["cycle": "\(cycle)"])
+            }
+        }
+        return closed
     }
 }

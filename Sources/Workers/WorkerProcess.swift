@@ -16,7 +16,7 @@ public enum WorkerProcess {
     public enum Work: Sendable {
         case charges(verifier: AuthorizationVerifier)
         case cancellations
-        case billingCycles(allowEarlyClose: Bool, chunkLines: Int)
+        case billingCycles(allowEarlyClose: Bool, chunkLines: Int, concurrency: Int)
         case relay(lease: Duration)
     }
 
@@ -95,12 +95,13 @@ struct WorkerService: Service {
                     accepts: [.chargeCancellation, .subscriptionCancellation, .lineTermination]),
                 store: store
             ).run()
-        case .billingCycles(let allowEarlyClose, let chunkLines):
+        case .billingCycles(let allowEarlyClose, let chunkLines, let concurrency):
             let commands = consumer(
                 topic: topics.billingCycles,
                 applier: CycleCommandApplier(store: store, allowEarlyClose: allowEarlyClose, logger: logger),
                 store: store)
-            let closer = CycleCloser(store: store, chunkLines: chunkLines, readiness: readiness, logger: logger)
+            let closer = CycleCloser(
+                store: store, chunkLines: chunkLines, concurrency: concurrency, readiness: readiness, logger: logger)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await commands.run() }
                 group.addTask { try await closer.run() }

@@ -27,12 +27,21 @@ struct BillingCycleWorker: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Lines closed per transaction. [env: MATOMETE_CHUNK_LINES] (default: 1000)"))
     var chunkLines: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "Chunks this process closes at once, each in a different shard, on its own connection. [env: MATOMETE_CLOSE_CONCURRENCY] (default: 2)"
+        ))
+    var closeConcurrency: Int?
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let early = allowEarlyClose || environment["MATOMETE_ALLOW_EARLY_CLOSE"] == "true"
         let chunk = chunkLines ?? environment["MATOMETE_CHUNK_LINES"].flatMap(Int.init) ?? 1000
         guard (1...100_000).contains(chunk) else { throw ValidationError("--chunk-lines must be 1 to 100000.") }
+        let concurrency = closeConcurrency ?? environment["MATOMETE_CLOSE_CONCURRENCY"].flatMap(Int.init) ?? 2
+        guard (1...32).contains(concurrency) else { throw ValidationError("--close-concurrency must be 1 to 32.") }
         try await WorkerProcess.run(
-            options.resolve(for: .billingCycleWorker), work: .billingCycles(allowEarlyClose: early, chunkLines: chunk))
+            options.resolve(for: .billingCycleWorker),
+            work: .billingCycles(allowEarlyClose: early, chunkLines: chunk, concurrency: concurrency))
     }
 }
