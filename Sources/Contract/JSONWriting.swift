@@ -2,10 +2,15 @@
 /// JSON `JSONEncoder` writes with sorted keys (absent optionals omitted), at a
 /// fraction of the cost.
 struct JSONObjectWriter {
-    private(set) var bytes: [UInt8] = [UInt8(ascii: "{")]
+    private(set) var bytes: [UInt8]
     private var first = true
 
     init(capacity: Int = 256) {
+        self.init(opening: UInt8(ascii: "{"), capacity: capacity)
+    }
+
+    private init(opening: UInt8?, capacity: Int) {
+        bytes = opening.map { [$0] } ?? []
         bytes.reserveCapacity(capacity)
     }
 
@@ -24,8 +29,7 @@ struct JSONObjectWriter {
 
     /// The objects `write` writes for each element, as a JSON array.
     static func array<Element>(_ elements: [Element], _ write: (Element, inout JSONObjectWriter) -> Void) -> [UInt8] {
-        var writer = JSONObjectWriter()
-        writer.bytes = []
+        var writer = JSONObjectWriter(opening: nil, capacity: 128 * elements.count + 2)
         writer.appendArray(elements, write)
         return writer.bytes
     }
@@ -110,13 +114,9 @@ extension MerchantResultMessage {
 }
 
 extension LineBillMessage {
-    /// The message as JSON (sorted keys), as `JSONEncoder` writes it.
-    public var jsonBytes: [UInt8] { jsonBytesAndItems().message }
-
-    /// The items alone, as a JSON array (as stored with the line's bill).
-    public var itemsJSONBytes: [UInt8] { jsonBytesAndItems().items }
-
-    /// The message and its items array, the items written once for both.
+    /// The message as JSON (sorted keys), as `JSONEncoder` writes it, and its
+    /// items alone as a JSON array (as stored with the line's bill): the items
+    /// are written once for both.
     public func jsonBytesAndItems() -> (message: [UInt8], items: [UInt8]) {
         let itemsJSON = JSONObjectWriter.array(items) { item, object in item.write(to: &object) }
         var writer = JSONObjectWriter(capacity: 96 + itemsJSON.count)

@@ -39,6 +39,12 @@ struct OutboxRelay: Sendable {
                 return false
             }
             var publishing = 0
+            // Waits for publishing batches until fewer than `limit` remain.
+            func drain(below limit: Int) async {
+                while publishing >= limit, let finished = await group.next() {
+                    if finished { publishing -= 1 }
+                }
+            }
             while !Task.isShuttingDownGracefully, !Task.isCancelled {
                 let claimed: [ClaimedMessage]
                 do {
@@ -59,13 +65,9 @@ struct OutboxRelay: Sendable {
                     return true
                 }
                 publishing += 1
-                while publishing >= batchesInFlight, let finished = await group.next() {
-                    if finished { publishing -= 1 }
-                }
+                await drain(below: batchesInFlight)
             }
-            while publishing > 0, let finished = await group.next() {
-                if finished { publishing -= 1 }
-            }
+            await drain(below: 1)
             group.cancelAll()
         }
         await producer.shutdown()

@@ -34,12 +34,13 @@ struct JSONWritingTests {
         let message = LineBillMessage(bill)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let json = message.jsonBytesAndItems()
         #expect(
-            String(decoding: message.jsonBytes, as: UTF8.self)
+            String(decoding: json.message, as: UTF8.self)
                 == String(decoding: try encoder.encode(message), as: UTF8.self))
         #expect(
-            String(decoding: message.itemsJSONBytes, as: UTF8.self)
+            String(decoding: json.items, as: UTF8.self)
                 == String(decoding: try encoder.encode(message.items), as: UTF8.self))
-        #expect(try JSONDecoder().decode(LineBillMessage.self, from: Data(message.jsonBytes)) == message)
+        #expect(try JSONDecoder().decode(LineBillMessage.self, from: Data(json.message)) == message)
     }
 }
