@@ -139,6 +139,19 @@ func freshDatabase(
     return database
 }
 
+/// Drops the databases of finished phases and writes every dirty page out, so
+/// a phase does not pay for the last one's checkpoint and autovacuum.
+func settle(_ server: EmbeddedPostgres, dropping names: [String], logger: Logger) async throws {
+    try await withPostgresClient(server.configuration, logger: logger) { client in
+        for name in names {
+            // The names are constants of this program, not input.
+            _ = try await client.query(
+                PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: logger)
+        }
+        _ = try await client.query("CHECKPOINT", logger: logger)
+    }
+}
+
 struct BenchError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }

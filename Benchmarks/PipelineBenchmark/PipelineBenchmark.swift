@@ -87,6 +87,9 @@ struct PipelineBenchmark: AsyncParsableCommand {
             report.pipeline[workers] = rate
             for (name, mib) in peaks { memory[name] = max(memory[name] ?? 0, mib) }
         }
+        // Each phase starts on a quiet server: the earlier phases' databases
+        // would otherwise be vacuumed and checkpointed during it.
+        try await settle(server, dropping: ["limit_copy", "pipeline1", "pipeline2"], logger: logger)
         progress("Latency at \(rate.formatted()) charges/s for \(seconds) s")
         let (latency, latencyPeaks) = try await latencyPhase(
             cluster, server, workload: workload, keys: keys, logs: logs, logger: logger)
@@ -94,6 +97,8 @@ struct PipelineBenchmark: AsyncParsableCommand {
         for (name, mib) in latencyPeaks { memory[name] = max(memory[name] ?? 0, mib) }
         for count in closeLines where count > 0 {
             for workers in [1, 2] {
+                let closed = report.closes.map { closeDatabase(lines: $0.lines, workers: $0.workers) }
+                try await settle(server, dropping: ["latency"] + closed, logger: logger)
                 progress(
                     "Closing \(count.formatted()) lines with \(workers) billing-cycle worker\(workers == 1 ? "" : "s")")
                 let (close, peaks) = try await closePhase(
@@ -315,13 +320,16 @@ struct PipelineBenchmark: AsyncParsableCommand {
 
     // MARK: Close
 
+    private func closeDatabase(lines: Int, workers: Int) -> String { "close_\(lines)_\(workers)" }
+
     private func closePhase(
         _ cluster: EmbeddedKafkaCluster, _ server: EmbeddedPostgres, lines: Int, workers count: Int, keys: String,
         logs: URL, logger: Logger
     ) async throws -> (Report.Close, [(String, Double)]) {
         let prefix = "close\(lines)x\(count)"
         let topics = try createTopics(cluster, prefix: prefix, partitions: 1)
-        let database = try await freshDatabase(server, name: "close_\(lines)_\(count)", partitions: 16, logger: logger)
+        let database = try await freshDatabase(
+            server, name: closeDatabase(lines: lines, workers: count), partitions: 16, logger: logger)
         let cycle = BillingCycle("2026-10")!
         try await CloseWorkload.load(database, lines: lines, cycle: cycle, logger: logger)
         let workers = Workers(
