@@ -23,8 +23,9 @@ struct KafkaBenchmark: AsyncParsableCommand {
             Both consumers prefetch up to --queued-kilobytes and --queued-messages
             (default: the whole run, about a second of reading at these rates).
             librdkafka 2.0.2 refetches at most once a second after a consumer's
-            prefetch reaches its limit, so with smaller limits both sides mostly
-            measure that wait (the module's defaults, 16 MiB and 100,000 messages,
+            prefetch reaches its limit, so with smaller limits a side that empties
+            its prefetch in less than that waits out the rest, and the figures
+            measure the wait (the module's defaults, 16 MiB and 100,000 messages,
             are sized for workers that read ~10,000 messages/s).
             Run it in release mode:  swift run -c release kafka-bench
             """)
