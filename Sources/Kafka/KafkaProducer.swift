@@ -279,9 +279,9 @@ final class DeliveryBatch: @unchecked Sendable {
     // @unchecked Sendable: each slot is written by exactly one delivery report
     // (on the poll thread) before `remaining` is decremented with release
     // ordering, and read only after `waitForAll` observed it reach zero.
+    /// A message's place in the batch is where its slot lies in `slots`.
     private struct Slot {
         var batch: Unmanaged<DeliveryBatch>
-        var index: Int
         var partition: Int32
         var offset: Int64
     }
@@ -302,9 +302,7 @@ final class DeliveryBatch: @unchecked Sendable {
         remaining = Atomic(count)
         slots = .allocate(capacity: max(count, 1))
         let unmanaged = Unmanaged.passUnretained(self)
-        for index in 0..<count {
-            (slots + index).initialize(to: Slot(batch: unmanaged, index: index, partition: -1, offset: -1))
-        }
+        slots.initialize(repeating: Slot(batch: unmanaged, partition: -1, offset: -1), count: count)
         if count == 0 {
             state.withLock { $0.finished = true }
         } else {
@@ -365,7 +363,7 @@ final class DeliveryBatch: @unchecked Sendable {
             slot.pointee.offset = message.pointee.offset
             batch.countDown()
         } else {
-            batch.fail(slot.pointee.index, KafkaError(message.pointee.err, context: "delivery failed"))
+            batch.fail(slot - batch.slots, KafkaError(message.pointee.err, context: "delivery failed"))
         }
     }
 }

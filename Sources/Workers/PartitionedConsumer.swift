@@ -18,17 +18,24 @@ protocol BatchApplier: Sendable {
         _ messages: ArraySlice<KafkaConsumerMessage>, cursor: PartitionCursor, expectedOffset: Int64?
     ) async throws -> Int
 
+    /// Whether ``applyTogether(_:)`` can take several partitions' batches;
+    /// when not, every batch runs alone.
+    var appliesTogether: Bool { get }
+
     /// Applies several partitions' batches in one transaction, each moving its
     /// own stored offset by compare-and-set: all of them or none (any error
-    /// rolls back every batch).
+    /// rolls back every batch). Called only when ``appliesTogether``.
     ///
-    /// - Returns: how many messages of each batch were applied, or `nil` when
-    ///   this applier only applies one partition at a time.
-    func applyTogether(_ jobs: [PartitionMessages]) async throws -> [Int]?
+    /// - Returns: how many messages of each batch were applied.
+    func applyTogether(_ jobs: [PartitionMessages]) async throws -> [Int]
 }
 
 extension BatchApplier {
-    func applyTogether(_ jobs: [PartitionMessages]) async throws -> [Int]? { nil }
+    var appliesTogether: Bool { false }
+
+    func applyTogether(_ jobs: [PartitionMessages]) async throws -> [Int] {
+        preconditionFailure("\(Self.self) applies one partition at a time")
+    }
 }
 
 /// One partition's messages for ``BatchApplier/applyTogether(_:)``.
@@ -191,7 +198,8 @@ struct PartitionedConsumer: Sendable {
             let size = isolating ? state.isolation!.size : batchSize
             return BatchJob(
                 cursor: cursor(partition), next: state.next, resync: state.needsResync,
-                runsAlone: state.needsResync || isolating || state.solo, messages: state.backlog.prefix(size))
+                runsAlone: !applier.appliesTogether || state.needsResync || isolating || state.solo,
+                messages: state.backlog.prefix(size))
         }
         guard !jobs.isEmpty else { return }
         let results = await withTaskGroup(of: [BatchResult].self) { group in
@@ -216,7 +224,8 @@ struct PartitionedConsumer: Sendable {
     /// Groups small batches of different partitions into one transaction each,
     /// up to `batchSize` messages in all: under light load a round is a few
     /// transactions instead of one per partition. A batch that re-reads its
-    /// offset, isolates a refused message or follows a failed group runs alone.
+    /// offset, isolates a refused message or follows a failed group runs alone,
+    /// as does every batch of an applier that applies one partition at a time.
     private func combine(_ jobs: [BatchJob]) -> [[BatchJob]] {
         var work: [[BatchJob]] = []
         var group: [BatchJob] = []
@@ -247,11 +256,7 @@ struct PartitionedConsumer: Sendable {
             let together = jobs.map {
                 PartitionMessages(messages: $0.messages, cursor: $0.cursor, expectedOffset: $0.next)
             }
-            guard let counts = try await applier.applyTogether(together) else {
-                var results: [BatchResult] = []
-                for job in jobs { results.append(await run(job)) }
-                return results
-            }
+            let counts = try await applier.applyTogether(together)
             recordBatchDuration(since: started)
             return zip(jobs, counts).map { job, count in
                 BatchResult(

@@ -37,7 +37,9 @@ struct RequestApplier: BatchApplier {
         try await applyAll([PartitionMessages(messages: messages, cursor: cursor, expectedOffset: expectedOffset)])[0]
     }
 
-    func applyTogether(_ jobs: [PartitionMessages]) async throws -> [Int]? {
+    var appliesTogether: Bool { true }
+
+    func applyTogether(_ jobs: [PartitionMessages]) async throws -> [Int] {
         try await applyAll(jobs)
     }
 

@@ -103,6 +103,20 @@ public struct WorkerOptions: ParsableArguments {
         return raw
     }
 
+    /// A whole-number setting: the flag, else the environment variable (when
+    /// not empty), else `fallback`. Outside `range`, or not a number, it is a
+    /// usage error that says what `name` must be.
+    public static func integer(
+        _ flag: Int?, _ variable: String, default fallback: Int, in range: ClosedRange<Int>, name: String,
+        unit: String = "", environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> Int {
+        let text = flag.map(String.init) ?? environment[variable].flatMap { $0.isEmpty ? nil : $0 } ?? String(fallback)
+        guard let number = Int(text), range.contains(number) else {
+            throw ValidationError("\(name) must be \(range.lowerBound) to \(range.upperBound)\(unit), not \(text).")
+        }
+        return number
+    }
+
     /// The options with the environment filled in and every value checked.
     public func resolve(
         for role: WorkerRole, environment: [String: String] = ProcessInfo.processInfo.environment
@@ -125,20 +139,15 @@ public struct WorkerOptions: ParsableArguments {
             // The URL may hold a password: say what is wrong, never echo it.
             throw ValidationError("The database URL is not postgres://user:password@host:port/database.")
         }
-        let connectionsText =
-            databaseConnections.map(String.init) ?? value(nil, "MATOMETE_DATABASE_CONNECTIONS") ?? "10"
-        guard let connections = Int(connectionsText), (1...200).contains(connections) else {
-            throw ValidationError("The database connections must be 1 to 200, not \(connectionsText).")
-        }
-        database.maximumConnections = connections
-        let batchText = batchSize.map(String.init) ?? value(nil, "MATOMETE_BATCH_SIZE") ?? "500"
-        guard let batch = Int(batchText), (1...10_000).contains(batch) else {
-            throw ValidationError("The batch size must be 1 to 10000, not \(batchText).")
-        }
-        let fetchWaitText = fetchWaitMilliseconds.map(String.init) ?? value(nil, "MATOMETE_FETCH_WAIT_MS") ?? "100"
-        guard let fetchWait = Int(fetchWaitText), (1...10_000).contains(fetchWait) else {
-            throw ValidationError("The fetch wait must be 1 to 10000 ms, not \(fetchWaitText).")
-        }
+        database.maximumConnections = try Self.integer(
+            databaseConnections, "MATOMETE_DATABASE_CONNECTIONS", default: 10, in: 1...200,
+            name: "The database connections", environment: environment)
+        let batch = try Self.integer(
+            batchSize, "MATOMETE_BATCH_SIZE", default: 500, in: 1...10_000, name: "The batch size",
+            environment: environment)
+        let fetchWait = try Self.integer(
+            fetchWaitMilliseconds, "MATOMETE_FETCH_WAIT_MS", default: 100, in: 1...10_000, name: "The fetch wait",
+            unit: " ms", environment: environment)
         let address = try HTTPAddress(value(httpAddress, "MATOMETE_HTTP_ADDRESS") ?? "0.0.0.0:8080")
         let levelText = value(logLevel, "MATOMETE_LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: levelText) else {

@@ -36,10 +36,10 @@ struct BillingCycleWorker: AsyncParsableCommand {
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let early = allowEarlyClose || environment["MATOMETE_ALLOW_EARLY_CLOSE"] == "true"
-        let chunk = chunkLines ?? environment["MATOMETE_CHUNK_LINES"].flatMap(Int.init) ?? 1000
-        guard (1...100_000).contains(chunk) else { throw ValidationError("--chunk-lines must be 1 to 100000.") }
-        let concurrency = closeConcurrency ?? environment["MATOMETE_CLOSE_CONCURRENCY"].flatMap(Int.init) ?? 2
-        guard (1...32).contains(concurrency) else { throw ValidationError("--close-concurrency must be 1 to 32.") }
+        let chunk = try WorkerOptions.integer(
+            chunkLines, "MATOMETE_CHUNK_LINES", default: 1000, in: 1...100_000, name: "--chunk-lines")
+        let concurrency = try WorkerOptions.integer(
+            closeConcurrency, "MATOMETE_CLOSE_CONCURRENCY", default: 2, in: 1...32, name: "--close-concurrency")
         try await WorkerProcess.run(
             options.resolve(for: .billingCycleWorker),
             work: .billingCycles(allowEarlyClose: early, chunkLines: chunk, concurrency: concurrency))
