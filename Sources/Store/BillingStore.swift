@@ -245,6 +245,23 @@ extension PostgresConnection {
     }
 }
 
+/// A row's columns, read one after another. For queries that return many rows
+/// (a cycle close reads millions): decoding a row as a tuple of parameter-pack
+/// types looks up the tuple's type metadata for every row.
+struct RowColumns {
+    private var cells: PostgresRow.Iterator
+
+    init(_ row: PostgresRow) { cells = row.makeIterator() }
+
+    /// The next column, as `T`.
+    mutating func next<T: PostgresDecodable>(_: T.Type = T.self) throws -> T {
+        guard let cell = cells.next() else {
+            throw StoreError(.schemaMismatch, "a row has fewer columns than its query reads")
+        }
+        return try cell.decode(T.self)
+    }
+}
+
 extension PostgresClient {
     /// Runs a query on a pooled connection and decodes every row.
     public func fetch<each Column: PostgresDecodable & Sendable>(

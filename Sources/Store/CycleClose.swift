@@ -132,12 +132,18 @@ extension BillingStore {
     ) async throws -> ChunkProgress {
         // The shard is one child of each per-line table: the same hash remainder.
         let lines = "lines_p\(shard)"
-        let lineIDs = try await connection.fetch(
+        var lineIDs: [String] = []
+        lineIDs.reserveCapacity(maxLines)
+        for try await row in try await connection.query(
             """
             SELECT line_id FROM \(unescaped: lines)
             WHERE line_id > \(cursor) AND open_cycle = \(cycle.description)
             ORDER BY line_id LIMIT \(maxLines) FOR UPDATE
-            """, String.self, logger: logger)
+            """, logger: logger)
+        {
+            var columns = RowColumns(row)
+            lineIDs.append(try columns.next())
+        }
         let (bills, subscriptions) = try await loadBills(
             cycle, shard: shard, lineIDs: lineIDs, after: cursor, on: connection)
         try await writeBills(bills, subscriptions: subscriptions, cycle: cycle, shard: shard, on: connection)
@@ -177,60 +183,61 @@ extension BillingStore {
     /// The chunk's bills, and its lines' subscriptions. The chunk is the lines
     /// in `cursor <.. lineIDs.last` whose cycle is open: each table is read
     /// by one range scan of that key range (a probe per line costs more), and
-    /// rows of lines in the range but not in the chunk are left out.
+    /// rows of lines in the range but not in the chunk (none but a line added
+    /// with a later cycle) are read and never looked up.
     private func loadBills(
         _ cycle: BillingCycle, shard: Int, lineIDs: [String], after cursor: String, on connection: PostgresConnection
     )
         async throws -> ([LineBill], [LineID: [SubscriptionRecord]])
     {
         guard let last = lineIDs.last else { return ([], [:]) }
-        let chunk = Set(lineIDs)
         let c = cycle.description
         var charges: [LineID: [ChargeRecord]] = [:]
-        let chargeRows = try await connection.query(
+        for try await row in try await connection.query(
             """
             SELECT line_id, merchant_id, charge_id, amount_yen, description, status
             FROM \(unescaped: "charges_p\(shard)")
             WHERE line_id > \(cursor) AND line_id <= \(last) AND cycle = \(c) AND status <> 'cancelled'
             """, logger: logger)
-        for try await (line, merchant, id, amount, description, status) in chargeRows.decode(
-            (String, String, String, Int64, String, String).self) where chunk.contains(line)
         {
-            charges[LineID(rawValue: line), default: []].append(
+            var columns = RowColumns(row)
+            let line = LineID(rawValue: try columns.next())
+            charges[line, default: []].append(
                 try ChargeRecord(
-                    merchant: merchant, id: id, amount: amount, description: description, cycle: cycle, status: status))
+                    merchant: try columns.next(), id: try columns.next(), amount: try columns.next(),
+                    description: try columns.next(), cycle: cycle, status: try columns.next()))
         }
         var subscriptions: [LineID: [SubscriptionRecord]] = [:]
-        let subscriptionRows = try await connection.query(
+        for try await row in try await connection.query(
             """
             SELECT line_id, merchant_id, subscription_id, monthly_amount_yen, description, start_cycle, last_cycle
             FROM \(unescaped: "subscriptions_p\(shard)")
             WHERE line_id > \(cursor) AND line_id <= \(last)
               AND start_cycle <= \(c) AND (last_cycle IS NULL OR last_cycle >= \(c))
             """, logger: logger)
-        for try await (line, merchant, id, amount, description, start, lastCycle) in subscriptionRows.decode(
-            (String, String, String, Int64, String, String, String?).self) where chunk.contains(line)
         {
-            subscriptions[LineID(rawValue: line), default: []].append(
+            var columns = RowColumns(row)
+            let line = LineID(rawValue: try columns.next())
+            subscriptions[line, default: []].append(
                 try SubscriptionRecord(
-                    merchant: merchant, id: id, monthlyAmount: amount, description: description, startCycle: start,
-                    lastCycle: lastCycle))
+                    merchant: try columns.next(), id: try columns.next(), monthlyAmount: try columns.next(),
+                    description: try columns.next(), startCycle: try columns.next(), lastCycle: try columns.next()))
         }
         var credits: [LineID: [CreditRecord]] = [:]
-        let creditRows = try await connection.query(
+        for try await row in try await connection.query(
             """
             SELECT line_id, merchant_id, charge_id, description, amount_yen
             FROM \(unescaped: "credits_p\(shard)")
             WHERE line_id > \(cursor) AND line_id <= \(last) AND cycle = \(c)
             """, logger: logger)
-        for try await (line, merchant, id, description, amount) in creditRows.decode(
-            (String, String, String, String, Int64).self) where chunk.contains(line)
         {
-            credits[LineID(rawValue: line), default: []].append(
+            var columns = RowColumns(row)
+            let line = LineID(rawValue: try columns.next())
+            credits[line, default: []].append(
                 CreditRecord(
-                    merchantID: MerchantID(rawValue: merchant), chargeID: ChargeID(rawValue: id),
-                    description: description,
-                    amount: Yen(amount), cycle: cycle))
+                    merchantID: MerchantID(rawValue: try columns.next()),
+                    chargeID: ChargeID(rawValue: try columns.next()),
+                    description: try columns.next(), amount: Yen(try columns.next() as Int64), cycle: cycle))
         }
         let bills = lineIDs.map { id in
             let line = LineID(rawValue: id)
@@ -261,7 +268,7 @@ extension BillingStore {
         try await connection.query(
             """
             INSERT INTO line_bills (line_id, cycle, total_yen, items)
-            SELECT line_id, \(cycle.description), total, items::jsonb
+            SELECT line_id, \(cycle.description), total, items::json
             FROM unnest(\(ids), \(bills.map(\.total.amount)), \(items)) AS b(line_id, total, items)
             """, logger: logger)
         let spends = bills.map {

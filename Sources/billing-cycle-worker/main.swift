@@ -29,7 +29,7 @@ struct BillingCycleWorker: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Chunks this process closes at once, each in a different shard, on its own connection. [env: MATOMETE_CLOSE_CONCURRENCY] (default: 2)"
+            "Chunks this process closes at once, each in a different shard, on its own connection. [env: MATOMETE_CLOSE_CONCURRENCY] (default: 4)"
         ))
     var closeConcurrency: Int?
 
@@ -39,7 +39,7 @@ struct BillingCycleWorker: AsyncParsableCommand {
         let chunk = try WorkerOptions.integer(
             chunkLines, "MATOMETE_CHUNK_LINES", default: 1000, in: 1...100_000, name: "--chunk-lines")
         let concurrency = try WorkerOptions.integer(
-            closeConcurrency, "MATOMETE_CLOSE_CONCURRENCY", default: 2, in: 1...32, name: "--close-concurrency")
+            closeConcurrency, "MATOMETE_CLOSE_CONCURRENCY", default: 4, in: 1...32, name: "--close-concurrency")
         try await WorkerProcess.run(
             options.resolve(for: .billingCycleWorker),
             work: .billingCycles(allowEarlyClose: early, chunkLines: chunk, concurrency: concurrency))
