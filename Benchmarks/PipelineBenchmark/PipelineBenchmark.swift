@@ -44,6 +44,8 @@ struct PipelineBenchmark: AsyncParsableCommand {
         help: "Line counts of the close phases (each closed by 1 and by 2 workers; 0 skips).")
     var closeLines: [Int] = [100_000, 1_000_000]
     @Flag(help: "Print the figures as JSON.") var json = false
+    @Flag(help: "Keep the processes' logs (the directory named at the start) instead of deleting them at the end.")
+    var keepLogs = false
 
     static let logger: Logger = {
         var logger = Logger(label: "matomete.pipeline-bench")
@@ -113,7 +115,11 @@ struct PipelineBenchmark: AsyncParsableCommand {
         } else {
             print(report.table)
         }
-        try? FileManager.default.removeItem(at: logs)
+        if keepLogs {
+            progress("Logs kept in \(logs.path)")
+        } else {
+            try? FileManager.default.removeItem(at: logs)
+        }
     }
 
     // MARK: Limits
