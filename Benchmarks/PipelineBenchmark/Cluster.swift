@@ -4,6 +4,7 @@ import Kafka
 import Logging
 import PostgresNIO
 import Store
+import Synchronization
 
 /// Worker processes started from the executables built next to this one, each
 /// pointed at one topic prefix and one database.
@@ -26,7 +27,9 @@ final class Workers: @unchecked Sendable {
         environment["MATOMETE_TOPIC_PREFIX"] = prefix
         environment["MATOMETE_AUTHORIZATION_KEYS"] = keys
         environment["MATOMETE_ALLOW_EARLY_CLOSE"] = "true"
-        environment["MATOMETE_LOG_LEVEL"] = "warning"
+        // Warnings only, unless the caller asks for more (MATOMETE_LOG_LEVEL=info
+        // with --keep-logs to follow rebalances).
+        environment["MATOMETE_LOG_LEVEL"] = environment["MATOMETE_LOG_LEVEL"] ?? "warning"
         // As `matomete dev` runs them: the mock brokers hold a fetch that finds
         // nothing for the whole wait.
         environment["MATOMETE_FETCH_WAIT_MS"] = "5"
@@ -49,6 +52,18 @@ final class Workers: @unchecked Sendable {
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         processes.append(Running(name: name, process: process, port: port))
+        Self.launched.withLock { $0.append(process) }
+    }
+
+    /// Every process launched in this run, for ``killAll()``.
+    private static let launched = Mutex<[Process]>([])
+
+    /// SIGKILL to every process launched in this run that may still run: a
+    /// failed run leaves no worker behind.
+    static func killAll() {
+        launched.withLock { processes in
+            for process in processes where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
     }
 
     /// Waits until every process answers 200 on /healthz.

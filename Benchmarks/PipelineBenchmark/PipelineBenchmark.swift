@@ -54,10 +54,26 @@ struct PipelineBenchmark: AsyncParsableCommand {
     }()
 
     func run() async throws {
-        let logger = Self.logger
         let logs = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
             "matomete-pipeline-bench-\(UUID().uuidString.prefix(6).lowercased())")
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+        do {
+            try await measure(logs: logs)
+        } catch {
+            // No worker outlives a failed run; its logs say why it failed.
+            Workers.killAll()
+            progress("Logs kept in \(logs.path)")
+            throw error
+        }
+        if keepLogs {
+            progress("Logs kept in \(logs.path)")
+        } else {
+            try? FileManager.default.removeItem(at: logs)
+        }
+    }
+
+    private func measure(logs: URL) async throws {
+        let logger = Self.logger
         progress("Starting 3 mock brokers and a private PostgreSQL (logs in \(logs.path))")
         let cluster = try EmbeddedKafkaCluster(brokers: 3, logger: logger)
         let server = try await EmbeddedPostgres.start(stopWhenProcessExits: true, logger: logger)
@@ -114,11 +130,6 @@ struct PipelineBenchmark: AsyncParsableCommand {
             try printJSON(report)
         } else {
             print(report.table)
-        }
-        if keepLogs {
-            progress("Logs kept in \(logs.path)")
-        } else {
-            try? FileManager.default.removeItem(at: logs)
         }
     }
 
