@@ -65,11 +65,13 @@ public final class KafkaProducer: Service, Sendable {
         var next = 0
         var backoff = Duration.microseconds(200)
         while next < messages.count {
-            next = enqueue(messages, from: next, into: batch)
-            guard next < messages.count else { break }
-            // The local queue is full: wait for deliveries to make room.
+            let queued = enqueue(messages, from: next, into: batch)
+            guard queued < messages.count else { break }
+            // The local queue is full: wait for deliveries to make room, longer
+            // each time none came, from the start again once some did.
+            backoff = queued > next ? .microseconds(200) : min(backoff * 2, .milliseconds(20))
+            next = queued
             try? await Task.sleep(for: backoff)
-            backoff = min(backoff * 2, .milliseconds(20))
         }
         return KafkaPendingDelivery(messages: messages, batch: batch)
     }
