@@ -49,7 +49,9 @@ struct OutboxRelay: Sendable {
                 let claimed: [ClaimedMessage]
                 do {
                     claimed = try await retryingStore("claim outbox messages", readiness: readiness, logger: logger) {
-                        try await store.claimOutbox(limit: batchSize, lease: lease)
+                        let started = ContinuousClock.now
+                        defer { WorkerMetrics.outboxClaimDuration.record(duration: ContinuousClock.now - started) }
+                        return try await store.claimOutbox(limit: batchSize, lease: lease)
                     }
                 } catch {
                     break  // cancelled

@@ -11,6 +11,9 @@ import Prometheus
 /// - `consumer_lag{topic,partition}`: messages behind the partition's end.
 /// - `outbox_backlog`: messages in the outbox not yet published.
 /// - `outbox_published_total{topic}`: messages the relay published.
+/// - `outbox_claim_duration_seconds`: one claim of an outbox batch by the relay
+///   (milliseconds when healthy; a claim that takes seconds holds up everything
+///   waiting to be published).
 /// - `cycle_lines_closed_total{cycle}`: lines this worker billed at a close.
 /// - `store_errors_total{operation}`: database operations that failed and were retried.
 /// - `offset_gaps_total{topic}`: times the consumer skipped offsets and the
@@ -37,6 +40,8 @@ public enum WorkerMetrics {
     }
 
     static let outboxBacklog = Metrics.Gauge(label: "matomete_outbox_backlog")
+
+    static let outboxClaimDuration = Metrics.Timer(label: "matomete_outbox_claim_duration_seconds")
 
     static func published(topic: String) -> Metrics.Counter {
         Metrics.Counter(label: "matomete_outbox_published_total", dimensions: [("topic", topic)])

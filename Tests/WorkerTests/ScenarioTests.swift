@@ -31,7 +31,7 @@ struct ScenarioTests {
         try system.launch(.cancellations)
         try system.launch(.billingCycles)
         try system.launch(.billingCycles)
-        try system.launch(.relay)
+        let relay = try system.launch(.relay)
         let line = Requests.line
 
         // September. Charges first; cancellations only once their charges are in
@@ -212,6 +212,9 @@ struct ScenarioTests {
         #expect(metrics.contains(#"matomete_messages_total{topic="matomete.charges",outcome="rejected"} 11"#))
         #expect(metrics.contains("matomete_batch_duration_seconds_bucket"))
         #expect(metrics.contains("matomete_outbox_backlog"))
+        let (relayMetrics, _) = try await HTTP.get(port: try await relay.httpPort(), path: "/metrics")
+        #expect(relayMetrics.contains("matomete_outbox_claim_duration_seconds_bucket"))
+        #expect(relayMetrics.contains(#"matomete_outbox_published_total{topic="matomete.merchant-results"}"#))
 
         // Graceful stop: every worker exits 0 on SIGTERM.
         for (worker, status) in try await system.stopAll() {
