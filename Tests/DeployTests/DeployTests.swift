@@ -178,6 +178,52 @@ struct DeployTests {
         }
     }
 
+    @Test("The alerting rules are well formed and name only metrics and labels the workers export")
+    func alertingRules() throws {
+        let text = try String(
+            contentsOf: Self.deploy.appendingPathComponent("prometheus/alerts.yaml"), encoding: .utf8)
+        let file = try #require(try Yams.load(yaml: text) as? [String: Any])
+        let groups = try #require(file["groups"] as? [[String: Any]])
+        // What the workers register (`label: "matomete_…"`) and the label
+        // values they set, from the sources the executables are built from.
+        var sources = ""
+        let folder = JSONSchema.checkout.appendingPathComponent("Sources")
+        for case let path as String in FileManager.default.enumerator(atPath: folder.path)!
+        where path.hasSuffix(".swift") {
+            sources += try String(contentsOf: folder.appendingPathComponent(path), encoding: .utf8)
+        }
+        let exported = Set(sources.matches(of: /label: "(matomete_[a-z_]+)"/).map { String($0.1) })
+        #expect(exported.contains("matomete_outbox_claim_duration_seconds"))
+        var alerts: [String] = []
+        for group in groups {
+            #expect(group["name"] is String)
+            for rule in try #require(group["rules"] as? [[String: Any]]) {
+                let name = try #require(rule["alert"] as? String)
+                alerts.append(name)
+                let expression = try #require(rule["expr"] as? String, "\(name) has no expr")
+                if let wait = rule["for"] {
+                    #expect((wait as? String)?.wholeMatch(of: /\d+[smh]/) != nil, "\(name): for \(wait)")
+                }
+                #expect((rule["labels"] as? [String: Any])?["severity"] is String, "\(name) has no severity")
+                let annotations = rule["annotations"] as? [String: Any]
+                #expect(annotations?["summary"] is String && annotations?["description"] is String, "\(name)")
+                #expect(
+                    expression.filter { $0 == "(" }.count == expression.filter { $0 == ")" }.count,
+                    "\(name): unbalanced parentheses")
+                let metrics = expression.matches(of: /matomete_[a-z_]+/).map { String($0.0) }
+                #expect(!metrics.isEmpty, "\(name) watches no Matomete metric")
+                for metric in metrics {
+                    let base = metric.replacing(/_(bucket|sum|count)$/, with: "")
+                    #expect(exported.contains(base), "\(name) uses \(metric), which no worker exports")
+                }
+                for matcher in expression.matches(of: /\b[a-z_]+="([^"]*)"/) {
+                    #expect(sources.contains("\"\(matcher.1)\""), "\(name) matches \(matcher.0), a value never set")
+                }
+            }
+        }
+        #expect(!alerts.isEmpty && Set(alerts).count == alerts.count)
+    }
+
     @Test("The scalers' database queries run on a migrated database")
     func scalerQueries() async throws {
         let queries = try Self.manifests().compactMap {
