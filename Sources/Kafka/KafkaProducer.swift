@@ -19,6 +19,7 @@ public final class KafkaProducer: Service, Sendable {
     private let context: ProducerContext
     private let topics = Mutex<[String: TopicHandle]>([:])
     private let pollThread: PollThread
+    private let room: RoomSignal
     private let blocking: BlockingExecutor
     private let closed = Atomic<Bool>(false)
 
@@ -31,7 +32,9 @@ public final class KafkaProducer: Service, Sendable {
         }
         self.context = context
         blocking = BlockingExecutor(label: "matomete.kafka.producer.blocking")
-        pollThread = PollThread(handle: handle, name: "kafka-producer-poll")
+        let room = RoomSignal()
+        self.room = room
+        pollThread = PollThread(handle: handle, name: "kafka-producer-poll") { room.wakeAll() }
     }
 
     deinit {
@@ -63,15 +66,12 @@ public final class KafkaProducer: Service, Sendable {
     public func enqueue(_ messages: [KafkaProducerMessage]) async -> KafkaPendingDelivery {
         let batch = DeliveryBatch(count: messages.count)
         var next = 0
-        var backoff = Duration.microseconds(200)
         while next < messages.count {
-            let queued = enqueue(messages, from: next, into: batch)
-            guard queued < messages.count else { break }
-            // The local queue is full: wait for deliveries to make room, longer
-            // each time none came, from the start again once some did.
-            backoff = queued > next ? .microseconds(200) : min(backoff * 2, .milliseconds(20))
-            next = queued
-            try? await Task.sleep(for: backoff)
+            next = enqueue(messages, from: next, into: batch)
+            guard next < messages.count else { break }
+            // The local queue is full: wait until the poll thread has served
+            // delivery reports (which make room), or its next idle turn.
+            await room.wait()
         }
         return KafkaPendingDelivery(messages: messages, batch: batch)
     }
@@ -377,17 +377,53 @@ private let deliveryReportCallback:
         DeliveryBatch.deliver(message)
     }
 
-/// A thread that serves a client's callbacks (`rd_kafka_poll`) until stopped.
+/// Producers waiting for room in librdkafka's local queue, woken each time
+/// the poll thread has served delivery reports (each one served frees its
+/// message's place) or has waited a whole poll interval.
+///
+/// A waiter that registers just after a wake-up waits for the next one: at
+/// most one poll interval, and with the queue full, reports keep coming.
+final class RoomSignal: Sendable {
+    private let waiters = Mutex<[CheckedContinuation<Void, Never>]>([])
+    /// Whether anyone waits: the poll thread checks it without the lock.
+    private let waiting = Atomic<Bool>(false)
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            waiters.withLock { waiters in
+                waiters.append(continuation)
+                waiting.store(true, ordering: .releasing)
+            }
+        }
+    }
+
+    func wakeAll() {
+        guard waiting.load(ordering: .acquiring) else { return }
+        let woken = waiters.withLock { waiters in
+            defer {
+                waiters = []
+                waiting.store(false, ordering: .releasing)
+            }
+            return waiters
+        }
+        for waiter in woken { waiter.resume() }
+    }
+}
+
+/// A thread that serves a client's callbacks (`rd_kafka_poll`) until stopped,
+/// calling `afterPoll` after each poll (served events or waited its interval).
 final class PollThread: Sendable {
     private let running = Atomic<Bool>(true)
     private let finished = DispatchSemaphore(value: 0)
 
-    init(handle: KafkaHandle, name: String) {
+    init(handle: KafkaHandle, name: String, afterPoll: @escaping @Sendable () -> Void = {}) {
         let thread = Thread { [self] in
             while running.load(ordering: .acquiring) {
                 rd_kafka_poll(handle.pointer, 100)
+                afterPoll()
             }
             rd_kafka_poll(handle.pointer, 0)
+            afterPoll()
             finished.signal()
         }
         thread.name = name

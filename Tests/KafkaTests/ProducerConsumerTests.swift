@@ -80,6 +80,41 @@ struct ProducerConsumerTests {
         for key in keys { #expect(sequences[key] == Array(0..<200), "order of \(key)") }
     }
 
+    @Test(
+        "A send many times the local queue's size waits for room and delivers every message once, in order",
+        .timeLimit(.minutes(1)))
+    func sendLargerThanTheLocalQueue() async throws {
+        let topic = TestSupport.uniqueName("queue-full")
+        try cluster.createTopic(topic, partitions: 3)
+        // librdkafka refuses the 501st undelivered message: the send must wait
+        // for delivery reports to make room, again and again, from two tasks.
+        let producer = try TestSupport.producer(cluster) { $0.queueMessages = 500 }
+        let sent = (0..<20_000).map { index in
+            KafkaProducerMessage(topic: topic, key: "line-\(index % 30)", value: "\(index)")
+        }
+        async let firstHalf = producer.send(Array(sent[..<10_000]))
+        async let secondHalf = producer.send(Array(sent[10_000...]))
+        let reports = try await (Array(firstHalf) + Array(secondHalf)).map { try $0.get() }
+        await producer.shutdown()
+
+        #expect(reports.count == sent.count)
+        #expect(Set(reports.map { "\($0.topicPartition.partition)@\($0.offset)" }).count == sent.count)
+        // Within each half, one key's messages got increasing offsets in send order.
+        for half in [0..<10_000, 10_000..<20_000] {
+            var lastOffset: [String: Int64] = [:]
+            for index in half {
+                let key = "line-\(index % 30)"
+                if let last = lastOffset[key] { #expect(reports[index].offset > last, "order of \(key)") }
+                lastOffset[key] = reports[index].offset
+            }
+        }
+        let consumer = try TestSupport.consumer(cluster, group: TestSupport.uniqueName("g"), topics: [topic])
+        let consumed = try await consumer.drain { $0.messages.count >= sent.count }
+        await consumer.close()
+        #expect(consumed.messages.count == sent.count)
+        #expect(Set(consumed.messages.map(\.valueText)) == Set(sent.indices.map { "\($0)" }))
+    }
+
     @Test("Paused partitions deliver nothing until resumed; lag counts what is left")
     func pauseResumeAndLag() async throws {
         let topic = TestSupport.uniqueName("pause")
