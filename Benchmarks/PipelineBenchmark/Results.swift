@@ -27,6 +27,7 @@ final class ResultReader: Sendable {
             bootstrapServers: bootstrapServers, groupID: "bench-reader-\(UUID().uuidString.prefix(8))")
         configuration.readBatchFill = .milliseconds(1)
         configuration.fetchWait = .milliseconds(5)
+        configuration.readHeaders = false  // results carry everything read here in their value
         consumer = try KafkaConsumer(configuration: configuration, logger: logger)
         self.topic = topic
     }

@@ -11,9 +11,11 @@ final class ConsumerQueue: @unchecked Sendable {
     /// The topic of the last message converted: most batches hold one topic.
     private var lastTopic: (pointer: OpaquePointer, name: String)?
     private var natives: [UnsafeMutablePointer<rd_kafka_message_t>?]
+    private let readHeaders: Bool
 
-    init(handle: KafkaHandle, batchSize: Int) {
+    init(handle: KafkaHandle, batchSize: Int, readHeaders: Bool) {
         self.handle = handle
+        self.readHeaders = readHeaders
         pointer = rd_kafka_queue_get_consumer(handle.pointer)
         natives = Array(repeating: nil, count: max(batchSize, 1))
     }
@@ -89,7 +91,7 @@ final class ConsumerQueue: @unchecked Sendable {
                     KafkaConsumerMessage(
                         topicPartition: KafkaTopicPartition(
                             topic: topicName(message.rkt), partition: message.partition),
-                        offset: message.offset, key: key, value: value, headers: headers(native),
+                        offset: message.offset, key: key, value: value, headers: readHeaders ? headers(native) : [],
                         timestampMilliseconds: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp))
             }
             return (messages, errors)

@@ -63,7 +63,8 @@ public final class KafkaConsumer: Sendable {
         self.context = context
         // Serve errors and rebalances from the queue that poll reads.
         rd_kafka_poll_set_consumer(handle.pointer)
-        queue = ConsumerQueue(handle: handle, batchSize: configuration.readBatchMessages)
+        queue = ConsumerQueue(
+            handle: handle, batchSize: configuration.readBatchMessages, readHeaders: configuration.readHeaders)
         readBatchFill = configuration.readBatchFill
         blocking = BlockingExecutor(label: "matomete.kafka.consumer.blocking")
     }

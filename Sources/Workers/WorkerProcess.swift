@@ -131,6 +131,8 @@ struct WorkerService: Service {
         // No waiting for a batch to fill: what arrives while a round's
         // transactions run is the next round's batch already.
         configuration.readBatchFill = .zero
+        // Requests carry everything in their value; their headers are never read.
+        configuration.readHeaders = false
         return PartitionedConsumer(
             topic: topic, batchSize: settings.batchSize, configuration: configuration, applier: applier, store: store,
             readiness: readiness, logger: logger)

@@ -23,11 +23,27 @@ struct ProducerConsumerTests {
         let delivered = try reports.map { try $0.get() }
         #expect(Set(delivered.map(\.topicPartition.topic)) == [topic])
 
+        // Two groups read it (joining at once): one with headers, and one that
+        // does not read headers and must get the same keys and values, no headers.
         let consumer = try TestSupport.consumer(cluster, group: TestSupport.uniqueName("g"), topics: [topic])
-        let consumed = try await consumer.drain { $0.messages.count >= sent.count }
+        let headless = try TestSupport.consumer(cluster, group: TestSupport.uniqueName("g"), topics: [topic]) {
+            $0.readHeaders = false
+        }
+        async let reading = consumer.drain { $0.messages.count >= sent.count }
+        async let readingWithoutHeaders = headless.drain { $0.messages.count >= sent.count }
+        let (consumed, withoutHeaders) = try await (reading, readingWithoutHeaders)
         await consumer.close()
+        await headless.close()
         await producer.shutdown()
 
+        #expect(withoutHeaders.messages.count == sent.count)
+        #expect(withoutHeaders.messages.allSatisfy { $0.headers.isEmpty })
+        #expect(
+            Set(withoutHeaders.messages.map { "\($0.keyText ?? "")=\($0.valueText)" })
+                == Set(
+                    sent.map {
+                        "\(String(decoding: $0.key ?? [], as: UTF8.self))=\(String(decoding: $0.value, as: UTF8.self))"
+                    }))
         #expect(consumed.messages.count == sent.count)
         let byID = Dictionary(
             uniqueKeysWithValues: consumed.messages.map { (String(decoding: $0.header("id")!, as: UTF8.self), $0) })

@@ -68,8 +68,12 @@ enum TestSupport {
         return try KafkaProducer(configuration: configuration, logger: logger)
     }
 
-    static func consumer(_ cluster: EmbeddedKafkaCluster, group: String, topics: [String]) throws -> KafkaConsumer {
-        let configuration = KafkaConsumerConfiguration(bootstrapServers: cluster.bootstrapServerList, groupID: group)
+    static func consumer(
+        _ cluster: EmbeddedKafkaCluster, group: String, topics: [String],
+        configure: (inout KafkaConsumerConfiguration) -> Void = { _ in }
+    ) throws -> KafkaConsumer {
+        var configuration = KafkaConsumerConfiguration(bootstrapServers: cluster.bootstrapServerList, groupID: group)
+        configure(&configuration)
         let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
         try consumer.subscribe(topics)
         return consumer
