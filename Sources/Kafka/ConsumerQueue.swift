@@ -81,17 +81,18 @@ final class ConsumerQueue: @unchecked Sendable {
                     }
                     continue
                 }
-                let key = message.key.map { _ in buffer[start..<start + message.key_len] }
-                start = key?.endIndex ?? start
-                let value = buffer[start..<start + (message.payload == nil ? 0 : message.len)]
-                start = value.endIndex
+                let keyCount = message.key == nil ? nil : message.key_len
+                let end = start + (keyCount ?? 0) + (message.payload == nil ? 0 : message.len)
+                let bytes = buffer[start..<end]
+                start = end
                 var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
                 let timestamp = rd_kafka_message_timestamp(native, &timestampType)
                 messages.append(
                     KafkaConsumerMessage(
                         topicPartition: KafkaTopicPartition(
                             topic: topicName(message.rkt), partition: message.partition),
-                        offset: message.offset, key: key, value: value, headers: readHeaders ? headers(native) : [],
+                        offset: message.offset, bytes: bytes, keyCount: keyCount,
+                        headers: readHeaders ? headers(native) : [],
                         timestampMilliseconds: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp))
             }
             return (messages, errors)

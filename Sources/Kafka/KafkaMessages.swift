@@ -105,14 +105,21 @@ public struct KafkaConsumerMessage: Sendable {
     public var topicPartition: KafkaTopicPartition
     /// Its offset in the partition.
     public var offset: Int64
-    /// The key, if any. Messages of one poll share one buffer; these are slices of it.
-    public var key: ArraySlice<UInt8>?
-    /// The payload (empty for a message with a null value).
-    public var value: ArraySlice<UInt8>
+    /// Key and value back to back: one slice of the buffer that the messages
+    /// of one poll share (one reference to count per message, not two).
+    private let bytes: ArraySlice<UInt8>
+    /// Where the value starts in `bytes`.
+    private let valueStart: Int
+    private let hasKey: Bool
     /// Headers, in order.
     public var headers: [KafkaHeader]
     /// The message timestamp, in milliseconds since 1970, if the broker gave one.
     public var timestampMilliseconds: Int64?
+
+    /// The key, if any. Messages of one poll share one buffer; this is a slice of it.
+    public var key: ArraySlice<UInt8>? { hasKey ? bytes[..<valueStart] : nil }
+    /// The payload (empty for a message with a null value); a slice of the poll's buffer.
+    public var value: ArraySlice<UInt8> { bytes[valueStart...] }
 
     /// A message as a consumer would read it (the consumer makes them; this is
     /// for code that handles them, and its tests).
@@ -120,10 +127,23 @@ public struct KafkaConsumerMessage: Sendable {
         topicPartition: KafkaTopicPartition, offset: Int64, key: ArraySlice<UInt8>? = nil,
         value: ArraySlice<UInt8>, headers: [KafkaHeader] = [], timestampMilliseconds: Int64? = nil
     ) {
+        var bytes = Array(key ?? [])
+        bytes += value
+        self.init(
+            topicPartition: topicPartition, offset: offset, bytes: bytes[...], keyCount: key?.count, headers: headers,
+            timestampMilliseconds: timestampMilliseconds)
+    }
+
+    /// A message whose key (`keyCount` bytes, or none) and value are `bytes`.
+    init(
+        topicPartition: KafkaTopicPartition, offset: Int64, bytes: ArraySlice<UInt8>, keyCount: Int?,
+        headers: [KafkaHeader], timestampMilliseconds: Int64?
+    ) {
         self.topicPartition = topicPartition
         self.offset = offset
-        self.key = key
-        self.value = value
+        self.bytes = bytes
+        self.valueStart = bytes.startIndex + (keyCount ?? 0)
+        self.hasKey = keyCount != nil
         self.headers = headers
         self.timestampMilliseconds = timestampMilliseconds
     }
