@@ -308,7 +308,7 @@ final class DeliveryBatch: @unchecked Sendable {
         if count == 0 {
             state.withLock { $0.finished = true }
         } else {
-            _ = unmanaged.retain()  // released by the last report, in countDown
+            _ = unmanaged.retain()  // released after the last report
         }
     }
 
@@ -327,21 +327,28 @@ final class DeliveryBatch: @unchecked Sendable {
         state.withLock { $0.failures.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
     }
 
-    /// Records that message `index` failed.
+    /// Records that message `index` failed (the caller holds the batch).
     func fail(_ index: Int, _ error: KafkaError) {
-        state.withLock { $0.failures[index] = error }
-        countDown()
+        if recordFailure(index, error) { Unmanaged.passUnretained(self).release() }
     }
 
-    private func countDown() {
-        guard remaining.wrappingSubtract(1, ordering: .acquiringAndReleasing).oldValue == 1 else { return }
+    /// Records a failure; returns whether it was the last report.
+    private func recordFailure(_ index: Int, _ error: KafkaError) -> Bool {
+        state.withLock { $0.failures[index] = error }
+        return countDown()
+    }
+
+    /// Counts one report. After the last it resumes the waiter and returns
+    /// `true`: the caller then drops the batch's hold on itself.
+    private func countDown() -> Bool {
+        guard remaining.wrappingSubtract(1, ordering: .acquiringAndReleasing).oldValue == 1 else { return false }
         let waiter = state.withLock { state in
             state.finished = true
             defer { state.waiter = nil }
             return state.waiter
         }
         waiter?.resume()
-        Unmanaged.passUnretained(self).release()  // the last use of self here
+        return true
     }
 
     /// Waits for every report.
@@ -359,14 +366,20 @@ final class DeliveryBatch: @unchecked Sendable {
     /// Routes a delivery report to the slot its opaque pointer names.
     static func deliver(_ message: UnsafePointer<rd_kafka_message_t>) {
         let slot = message.pointee._private.assumingMemoryBound(to: Slot.self)
-        let batch = slot.pointee.batch.takeUnretainedValue()
-        if message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+        let unmanaged = slot.pointee.batch
+        // The batch holds itself until its last report, so no reference is
+        // counted per report; after the last one, that hold is dropped here,
+        // once nothing touches the batch (or its slots) any more.
+        let last = unmanaged._withUnsafeGuaranteedRef { batch in
+            guard message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                return batch.recordFailure(
+                    slot - batch.slots, KafkaError(message.pointee.err, context: "delivery failed"))
+            }
             slot.pointee.partition = message.pointee.partition
             slot.pointee.offset = message.pointee.offset
-            batch.countDown()
-        } else {
-            batch.fail(slot - batch.slots, KafkaError(message.pointee.err, context: "delivery failed"))
+            return batch.countDown()
         }
+        if last { unmanaged.release() }
     }
 }
 
