@@ -108,18 +108,17 @@ public struct KafkaConsumerMessage: Sendable {
     /// Key and value back to back: one slice of the buffer that the messages
     /// of one poll share (one reference to count per message, not two).
     private let bytes: ArraySlice<UInt8>
-    /// Where the value starts in `bytes`.
-    private let valueStart: Int
-    private let hasKey: Bool
+    /// Where the key ends and the value starts in `bytes`; `nil` without a key.
+    private let keyEnd: Int?
     /// Headers, in order.
     public var headers: [KafkaHeader]
     /// The message timestamp, in milliseconds since 1970, if the broker gave one.
     public var timestampMilliseconds: Int64?
 
     /// The key, if any. Messages of one poll share one buffer; this is a slice of it.
-    public var key: ArraySlice<UInt8>? { hasKey ? bytes[..<valueStart] : nil }
+    public var key: ArraySlice<UInt8>? { keyEnd.map { bytes[..<$0] } }
     /// The payload (empty for a message with a null value); a slice of the poll's buffer.
-    public var value: ArraySlice<UInt8> { bytes[valueStart...] }
+    public var value: ArraySlice<UInt8> { bytes[(keyEnd ?? bytes.startIndex)...] }
 
     /// A message as a consumer would read it (the consumer makes them; this is
     /// for code that handles them, and its tests).
@@ -142,8 +141,7 @@ public struct KafkaConsumerMessage: Sendable {
         self.topicPartition = topicPartition
         self.offset = offset
         self.bytes = bytes
-        self.valueStart = bytes.startIndex + (keyCount ?? 0)
-        self.hasKey = keyCount != nil
+        self.keyEnd = keyCount.map { bytes.startIndex + $0 }
         self.headers = headers
         self.timestampMilliseconds = timestampMilliseconds
     }

@@ -398,25 +398,14 @@ private let deliveryReportCallback:
 /// most one poll interval, and with the queue full, reports keep coming.
 final class RoomSignal: Sendable {
     private let waiters = Mutex<[CheckedContinuation<Void, Never>]>([])
-    /// Whether anyone waits: the poll thread checks it without the lock.
-    private let waiting = Atomic<Bool>(false)
 
     func wait() async {
-        await withCheckedContinuation { continuation in
-            waiters.withLock { waiters in
-                waiters.append(continuation)
-                waiting.store(true, ordering: .releasing)
-            }
-        }
+        await withCheckedContinuation { continuation in waiters.withLock { $0.append(continuation) } }
     }
 
     func wakeAll() {
-        guard waiting.load(ordering: .acquiring) else { return }
         let woken = waiters.withLock { waiters in
-            defer {
-                waiters = []
-                waiting.store(false, ordering: .releasing)
-            }
+            defer { waiters = [] }
             return waiters
         }
         for waiter in woken { waiter.resume() }
@@ -429,7 +418,7 @@ final class PollThread: Sendable {
     private let running = Atomic<Bool>(true)
     private let finished = DispatchSemaphore(value: 0)
 
-    init(handle: KafkaHandle, name: String, afterPoll: @escaping @Sendable () -> Void = {}) {
+    init(handle: KafkaHandle, name: String, afterPoll: @escaping @Sendable () -> Void) {
         let thread = Thread { [self] in
             while running.load(ordering: .acquiring) {
                 rd_kafka_poll(handle.pointer, 100)
