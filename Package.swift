@@ -61,6 +61,7 @@ let package = Package(
         .target(
             name: "Authorization",
             dependencies: [
+                "Contract",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],

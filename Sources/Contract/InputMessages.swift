@@ -37,6 +37,10 @@ public struct RequestDecoder: Sendable {
     /// must at least carry an `authorization`.
     public var requireAuthorization: Bool
 
+    /// Reads every message with Foundation's `JSONDecoder` alone, without the
+    /// one-pass reader it otherwise tries first (for tests comparing the two).
+    var foundationOnly = false
+
     public init(requireAuthorization: Bool = true) {
         self.requireAuthorization = requireAuthorization
     }
@@ -55,6 +59,36 @@ public struct RequestDecoder: Sendable {
         var authorization: String?
     }
 
+    /// The fields of a flat object, when each field present has its type
+    /// (`nil` otherwise: `JSONDecoder` then names the field at fault).
+    private static func fields(_ object: FlatJSONObject) -> Fields? {
+        var mistyped = false
+        func text(_ key: String) -> String? {
+            switch object[key] {
+            case .string(let text): return text
+            case nil, .null: return nil
+            default:
+                mistyped = true
+                return nil
+            }
+        }
+        func integer(_ key: String) -> Int64? {
+            switch object[key] {
+            case .integer(let value): return value
+            case nil, .null: return nil
+            default:
+                mistyped = true
+                return nil
+            }
+        }
+        let fields = Fields(
+            type: text("type"), merchantId: text("merchantId"), chargeId: text("chargeId"),
+            subscriptionId: text("subscriptionId"), lineId: text("lineId"), amount: integer("amount"),
+            monthlyAmount: integer("monthlyAmount"), description: text("description"),
+            occurredAt: text("occurredAt"), authorization: text("authorization"))
+        return mistyped ? nil : fields
+    }
+
     /// Decodes one message. `key` is the Kafka key, which must be the line id.
     public func decode(value: some Collection<UInt8>, key: (some Collection<UInt8>)?) -> DecodedMessage {
         decodeWithAuthorization(value: value, key: key).message
@@ -67,6 +101,9 @@ public struct RequestDecoder: Sendable {
     ) -> (
         message: DecodedMessage, authorization: String?
     ) {
+        if !foundationOnly, let object = FlatJSONObject(value), let fields = Self.fields(object) {
+            return (decode(fields, key: key), fields.authorization)
+        }
         let fields: Fields
         do {
             fields = try JSONDecoder().decode(Fields.self, from: Data(value))

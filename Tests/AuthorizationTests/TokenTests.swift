@@ -1,7 +1,8 @@
-import Authorization
 import Crypto
 import Foundation
 import Testing
+
+@testable import Authorization
 
 @Suite("Purchase authorizations")
 struct TokenTests {
@@ -49,6 +50,52 @@ struct TokenTests {
         for garbage in ["", "v1", "v1.k1..", "v2.k1.e30.AAAA", "not a token at all"] {
             #expect(verify(garbage) == .failure(.invalid))
         }
+    }
+
+    @Test("Every token one character away from a valid one is refused")
+    func oneCharacterAway() throws {
+        let token = Array(try signer.token(for: claims).utf8)
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.".utf8)
+        var accepted: [String] = []
+        for index in token.indices {
+            // The next character of the alphabet, and one far from it.
+            for step in [1, 31] {
+                var changed = token
+                let position = alphabet.firstIndex(of: token[index]) ?? 0
+                changed[index] = alphabet[(position + step) % alphabet.count]
+                let text = String(decoding: changed, as: UTF8.self)
+                if case .success = verify(text) { accepted.append(text) }
+            }
+        }
+        #expect(accepted == [])
+    }
+
+    @Test("Claims read the same with and without JSONDecoder, escapes included")
+    func claimsReaders() throws {
+        var foundation = verifier
+        foundation.foundationOnly = true
+        for reference in ["c-1", "c/1", #"c"1\"#, "c-é-日本-😀", "c\u{0}\n"] {
+            var odd = claims
+            odd.reference = reference
+            let token = try signer.token(for: odd)
+            #expect(try verifier.claims(of: token, now: 0).get() == odd)
+            #expect(try foundation.claims(of: token, now: 0).get() == odd)
+        }
+    }
+
+    @Test("Base64url: Foundation's encoding decodes to the same bytes; anything non-canonical is refused")
+    func base64url() {
+        var generator = SystemRandomNumberGenerator()
+        for count in 0..<70 {
+            let bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            #expect(Base64URL.decode(Array(Base64URL.encode(bytes).utf8)) == bytes)
+        }
+        #expect(Base64URL.decode(Array("-_-_".utf8)) == [0xFB, 0xFF, 0xBF])
+        for refused in ["A", "AB", "ABC", "AAAAB", "AA=", "AA==", "A+AA", "A/AA", "AA.A", "AA A"] {
+            #expect(Base64URL.decode(Array(refused.utf8)) == nil, "\(refused)")
+        }
+        #expect(Base64URL.decode(Array("AA".utf8)) == [0])
+        #expect(Base64URL.decode(Array("AAE".utf8)) == [0, 1])
     }
 
     @Test("Keys can be rotated: old and new keys accepted together")
