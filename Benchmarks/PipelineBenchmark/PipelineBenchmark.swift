@@ -23,14 +23,21 @@ struct PipelineBenchmark: AsyncParsableCommand {
             Build everything in release mode first, then run it:
               swift build -c release && .build/release/pipeline-bench
             Phases, each on its own topics and database:
-              limit (a)   raw librdkafka consume-then-produce of the same charge messages (C, no processing)
-              limit (b)   PostgreSQL COPY of the rows the charge path writes (charge, outbox, authorization)
-              pipeline    --charges authorized one-time charges for --lines lines, produced to the charges
-                          topic, until every accepted result is on merchant-results; 1 and 2 charge workers
-              latency     --rate charges/s for --seconds: produce-to-result p50, p99, p99.9
-              close       --close-lines lines (3 charges each, a quarter with a subscription) closed by 1
-                          and 2 billing-cycle workers, from the command to the settlement
-            and the peak resident memory of every worker process. Exits 1 if a phase fails.
+              limit (a)  raw librdkafka consume-then-produce of the
+                         same charge messages (C, no processing)
+              limit (b)  PostgreSQL COPY of the rows the charge path
+                         writes (charge, outbox, authorization)
+              checks     Ed25519 checks of the same tokens, one core
+              pipeline   --charges authorized one-time charges for
+                         --lines lines until every accepted result is
+                         on merchant-results; 1, then 2 charge workers
+              latency    --rate charges/s for --seconds: produce to
+                         result, p50, p99, p99.9
+              close      --close-lines lines (3 charges each, a
+                         quarter with a subscription) closed by 1,
+                         then 2 billing-cycle workers
+            and the peak resident memory of every worker process.
+            Exits 1 if a phase fails.
             """)
 
     @Option(help: "Lines for the charge phases.") var lines = 100_000
