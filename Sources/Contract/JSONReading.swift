@@ -19,6 +19,10 @@ public struct FlatJSONObject: Sendable {
     /// In the order written; a request has about ten.
     private var fields: [(key: String, value: Value)]
 
+    /// More fields than this are left to `JSONDecoder`: keys are found by a
+    /// scan, which would grow with the square of their number.
+    public static let maximumFields = 32
+
     public init?(_ bytes: some Collection<UInt8>) {
         let fields =
             bytes.withContiguousStorageIfAvailable { Self.read($0) }
@@ -48,7 +52,9 @@ public struct FlatJSONObject: Sendable {
                 reader.skipWhitespace()
                 guard reader.take(UInt8(ascii: ":")) else { return nil }
                 reader.skipWhitespace()
-                guard let value = reader.scalar(), !fields.contains(where: { $0.key == key }) else { return nil }
+                guard fields.count < maximumFields, let value = reader.scalar(),
+                    !fields.contains(where: { $0.key == key })
+                else { return nil }
                 fields.append((key, value))
                 reader.skipWhitespace()
             } while reader.take(UInt8(ascii: ","))

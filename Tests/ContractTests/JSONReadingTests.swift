@@ -43,6 +43,23 @@ struct JSONReadingTests {
         #expect(FlatJSONObject(Array(json.utf8)) == nil)
     }
 
+    @Test("Objects with many fields are left to JSONDecoder, which reads them in linear time", .timeLimit(.minutes(1)))
+    func manyFields() {
+        func object(_ count: Int) -> [UInt8] {
+            Array(("{" + (0..<count).map { "\"f\($0)\":\($0)" }.joined(separator: ",") + "}").utf8)
+        }
+        #expect(FlatJSONObject(object(FlatJSONObject.maximumFields))?.keys.count == FlatJSONObject.maximumFields)
+        #expect(FlatJSONObject(object(FlatJSONObject.maximumFields + 1)) == nil)
+        // A request padded with 100,000 unknown fields still decodes (unknown fields are ignored).
+        let padding = (0..<100_000).map { ",\"x\($0)\":\($0)" }.joined()
+        let request =
+            #"{"type":"charge-cancel","merchantId":"m1","chargeId":"c-1","lineId":"L0000001""# + padding + "}"
+        #expect(
+            RequestDecoder().decode(value: Array(request.utf8), key: Array("L0000001".utf8))
+                == .request(
+                    .chargeCancellation(ChargeCancellation(merchantID: "m1", chargeID: "c-1", lineID: "L0000001"))))
+    }
+
     @Test("Bytes that are not UTF-8 are left to JSONDecoder")
     func invalidUTF8() {
         #expect(FlatJSONObject([UInt8](#"{"a":""#.utf8) + [0xFF] + [UInt8](#""}"#.utf8)) == nil)
