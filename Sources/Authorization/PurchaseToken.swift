@@ -99,14 +99,12 @@ public struct AuthorizationVerifier: Sendable {
     /// signature check is the only work that shows in the charge worker's profile.
     public func claims(of token: String, now: Int64) -> Result<PurchaseClaims, AuthorizationFailure> {
         var token = token
-        return token.withUTF8 { claims(ofToken: $0, now: now) }
+        return token.withUTF8 { claims(of: $0, now: now) }
     }
 
     private func claims(
-        ofToken token: UnsafeBufferPointer<UInt8>, now: Int64
-    ) -> Result<
-        PurchaseClaims, AuthorizationFailure
-    > {
+        of token: UnsafeBufferPointer<UInt8>, now: Int64
+    ) -> Result<PurchaseClaims, AuthorizationFailure> {
         // v1.<key id>.<claims>.<signature>: exactly three dots.
         var dots: (Int, Int, Int) = (-1, -1, -1)
         for index in token.indices where token[index] == UInt8(ascii: ".") {
