@@ -62,31 +62,12 @@ public struct RequestDecoder: Sendable {
     /// The fields of a flat object, when each field present has its type
     /// (`nil` otherwise: `JSONDecoder` then names the field at fault).
     private static func fields(_ object: FlatJSONObject) -> Fields? {
-        var mistyped = false
-        func text(_ key: String) -> String? {
-            switch object[key] {
-            case .string(let text): return text
-            case nil, .null: return nil
-            default:
-                mistyped = true
-                return nil
-            }
-        }
-        func integer(_ key: String) -> Int64? {
-            switch object[key] {
-            case .integer(let value): return value
-            case nil, .null: return nil
-            default:
-                mistyped = true
-                return nil
-            }
-        }
-        let fields = Fields(
-            type: text("type"), merchantId: text("merchantId"), chargeId: text("chargeId"),
-            subscriptionId: text("subscriptionId"), lineId: text("lineId"), amount: integer("amount"),
-            monthlyAmount: integer("monthlyAmount"), description: text("description"),
-            occurredAt: text("occurredAt"), authorization: text("authorization"))
-        return mistyped ? nil : fields
+        try? Fields(
+            type: object.string("type"), merchantId: object.string("merchantId"), chargeId: object.string("chargeId"),
+            subscriptionId: object.string("subscriptionId"), lineId: object.string("lineId"),
+            amount: object.integer("amount"), monthlyAmount: object.integer("monthlyAmount"),
+            description: object.string("description"), occurredAt: object.string("occurredAt"),
+            authorization: object.string("authorization"))
     }
 
     /// Decodes one message. `key` is the Kafka key, which must be the line id.

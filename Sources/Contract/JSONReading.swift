@@ -38,6 +38,25 @@ public struct FlatJSONObject: Sendable {
 
     public var keys: [String] { fields.map(\.key) }
 
+    /// A field holding another type than the one asked for.
+    public struct TypeMismatch: Error {}
+
+    /// The string at `key`: `nil` when absent or null; a mismatch when it holds another type.
+    public func string(_ key: String) throws(TypeMismatch) -> String? {
+        try field(key) { if case .string(let text) = $0 { text } else { nil } }
+    }
+
+    /// The integer at `key`: `nil` when absent or null; a mismatch when it holds another type.
+    public func integer(_ key: String) throws(TypeMismatch) -> Int64? {
+        try field(key) { if case .integer(let value) = $0 { value } else { nil } }
+    }
+
+    private func field<T>(_ key: String, _ typed: (Value) -> T?) throws(TypeMismatch) -> T? {
+        guard let value = self[key], value != .null else { return nil }
+        guard let typedValue = typed(value) else { throw TypeMismatch() }
+        return typedValue
+    }
+
     private static func read(_ bytes: UnsafeBufferPointer<UInt8>) -> [(key: String, value: Value)]? {
         var reader = Reader(bytes: bytes)
         var fields: [(key: String, value: Value)] = []
