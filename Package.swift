@@ -57,39 +57,78 @@ let package = Package(
         ),
         // The billing rules: pure values in, values out. No I/O, no clock.
         .target(name: "Billing", swiftSettings: strictness),
+        // Reading and writing the flat JSON of messages and tokens, fast. No dependencies.
+        .target(name: "JSON", swiftSettings: strictness),
         // Purchase authorization: signed tokens (Ed25519) and password hashes (scrypt).
         .target(
             name: "Authorization",
             dependencies: [
-                "Contract",
+                "JSON",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
             swiftSettings: strictness
         ),
         // The message contract: topics and the JSON messages Matomete publishes.
-        .target(name: "Contract", dependencies: ["Billing"], swiftSettings: strictness),
+        .target(name: "Contract", dependencies: ["Billing", "JSON"], swiftSettings: strictness),
         // The line-state store in PostgreSQL, and a private PostgreSQL for tests and `dev`.
         .target(
             name: "Store",
             dependencies: [
-                "Billing", "Contract",
+                "Billing",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictness
         ),
-        // What every worker process shares: options, the consume-apply loop with
-        // offsets in PostgreSQL, the relay, /healthz and /metrics, logging.
+        // What every server process shares, Kafka or not: logging, metrics,
+        // readiness, /healthz and /metrics, options, retrying.
         .target(
-            name: "Workers",
+            name: "ServerKit",
             dependencies: [
-                "Kafka", "Billing", "Contract", "Store", "Authorization",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictness
+        ),
+        // The partition engine: a pure state machine per consumer that plans
+        // batches, retries, isolation and dead letters, and the thin loop that
+        // drives it over Kafka and an applier.
+        .target(
+            name: "Consuming",
+            dependencies: [
+                "Kafka", "ServerKit",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictness
+        ),
+        // What a message becomes: decoded and verified once, the used-once
+        // authorization rule and the billing rules applied in the store's
+        // transaction, results, bills, settlements and dead letters as the
+        // contract publishes them.
+        .target(
+            name: "Processing",
+            dependencies: [
+                "Kafka", "Consuming", "Billing", "Contract", "Store", "Authorization",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictness
+        ),
+        // The worker processes' wiring: options, the engine with each topic's
+        // applier, the relay and the cycle closer.
+        .target(
+            name: "Workers",
+            dependencies: [
+                "Kafka", "Consuming", "Processing", "ServerKit", "Billing", "Contract", "Store", "Authorization",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -99,13 +138,14 @@ let package = Package(
         .executableTarget(
             name: "charge-worker", dependencies: ["Workers", "Authorization"], swiftSettings: strictness),
         .executableTarget(name: "cancellation-worker", dependencies: ["Workers"], swiftSettings: strictness),
-        .executableTarget(name: "billing-cycle-worker", dependencies: ["Workers"], swiftSettings: strictness),
+        .executableTarget(
+            name: "billing-cycle-worker", dependencies: ["Workers", "ServerKit"], swiftSettings: strictness),
         .executableTarget(name: "outbox-relay", dependencies: ["Workers"], swiftSettings: strictness),
         // The purchase authentication gateway: HTTP in front of the credentials and line addresses.
         .target(
             name: "Gateway",
             dependencies: [
-                "Authorization", "Billing", "Store", "Workers",
+                "Authorization", "Billing", "Store", "ServerKit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -119,7 +159,7 @@ let package = Package(
         .executableTarget(
             name: "auth-gateway",
             dependencies: [
-                "Gateway", "Authorization", "Store", "Workers",
+                "Gateway", "Authorization", "Store", "ServerKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -129,7 +169,7 @@ let package = Package(
         .executableTarget(
             name: "matomete",
             dependencies: [
-                "Store", "Authorization", "Kafka", "Contract", "Billing", "Workers",
+                "Store", "Authorization", "Kafka", "Contract", "Billing", "ServerKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -174,7 +214,7 @@ let package = Package(
         .executableTarget(
             name: "StoreBenchmark",
             dependencies: [
-                "Store", "Billing", "Contract", "BenchmarkSupport",
+                "Store", "Processing", "Billing", "Contract", "BenchmarkSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
@@ -210,12 +250,12 @@ let package = Package(
         ),
         .testTarget(name: "BillingTests", dependencies: ["Billing"], swiftSettings: strictness),
         .testTarget(
-            name: "ContractTests", dependencies: ["Contract", "Billing", "MatometeTestSupport"],
+            name: "ContractTests", dependencies: ["Contract", "JSON", "Billing", "MatometeTestSupport"],
             swiftSettings: strictness),
         .testTarget(
             name: "StoreTests",
             dependencies: [
-                "Store", "Billing", "Contract", "MatometeTestSupport",
+                "Store", "Processing", "Billing", "Contract", "MatometeTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strictness
@@ -223,7 +263,8 @@ let package = Package(
         .testTarget(
             name: "WorkerTests",
             dependencies: [
-                "Kafka", "Store", "Workers", "Billing", "Contract", "MatometeTestSupport", "Authorization",
+                "Kafka", "Store", "Workers", "Consuming", "Processing", "ServerKit", "Billing", "Contract",
+                "MatometeTestSupport", "Authorization",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
@@ -237,6 +278,9 @@ let package = Package(
             ],
             swiftSettings: strictness
         ),
+        .testTarget(
+            name: "ArchitectureTests", dependencies: ["MatometeTestSupport"], swiftSettings: strictness),
+        .testTarget(name: "ConsumingTests", dependencies: ["Consuming", "Kafka"], swiftSettings: strictness),
         .testTarget(
             name: "KafkaTests",
             dependencies: ["Kafka", "MatometeTestSupport"],

@@ -5,6 +5,7 @@ import Contract
 import Foundation
 import Logging
 import PostgresNIO
+import Processing
 import Store
 
 /// Applying batches of charges through the store, next to a plain COPY of the
@@ -147,7 +148,7 @@ struct StoreBenchmark: AsyncParsableCommand {
                             let sourced = slice.enumerated().map {
                                 SourcedRequest(.charge($1), offset: offset + Int64($0))
                             }
-                            let outcomes = try await store.apply(
+                            let outcomes = try await RequestProcessor(store: store).apply(
                                 sourced, from: cursor, expectedOffset: offset == 0 ? nil : offset,
                                 nextOffset: offset + Int64(slice.count))
                             guard outcomes.allSatisfy(\.isAccepted) else {

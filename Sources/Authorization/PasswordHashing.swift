@@ -4,13 +4,18 @@ import Foundation
 
 /// A password kept only as a scrypt hash with its own random salt.
 public struct PasswordHash: Hashable, Sendable {
+    /// The 32 bytes scrypt derived from the password and ``salt``.
     public var hash: [UInt8]
+    /// The credential's own random salt (16 bytes for new hashes).
     public var salt: [UInt8]
     /// scrypt's cost: N = 2^logRounds, r = blockSize, p = parallelism.
     public var logRounds: Int
+    /// scrypt's r (8 by default).
     public var blockSize: Int
+    /// scrypt's p (1 by default).
     public var parallelism: Int
 
+    /// A hash as stored, with the salt and cost it was made with.
     public init(hash: [UInt8], salt: [UInt8], logRounds: Int, blockSize: Int, parallelism: Int) {
         self.hash = hash
         self.salt = salt

@@ -1,6 +1,6 @@
-import Contract
 import Crypto
 import Foundation
+import JSON
 
 /// What a purchase authorization allows: one request, on one line, for one
 /// merchant, of one kind and amount, with the merchant's reference, until it
@@ -8,7 +8,9 @@ import Foundation
 public struct PurchaseClaims: Codable, Hashable, Sendable {
     /// The token's unique id: a token is accepted once.
     public var tokenID: String
+    /// The line the purchase was confirmed from; the request must be for this line.
     public var lineID: String
+    /// The merchant the user confirmed the purchase for.
     public var merchantID: String
     /// `charge` or `subscription`.
     public var kind: String
@@ -19,6 +21,7 @@ public struct PurchaseClaims: Codable, Hashable, Sendable {
     /// Seconds since 1970 after which the token is refused.
     public var expiresAt: Int64
 
+    /// Claims for one purchase, valid until `expiresAt`.
     public init(
         tokenID: String, lineID: String, merchantID: String, kind: String, amount: Int64, reference: String,
         expiresAt: Int64
@@ -47,6 +50,7 @@ public struct PurchaseClaims: Codable, Hashable, Sendable {
 public enum AuthorizationFailure: String, Error, Sendable {
     /// Not a token, a bad signature, or signed by a key not (or no longer) accepted.
     case invalid
+    /// Well signed, but its expiry has passed.
     case expired
     /// Signed, but for another line, merchant, kind, amount or reference.
     case mismatch
@@ -57,16 +61,20 @@ public enum AuthorizationFailure: String, Error, Sendable {
 /// A token is `v1.<key id>.<claims>.<signature>`, the last two base64url
 /// without padding; the signature covers `v1.<key id>.<claims>`.
 public struct AuthorizationSigner: Sendable {
+    /// The id of the signing key, written into every token so workers can pick the public key to check it with.
     public let keyID: String
     private let key: Curve25519.Signing.PrivateKey
 
+    /// A signer with the gateway's private key and its id (`MATOMETE_SIGNING_KEY`, `MATOMETE_SIGNING_KEY_ID`).
     public init(keyID: String, privateKey: Curve25519.Signing.PrivateKey) {
         self.keyID = keyID
         key = privateKey
     }
 
+    /// The public key the charge workers need to accept this signer's tokens.
     public var publicKey: Curve25519.Signing.PublicKey { key.publicKey }
 
+    /// A signed token for `claims`: `v1.<key id>.<claims>.<signature>`.
     public func token(for claims: PurchaseClaims) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
@@ -87,6 +95,7 @@ public struct AuthorizationVerifier: Sendable {
     /// Reads claims with Foundation's `JSONDecoder` alone (for tests comparing the two readers).
     var foundationOnly = false
 
+    /// A verifier accepting tokens signed with any of `keys`, given by key id.
     public init(keys: [String: Curve25519.Signing.PublicKey]) {
         keysByID = keys.map { (Array($0.key.utf8), $0.value) }
     }
@@ -161,6 +170,7 @@ public struct AuthorizationVerifier: Sendable {
 
 /// Ed25519 keys as text: base64 of the raw 32 bytes, as kept in files and environment variables.
 public enum SigningKeys {
+    /// A private key from base64 of its raw 32 bytes (surrounding whitespace ignored); throws when it is not one.
     public static func privateKey(base64: String) throws -> Curve25519.Signing.PrivateKey {
         guard let raw = Data(base64Encoded: base64.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw AuthorizationFailure.invalid
@@ -168,6 +178,7 @@ public enum SigningKeys {
         return try Curve25519.Signing.PrivateKey(rawRepresentation: raw)
     }
 
+    /// A public key from base64 of its raw 32 bytes (surrounding whitespace ignored); throws when it is not one.
     public static func publicKey(base64: String) throws -> Curve25519.Signing.PublicKey {
         guard let raw = Data(base64Encoded: base64.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw AuthorizationFailure.invalid

@@ -31,6 +31,7 @@ public struct BillingCycle: Hashable, Comparable, Sendable, Codable, CustomStrin
         self.init(year: year, month: month)!
     }
 
+    /// The cycle as written in messages: `2026-11`.
     public var description: String {
         let monthText = month < 10 ? "0\(month)" : "\(month)"
         return "\(year)-\(monthText)"
@@ -46,8 +47,10 @@ public struct BillingCycle: Hashable, Comparable, Sendable, Codable, CustomStrin
         month == 1 ? BillingCycle(year: year - 1, month: 12)! : BillingCycle(year: year, month: month - 1)!
     }
 
+    /// Whether `lhs` is an earlier month than `rhs`.
     public static func < (lhs: Self, rhs: Self) -> Bool { (lhs.year, lhs.month) < (rhs.year, rhs.month) }
 
+    /// Reads a JSON string `YYYY-MM`; any other text is a decoding error.
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let cycle = BillingCycle(text) else {
@@ -57,6 +60,7 @@ public struct BillingCycle: Hashable, Comparable, Sendable, Codable, CustomStrin
         self = cycle
     }
 
+    /// Writes the cycle as a JSON string `YYYY-MM`.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)

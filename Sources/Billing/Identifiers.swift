@@ -5,12 +5,16 @@
 public protocol BillingIdentifier: RawRepresentable, Hashable, Comparable, Sendable, Codable,
     CustomStringConvertible, ExpressibleByStringLiteral
 where RawValue == String {
+    /// Wraps `rawValue` as it is, unchecked; ``isWellFormed`` says whether it may be used.
     init(rawValue: String)
 }
 
 extension BillingIdentifier {
+    /// An identifier written as a literal, for example `"L0000001"` for a line.
     public init(stringLiteral value: String) { self.init(rawValue: value) }
+    /// The identifier's text, as written in messages.
     public var description: String { rawValue }
+    /// Orders identifiers by their text.
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
 
     /// Whether the identifier is 1 to 64 printable ASCII characters without spaces.
@@ -22,24 +26,32 @@ extension BillingIdentifier {
 
 /// An access line (the carrier's fibre or ADSL line), for example `L0000001`.
 public struct LineID: BillingIdentifier {
+    /// The line id as the carrier's line system writes it; also the Kafka key of the line's requests.
     public var rawValue: String
+    /// Wraps a line id, unchecked.
     public init(rawValue: String) { self.rawValue = rawValue }
 }
 
 /// A merchant, for example `m-points-shop`.
 public struct MerchantID: BillingIdentifier {
+    /// The merchant id the carrier registered the merchant under.
     public var rawValue: String
+    /// Wraps a merchant id, unchecked.
     public init(rawValue: String) { self.rawValue = rawValue }
 }
 
 /// A one-time charge, unique per merchant.
 public struct ChargeID: BillingIdentifier {
+    /// The merchant's own id for the charge.
     public var rawValue: String
+    /// Wraps a charge id, unchecked.
     public init(rawValue: String) { self.rawValue = rawValue }
 }
 
 /// A subscription (monthly charge), unique per merchant.
 public struct SubscriptionID: BillingIdentifier {
+    /// The merchant's own id for the subscription.
     public var rawValue: String
+    /// Wraps a subscription id, unchecked.
     public init(rawValue: String) { self.rawValue = rawValue }
 }

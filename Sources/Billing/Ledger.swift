@@ -10,16 +10,22 @@ public struct ChargeRecord: Hashable, Sendable {
         case credited
     }
 
+    /// The merchant that made the charge.
     public var merchantID: MerchantID
+    /// The merchant's id for the charge, unique per merchant.
     public var chargeID: ChargeID
+    /// What the line is billed for it, in yen, tax included.
     public var amount: Yen
+    /// What was bought, in the merchant's words, as shown on the line's bill.
     public var description: String
     /// The cycle whose bill it is on.
     public var cycle: BillingCycle
+    /// Whether it is billed, cancelled before billing, or billed and then credited.
     public var status: Status
     /// The cycle in which the cancellation took effect (removal or credit).
     public var cancelledIn: BillingCycle?
 
+    /// A charge as recorded; active and never cancelled unless told otherwise.
     public init(
         merchantID: MerchantID, chargeID: ChargeID, amount: Yen, description: String, cycle: BillingCycle,
         status: Status = .active, cancelledIn: BillingCycle? = nil
@@ -39,8 +45,11 @@ public struct ChargeRecord: Hashable, Sendable {
 
 /// Identifies a charge within a line.
 public struct ChargeKey: Hashable, Sendable {
+    /// The merchant that made the charge.
     public var merchantID: MerchantID
+    /// The merchant's id for the charge.
     public var chargeID: ChargeID
+    /// The key of the charge `chargeID` of `merchantID`.
     public init(merchantID: MerchantID, chargeID: ChargeID) {
         self.merchantID = merchantID
         self.chargeID = chargeID
@@ -49,15 +58,20 @@ public struct ChargeKey: Hashable, Sendable {
 
 /// A subscription as recorded on a line.
 public struct SubscriptionRecord: Hashable, Sendable {
+    /// The merchant that bills the subscription.
     public var merchantID: MerchantID
+    /// The merchant's id for the subscription, unique per merchant.
     public var subscriptionID: SubscriptionID
+    /// What the line is billed in every cycle in which the subscription is active, in yen, tax included.
     public var monthlyAmount: Yen
+    /// What is subscribed to, in the merchant's words, as shown on the line's bill.
     public var description: String
     /// The first cycle billed.
     public var startCycle: BillingCycle
     /// The last cycle billed, once cancelled or ended by a line termination.
     public var lastCycle: BillingCycle?
 
+    /// A subscription as recorded; still running (no ``lastCycle``) unless told otherwise.
     public init(
         merchantID: MerchantID, subscriptionID: SubscriptionID, monthlyAmount: Yen, description: String,
         startCycle: BillingCycle, lastCycle: BillingCycle? = nil
@@ -81,8 +95,11 @@ public struct SubscriptionRecord: Hashable, Sendable {
 
 /// Identifies a subscription within a line.
 public struct SubscriptionKey: Hashable, Sendable {
+    /// The merchant that bills the subscription.
     public var merchantID: MerchantID
+    /// The merchant's id for the subscription.
     public var subscriptionID: SubscriptionID
+    /// The key of the subscription `subscriptionID` of `merchantID`.
     public init(merchantID: MerchantID, subscriptionID: SubscriptionID) {
         self.merchantID = merchantID
         self.subscriptionID = subscriptionID
@@ -91,14 +108,17 @@ public struct SubscriptionKey: Hashable, Sendable {
 
 /// A change the rules made to a line, for the store to persist.
 public enum LedgerEffect: Hashable, Sendable {
+    /// A new charge, on the open cycle's bill.
     case chargeAdded(ChargeRecord)
     /// Removed from the open cycle's bill.
     case chargeCancelled(ChargeKey, in: BillingCycle)
     /// Billed in a closed cycle: a credit of `amount` (negative) goes on the bill of `in`.
     case chargeCredited(ChargeKey, in: BillingCycle, amount: Yen)
+    /// A new subscription, billed from the open cycle on.
     case subscriptionAdded(SubscriptionRecord)
     /// Billed up to and including `lastCycle`, nothing after.
     case subscriptionEnded(SubscriptionKey, lastCycle: BillingCycle)
+    /// The line ended; each subscription it ended has its own `subscriptionEnded`.
     case lineTerminated
 }
 
@@ -109,11 +129,14 @@ public struct Outcome: Hashable, Sendable {
     /// The cycle whose bill it affects (for a refusal: the line's open cycle, if known).
     public var cycle: BillingCycle?
 
+    /// Accepted; `cycle` is the cycle whose bill it affects.
     public static func accepted(_ cycle: BillingCycle) -> Outcome { Outcome(rejection: nil, cycle: cycle) }
+    /// Refused for `reason`; `cycle` is the line's open cycle, or `nil` when the line is unknown.
     public static func rejected(_ reason: RejectionReason, _ cycle: BillingCycle?) -> Outcome {
         Outcome(rejection: reason, cycle: cycle)
     }
 
+    /// Whether the request was accepted (it has no rejection reason).
     public var isAccepted: Bool { rejection == nil }
 }
 
@@ -135,6 +158,8 @@ public struct LineBook: Sendable {
     /// Changes made so far, in order.
     public private(set) var effects: [LedgerEffect] = []
 
+    /// A line's book as the store loads it: the line (`nil` if unknown), its open cycle, what it has
+    /// spent in that cycle, and the charges and subscriptions the batch may need.
     public init(
         line: Line?, openCycle: BillingCycle, spend: Yen, charges: [ChargeRecord] = [],
         subscriptions: [SubscriptionRecord] = []

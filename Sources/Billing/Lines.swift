@@ -1,7 +1,9 @@
 /// The kind of access line. Known kinds have constants; any other kind read
 /// from the line system is kept as it is, and is not eligible.
 public struct LineType: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+    /// The kind's name in the line system, for example `hikari-next`.
     public var rawValue: String
+    /// A kind by its name; a name other than the known ones is kept, and is never eligible.
     public init(rawValue: String) { self.rawValue = rawValue }
 
     /// Flets Hikari Next (フレッツ 光ネクスト).
@@ -13,6 +15,7 @@ public struct LineType: RawRepresentable, Hashable, Sendable, Codable, CustomStr
     /// Flets ADSL: eligible only with a Flets.net contract.
     public static let adsl = LineType(rawValue: "adsl")
 
+    /// The kind's name, for example `b-flets`.
     public var description: String { rawValue }
 
     /// Whether charges may be billed to a line of this kind.
@@ -37,10 +40,13 @@ public enum LineStatus: String, Sendable, Codable, CaseIterable {
 
 /// An access line as billing sees it.
 public struct Line: Hashable, Sendable {
+    /// The line's id; charges and cancellations for the line are keyed by it.
     public var id: LineID
+    /// The kind of line, which decides whether it may be billed at all.
     public var type: LineType
     /// Whether the line has a Flets.net contract (needed for ADSL lines).
     public var fletsNetContract: Bool
+    /// Whether the line is in service, suspended by the carrier, or terminated.
     public var status: LineStatus
     /// The line's own monthly spending limit; `nil` uses the global default;
     /// `0` means no limit.

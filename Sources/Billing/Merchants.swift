@@ -1,5 +1,6 @@
 /// Whether a merchant may charge.
 public enum MerchantStatus: String, Sendable, Codable, CaseIterable {
+    /// Charges and cancellations are accepted.
     case active
     /// Charges are refused; cancellations are still accepted.
     case suspended
@@ -34,8 +35,10 @@ public struct Tariff: Hashable, Sendable, Codable {
 public struct TariffVersion: Hashable, Sendable, Codable {
     /// The first cycle it applies to.
     public var effectiveFrom: BillingCycle
+    /// The fee schedule in force from ``effectiveFrom`` until a later version starts.
     public var tariff: Tariff
 
+    /// A tariff that takes effect in the cycle `effectiveFrom`.
     public init(effectiveFrom: BillingCycle, tariff: Tariff) {
         self.effectiveFrom = effectiveFrom
         self.tariff = tariff
@@ -50,6 +53,7 @@ public struct TariffSchedule: Hashable, Sendable {
     /// What applies before the first version (or when there is none).
     public var fallback: Tariff
 
+    /// A schedule of `versions`; with none, every cycle uses `fallback` (the launch tariff unless told otherwise).
     public init(versions: [TariffVersion] = [], fallback: Tariff = .standard) {
         self.versions = versions
         self.fallback = fallback
@@ -63,11 +67,16 @@ public struct TariffSchedule: Hashable, Sendable {
 
 /// A merchant as billing sees it.
 public struct Merchant: Hashable, Sendable {
+    /// The merchant's id, as sent in its requests and used as the key of its results and settlements.
     public var id: MerchantID
+    /// The merchant's name, for people.
     public var name: String
+    /// Whether the merchant may charge; a suspended merchant's charges are refused.
     public var status: MerchantStatus
+    /// The merchant's fee schedules over time; each cycle is settled with the one in force for it.
     public var tariffs: TariffSchedule
 
+    /// A merchant; active and on the launch tariff unless told otherwise.
     public init(
         id: MerchantID, name: String, status: MerchantStatus = .active, tariffs: TariffSchedule = TariffSchedule()
     ) {

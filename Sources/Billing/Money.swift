@@ -11,22 +11,30 @@ public struct Yen: Hashable, Comparable, Sendable, Codable, AdditiveArithmetic, 
     /// An amount of `amount` yen.
     public init(_ amount: Int64) { self.amount = amount }
 
+    /// An amount written as a literal, for example `let limit: Yen = 50_000`.
     public init(integerLiteral value: Int64) { self.amount = value }
 
+    /// Reads a bare JSON integer of yen, as amounts appear in messages.
     public init(from decoder: any Decoder) throws {
         amount = try decoder.singleValueContainer().decode(Int64.self)
     }
 
+    /// Writes the amount as a bare JSON integer of yen.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(amount)
     }
 
+    /// No money: ¥0.
     public static let zero = Yen(0)
 
+    /// The sum of two amounts; traps on overflow.
     public static func + (lhs: Yen, rhs: Yen) -> Yen { Yen(lhs.amount + rhs.amount) }
+    /// The difference of two amounts, negative when `rhs` is the larger; traps on overflow.
     public static func - (lhs: Yen, rhs: Yen) -> Yen { Yen(lhs.amount - rhs.amount) }
+    /// The amount with its sign flipped: a credit is the negated amount of the charge it cancels.
     public static prefix func - (value: Yen) -> Yen { Yen(-value.amount) }
+    /// Whether `lhs` is less money than `rhs`; credits (negative amounts) are less than zero.
     public static func < (lhs: Yen, rhs: Yen) -> Bool { lhs.amount < rhs.amount }
 
     /// `¥1,234` (negative: `-¥1,234`).

@@ -1,11 +1,17 @@
 /// A merchant's one-time charge.
 public struct ChargeRequest: Hashable, Sendable {
+    /// The merchant asking for the charge.
     public var merchantID: MerchantID
+    /// The merchant's id for the charge; the same charge sent again is a harmless repeat.
     public var chargeID: ChargeID
+    /// The access line whose bill the charge goes on.
     public var lineID: LineID
+    /// The amount in yen, tax included: ¥1 to ¥1,000,000 under the default limits.
     public var amount: Yen
+    /// What is bought, in the merchant's words, for the line's bill (at most 512 bytes).
     public var description: String
 
+    /// A charge of `amount` on `lineID`'s bill for `merchantID`.
     public init(merchantID: MerchantID, chargeID: ChargeID, lineID: LineID, amount: Yen, description: String) {
         self.merchantID = merchantID
         self.chargeID = chargeID
@@ -18,12 +24,18 @@ public struct ChargeRequest: Hashable, Sendable {
 /// A merchant's subscription start: its monthly amount is billed every cycle
 /// in which it is active.
 public struct SubscriptionRequest: Hashable, Sendable {
+    /// The merchant starting the subscription.
     public var merchantID: MerchantID
+    /// The merchant's id for the subscription; the same subscription sent again is a harmless repeat.
     public var subscriptionID: SubscriptionID
+    /// The access line whose bills the subscription goes on.
     public var lineID: LineID
+    /// The amount billed each cycle in yen, tax included: ¥1 to ¥1,000,000 under the default limits.
     public var monthlyAmount: Yen
+    /// What is subscribed to, in the merchant's words, for the line's bills (at most 512 bytes).
     public var description: String
 
+    /// A subscription of `monthlyAmount` a month on `lineID` for `merchantID`.
     public init(
         merchantID: MerchantID, subscriptionID: SubscriptionID, lineID: LineID, monthlyAmount: Yen, description: String
     ) {
@@ -37,10 +49,14 @@ public struct SubscriptionRequest: Hashable, Sendable {
 
 /// A merchant cancels a one-time charge.
 public struct ChargeCancellation: Hashable, Sendable {
+    /// The merchant that made the charge.
     public var merchantID: MerchantID
+    /// The charge to cancel.
     public var chargeID: ChargeID
+    /// The line the charge is on.
     public var lineID: LineID
 
+    /// The cancellation of `merchantID`'s charge `chargeID` on `lineID`.
     public init(merchantID: MerchantID, chargeID: ChargeID, lineID: LineID) {
         self.merchantID = merchantID
         self.chargeID = chargeID
@@ -50,10 +66,14 @@ public struct ChargeCancellation: Hashable, Sendable {
 
 /// A merchant cancels a subscription.
 public struct SubscriptionCancellation: Hashable, Sendable {
+    /// The merchant that bills the subscription.
     public var merchantID: MerchantID
+    /// The subscription to cancel.
     public var subscriptionID: SubscriptionID
+    /// The line the subscription is on.
     public var lineID: LineID
 
+    /// The cancellation of `merchantID`'s subscription `subscriptionID` on `lineID`.
     public init(merchantID: MerchantID, subscriptionID: SubscriptionID, lineID: LineID) {
         self.merchantID = merchantID
         self.subscriptionID = subscriptionID
@@ -63,17 +83,24 @@ public struct SubscriptionCancellation: Hashable, Sendable {
 
 /// The carrier's line system ends a line.
 public struct LineTermination: Hashable, Sendable {
+    /// The line that ended.
     public var lineID: LineID
 
+    /// The termination of `lineID`.
     public init(lineID: LineID) { self.lineID = lineID }
 }
 
 /// Any request that changes a line's billing.
 public enum BillingRequest: Hashable, Sendable {
+    /// A one-time charge (`charge`).
     case charge(ChargeRequest)
+    /// A subscription start (`subscription`).
     case subscription(SubscriptionRequest)
+    /// A charge cancellation (`charge-cancel`).
     case chargeCancellation(ChargeCancellation)
+    /// A subscription cancellation (`subscription-cancel`).
     case subscriptionCancellation(SubscriptionCancellation)
+    /// A line termination from the carrier's line system (`line-termination`).
     case lineTermination(LineTermination)
 
     /// The line it concerns.

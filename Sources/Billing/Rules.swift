@@ -1,8 +1,10 @@
 /// The billing rules: requests in, decisions and changes out. Pure: no I/O, no
 /// clock, no randomness; the store and the workers call it, it calls neither.
 public struct BillingRules: Sendable {
+    /// The amount range and default spending limit every request is checked against.
     public var limits: BillingLimits
 
+    /// Rules checking requests against `limits` (the documented defaults unless told otherwise).
     public init(limits: BillingLimits = BillingLimits()) {
         self.limits = limits
     }

@@ -6,14 +6,18 @@ public struct BillItem: Hashable, Sendable, Codable {
         case charge, subscription, credit
     }
 
+    /// The merchant whose charge, subscription or credit it is.
     public var merchantID: MerchantID
+    /// Whether it is a charge, a subscription's monthly amount, or a credit.
     public var kind: Kind
     /// The merchant's charge or subscription id.
     public var reference: String
+    /// What was bought, in the merchant's words.
     public var description: String
     /// Negative for a credit.
     public var amount: Yen
 
+    /// An item of `amount` yen for `merchantID`.
     public init(merchantID: MerchantID, kind: Kind, reference: String, description: String, amount: Yen) {
         self.merchantID = merchantID
         self.kind = kind
@@ -25,14 +29,18 @@ public struct BillItem: Hashable, Sendable, Codable {
 
 /// A credit waiting for a line's bill.
 public struct CreditRecord: Hashable, Sendable {
+    /// The merchant whose charge is credited.
     public var merchantID: MerchantID
+    /// The charge cancelled after its cycle closed.
     public var chargeID: ChargeID
+    /// The charge's description, repeated on the bill that carries the credit.
     public var description: String
     /// Negative.
     public var amount: Yen
     /// The cycle whose bill carries it.
     public var cycle: BillingCycle
 
+    /// A credit of `amount` (negative) for `merchantID`'s charge `chargeID`, due on `cycle`'s bill.
     public init(merchantID: MerchantID, chargeID: ChargeID, description: String, amount: Yen, cycle: BillingCycle) {
         self.merchantID = merchantID
         self.chargeID = chargeID
@@ -44,7 +52,9 @@ public struct CreditRecord: Hashable, Sendable {
 
 /// A line's bill for one closed cycle.
 public struct LineBill: Hashable, Sendable {
+    /// The line billed.
     public var lineID: LineID
+    /// The closed month the bill is for.
     public var cycle: BillingCycle
     /// Items ordered by merchant, kind and reference.
     public var items: [BillItem]
@@ -102,10 +112,12 @@ public struct MerchantTotals: Hashable, Sendable {
     public var lines: Int64 = 0
     /// The sum of the merchant's items (charges, subscriptions, credits).
     public var gross: Yen = 0
+    /// The number of the merchant's items on those bills.
     public var itemCount: Int64 = 0
     /// The sum of the credits alone (zero or negative).
     public var creditAmount: Yen = 0
 
+    /// Sums as given; all zero by default (a merchant with no items yet).
     public init(lines: Int64 = 0, gross: Yen = 0, itemCount: Int64 = 0, creditAmount: Yen = 0) {
         self.lines = lines
         self.gross = gross
@@ -147,10 +159,15 @@ public enum FeeRule: String, Hashable, Sendable, Codable {
 
 /// What the carrier pays a merchant for one cycle.
 public struct Settlement: Hashable, Sendable {
+    /// The merchant paid, or, when ``net`` is negative, the merchant that owes.
     public var merchantID: MerchantID
+    /// The closed month settled.
     public var cycle: BillingCycle
+    /// The merchant's lines, gross, items and credits over the cycle's bills.
     public var totals: MerchantTotals
+    /// The tariff in force for the cycle.
     public var tariff: Tariff
+    /// Which rule set the fee: per line when the average per line was below the threshold, else percentage.
     public var feeRule: FeeRule
     /// The carrier's fee, in whole yen, rounded down once.
     public var fee: Yen

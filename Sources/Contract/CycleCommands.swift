@@ -9,6 +9,7 @@ public enum CycleCommand: Sendable, Hashable {
 
 /// What a message read from `matomete.billing-cycles` turned out to be.
 public enum DecodedCycleCommand: Sendable, Hashable {
+    /// A command to carry out.
     case command(CycleCommand)
     /// Not a command this worker knows; dead-lettered with its bytes and this reason.
     case deadLetter(reason: String)

@@ -1,5 +1,6 @@
 import Billing
 import Foundation
+import JSON
 
 /// What a message read from `matomete.charges` or `matomete.cancellations` turned out to be.
 public enum DecodedMessage: Sendable, Hashable {
@@ -16,12 +17,18 @@ public enum DecodedMessage: Sendable, Hashable {
 
 /// A request refused before the rules saw it, with what is needed to answer the merchant.
 public struct RefusedRequest: Sendable, Hashable {
+    /// The merchant to answer, as written in the request.
     public var merchantID: String?
+    /// The request's `type`, for example `charge` or `subscription-cancel`.
     public var requestType: String
+    /// The charge or subscription id as written; empty when missing.
     public var requestID: String
+    /// The line id as written; empty when missing.
     public var lineID: String
+    /// Why it was refused.
     public var reason: RejectionReason
 
+    /// A refusal of the request described, for `reason`.
     public init(merchantID: String?, requestType: String, requestID: String, lineID: String, reason: RejectionReason) {
         self.merchantID = merchantID
         self.requestType = requestType
@@ -41,6 +48,8 @@ public struct RequestDecoder: Sendable {
     /// one-pass reader it otherwise tries first (for tests comparing the two).
     var foundationOnly = false
 
+    /// A decoder; with `requireAuthorization`, a charge or subscription without an `authorization` is refused
+    /// (`authorization_missing`).
     public init(requireAuthorization: Bool = true) {
         self.requireAuthorization = requireAuthorization
     }

@@ -6,9 +6,11 @@ public struct MerchantResultMessage: Codable, Hashable, Sendable {
     public var id: String
     /// `nil` for a line termination from the carrier's line system.
     public var merchantId: String?
+    /// The request's `type`: `charge`, `subscription`, `charge-cancel`, `subscription-cancel` or `line-termination`.
     public var requestType: String
     /// The merchant's charge or subscription id (the line id for a termination).
     public var requestId: String
+    /// The line the request concerns.
     public var lineId: String
     /// `accepted` or `rejected`.
     public var status: String
@@ -19,6 +21,7 @@ public struct MerchantResultMessage: Codable, Hashable, Sendable {
     /// The cycle whose bill the request affects.
     public var cycle: String?
 
+    /// The result of a request the billing rules decided, under the stable `id` of its place in its topic.
     public init(id: String, request: BillingRequest, outcome: Outcome) {
         self.id = id
         merchantId = request.merchantID?.rawValue
@@ -39,20 +42,32 @@ public struct MerchantResultMessage: Codable, Hashable, Sendable {
 
 /// Sent to `matomete.line-bills` (key: line id) once per line per closed cycle.
 public struct LineBillMessage: Codable, Hashable, Sendable {
+    /// One item on the bill: a charge, a subscription's monthly amount, or a credit.
     public struct Item: Codable, Hashable, Sendable {
+        /// The merchant whose item it is.
         public var merchantId: String
+        /// `charge`, `subscription` or `credit`.
         public var kind: String
+        /// The merchant's charge or subscription id.
         public var reference: String
+        /// What was bought, in the merchant's words.
         public var description: String
+        /// Yen, tax included; negative for a credit.
         public var amount: Int64
     }
 
+    /// `bill-<line>-<cycle>`: stable, so the billing system can drop repeats.
     public var id: String
+    /// The line billed; also the message key.
     public var lineId: String
+    /// The closed month the bill is for, for example `2026-11`.
     public var cycle: String
+    /// The items, ordered by merchant, kind and reference; empty on a zero bill.
     public var items: [Item]
+    /// What the line pays for the cycle, in yen: the sum of the items.
     public var total: Int64
 
+    /// The message for one line's bill of a closed cycle.
     public init(_ bill: LineBill) {
         id = "bill-\(bill.lineID.rawValue)-\(bill.cycle)"
         lineId = bill.lineID.rawValue
@@ -72,27 +87,38 @@ public struct SettlementMessage: Codable, Hashable, Sendable {
     public struct TariffFields: Codable, Hashable, Sendable {
         /// 500 = 5%.
         public var rateBasisPoints: Int64
+        /// The average per line, in yen, below which the per-line fee applies (600).
         public var perLineThreshold: Int64
         /// 315 = ¥31.5.
         public var perLineFeeTenths: Int64
     }
 
+    /// `settlement-<merchant>-<cycle>`: stable, so finance can drop repeats.
     public var id: String
+    /// The merchant settled; also the message key.
     public var merchantId: String
+    /// The closed month settled, for example `2026-11`.
     public var cycle: String
+    /// Distinct access lines with at least one of the merchant's items on the cycle's bills.
     public var lines: Int64
+    /// The sum of those items in yen: charges, subscription amounts and credits.
     public var grossAmount: Int64
     /// Rounded down to the yen, for display; the fee rule compares exactly.
     public var averagePerLine: Int64
     /// `percentage` or `per-line`.
     public var feeRule: String
+    /// The tariff applied.
     public var tariff: TariffFields
+    /// The carrier's fee in yen, rounded down once.
     public var fee: Int64
+    /// `grossAmount − fee`: what the carrier pays the merchant; negative when the merchant owes.
     public var netAmount: Int64
+    /// The number of the merchant's items on the cycle's bills.
     public var itemCount: Int64
     /// Zero or negative.
     public var creditAmount: Int64
 
+    /// The message for one merchant's settlement of a closed cycle.
     public init(_ settlement: Settlement) {
         id = "settlement-\(settlement.merchantID.rawValue)-\(settlement.cycle)"
         merchantId = settlement.merchantID.rawValue

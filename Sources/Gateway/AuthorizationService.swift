@@ -8,15 +8,20 @@ import Store
 
 /// A purchase the user confirms with their purchase ID and password.
 public struct AuthorizationRequest: Codable, Sendable {
+    /// The purchase ID the carrier issued for the user's line.
     public var purchaseId: String
+    /// The purchase ID's password; never logged.
     public var password: String
+    /// The merchant the purchase is for.
     public var merchantId: String
     /// `charge` or `subscription`.
     public var kind: String
+    /// Yen, tax included: the charge's amount or the subscription's monthly amount.
     public var amount: Int64
     /// The merchant's charge id or subscription id.
     public var reference: String
 
+    /// A purchase to authorize, as the user confirmed it.
     public init(
         purchaseId: String, password: String, merchantId: String, kind: String, amount: Int64, reference: String
     ) {
@@ -43,13 +48,20 @@ public enum AuthorizationDecision: Sendable, Equatable {
 /// eligible and active, and the merchant active. Wrong attempts are counted
 /// per purchase ID and per line, and lock either for a while at its limit.
 public struct AuthorizationService: Sendable {
+    /// Where credentials, line addresses, lock-outs and the states of lines and merchants are read and recorded.
     public var store: BillingStore
+    /// Signs the authorizations issued.
     public var signer: AuthorizationSigner
+    /// How long an issued authorization is valid (`--token-lifetime`, 5 minutes by default).
     public var lifetime: Duration
+    /// How many wrong attempts lock a purchase ID or a line, and for how long.
     public var policy: LockoutPolicy
+    /// Where decisions are logged: purchase IDs, lines and token ids, never passwords or tokens.
     public var logger: Logger
+    /// The amount range a purchase must fall in (¥1 to ¥1,000,000 by default).
     public var limits = BillingLimits()
 
+    /// A service; ``limits`` starts at the defaults.
     public init(
         store: BillingStore, signer: AuthorizationSigner, lifetime: Duration, policy: LockoutPolicy, logger: Logger
     ) {
@@ -64,6 +76,9 @@ public struct AuthorizationService: Sendable {
     /// ID takes as long to refuse as a wrong password.
     private static let decoy = try? PasswordHash.make(password: UUID().uuidString)
 
+    /// Decides one purchase; `clientAddress` is the address the request comes from (`nil` when unknown,
+    /// which no line holds). Refusals are returned as decisions; it throws only when the database or
+    /// the signing fails.
     public func authorize(
         _ request: AuthorizationRequest, clientAddress: String?
     ) async throws

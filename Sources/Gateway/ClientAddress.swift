@@ -9,6 +9,8 @@ public struct AddressPrefix: Sendable, Hashable, CustomStringConvertible {
     let bytes: [UInt8]
     let length: Int
 
+    /// Reads `address/length`, or a bare address as a prefix of its full length; `nil` when either part
+    /// is garbled or the length is too long.
     public init?(_ text: String) {
         let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
         guard let address = Self.parse(parts[0]) else { return nil }
@@ -20,6 +22,7 @@ public struct AddressPrefix: Sendable, Hashable, CustomStringConvertible {
         self.length = length
     }
 
+    /// The prefix in a normal form: IPv4 dotted, IPv6 as eight hexadecimal groups, for example `10.0.0.0/8`.
     public var description: String { "\(Self.format(bytes))/\(length)" }
 
     /// Whether `address` (no prefix length) lies inside this prefix.
@@ -64,12 +67,16 @@ public struct AddressPrefix: Sendable, Hashable, CustomStringConvertible {
 /// `X-Forwarded-For` that is not itself a trusted proxy. A header sent by
 /// anyone else is ignored: a client cannot claim another line's address.
 public struct ClientAddressResolver: Sendable {
+    /// The carrier's proxies whose `X-Forwarded-For` is believed (`--trusted-proxies`).
     public var trustedProxies: [AddressPrefix]
 
+    /// A resolver believing the `X-Forwarded-For` of `trustedProxies` only.
     public init(trustedProxies: [AddressPrefix]) {
         self.trustedProxies = trustedProxies
     }
 
+    /// The address a request comes from, given the connection's peer and its `X-Forwarded-For` header;
+    /// `nil` when the peer is unknown or a trusted proxy's header is garbled.
     public func clientAddress(peer: String?, forwardedFor: String?) -> String? {
         guard let peer, let peerBytes = AddressPrefix.parse(peer) else { return nil }
         let normalizedPeer = AddressPrefix.format(peerBytes)

@@ -5,16 +5,19 @@ import Hummingbird
 import Logging
 import NIOCore
 import PostgresNIO
+import ServerKit
 import ServiceLifecycle
 import Store
 import Synchronization
-import Workers
 
 /// The request context: the connection's peer address, for the line check.
 public struct GatewayContext: RequestContext {
+    /// Hummingbird's storage for the request.
     public var coreContext: CoreRequestContextStorage
+    /// The IP address of the connection's peer; `nil` when the connection has none.
     public let peerAddress: String?
 
+    /// The context of a request on `source`'s connection.
     public init(source: ApplicationRequestContextSource) {
         coreContext = CoreRequestContextStorage(source: source)
         peerAddress = source.channel.remoteAddress?.ipAddress
@@ -23,6 +26,9 @@ public struct GatewayContext: RequestContext {
 
 /// `POST /v1/authorizations`, next to `/healthz`, `/livez` and `/metrics`.
 public enum GatewayRoutes {
+    /// The gateway's HTTP application at `address`: `POST /v1/authorizations`, answered by the service in
+    /// `service` (503 until the database is open) with the client's address from `resolver`, and the
+    /// shared endpoints reporting `readiness`.
     public static func application(
         service: ServiceHolder, resolver: ClientAddressResolver, address: HTTPAddress, readiness: Readiness,
         logger: Logger
@@ -75,8 +81,10 @@ extension HTTPField.Name {
 public final class ServiceHolder: Sendable {
     private let service = Mutex<AuthorizationService?>(nil)
 
+    /// An empty holder: authorization requests get 503 until the service is set.
     public init() {}
 
+    /// The service, or `nil` while the database is not open yet.
     public var current: AuthorizationService? { service.withLock { $0 } }
 
     func set(_ value: AuthorizationService) { service.withLock { $0 = value } }
@@ -85,6 +93,8 @@ public final class ServiceHolder: Sendable {
 /// Runs the gateway: the database client, the HTTP endpoints, and a service
 /// that opens the store (waiting for the database) and keeps `/healthz` honest.
 public enum GatewayProcess {
+    /// Runs the gateway until SIGTERM or SIGINT: authorizations signed by `signer`, valid for `lifetime`,
+    /// with lock-outs by `policy`, served at `address`.
     public static func run(
         database: DatabaseConfiguration, signer: AuthorizationSigner, lifetime: Duration, policy: LockoutPolicy,
         resolver: ClientAddressResolver, address: HTTPAddress, logger: Logger

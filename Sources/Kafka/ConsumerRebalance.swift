@@ -52,9 +52,8 @@ final class ConsumerContext: CallbackContext, @unchecked Sendable {
 
     private func unassign(_ handle: OpaquePointer, _ partitions: [KafkaTopicPartition], cooperative: Bool) {
         if cooperative {
-            let list = NativePartitionList.make(partitions)
-            defer { rd_kafka_topic_partition_list_destroy(list) }
-            if let error = rd_kafka_incremental_unassign(handle, list) {
+            let list = NativePartitionList(partitions)
+            if let error = list.withList({ rd_kafka_incremental_unassign(handle, $0) }) {
                 clientError(KafkaError(consuming: error, context: "unassign revoked partitions"))
             }
         } else {

@@ -153,9 +153,8 @@ public final class KafkaAdmin: Sendable {
         -> [KafkaTopicPartition: Int64]
     {
         try await request(RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS) { handle, options, queue in
-            let list = NativePartitionList.make(partitions)
-            defer { rd_kafka_topic_partition_list_destroy(list) }
-            var request: OpaquePointer? = rd_kafka_ListConsumerGroupOffsets_new(group, list)
+            let list = NativePartitionList(partitions)
+            var request: OpaquePointer? = list.withList { rd_kafka_ListConsumerGroupOffsets_new(group, $0) }
             defer { rd_kafka_ListConsumerGroupOffsets_destroy(request) }
             rd_kafka_ListConsumerGroupOffsets(handle, &request, 1, options, queue)
         } result: { event throws(KafkaError) in

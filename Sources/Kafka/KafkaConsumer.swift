@@ -78,9 +78,9 @@ public final class KafkaConsumer: Sendable {
 
     /// Subscribes to `topics`, replacing any earlier subscription.
     public func subscribe(_ topics: [String]) throws(KafkaError) {
-        let list = NativePartitionList.make(topics.map { KafkaTopicPartition(topic: $0, partition: -1) })
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        try rd_kafka_subscribe(handle.pointer, list).check("subscribe to \(topics.joined(separator: ", "))")
+        let list = NativePartitionList(topics.map { KafkaTopicPartition(topic: $0, partition: -1) })
+        try list.withList { rd_kafka_subscribe(handle.pointer, $0) }.check(
+            "subscribe to \(topics.joined(separator: ", "))")
     }
 
     /// Reads up to ``KafkaConsumerConfiguration/readBatchMessages`` messages,
@@ -137,14 +137,13 @@ public final class KafkaConsumer: Sendable {
             guard let pending else {
                 throw KafkaError(code: .invalidState, message: "no partition assignment is pending")
             }
-            let list = NativePartitionList.make(pending.map { ($0, (offsets[$0] ?? .committed).native) })
-            defer { rd_kafka_topic_partition_list_destroy(list) }
+            let list = NativePartitionList(pending.map { ($0, (offsets[$0] ?? .committed).native) })
             if cooperative {
-                if let error = rd_kafka_incremental_assign(handle.pointer, list) {
+                if let error = list.withList({ rd_kafka_incremental_assign(handle.pointer, $0) }) {
                     throw KafkaError(consuming: error, context: "assign partitions")
                 }
             } else {
-                try rd_kafka_assign(handle.pointer, list).check("assign partitions")
+                try list.withList { rd_kafka_assign(handle.pointer, $0) }.check("assign partitions")
             }
             context.started(pending)
         }
@@ -157,9 +156,8 @@ public final class KafkaConsumer: Sendable {
         let handle = self.handle
         let context = self.context
         try await blocking.run { () throws(KafkaError) in
-            let list = NativePartitionList.make(offsets.map { ($0.key, $0.value.native) })
-            defer { rd_kafka_topic_partition_list_destroy(list) }
-            try rd_kafka_assign(handle.pointer, list).check("assign partitions")
+            let list = NativePartitionList(offsets.map { ($0.key, $0.value.native) })
+            try list.withList { rd_kafka_assign(handle.pointer, $0) }.check("assign partitions")
             context.started(Array(offsets.keys))
         }
     }
@@ -172,10 +170,9 @@ public final class KafkaConsumer: Sendable {
         guard !offsets.isEmpty else { return }
         let handle = self.handle
         try await blocking.run { () throws(KafkaError) in
-            let list = NativePartitionList.make(offsets.map { ($0.key, $0.value) })
-            defer { rd_kafka_topic_partition_list_destroy(list) }
-            try rd_kafka_commit(handle.pointer, list, 0).check("commit offsets")
-            for entry in NativePartitionList.entries(list) where entry.error != RD_KAFKA_RESP_ERR_NO_ERROR {
+            let list = NativePartitionList(offsets.map { ($0.key, $0.value) })
+            try list.withList { rd_kafka_commit(handle.pointer, $0, 0) }.check("commit offsets")
+            for entry in list.entries where entry.error != RD_KAFKA_RESP_ERR_NO_ERROR {
                 throw KafkaError(entry.error, context: "commit offset of \(entry.0)")
             }
         }
@@ -191,12 +188,12 @@ public final class KafkaConsumer: Sendable {
         guard !offsets.isEmpty else { return }
         let handle = self.handle
         try await blocking.run { () throws(KafkaError) in
-            let list = NativePartitionList.make(offsets.map { ($0.key, $0.value) })
-            defer { rd_kafka_topic_partition_list_destroy(list) }
-            if let error = rd_kafka_seek_partitions(handle.pointer, list, Int32(timeout.milliseconds)) {
+            let list = NativePartitionList(offsets.map { ($0.key, $0.value) })
+            if let error = list.withList({ rd_kafka_seek_partitions(handle.pointer, $0, Int32(timeout.milliseconds)) })
+            {
                 throw KafkaError(consuming: error, context: "seek")
             }
-            for entry in NativePartitionList.entries(list) where entry.error != RD_KAFKA_RESP_ERR_NO_ERROR {
+            for entry in list.entries where entry.error != RD_KAFKA_RESP_ERR_NO_ERROR {
                 throw KafkaError(entry.error, context: "seek \(entry.0) to \(entry.offset)")
             }
         }
@@ -207,9 +204,8 @@ public final class KafkaConsumer: Sendable {
     public func pause(_ partitions: [KafkaTopicPartition]) async throws(KafkaError) {
         let handle = self.handle
         try await blocking.run { () throws(KafkaError) in
-            let list = NativePartitionList.make(partitions)
-            defer { rd_kafka_topic_partition_list_destroy(list) }
-            try rd_kafka_pause_partitions(handle.pointer, list).check("pause partitions")
+            let list = NativePartitionList(partitions)
+            try list.withList { rd_kafka_pause_partitions(handle.pointer, $0) }.check("pause partitions")
         }
     }
 
@@ -217,9 +213,8 @@ public final class KafkaConsumer: Sendable {
     public func resume(_ partitions: [KafkaTopicPartition]) async throws(KafkaError) {
         let handle = self.handle
         try await blocking.run { () throws(KafkaError) in
-            let list = NativePartitionList.make(partitions)
-            defer { rd_kafka_topic_partition_list_destroy(list) }
-            try rd_kafka_resume_partitions(handle.pointer, list).check("resume partitions")
+            let list = NativePartitionList(partitions)
+            try list.withList { rd_kafka_resume_partitions(handle.pointer, $0) }.check("resume partitions")
         }
     }
 
@@ -228,10 +223,9 @@ public final class KafkaConsumer: Sendable {
     public func lag() -> [KafkaPartitionLag] {
         let partitions = assignment
         guard !partitions.isEmpty else { return [] }
-        let list = NativePartitionList.make(partitions)
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        _ = rd_kafka_position(handle.pointer, list)
-        return NativePartitionList.entries(list).map { entry in
+        let list = NativePartitionList(partitions)
+        _ = list.withList { rd_kafka_position(handle.pointer, $0) }
+        return list.entries.map { entry in
             var low: Int64 = 0
             var high: Int64 = 0
             _ = rd_kafka_get_watermark_offsets(

@@ -152,25 +152,44 @@ public struct KafkaConsumerMessage: Sendable {
     }
 }
 
-/// Converts between Swift partitions and `rd_kafka_topic_partition_list_t`.
-enum NativePartitionList {
-    /// A new list the caller must destroy.
-    static func make(_ entries: [(KafkaTopicPartition, Int64)]) -> UnsafeMutablePointer<rd_kafka_topic_partition_list_t>
-    {
-        let list = rd_kafka_topic_partition_list_new(Int32(max(entries.count, 1)))!
+/// A `rd_kafka_topic_partition_list_t` made here: it owns the C list and
+/// destroys it when it goes. The list is used only inside ``withList(_:)``,
+/// which keeps the owner alive while librdkafka reads it.
+final class NativePartitionList {
+    private let pointer: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>
+
+    /// A list of partitions with the offsets given.
+    init(_ entries: [(KafkaTopicPartition, Int64)]) {
+        pointer = rd_kafka_topic_partition_list_new(Int32(max(entries.count, 1)))!
         for (topicPartition, offset) in entries {
-            let element = rd_kafka_topic_partition_list_add(list, topicPartition.topic, topicPartition.partition)!
+            let element = rd_kafka_topic_partition_list_add(pointer, topicPartition.topic, topicPartition.partition)!
             element.pointee.offset = offset
         }
-        return list
     }
 
-    /// A new list without offsets, which the caller must destroy.
-    static func make(_ partitions: [KafkaTopicPartition]) -> UnsafeMutablePointer<rd_kafka_topic_partition_list_t> {
-        make(partitions.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) })
+    /// A list of partitions without offsets.
+    convenience init(_ partitions: [KafkaTopicPartition]) {
+        self.init(partitions.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) })
     }
 
-    /// The entries of a list, with their offsets and per-entry errors.
+    deinit {
+        rd_kafka_topic_partition_list_destroy(pointer)
+    }
+
+    /// Runs `body` with the C list; it must not keep the pointer.
+    func withList<Result, Failure: Error>(
+        _ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        defer { withExtendedLifetime(self) {} }
+        return try body(pointer)
+    }
+
+    /// The entries, with the offsets and per-entry errors librdkafka wrote into them.
+    var entries: [(KafkaTopicPartition, offset: Int64, error: rd_kafka_resp_err_t)] {
+        withList { Self.entries($0) }
+    }
+
+    /// The entries of a list librdkafka owns (a rebalance's, a result's).
     static func entries(
         _ list: UnsafePointer<rd_kafka_topic_partition_list_t>?
     ) -> [(

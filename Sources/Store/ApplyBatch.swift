@@ -1,5 +1,4 @@
 import Billing
-import Contract
 import Foundation
 import PostgresNIO
 
@@ -18,66 +17,82 @@ public struct PartitionCursor: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(consumerGroup)/\(topic)[\(partition)]" }
 }
 
-/// A decoded request and where it was read.
-public struct SourcedRequest: Sendable, Hashable {
-    public var request: BillingRequest
-    public var offset: Int64
-    /// The verified purchase authorization it came with (charges and subscriptions).
-    public var authorization: UsedAuthorization?
-
-    public init(_ request: BillingRequest, offset: Int64, authorization: UsedAuthorization? = nil) {
-        self.request = request
-        self.offset = offset
-        self.authorization = authorization
-    }
-}
-
-/// The requests read from one partition, and where its stored offset moves.
-public struct PartitionBatch: Sendable {
-    public var requests: [SourcedRequest]
-    /// Messages decided on without the rules (rejections of malformed requests,
-    /// dead letters), committed with the batch.
-    public var extraMessages: [OutboxMessage]
+/// Where one partition's stored offset moves in a transaction.
+public struct OffsetMove: Sendable, Hashable {
+    /// The partition.
     public var cursor: PartitionCursor
-    /// The stored offset the batch starts from (`nil`: none stored yet).
-    public var expectedOffset: Int64?
-    /// The stored offset after the batch: one past its last message.
-    public var nextOffset: Int64
+    /// The stored offset the move starts from (`nil`: none stored yet).
+    public var expected: Int64?
+    /// The stored offset after it.
+    public var next: Int64
 
-    public init(
-        _ requests: [SourcedRequest], extraMessages: [OutboxMessage] = [], from cursor: PartitionCursor,
-        expectedOffset: Int64?, nextOffset: Int64
-    ) {
-        self.requests = requests
-        self.extraMessages = extraMessages
+    /// Names a move.
+    public init(_ cursor: PartitionCursor, from expected: Int64?, to next: Int64) {
         self.cursor = cursor
-        self.expectedOffset = expectedOffset
-        self.nextOffset = nextOffset
+        self.expected = expected
+        self.next = next
     }
 }
 
-/// A verified purchase authorization, recorded with the request it was used for:
-/// an authorization is accepted once.
-public struct UsedAuthorization: Sendable, Hashable {
+/// A purchase authorization on a line: each is accepted once.
+public struct AuthorizationKey: Sendable, Hashable {
+    /// The line it was issued for.
+    public var lineID: LineID
+    /// The authorization's own id.
     public var tokenID: String
-    /// Seconds since 1970; the record may be purged after this.
-    public var expiresAt: Int64
 
-    public init(tokenID: String, expiresAt: Int64) {
+    /// Names an authorization.
+    public init(lineID: LineID, tokenID: String) {
+        self.lineID = lineID
         self.tokenID = tokenID
-        self.expiresAt = expiresAt
     }
 }
 
 /// What an authorization was used for, as stored.
-private struct AuthorizationUse: Sendable {
-    var lineID: String
-    var tokenID: String
-    var merchantID: String
-    var kind: String
-    var reference: String
-    var accepted: Bool
-    var expiresAt: Int64
+public struct AuthorizationUse: Sendable, Hashable {
+    /// The line and the authorization's id.
+    public var key: AuthorizationKey
+    /// The merchant that used it (empty for none).
+    public var merchantID: String
+    /// The request kind it was used for, as on the wire.
+    public var kind: String
+    /// The merchant's reference of the request.
+    public var reference: String
+    /// Whether the request it came with was accepted.
+    public var accepted: Bool
+    /// Seconds since 1970; the record may be purged after this.
+    public var expiresAt: Int64
+
+    /// A use of an authorization.
+    public init(
+        key: AuthorizationKey, merchantID: String, kind: String, reference: String, accepted: Bool, expiresAt: Int64
+    ) {
+        self.key = key
+        self.merchantID = merchantID
+        self.kind = kind
+        self.reference = reference
+        self.accepted = accepted
+        self.expiresAt = expiresAt
+    }
+}
+
+/// What one batch's transaction loaded, for the caller's rules to decide on.
+/// What they change in it is written back in the same transaction.
+public struct BatchState: Sendable {
+    /// Every line the requests touch, locked, with the records they refer to.
+    /// Changes are written back through each book's effects.
+    public var books: [LineID: LineBook]
+    /// The merchants the requests name, where known.
+    public let merchants: [MerchantID: Merchant]
+    /// The stored uses of the authorizations the batch carries.
+    public let authorizationUses: [AuthorizationKey: AuthorizationUse]
+    /// Uses to record.
+    public var newAuthorizationUses: [AuthorizationUse] = []
+    /// The messages the batch publishes, committed with it.
+    public var outbox: [OutboxMessage] = []
+    /// The results the merchants are told, kept for looking up later
+    /// (``BillingStore/results(line:before:limit:)``).
+    public var results: [RequestResult] = []
 }
 
 extension BillingStore {
@@ -92,102 +107,48 @@ extension BillingStore {
         ).first
     }
 
-    /// Applies a batch of requests read from one partition, in one transaction
-    /// that also writes every outgoing message to the outbox and moves the
-    /// partition's stored offset from `expectedOffset` to `nextOffset`.
-    ///
-    /// If the stored offset is not `expectedOffset` (`nil`: none stored yet),
-    /// another worker has moved it: nothing is applied and the error is
-    /// ``StoreError/Code/staleOffset``. Lines are locked in id order, so two
-    /// batches touching the same lines cannot deadlock.
-    ///
-    /// - Parameters:
-    ///   - extraMessages: messages the caller decided on without the rules
-    ///     (rejections of malformed requests, dead letters), committed with the batch.
-    /// - Returns: the outcome of each request, in order.
-    @discardableResult
-    public func apply(
-        _ requests: [SourcedRequest], extraMessages: [OutboxMessage] = [], from cursor: PartitionCursor,
-        expectedOffset: Int64?, nextOffset: Int64
-    ) async throws -> [Outcome] {
-        let batch = PartitionBatch(
-            requests, extraMessages: extraMessages, from: cursor, expectedOffset: expectedOffset,
-            nextOffset: nextOffset)
-        return try await apply([batch])[0]
+    /// Moves stored offsets and publishes `messages`, with nothing else
+    /// applied (dead letters, commands handled outside the store), in one
+    /// transaction. Throws ``StoreError/Code/staleOffset`` as
+    /// ``applyBatch(moving:requests:authorizations:_:)`` does.
+    public func moveOffsets(_ moves: [OffsetMove], publishing messages: [OutboxMessage]) async throws {
+        try await applyBatch(moving: moves, requests: [], authorizations: []) { $0.outbox = messages }
     }
 
-    /// Applies the batches of several partitions in one transaction, each
-    /// moving its own partition's stored offset by compare-and-set: all of
-    /// them or none. One stale offset (``StoreError/Code/staleOffset``) or one
-    /// refused request rolls back every batch; the caller then applies them
-    /// one by one. Lines are locked in id order over all the batches.
+    /// Applies a batch read from one or more partitions in one transaction:
+    /// loads (and locks, in id order) every line `requests` touch with the
+    /// records they refer to, the merchants they name and the stored uses of
+    /// `authorizations`; lets `decide` apply the rules to that state; writes
+    /// back what it changed, the authorization uses it added and the outbox
+    /// messages it chose; and moves every partition's stored offset by
+    /// compare-and-set.
     ///
-    /// - Returns: the outcome of each request, batch by batch, in order.
+    /// If a stored offset is not the one expected, another worker has moved
+    /// it: nothing is applied and the error is ``StoreError/Code/staleOffset``.
+    /// Lines are locked in id order, so two batches touching the same lines
+    /// cannot deadlock.
+    ///
+    /// - Returns: what `decide` returned.
     @discardableResult
-    public func apply(_ batches: [PartitionBatch]) async throws -> [[Outcome]] {
+    public func applyBatch<T: Sendable>(
+        moving moves: [OffsetMove], requests: [BillingRequest], authorizations: [AuthorizationKey],
+        _ decide: @escaping @Sendable (inout BatchState) throws -> T
+    ) async throws -> T {
         try await transaction { [self] connection in
             let merchants = try await moveOffsets(
-                of: batches, loading: batches.flatMap { $0.requests.compactMap(\.request.merchantID) },
-                on: connection)
-            let requests = batches.flatMap(\.requests)
-            let extraMessages = batches.flatMap(\.extraMessages)
+                moves, loading: requests.compactMap(\.merchantID), on: connection)
             guard !requests.isEmpty else {
-                try await connection.insertOutbox(extraMessages, logger: logger)
-                return batches.map { _ in [] }
+                var state = BatchState(books: [:], merchants: merchants, authorizationUses: [:])
+                let result = try decide(&state)
+                try await persist(state, on: connection)
+                return result
             }
-            var books = try await loadBooks(for: requests.map(\.request), on: connection)
-            var uses = try await loadAuthorizationUses(for: requests, on: connection)
-            var newUses: [AuthorizationUse] = []
-            var outcomes: [[Outcome]] = []
-            var messages: [OutboxMessage] = []
-            outcomes.reserveCapacity(batches.count)
-            messages.reserveCapacity(requests.count + extraMessages.count)
-            for batch in batches {
-                var batchOutcomes: [Outcome] = []
-                batchOutcomes.reserveCapacity(batch.requests.count)
-                for sourced in batch.requests {
-                    let request = sourced.request
-                    let merchant = request.merchantID.flatMap { merchants[$0] }
-                    let outcome: Outcome
-                    if let authorization = sourced.authorization {
-                        let key = "\(request.lineID.rawValue) \(authorization.tokenID)"
-                        if let use = uses[key] {
-                            // Used before: only an exact repeat of the accepted request
-                            // gets its answer again (a merchant's replay stays harmless).
-                            let repeated =
-                                use.accepted && use.merchantID == request.merchantID?.rawValue
-                                && use.kind == request.kind && use.reference == request.reference
-                            outcome =
-                                repeated
-                                ? rules.apply(request, to: &books[request.lineID]!, merchant: merchant)
-                                : .rejected(.authorizationReused, books[request.lineID]!.knownCycle)
-                        } else {
-                            outcome = rules.apply(request, to: &books[request.lineID]!, merchant: merchant)
-                            let use = AuthorizationUse(
-                                lineID: request.lineID.rawValue, tokenID: authorization.tokenID,
-                                merchantID: request.merchantID?.rawValue ?? "", kind: request.kind,
-                                reference: request.reference, accepted: outcome.rejection == nil,
-                                expiresAt: authorization.expiresAt)
-                            uses[key] = use
-                            newUses.append(use)
-                        }
-                    } else {
-                        outcome = rules.apply(request, to: &books[request.lineID]!, merchant: merchant)
-                    }
-                    batchOutcomes.append(outcome)
-                    let id = MerchantResultMessage.id(
-                        topic: batch.cursor.topic, partition: batch.cursor.partition, offset: sourced.offset)
-                    let result = MerchantResultMessage(id: id, request: request, outcome: outcome)
-                    messages.append(
-                        OutboxMessage(
-                            topic: topics.merchantResults,
-                            key: request.merchantID?.rawValue ?? request.lineID.rawValue,
-                            id: id, payload: result.jsonBytes))
-                }
-                outcomes.append(batchOutcomes)
-            }
-            try await persist(books, uses: newUses, messages: messages + extraMessages, on: connection)
-            return outcomes
+            var state = BatchState(
+                books: try await loadBooks(for: requests, on: connection), merchants: merchants,
+                authorizationUses: try await loadAuthorizationUses(authorizations, on: connection))
+            let result = try decide(&state)
+            try await persist(state, on: connection)
+            return result
         }
     }
 
@@ -196,15 +157,15 @@ extension BillingStore {
     /// transaction): a transaction of many partitions' small batches costs one
     /// statement here, not one per partition.
     private func moveOffsets(
-        of batches: [PartitionBatch], loading merchantIDs: [MerchantID], on connection: PostgresConnection
+        _ moves: [OffsetMove], loading merchantIDs: [MerchantID], on connection: PostgresConnection
     ) async throws -> [MerchantID: Merchant] {
         let ids = Array(Set(merchantIDs.map(\.rawValue)))
-        let groups = batches.map(\.cursor.consumerGroup)
-        let topicNames = batches.map(\.cursor.topic)
-        let partitions = batches.map { Int($0.cursor.partition) }
+        let groups = moves.map(\.cursor.consumerGroup)
+        let topicNames = moves.map(\.cursor.topic)
+        let partitions = moves.map { Int($0.cursor.partition) }
         // -1: no offset stored yet, so the row must not exist (offsets are never negative).
-        let expected = batches.map { $0.expectedOffset ?? -1 }
-        let next = batches.map(\.nextOffset)
+        let expected = moves.map { $0.expected ?? -1 }
+        let next = moves.map(\.next)
         let rows = try await connection.fetch(
             """
             WITH wanted AS (
@@ -225,8 +186,8 @@ extension BillingStore {
             SELECT ((SELECT count(*) FROM updated) + (SELECT count(*) FROM inserted))::int, m.merchant_id, m.name, m.status
             FROM (SELECT 1) AS one LEFT JOIN merchants m ON m.merchant_id = ANY(\(ids))
             """, (Int, String?, String?, String?).self, logger: logger)
-        guard rows.first?.0 == batches.count else {
-            let cursors = batches.map { "\($0.cursor) at \($0.expectedOffset.map(String.init) ?? "unset")" }
+        guard rows.first?.0 == moves.count else {
+            let cursors = moves.map { "\($0.cursor) at \($0.expected.map(String.init) ?? "unset")" }
             throw StoreError(
                 .staleOffset,
                 "\(cursors.joined(separator: ", ")): a stored offset is no longer the one expected; another worker owns the partition"
@@ -338,29 +299,27 @@ extension BillingStore {
         return books
     }
 
-    /// The stored uses of the authorizations the requests carry, by "line token".
+    /// The stored uses of `keys`.
     private func loadAuthorizationUses(
-        for requests: [SourcedRequest], on connection: PostgresConnection
-    ) async throws -> [String: AuthorizationUse] {
-        let carrying = requests.filter { $0.authorization != nil }
-        guard !carrying.isEmpty else { return [:] }
+        _ keys: [AuthorizationKey], on connection: PostgresConnection
+    ) async throws -> [AuthorizationKey: AuthorizationUse] {
+        guard !keys.isEmpty else { return [:] }
         let rows = try await connection.query(
             """
             SELECT u.line_id, u.token_id, u.merchant_id, u.request_kind, u.reference, u.accepted
-            FROM unnest(\(carrying.map(\.request.lineID.rawValue)), \(carrying.map { $0.authorization!.tokenID }))
+            FROM unnest(\(keys.map(\.lineID.rawValue)), \(keys.map(\.tokenID)))
                 AS k(line_id, token_id)
             CROSS JOIN LATERAL (
                 SELECT * FROM used_authorizations
                 WHERE used_authorizations.line_id = k.line_id AND used_authorizations.token_id = k.token_id) u
             """, logger: logger)
-        var uses: [String: AuthorizationUse] = [:]
+        var uses: [AuthorizationKey: AuthorizationUse] = [:]
         for try await (line, token, merchant, kind, reference, accepted) in rows.decode(
             (String, String, String, String, String, Bool).self)
         {
-            uses["\(line) \(token)"] = AuthorizationUse(
-                lineID: line, tokenID: token, merchantID: merchant, kind: kind, reference: reference,
-                accepted: accepted,
-                expiresAt: 0)
+            let key = AuthorizationKey(lineID: LineID(rawValue: line), tokenID: token)
+            uses[key] = AuthorizationUse(
+                key: key, merchantID: merchant, kind: kind, reference: reference, accepted: accepted, expiresAt: 0)
         }
         return uses
     }
@@ -371,12 +330,8 @@ extension BillingStore {
     /// Each record is written in its final state: a charge added and cancelled
     /// in the same batch is inserted already cancelled (sibling CTEs cannot
     /// see each other's rows).
-    private func persist(
-        _ books: [LineID: LineBook], uses: [AuthorizationUse], messages: [OutboxMessage],
-        on connection: PostgresConnection
-    )
-        async throws
-    {
+    private func persist(_ state: BatchState, on connection: PostgresConnection) async throws {
+        let (books, uses, messages, results) = (state.books, state.newAuthorizationUses, state.outbox, state.results)
         var newCharges: [(LineID, ChargeRecord)] = []
         var changedCharges: [(LineID, ChargeRecord)] = []
         var credits: [(LineID, ChargeRecord, Yen)] = []
@@ -458,10 +413,18 @@ extension BillingStore {
             ), new_uses AS (
                 INSERT INTO used_authorizations (line_id, token_id, merchant_id, request_kind, reference, accepted, expires_at)
                 SELECT line_id, token_id, merchant_id, kind, reference, accepted, to_timestamp(expires_at)
-                FROM unnest(\(uses.map(\.lineID)), \(uses.map(\.tokenID)), \(uses.map(\.merchantID)),
+                FROM unnest(\(uses.map(\.key.lineID.rawValue)), \(uses.map(\.key.tokenID)), \(uses.map(\.merchantID)),
                             \(uses.map(\.kind)), \(uses.map(\.reference)), \(uses.map(\.accepted)),
                             \(uses.map { Double($0.expiresAt) }))
                     AS u(line_id, token_id, merchant_id, kind, reference, accepted, expires_at)
+            ), new_results AS (
+                INSERT INTO request_results (line_id, merchant_id, request_type, request_id, result_id, accepted, reason, cycle)
+                SELECT line_id, NULLIF(merchant_id, ''), request_type, request_id, result_id, accepted, NULLIF(reason, ''), NULLIF(cycle, '')
+                FROM unnest(\(results.map(\.lineID.rawValue)), \(results.map { $0.merchantID?.rawValue ?? "" }),
+                            \(results.map(\.requestType)), \(results.map(\.requestID)), \(results.map(\.resultID)),
+                            \(results.map(\.accepted)), \(results.map { $0.reason ?? "" }),
+                            \(results.map { $0.cycle?.description ?? "" }))
+                    AS r(line_id, merchant_id, request_type, request_id, result_id, accepted, reason, cycle)
             ), updated_lines AS (
                 UPDATE lines l SET open_spend_yen = u.spend, status = u.status, updated_at = now()
                 FROM unnest(\(lineUpdates.map(\.0.rawValue)), \(lineUpdates.map(\.1.amount)), \(lineUpdates.map(\.2.rawValue)))

@@ -185,15 +185,4 @@ extension BillingStore {
         let (type, fletsNet, status, merchant) = rows.first ?? (nil, false, nil, nil)
         return PurchaseContext(lineType: type, fletsNet: fletsNet, lineStatus: status, merchantStatus: merchant)
     }
-
-    /// Forgets used authorizations a day after they expired (they can no longer be presented).
-    @discardableResult
-    public func purgeUsedAuthorizations() async throws -> Int {
-        try await client.fetch(
-            """
-            WITH purged AS (DELETE FROM used_authorizations WHERE expires_at < now() - interval '1 day' RETURNING 1)
-            SELECT count(*)::int FROM purged
-            """, Int.self, logger: logger
-        ).first ?? 0
-    }
 }

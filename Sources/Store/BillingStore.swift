@@ -1,5 +1,4 @@
 import Billing
-import Contract
 import Foundation
 import Logging
 import PostgresNIO
@@ -12,25 +11,22 @@ import Synchronization
 /// The client must be running (`PostgresClient.run()`), for example in the
 /// same `ServiceGroup`.
 public final class BillingStore: Sendable {
+    /// The connection pool every operation leases from.
     public let client: PostgresClient
     /// The number of hash partitions of the per-line tables, and so of close shards.
     public let partitions: Int
-    public let rules: BillingRules
-    public let topics: Topics
     let logger: Logger
 
-    init(client: PostgresClient, partitions: Int, rules: BillingRules, topics: Topics, logger: Logger) {
+    init(client: PostgresClient, partitions: Int, logger: Logger) {
         self.client = client
         self.partitions = partitions
-        self.rules = rules
-        self.topics = topics
         self.logger = logger
     }
 
     /// Opens a migrated database. Throws ``StoreError/Code/schemaMismatch`` if
     /// it is not migrated to this program's version.
     public static func open(
-        client: PostgresClient, rules: BillingRules = BillingRules(), topics: Topics = Topics(), logger: Logger
+        client: PostgresClient, logger: Logger
     ) async throws -> BillingStore {
         let version =
             try await client.fetch(
@@ -48,7 +44,7 @@ public final class BillingStore: Sendable {
         guard let partitions = setting.flatMap(Int.init) else {
             throw StoreError(.schemaMismatch, "the database does not record its line partition count")
         }
-        return BillingStore(client: client, partitions: partitions, rules: rules, topics: topics, logger: logger)
+        return BillingStore(client: client, partitions: partitions, logger: logger)
     }
 }
 
@@ -198,14 +194,6 @@ public struct OutboxMessage: Sendable, Hashable {
         self.headers = headers
     }
 
-    /// A message whose payload is `value` as JSON.
-    static func json<T: Encodable>(
-        _ value: T, topic: String, key: String?, id: String, encoder: JSONEncoder
-    ) throws
-        -> OutboxMessage
-    {
-        OutboxMessage(topic: topic, key: key, id: id, payload: Array(try encoder.encode(value)))
-    }
 }
 
 extension PostgresConnection {

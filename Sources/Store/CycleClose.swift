@@ -1,25 +1,44 @@
 import Billing
-import Contract
 import Foundation
 import PostgresNIO
 
-/// Where the close of one cycle stands.
+/// Where the close of one cycle stands. A close has two phases: every
+/// line is billed (shard by shard), then every merchant is settled, once.
 public struct CloseStatus: Sendable, Hashable {
+    /// The cycle closing.
     public var cycle: BillingCycle
     /// One shard per line partition.
     public var shardCount: Int
+    /// Shards whose every line is billed.
     public var shardsDone: Int
+    /// Lines billed so far.
     public var linesClosed: Int64
+    /// Every line is billed; the settlements are not computed yet.
+    public var isSettling: Bool = false
     /// Settlements computed and published: the cycle is closed.
     public var isClosed: Bool
 }
 
+/// How a close's bills and settlements are published. The store writes what
+/// this returns in the close's own transactions; the wire format is the caller's.
+public protocol ClosePublisher: Sendable {
+    /// A line bill's message, and its items as JSON: an array of objects with
+    /// `merchantId`, `kind`, `reference`, `description` and `amount`, kept with
+    /// the stored bill (``BillingStore/lineStatement(_:cycle:)`` reads them back).
+    func lineBill(_ bill: LineBill) -> (message: OutboxMessage, items: [UInt8])
+    /// A merchant's settlement's message.
+    func settlement(_ settlement: Settlement) throws -> OutboxMessage
+}
+
 /// What one chunk of a shard did.
 public struct ChunkProgress: Sendable, Hashable {
+    /// Lines it billed.
     public var linesClosed: Int
+    /// Its shard has no line left to bill.
     public var shardDone: Bool
-    /// This chunk finished the last shard and computed the settlements.
-    public var settled: Bool
+    /// It finished the last shard: the cycle waits for its settlement
+    /// (``BillingStore/settle(_:publishing:)``).
+    public var linesDone: Bool
 }
 
 extension BillingStore {
@@ -41,7 +60,7 @@ extension BillingStore {
                     .cycleOutOfOrder, "cannot close \(cycle): lines still have \(earliest) open; close it first")
             }
             let unfinished = try await connection.fetch(
-                "SELECT cycle FROM cycle_closes WHERE status = 'closing'", String.self, logger: logger)
+                "SELECT cycle FROM cycle_closes WHERE status <> 'closed'", String.self, logger: logger)
             if let other = unfinished.first {
                 throw StoreError(.cycleOutOfOrder, "cannot close \(cycle) while the close of \(other) is running")
             }
@@ -75,9 +94,11 @@ extension BillingStore {
     /// to the next cycle and the shard's cursor advances. A crash loses at most
     /// the chunk in progress, which the next call does again.
     ///
-    /// The chunk that finishes the last shard also computes every merchant's
-    /// settlement from the sums, once, in the same transaction.
-    public func closeChunk(_ cycle: BillingCycle, shard: Int, maxLines: Int = 1000) async throws -> ChunkProgress {
+    /// The chunk that finishes the last shard moves the cycle to its
+    /// settlement (``settle(_:publishing:)``).
+    public func closeChunk(
+        _ cycle: BillingCycle, shard: Int, maxLines: Int = 1000, publishing publisher: any ClosePublisher
+    ) async throws -> ChunkProgress {
         guard (0..<partitions).contains(shard) else {
             throw StoreError(.invalidInput, "shard \(shard) is not between 0 and \(partitions - 1)")
         }
@@ -91,8 +112,9 @@ extension BillingStore {
             guard let (cursor, done) = state else {
                 throw StoreError(.invalidInput, "the close of \(cycle) has not begun")
             }
-            if done { return ChunkProgress(linesClosed: 0, shardDone: true, settled: false) }
-            return try await closeLines(cycle, shard: shard, after: cursor, maxLines: maxLines, on: connection)
+            if done { return ChunkProgress(linesClosed: 0, shardDone: true, linesDone: false) }
+            return try await closeLines(
+                cycle, shard: shard, after: cursor, maxLines: maxLines, publisher: publisher, on: connection)
         }
     }
 
@@ -101,7 +123,7 @@ extension BillingStore {
     /// shards without coordinating. `nil` when every unfinished shard is taken
     /// (or none is left).
     public func closeNextChunk(
-        _ cycle: BillingCycle, maxLines: Int = 1000
+        _ cycle: BillingCycle, maxLines: Int = 1000, publishing publisher: any ClosePublisher
     ) async throws -> (
         shard: Int, progress: ChunkProgress
     )? {
@@ -114,21 +136,41 @@ extension BillingStore {
                 """, (Int, String).self, logger: logger
             ).first
             guard let (shard, cursor) = state else { return nil }
-            let progress = try await closeLines(cycle, shard: shard, after: cursor, maxLines: maxLines, on: connection)
+            let progress = try await closeLines(
+                cycle, shard: shard, after: cursor, maxLines: maxLines, publisher: publisher, on: connection)
             return (shard, progress)
         }
     }
 
-    /// Cycles whose close has begun and not finished.
+    /// Cycles whose close has begun and not finished (lines to bill, or settlements to compute).
     public func closingCycles() async throws -> [BillingCycle] {
         try await client.fetch(
-            "SELECT cycle FROM cycle_closes WHERE status = 'closing' ORDER BY cycle", String.self, logger: logger
+            "SELECT cycle FROM cycle_closes WHERE status <> 'closed' ORDER BY cycle", String.self, logger: logger
         ).compactMap(BillingCycle.init)
+    }
+
+    /// Computes every merchant's settlement of `cycle` from the shards' sums,
+    /// once, after every line is billed, and publishes them: the cycle is
+    /// then closed. Any number of workers may call it at once; one settles,
+    /// and a call before the lines are done, or after the settlement, does
+    /// nothing. Returns whether this call settled.
+    @discardableResult
+    public func settle(_ cycle: BillingCycle, publishing publisher: any ClosePublisher) async throws -> Bool {
+        try await transaction { [self] connection in
+            let status = try await connection.fetch(
+                "SELECT status FROM cycle_closes WHERE cycle = \(cycle.description) FOR UPDATE", String.self,
+                logger: logger
+            ).first
+            guard status == "settling" else { return false }
+            try await settle(cycle, publisher: publisher, on: connection)
+            return true
+        }
     }
 
     /// The work of one chunk, inside the transaction that holds the shard's row lock.
     private func closeLines(
-        _ cycle: BillingCycle, shard: Int, after cursor: String, maxLines: Int, on connection: PostgresConnection
+        _ cycle: BillingCycle, shard: Int, after cursor: String, maxLines: Int, publisher: any ClosePublisher,
+        on connection: PostgresConnection
     ) async throws -> ChunkProgress {
         // The shard is one child of each per-line table: the same hash remainder.
         let lines = "lines_p\(shard)"
@@ -146,7 +188,8 @@ extension BillingStore {
         }
         let (bills, subscriptions) = try await loadBills(
             cycle, shard: shard, lineIDs: lineIDs, after: cursor, on: connection)
-        try await writeBills(bills, subscriptions: subscriptions, cycle: cycle, shard: shard, on: connection)
+        try await writeBills(
+            bills, subscriptions: subscriptions, cycle: cycle, shard: shard, publisher: publisher, on: connection)
 
         let finished = lineIDs.count < maxLines
         try await connection.query(
@@ -155,7 +198,7 @@ extension BillingStore {
                 lines_closed = lines_closed + \(lineIDs.count), done = \(finished), updated_at = now()
             WHERE cycle = \(cycle.description) AND shard = \(shard)
             """, logger: logger)
-        var settled = false
+        var linesDone = false
         if finished {
             let counts = try await connection.fetch(
                 """
@@ -164,20 +207,25 @@ extension BillingStore {
                 """, (Int, Int).self, logger: logger
             ).first
             if let (doneCount, total) = counts, doneCount == total {
-                try await settle(cycle, on: connection)
-                settled = true
+                try await connection.query(
+                    "UPDATE cycle_closes SET status = 'settling' WHERE cycle = \(cycle.description)", logger: logger)
+                logger.info("Every line billed; the cycle waits for its settlement", metadata: ["cycle": "\(cycle)"])
+                linesDone = true
             }
         }
-        return ChunkProgress(linesClosed: lineIDs.count, shardDone: finished, settled: settled)
+        return ChunkProgress(linesClosed: lineIDs.count, shardDone: finished, linesDone: linesDone)
     }
 
     /// Closes every unfinished shard of `cycle` in this process, chunk by chunk
     /// (for tools and tests; workers share shards among themselves).
-    public func closeAll(_ cycle: BillingCycle, maxLines: Int = 1000) async throws {
+    public func closeAll(
+        _ cycle: BillingCycle, maxLines: Int = 1000, publishing publisher: any ClosePublisher
+    ) async throws {
         _ = try await startClose(cycle)
         for shard in try await unfinishedShards(cycle) {
-            while try await !closeChunk(cycle, shard: shard, maxLines: maxLines).shardDone {}
+            while try await !closeChunk(cycle, shard: shard, maxLines: maxLines, publishing: publisher).shardDone {}
         }
+        try await settle(cycle, publishing: publisher)
     }
 
     /// The chunk's bills, and its lines' subscriptions. The chunk is the lines
@@ -250,7 +298,7 @@ extension BillingStore {
 
     private func writeBills(
         _ bills: [LineBill], subscriptions: [LineID: [SubscriptionRecord]], cycle: BillingCycle, shard: Int,
-        on connection: PostgresConnection
+        publisher: any ClosePublisher, on connection: PostgresConnection
     ) async throws {
         guard !bills.isEmpty else { return }
         var messages: [OutboxMessage] = []
@@ -258,11 +306,9 @@ extension BillingStore {
         messages.reserveCapacity(bills.count)
         items.reserveCapacity(bills.count)
         for bill in bills {
-            let message = LineBillMessage(bill)
-            let json = message.jsonBytesAndItems()
-            messages.append(
-                OutboxMessage(topic: topics.lineBills, key: message.lineId, id: message.id, payload: json.message))
-            items.append(String(decoding: json.items, as: UTF8.self))
+            let published = publisher.lineBill(bill)
+            messages.append(published.message)
+            items.append(String(decoding: published.items, as: UTF8.self))
         }
         let ids = bills.map(\.lineID.rawValue)
         try await connection.query(
@@ -298,8 +344,11 @@ extension BillingStore {
         try await connection.insertOutbox(messages, logger: logger)
     }
 
-    /// Computes every merchant's settlement from the shards' sums, once.
-    private func settle(_ cycle: BillingCycle, on connection: PostgresConnection) async throws {
+    /// Computes every merchant's settlement from the shards' sums, in the
+    /// transaction that holds the cycle's row lock.
+    private func settle(
+        _ cycle: BillingCycle, publisher: any ClosePublisher, on connection: PostgresConnection
+    ) async throws {
         var totals: [(MerchantID, MerchantTotals)] = []
         let rows = try await connection.query(
             """
@@ -349,13 +398,7 @@ extension BillingStore {
                     AS s(merchant_id, lines, gross, average, rule, rate, threshold, per_line, fee, net, items, credit)
                 """, logger: logger)
         }
-        let encoder = JSONEncoder.messages
-        let messages = try settlements.map { settlement in
-            let message = SettlementMessage(settlement)
-            return try OutboxMessage.json(
-                message, topic: topics.settlements, key: message.merchantId, id: message.id, encoder: encoder)
-        }
-        try await connection.insertOutbox(messages, logger: logger)
+        try await connection.insertOutbox(try settlements.map(publisher.settlement), logger: logger)
         try await connection.query(
             "UPDATE cycle_closes SET status = 'closed', closed_at = now() WHERE cycle = \(cycle.description)",
             logger: logger)
@@ -372,7 +415,8 @@ extension BillingStore {
         ).first
         return row.map { count, done, status, lines in
             CloseStatus(
-                cycle: cycle, shardCount: count, shardsDone: done, linesClosed: lines, isClosed: status == "closed")
+                cycle: cycle, shardCount: count, shardsDone: done, linesClosed: lines,
+                isSettling: status == "settling", isClosed: status == "closed")
         }
     }
 }

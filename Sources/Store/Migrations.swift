@@ -270,6 +270,46 @@ let migrations: [Migration] = [
         // existing ones.
         (0..<partitions).map { "ALTER TABLE lines_p\($0) SET (fillfactor = 50)" }
     },
+    Migration(version: 6, name: "request results kept") { partitions in
+        // Every result a merchant is told, accepted or refused with its reason,
+        // kept for the support desk (by line) and the merchants' site (by
+        // merchant) until the retention purges it. Hash-partitioned by line
+        // like every per-line table; written in time order, so a BRIN index
+        // finds what the purge deletes at almost no cost to each insert.
+        var statements = [
+            """
+            CREATE TABLE request_results (
+                line_id text NOT NULL,
+                merchant_id text,
+                request_type text NOT NULL,
+                request_id text NOT NULL,
+                result_id text NOT NULL,
+                accepted boolean NOT NULL,
+                reason text,
+                cycle text,
+                recorded_at timestamptz NOT NULL DEFAULT now()) PARTITION BY HASH (line_id)
+            """
+        ]
+        for k in 0..<partitions {
+            statements.append(
+                "CREATE TABLE request_results_p\(k) PARTITION OF request_results FOR VALUES WITH (MODULUS \(partitions), REMAINDER \(k))"
+            )
+        }
+        statements += [
+            "CREATE INDEX request_results_by_line ON request_results (line_id, recorded_at)",
+            "CREATE INDEX request_results_by_merchant ON request_results (merchant_id, recorded_at)",
+            "CREATE INDEX request_results_by_time ON request_results USING brin (recorded_at)",
+        ]
+        return statements
+    },
+    Migration(version: 7, name: "settlement as a phase of its own") { _ in
+        [
+            // A close bills every line (`closing`), then settles every merchant
+            // once (`settling`), then is `closed`.
+            "ALTER TABLE cycle_closes DROP CONSTRAINT cycle_closes_status_check",
+            "ALTER TABLE cycle_closes ADD CONSTRAINT cycle_closes_status_check CHECK (status IN ('closing', 'settling', 'closed'))",
+        ]
+    },
 ]
 
 /// The channel on which PostgreSQL announces new outbox messages.

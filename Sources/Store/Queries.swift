@@ -1,5 +1,4 @@
 import Billing
-import Contract
 import Foundation
 import PostgresNIO
 
@@ -56,7 +55,7 @@ extension BillingStore {
                     String.self, logger: logger
                 ).first
                 let items =
-                    try stored.map { try JSONDecoder().decode([LineBillMessage.Item].self, from: Data($0.utf8)) } ?? []
+                    try stored.map { try JSONDecoder().decode([StoredBillItem].self, from: Data($0.utf8)) } ?? []
                 return LineStatement(
                     line: line, openCycle: openCycle, cycle: cycle, isClosed: true,
                     items: items.map {
@@ -146,8 +145,9 @@ extension BillingStore {
         return Array(activity.sorted { $0.at > $1.at }.prefix(limit))
     }
 
-    /// The settlements of a closed cycle, by merchant id, as stored.
-    public func settlements(_ cycle: BillingCycle) async throws -> [SettlementMessage] {
+    /// The settlements of a closed cycle, by merchant id, as stored: the fee
+    /// and its rule are what was published, whatever the tariff says today.
+    public func settlements(_ cycle: BillingCycle) async throws -> [Settlement] {
         let rows = try await client.fetch(
             """
             SELECT merchant_id, lines, gross_yen, rate_basis_points, per_line_threshold_yen, per_line_fee_tenths,
@@ -155,16 +155,13 @@ extension BillingStore {
             FROM settlements WHERE cycle = \(cycle.description) ORDER BY merchant_id
             """, (String, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, String).self, logger: logger)
         return rows.map { merchant, lines, gross, rate, threshold, perLine, items, credit, fee, rule in
-            let settlement = Settlement(
+            var settlement = Settlement(
                 merchantID: MerchantID(rawValue: merchant), cycle: cycle,
                 totals: MerchantTotals(lines: lines, gross: Yen(gross), itemCount: items, creditAmount: Yen(credit)),
                 tariff: Tariff(rateBasisPoints: rate, perLineThreshold: Yen(threshold), perLineFeeTenths: perLine))
-            var message = SettlementMessage(settlement)
-            // What was stored is what was published, whatever the rules say today.
-            message.fee = fee
-            message.netAmount = gross - fee
-            message.feeRule = rule
-            return message
+            settlement.fee = Yen(fee)
+            settlement.feeRule = FeeRule(rawValue: rule) ?? settlement.feeRule
+            return settlement
         }
     }
 
@@ -184,4 +181,13 @@ extension BillingStore {
         }
         return messages
     }
+}
+
+/// One item of a stored line bill, as ``ClosePublisher/lineBill(_:)`` wrote it.
+private struct StoredBillItem: Decodable {
+    var merchantId: String
+    var kind: String
+    var reference: String
+    var description: String
+    var amount: Int64
 }

@@ -1,3 +1,5 @@
+import PostgresNIO
+
 /// An error from the store, with a code callers can match on.
 public struct StoreError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable {
@@ -24,4 +26,30 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(code.rawValue): \(message)" }
+}
+
+/// What a failed store operation means for the batch that ran it.
+public enum StoreFailure: Sendable, Equatable {
+    /// ``StoreError/Code/staleOffset``: another worker moved the stored offset.
+    case staleOffset
+    /// PostgreSQL refused a statement because of the data in it (SQLSTATE
+    /// classes 22, data exception, and 23, integrity violation): the same
+    /// batch fails again however often it is retried.
+    case refusedContent
+    /// A connection or server problem that a retry can cure.
+    case transient
+
+    /// Classifies `error`, as thrown by a store operation.
+    public init(_ error: any Error) {
+        if let error = error as? StoreError, error.code == .staleOffset {
+            self = .staleOffset
+            return
+        }
+        var underlying = error
+        if let transaction = error as? PostgresTransactionError, let inner = transaction.closureError {
+            underlying = inner
+        }
+        let state = (underlying as? PSQLError)?.serverInfo?[.sqlState]
+        self = state.map { $0.hasPrefix("22") || $0.hasPrefix("23") } == true ? .refusedContent : .transient
+    }
 }

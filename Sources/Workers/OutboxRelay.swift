@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Logging
+import ServerKit
 import ServiceLifecycle
 import Store
 import Synchronization
@@ -48,7 +49,8 @@ struct OutboxRelay: Sendable {
             while !Task.isShuttingDownGracefully, !Task.isCancelled {
                 let claimed: [ClaimedMessage]
                 do {
-                    claimed = try await retryingStore("claim outbox messages", readiness: readiness, logger: logger) {
+                    claimed = try await Retrying.database("claim outbox messages", readiness: readiness, logger: logger)
+                    {
                         let started = ContinuousClock.now
                         defer { WorkerMetrics.outboxClaimDuration.record(duration: ContinuousClock.now - started) }
                         return try await store.claimOutbox(limit: batchSize, lease: lease)
@@ -99,7 +101,7 @@ struct OutboxRelay: Sendable {
         for (topic, count) in perTopic { WorkerMetrics.published(topic: topic).increment(by: count) }
         // Cancelled (shutdown with the database away): the lease runs out and
         // the messages are published again, with the same ids.
-        _ = try? await retryingStore("acknowledge published messages", readiness: readiness, logger: logger) {
+        _ = try? await Retrying.database("acknowledge published messages", readiness: readiness, logger: logger) {
             try await store.acknowledge(published)
         }
     }
@@ -119,7 +121,7 @@ struct OutboxRelay: Sendable {
                 logger.warning(
                     "Listening for outbox notifications failed; polling every \(idlePoll) until it works again",
                     metadata: ["attempt": "\(attempt)", "error": "\(String(reflecting: error).prefix(300))"])
-                try? await Task.sleep(for: retryDelay(attempt: attempt))
+                try? await Task.sleep(for: Retrying.delay(attempt: attempt))
             }
         }
     }

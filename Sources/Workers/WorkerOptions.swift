@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Kafka
 import Logging
+import ServerKit
 import Store
 
 /// The options every Matomete worker takes. Each one can also come from a
@@ -71,6 +72,20 @@ public struct WorkerOptions: ParsableArguments {
     var kafkaProperties: [String] = []
 
     @Option(
+        name: .customLong("result-retention-months"),
+        help: ArgumentHelp(
+            "Charge and cancellation workers: how long every result told to a merchant is kept for looking up (support desk, merchants' site), in months. [env: MATOMETE_RESULT_RETENTION_MONTHS] (default: 13)",
+            valueName: "months"))
+    var resultRetentionMonths: Int?
+
+    @Option(
+        name: .customLong("housekeeping-interval-s"),
+        help: ArgumentHelp(
+            "Charge and cancellation workers: seconds between rounds that forget expired purchase authorizations and results past their retention. [env: MATOMETE_HOUSEKEEPING_INTERVAL_S] (default: 3600)",
+            valueName: "seconds"))
+    var housekeepingIntervalSeconds: Int?
+
+    @Option(
         name: .customLong("log-level"),
         help: ArgumentHelp(
             "trace, debug, info, notice, warning, error or critical. [env: MATOMETE_LOG_LEVEL] (default: info)",
@@ -91,30 +106,7 @@ public struct WorkerOptions: ParsableArguments {
     public static func kafkaProperties(
         _ flags: [String], environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> [String: String] {
-        var raw: [String: String] = [:]
-        let fromEnvironment = (environment["MATOMETE_KAFKA_PROPERTIES"] ?? "").split(separator: ";").map(String.init)
-        for property in fromEnvironment + flags {
-            guard let equals = property.firstIndex(of: "="), equals != property.startIndex else {
-                throw ValidationError("A Kafka property is key=value; got one without '=' or without a key.")
-            }
-            raw[String(property[..<equals]).trimmingCharacters(in: .whitespaces)] = String(
-                property[property.index(after: equals)...])
-        }
-        return raw
-    }
-
-    /// A whole-number setting: the flag, else the environment variable (when
-    /// not empty), else `fallback`. Outside `range`, or not a number, it is a
-    /// usage error that says what `name` must be.
-    public static func integer(
-        _ flag: Int?, _ variable: String, default fallback: Int, in range: ClosedRange<Int>, name: String,
-        unit: String = "", environment: [String: String] = ProcessInfo.processInfo.environment
-    ) throws -> Int {
-        let text = flag.map(String.init) ?? environment[variable].flatMap { $0.isEmpty ? nil : $0 } ?? String(fallback)
-        guard let number = Int(text), range.contains(number) else {
-            throw ValidationError("\(name) must be \(range.lowerBound) to \(range.upperBound)\(unit), not \(text).")
-        }
-        return number
+        try Options.keyValues(flags, "MATOMETE_KAFKA_PROPERTIES", what: "A Kafka property", environment: environment)
     }
 
     /// The options with the environment filled in and every value checked.
@@ -139,15 +131,21 @@ public struct WorkerOptions: ParsableArguments {
             // The URL may hold a password: say what is wrong, never echo it.
             throw ValidationError("The database URL is not postgres://user:password@host:port/database.")
         }
-        database.maximumConnections = try Self.integer(
+        database.maximumConnections = try Options.integer(
             databaseConnections, "MATOMETE_DATABASE_CONNECTIONS", default: 10, in: 1...200,
             name: "The database connections", environment: environment)
-        let batch = try Self.integer(
+        let batch = try Options.integer(
             batchSize, "MATOMETE_BATCH_SIZE", default: 500, in: 1...10_000, name: "The batch size",
             environment: environment)
-        let fetchWait = try Self.integer(
+        let fetchWait = try Options.integer(
             fetchWaitMilliseconds, "MATOMETE_FETCH_WAIT_MS", default: 100, in: 1...10_000, name: "The fetch wait",
             unit: " ms", environment: environment)
+        let retention = try Options.integer(
+            resultRetentionMonths, "MATOMETE_RESULT_RETENTION_MONTHS", default: 13, in: 1...120,
+            name: "The result retention", unit: " months", environment: environment)
+        let housekeeping = try Options.integer(
+            housekeepingIntervalSeconds, "MATOMETE_HOUSEKEEPING_INTERVAL_S", default: 3600, in: 1...86_400,
+            name: "The housekeeping interval", unit: " s", environment: environment)
         let address = try HTTPAddress(value(httpAddress, "MATOMETE_HTTP_ADDRESS") ?? "0.0.0.0:8080")
         let levelText = value(logLevel, "MATOMETE_LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: levelText) else {
@@ -166,37 +164,9 @@ public struct WorkerOptions: ParsableArguments {
             topicPrefix: value(topicPrefix, "MATOMETE_TOPIC_PREFIX") ?? "matomete",
             groupID: value(groupID, "MATOMETE_GROUP_ID") ?? "matomete-\(role.rawValue)",
             batchSize: batch, fetchWait: .milliseconds(fetchWait), httpAddress: address, kafkaProperties: raw,
-            logLevel: level, logFormat: format)
+            resultRetentionMonths: retention, housekeepingInterval: .seconds(housekeeping), logLevel: level,
+            logFormat: format)
     }
-}
-
-/// The kinds of worker process.
-public enum WorkerRole: String, Sendable, CaseIterable {
-    case chargeWorker = "charge-worker"
-    case cancellationWorker = "cancellation-worker"
-    case billingCycleWorker = "billing-cycle-worker"
-    case outboxRelay = "outbox-relay"
-}
-
-/// How log lines are written.
-public enum LogFormat: String, Sendable {
-    case json, text
-}
-
-/// A host and port to listen on.
-public struct HTTPAddress: Sendable, Hashable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
-
-    public init(_ text: String) throws {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (0...65535).contains(port)
-        else { throw ValidationError("The HTTP address must be host:port, not \(text).") }
-        host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        self.port = port
-    }
-
-    public var description: String { "\(host):\(port)" }
 }
 
 /// A worker's resolved configuration.
@@ -211,6 +181,10 @@ public struct WorkerSettings: Sendable {
     public var fetchWait: Duration
     public var httpAddress: HTTPAddress
     public var kafkaProperties: [String: String]
+    /// How long results are kept for looking up, in months.
+    public var resultRetentionMonths: Int
+    /// Between rounds of ``Housekeeping``.
+    public var housekeepingInterval: Duration
     public var logLevel: Logger.Level
     public var logFormat: LogFormat
 

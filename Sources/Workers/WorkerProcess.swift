@@ -1,9 +1,12 @@
 import Authorization
+import Consuming
 import Contract
 import Foundation
 import Kafka
 import Logging
 import PostgresNIO
+import Processing
+import ServerKit
 import ServiceLifecycle
 import Store
 
@@ -21,8 +24,8 @@ public enum WorkerProcess {
     }
 
     public static func run(_ settings: WorkerSettings, work: Work) async throws {
-        settings.bootstrapLogging()
-        WorkerMetrics.bootstrap()
+        ProcessSetup.bootstrapLogging(level: settings.logLevel, format: settings.logFormat)
+        ProcessMetrics.bootstrap()
         let logger = Logger(label: "matomete.\(settings.role.rawValue)")
         logger.info(
             "Starting",
@@ -64,8 +67,8 @@ struct WorkerService: Service {
         let topics = Topics(prefix: settings.topicPrefix)
         let store: BillingStore
         do {
-            store = try await retryingStore("open the store", readiness: readiness, logger: logger) {
-                try await BillingStore.open(client: client, topics: topics, logger: logger)
+            store = try await Retrying.database("open the store", readiness: readiness, logger: logger) {
+                try await BillingStore.open(client: client, logger: logger)
             }
         } catch is CancellationError {
             return
@@ -81,27 +84,32 @@ struct WorkerService: Service {
     private func runWork(store: BillingStore, topics: Topics) async throws {
         switch work {
         case .charges(let verifier):
-            try await consumer(
-                topic: topics.charges,
-                applier: RequestApplier(
-                    store: store, decoder: RequestDecoder(), accepts: [.charge, .subscription], verifier: verifier),
-                store: store
-            ).run()
+            try await withHousekeeping(store) {
+                try await consumer(
+                    topic: topics.charges,
+                    applier: RequestApplier(
+                        processor: RequestProcessor(store: store, topics: topics), group: settings.groupID,
+                        accepts: [.charge, .subscription], verifier: verifier)
+                ).run()
+            }
         case .cancellations:
-            try await consumer(
-                topic: topics.cancellations,
-                applier: RequestApplier(
-                    store: store, decoder: RequestDecoder(),
-                    accepts: [.chargeCancellation, .subscriptionCancellation, .lineTermination]),
-                store: store
-            ).run()
+            try await withHousekeeping(store) {
+                try await consumer(
+                    topic: topics.cancellations,
+                    applier: RequestApplier(
+                        processor: RequestProcessor(store: store, topics: topics), group: settings.groupID,
+                        accepts: [.chargeCancellation, .subscriptionCancellation, .lineTermination])
+                ).run()
+            }
         case .billingCycles(let allowEarlyClose, let chunkLines, let concurrency):
             let commands = consumer(
                 topic: topics.billingCycles,
-                applier: CycleCommandApplier(store: store, allowEarlyClose: allowEarlyClose, logger: logger),
-                store: store)
+                applier: CycleCommandApplier(
+                    store: store, group: settings.groupID, topics: topics, allowEarlyClose: allowEarlyClose,
+                    logger: logger))
             let closer = CycleCloser(
-                store: store, chunkLines: chunkLines, concurrency: concurrency, readiness: readiness, logger: logger)
+                store: store, publisher: CloseMessages(topics: topics), chunkLines: chunkLines,
+                concurrency: concurrency, readiness: readiness, logger: logger)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await commands.run() }
                 group.addTask { try await closer.run() }
@@ -123,7 +131,23 @@ struct WorkerService: Service {
         }
     }
 
-    private func consumer(topic: String, applier: any BatchApplier, store: BillingStore) -> PartitionedConsumer {
+    /// Runs `work` with ``Housekeeping`` beside it; housekeeping stops when the work does.
+    private func withHousekeeping(
+        _ store: BillingStore, _ work: @escaping @Sendable () async throws -> Void
+    )
+        async throws
+    {
+        let housekeeping = Housekeeping(
+            store: store, interval: settings.housekeepingInterval,
+            resultRetentionMonths: settings.resultRetentionMonths, readiness: readiness, logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await housekeeping.run() }
+            defer { group.cancelAll() }
+            try await work()
+        }
+    }
+
+    private func consumer<Applier: PartitionApplier>(topic: String, applier: Applier) -> PartitionedConsumer<Applier> {
         var configuration = KafkaConsumerConfiguration(
             bootstrapServers: settings.bootstrapServers, groupID: settings.groupID)
         configuration.client = settings.kafkaClient()
@@ -134,7 +158,7 @@ struct WorkerService: Service {
         // Requests carry everything in their value; their headers are never read.
         configuration.readHeaders = false
         return PartitionedConsumer(
-            topic: topic, batchSize: settings.batchSize, configuration: configuration, applier: applier, store: store,
+            topic: topic, configuration: configuration, applier: applier, batchSize: settings.batchSize,
             readiness: readiness, logger: logger)
     }
 }

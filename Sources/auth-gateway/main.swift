@@ -3,8 +3,8 @@ import Authorization
 import Foundation
 import Gateway
 import Logging
+import ServerKit
 import Store
-import Workers
 
 @main
 struct AuthGateway: AsyncParsableCommand {
@@ -113,7 +113,7 @@ struct AuthGateway: AsyncParsableCommand {
         }
 
         ProcessSetup.bootstrapLogging(level: level, format: .json)
-        WorkerMetrics.bootstrap()
+        ProcessMetrics.bootstrap()
         let logger = Logger(label: "matomete.auth-gateway")
         logger.info(
             "Starting", metadata: ["database": "\(database)", "key.id": "\(id)", "trusted.proxies": "\(proxies)"])

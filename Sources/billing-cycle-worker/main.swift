@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ServerKit
 import Workers
 
 @main
@@ -36,9 +37,9 @@ struct BillingCycleWorker: AsyncParsableCommand {
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let early = allowEarlyClose || environment["MATOMETE_ALLOW_EARLY_CLOSE"] == "true"
-        let chunk = try WorkerOptions.integer(
+        let chunk = try Options.integer(
             chunkLines, "MATOMETE_CHUNK_LINES", default: 1000, in: 1...100_000, name: "--chunk-lines")
-        let concurrency = try WorkerOptions.integer(
+        let concurrency = try Options.integer(
             closeConcurrency, "MATOMETE_CLOSE_CONCURRENCY", default: 4, in: 1...32, name: "--close-concurrency")
         try await WorkerProcess.run(
             options.resolve(for: .billingCycleWorker),

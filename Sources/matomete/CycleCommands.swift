@@ -59,7 +59,7 @@ struct CycleCommands: AsyncParsableCommand {
                     if let status = try await store.closeStatus(cycle) {
                         if status.isClosed {
                             bar?.finish()
-                            return try await store.settlements(cycle)
+                            return try await store.settlements(cycle).map(SettlementMessage.init)
                         }
                         let remaining = try await store.linesWithOpenCycle(cycle)
                         let total = Int(status.linesClosed + remaining)
@@ -96,7 +96,10 @@ struct Settlements: AsyncParsableCommand {
         guard let cycle = BillingCycle(cycle) else { throw ValidationError("The cycle must be YYYY-MM.") }
         try await Exit.mapping {
             let (status, settlements, merchants) = try await database.withStore { store in
-                (try await store.closeStatus(cycle), try await store.settlements(cycle), try await store.merchants())
+                (
+                    try await store.closeStatus(cycle), try await store.settlements(cycle).map(SettlementMessage.init),
+                    try await store.merchants()
+                )
             }
             guard status?.isClosed == true else {
                 Exit.complain("\(cycle) is not closed\(status == nil ? "" : " yet (its close is running)")")

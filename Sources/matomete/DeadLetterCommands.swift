@@ -1,7 +1,7 @@
 import ArgumentParser
+import Contract
 import Foundation
 import Kafka
-import Workers
 
 struct DeadLetterCommands: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -39,7 +39,7 @@ struct DeadLetterCommands: AsyncParsableCommand {
 
         init(_ letter: DeadLetter) {
             id = letter.id
-            deadLetterPartition = letter.position.partition
+            deadLetterPartition = letter.partition
             deadLetterOffset = letter.offset
             at = letter.timestamp
             sourceTopic = letter.sourceTopic
@@ -145,4 +145,23 @@ struct DeadLetterCommands: AsyncParsableCommand {
 private func clip(_ text: String, _ width: Int) -> String {
     let flat = text.replacingOccurrences(of: "\n", with: " ")
     return flat.count <= width ? flat : String(flat.prefix(width - 1)) + "…"
+}
+
+extension DeadLetter {
+    /// Reads a message of the dead-letter topic; `nil` when Matomete did not put it there.
+    init?(_ message: KafkaConsumerMessage) {
+        self.init(
+            header: message.header, key: message.key.map(Array.init), value: Array(message.value),
+            partition: message.topicPartition.partition, offset: message.offset,
+            timestamp: message.timestampMilliseconds.map { Date(timeIntervalSince1970: Double($0) / 1000) })
+    }
+
+    /// The original message again, for its source topic (or `topic`), marked
+    /// with the dead letter it came from. Requests carry their own ids, so a
+    /// replay of a message that was applied after all is answered, not applied twice.
+    func replay(to topic: String? = nil) -> KafkaProducerMessage {
+        KafkaProducerMessage(
+            topic: topic ?? sourceTopic, key: key, value: value,
+            headers: [KafkaHeader(name: DeadLetterHeaders.replayedFrom, text: id)])
+    }
 }

@@ -4,8 +4,8 @@ import Contract
 import Foundation
 import Kafka
 import Logging
+import ServerKit
 import Store
-import Workers
 
 /// Options shared by the commands that talk to Kafka: the same flags and
 /// variables the workers take.
@@ -41,7 +41,8 @@ struct ClusterOptions: ParsableArguments {
         var settings = KafkaClientSettings(
             bootstrapServers: servers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         settings.clientID = "matomete-cli"
-        settings.rawProperties = try WorkerOptions.kafkaProperties(kafkaProperties)
+        settings.rawProperties = try Options.keyValues(
+            kafkaProperties, "MATOMETE_KAFKA_PROPERTIES", what: "A Kafka property")
         return settings
     }
 

@@ -3,8 +3,8 @@ import Billing
 import Contract
 import Foundation
 import Kafka
+import ServerKit
 import Store
-import Workers
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -106,7 +106,8 @@ struct Status: AsyncParsableCommand {
             lag: lag,
             closes: closes.map { close, left in
                 Close(
-                    cycle: close.status.cycle.description, status: close.status.isClosed ? "closed" : "closing",
+                    cycle: close.status.cycle.description,
+                    status: close.status.isClosed ? "closed" : close.status.isSettling ? "settling" : "closing",
                     shards: close.status.shardCount, shardsDone: close.status.shardsDone,
                     linesClosed: close.status.linesClosed, linesLeft: left, requestedAt: close.requestedAt,
                     closedAt: close.closedAt)

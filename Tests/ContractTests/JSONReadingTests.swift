@@ -3,6 +3,7 @@ import Foundation
 import Testing
 
 @testable import Contract
+@testable import JSON
 
 @Suite("Reading flat JSON objects without Foundation")
 struct JSONReadingTests {

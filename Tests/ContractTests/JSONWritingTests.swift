@@ -1,6 +1,7 @@
 import Billing
 import Contract
 import Foundation
+import JSON
 import Testing
 
 @Suite("Hand-written JSON of hot-path messages")

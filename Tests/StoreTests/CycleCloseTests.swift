@@ -3,6 +3,7 @@ import Contract
 import Foundation
 import MatometeTestSupport
 import PostgresNIO
+import Processing
 import Store
 import Testing
 
@@ -37,8 +38,8 @@ struct CycleCloseTests {
             let outcomes = try await feeder.apply(november)
             #expect(outcomes.filter { !$0.isAccepted }.map(\.rejection) == [.lineTerminated])
 
-            try await store.closeAll(.november, maxLines: 7)
-            let novemberSettlements = try await store.settlements(.november)
+            try await store.closeAll(.november, maxLines: 7, publishing: CloseMessages())
+            let novemberSettlements = try await store.settlements(.november).map(SettlementMessage.init)
             // Accepted: 40 × 1,000 + 39 × 100 (one cancelled) + 10 × 500.
             let novemberExpected: Int64 = 40_000 + 3_900 + 5_000
             let novemberBills = try await billTotal(store, .november)
@@ -63,12 +64,12 @@ struct CycleCloseTests {
             ]
             let decemberOutcomes = try await feeder.apply(december)
             #expect(decemberOutcomes.allSatisfy { $0.isAccepted })
-            try await store.closeAll(.december, maxLines: 5)
+            try await store.closeAll(.december, maxLines: 5, publishing: CloseMessages())
             // Subscriptions of the 9 live lines (L39 terminated, its v-36 continues? no: v-36 is on L36).
             // Subscriptions: lines 0,4,…,36 = 10, none on L39, so all 10 billed in December.
             let decemberExpected: Int64 = -1_000 + 10 * 500 + 450
             #expect(try await billTotal(store, .december) == decemberExpected)
-            let decemberSettlements = try await store.settlements(.december)
+            let decemberSettlements = try await store.settlements(.december).map(SettlementMessage.init)
             #expect(decemberSettlements.map(\.grossAmount).reduce(0, +) == decemberExpected)
             let pointsDecember = try #require(decemberSettlements.first { $0.merchantId == "m-points" })
             #expect(
@@ -77,7 +78,7 @@ struct CycleCloseTests {
             #expect(pointsDecember.netAmount == -1_000)
 
             // January: v-4 is no longer billed.
-            try await store.closeAll(.january)
+            try await store.closeAll(.january, publishing: CloseMessages())
             #expect(try await billTotal(store, .january) == 9 * 500)
             // Every line got exactly one bill per cycle, published once.
             let bills = try await store.outboxMessages(topic: "matomete.line-bills")
@@ -94,9 +95,9 @@ struct CycleCloseTests {
             let feeder = Feeder(store)
             try await feeder.apply([Make.charge("m-points", "c", line: "L0000001", 800)])
             await #expect(throws: StoreError.self) { _ = try await store.startClose(.december) }
-            try await store.closeAll(.november)
+            try await store.closeAll(.november, publishing: CloseMessages())
             let before = try await store.outboxMessages(topic: "matomete.settlements")
-            try await store.closeAll(.november)
+            try await store.closeAll(.november, publishing: CloseMessages())
             let status = try #require(try await store.closeStatus(.november))
             #expect(status.isClosed && status.linesClosed == 40 && status.shardsDone == 2)
             #expect(try await store.outboxMessages(topic: "matomete.settlements") == before)
@@ -120,15 +121,15 @@ struct CycleCloseTests {
         let interrupted = try await TestDatabase.create(partitions: 3)
         try await straight.withStore { store in
             try await prepare(store)
-            try await store.closeAll(.november, maxLines: 1000)
+            try await store.closeAll(.november, maxLines: 1000, publishing: CloseMessages())
         }
         try await interrupted.withStore { store in
             try await prepare(store)
             _ = try await store.startClose(.november)
             // Part of shard 0 and 1, then the process "dies" (its client goes away).
-            _ = try await store.closeChunk(.november, shard: 0, maxLines: 3)
-            _ = try await store.closeChunk(.november, shard: 1, maxLines: 4)
-            _ = try await store.closeChunk(.november, shard: 0, maxLines: 2)
+            _ = try await store.closeChunk(.november, shard: 0, maxLines: 3, publishing: CloseMessages())
+            _ = try await store.closeChunk(.november, shard: 1, maxLines: 4, publishing: CloseMessages())
+            _ = try await store.closeChunk(.november, shard: 0, maxLines: 2, publishing: CloseMessages())
         }
         try await interrupted.withStore { store in
             // A chunk whose transaction never commits leaves no trace.
@@ -140,14 +141,18 @@ struct CycleCloseTests {
                     throw CancellationError()
                 }
             }
-            try await store.closeAll(.november, maxLines: 5)
+            try await store.closeAll(.november, maxLines: 5, publishing: CloseMessages())
         }
         let straightBills = try await straight.withStore { try await bills($0) }
         let resumedBills = try await interrupted.withStore { try await bills($0) }
         #expect(straightBills.count == 40)
         #expect(resumedBills == straightBills)
-        let straightSettlements = try await straight.withStore { try await $0.settlements(.november) }
-        let resumedSettlements = try await interrupted.withStore { try await $0.settlements(.november) }
+        let straightSettlements = try await straight.withStore {
+            try await $0.settlements(.november).map(SettlementMessage.init)
+        }
+        let resumedSettlements = try await interrupted.withStore {
+            try await $0.settlements(.november).map(SettlementMessage.init)
+        }
         #expect(resumedSettlements == straightSettlements)
         #expect(straightSettlements.count == 2)
     }

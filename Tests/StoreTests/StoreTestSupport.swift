@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MatometeTestSupport
 import PostgresNIO
+import Processing
 import Store
 import Testing
 
@@ -71,7 +72,7 @@ final class Feeder: @unchecked Sendable {
     @discardableResult
     func apply(_ requests: [BillingRequest]) async throws -> [Outcome] {
         let sourced = requests.enumerated().map { SourcedRequest($1, offset: offset + Int64($0)) }
-        let outcomes = try await store.apply(
+        let outcomes = try await RequestProcessor(store: store).apply(
             sourced, from: cursor, expectedOffset: stored ? offset : nil, nextOffset: offset + Int64(requests.count))
         offset += Int64(requests.count)
         stored = true

@@ -3,6 +3,7 @@ import Contract
 import Foundation
 import MatometeTestSupport
 import PostgresNIO
+import Processing
 import Store
 import Synchronization
 import Testing
@@ -18,9 +19,10 @@ struct StoreTests {
             let children = try await client.fetch(
                 """
                 SELECT count(*)::int FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
-                WHERE p.relname IN ('lines', 'charges', 'subscriptions', 'credits', 'line_bills', 'used_authorizations')
+                WHERE p.relname IN ('lines', 'charges', 'subscriptions', 'credits', 'line_bills', 'used_authorizations',
+                                    'request_results')
                 """, Int.self, logger: TestServer.logger)
-            #expect(children == [24])
+            #expect(children == [28])
             let versions = try await client.fetch(
                 "SELECT version FROM schema_migrations ORDER BY version", Int.self, logger: TestServer.logger)
             #expect(versions == Array(1...Migrator.latestVersion))
@@ -32,7 +34,7 @@ struct StoreTests {
     func partitionPruning() async throws {
         let database = try await TestDatabase.create(partitions: 8)
         try await database.withClient { client in
-            for table in ["lines", "charges", "subscriptions", "credits", "line_bills"] {
+            for table in ["lines", "charges", "subscriptions", "credits", "line_bills", "request_results"] {
                 let plan = try await client.fetch(
                     PostgresQuery(unsafeSQL: "EXPLAIN SELECT * FROM \(table) WHERE line_id = 'L0000042'"), String.self,
                     logger: TestServer.logger
@@ -92,13 +94,13 @@ struct StoreTests {
 
             // Another worker still believing the partition is at offset 1 is refused.
             let stale = await #expect(throws: StoreError.self) {
-                try await store.apply(
+                try await RequestProcessor(store: store).apply(
                     [SourcedRequest(Make.charge("m1", "c-2", line: "L0000002", 700), offset: 1)], from: feeder.cursor,
                     expectedOffset: 1, nextOffset: 2)
             }
             #expect(stale?.code == .staleOffset)
             let fresh = await #expect(throws: StoreError.self) {
-                try await store.apply(
+                try await RequestProcessor(store: store).apply(
                     [SourcedRequest(Make.charge("m1", "c-2", line: "L0000002", 700), offset: 0)], from: feeder.cursor,
                     expectedOffset: nil, nextOffset: 1)
             }
@@ -127,7 +129,7 @@ struct StoreTests {
                     }, from: cursor(partition), expectedOffset: offset, nextOffset: start + Int64(charges.count))
             }
             // Two partitions, the same line in both: applied in one go.
-            let outcomes = try await store.apply([
+            let outcomes = try await RequestProcessor(store: store).apply([
                 batch(0, [("c-1", "L0000001"), ("c-2", "L0000002")], from: nil),
                 batch(1, [("c-3", "L0000001")], from: nil),
             ])
@@ -139,7 +141,7 @@ struct StoreTests {
 
             // Partition 1 moved on elsewhere: nothing of either batch is applied.
             let stale = await #expect(throws: StoreError.self) {
-                try await store.apply([
+                try await RequestProcessor(store: store).apply([
                     batch(0, [("c-4", "L0000003")], from: 2),
                     batch(1, [("c-5", "L0000004")], from: 0),
                 ])
@@ -153,13 +155,13 @@ struct StoreTests {
             for order in [[0, 1], [1, 0]] {
                 let batches = [batch(0, [("c-6", "L0000003")], from: 2), batch(1, [("c-7", "L0000004")], from: nil)]
                 let unexpected = await #expect(throws: StoreError.self) {
-                    try await store.apply(order.map { batches[$0] })
+                    try await RequestProcessor(store: store).apply(order.map { batches[$0] })
                 }
                 #expect(unexpected?.code == .staleOffset)
             }
             // The same partition twice in one transaction moves it once: refused.
             let twice = await #expect(throws: StoreError.self) {
-                try await store.apply([
+                try await RequestProcessor(store: store).apply([
                     batch(0, [("c-8", "L0000003")], from: 2), batch(0, [("c-9", "L0000003")], from: 2),
                 ])
             }
@@ -233,7 +235,7 @@ struct StoreTests {
             // A repeat in a later batch sees the stored final state.
             #expect(
                 try await feeder.apply([Make.cancelCharge("m1", "c-1", line: "L0000000")]) == [.accepted(.november)])
-            try await store.closeAll(.november)
+            try await store.closeAll(.november, publishing: CloseMessages())
             #expect(try await store.lineStatement("L0000000")?.items.isEmpty == true)
         }
     }
@@ -322,7 +324,7 @@ struct StoreTests {
             #expect(!open.isClosed)
             #expect(open.items.map(\.reference) == ["c-1", "s-1"])
             #expect(open.total == 1_480)
-            try await store.closeAll(.november)
+            try await store.closeAll(.november, publishing: CloseMessages())
             let closed = try #require(try await store.lineStatement("L0000000", cycle: .november))
             #expect(closed.isClosed)
             #expect(closed.items == open.items)
@@ -333,6 +335,43 @@ struct StoreTests {
             #expect(Set(activity.map(\.reference)) == ["c-1", "c-2", "s-1"])
             #expect(activity.first { $0.reference == "c-2" }?.status == "cancelled")
             #expect(try await store.lineStatement("L9999999") == nil)
+        }
+    }
+
+    @Test("Every result a merchant is told is kept: by line and by merchant, newest first, refusals with their reason")
+    func resultsHistory() async throws {
+        let database = try await TestDatabase.create(partitions: 4)
+        try await database.withStore { store in
+            try await store.upsertMerchant(Merchant(id: "m1", name: "Points shop"))
+            try await store.upsertMerchant(Merchant(id: "m2", name: "Farm"))
+            try await store.importLines(Make.lines(3), openCycle: .november)
+            let cursor = PartitionCursor(consumerGroup: "g", topic: "matomete.charges", partition: 5)
+            let refused = RefusedRequest(
+                merchantID: "m2", requestType: "charge", requestID: "c-9", lineID: "L0000001",
+                reason: .authorizationInvalid)
+            try await RequestProcessor(store: store).apply(
+                [
+                    SourcedRequest(Make.charge("m1", "c-1", line: "L0000001", 500), offset: 0),
+                    SourcedRequest(Make.charge("m1", "c-1", line: "L0000001", 999), offset: 1),
+                    SourcedRequest(Make.charge("m2", "c-2", line: "L0000002", 300), offset: 3),
+                ], refusals: [SourcedRefusal(refused, offset: 2)], from: cursor, expectedOffset: nil, nextOffset: 4)
+
+            let line = try await store.results(line: "L0000001")
+            #expect(Set(line.map(\.resultID)) == Set((0...2).map { "result-matomete.charges-5-\($0)" }))
+            let byID = Dictionary(uniqueKeysWithValues: line.map { ($0.resultID, $0) })
+            let first = try #require(byID["result-matomete.charges-5-0"])
+            #expect(first.accepted && first.reason == nil && first.cycle == .november && first.merchantID == "m1")
+            #expect(first.requestType == "charge" && first.requestID == "c-1" && first.recordedAt != nil)
+            #expect(byID["result-matomete.charges-5-1"]?.reason == "duplicate_conflict")
+            let refusal = try #require(byID["result-matomete.charges-5-2"])
+            #expect(!refusal.accepted && refusal.reason == "authorization_invalid" && refusal.merchantID == "m2")
+
+            let farm = try await store.results(merchant: "m2")
+            #expect(farm.map(\.resultID).sorted() == ["result-matomete.charges-5-2", "result-matomete.charges-5-3"])
+            #expect(try await store.results(merchant: "m1", limit: 1).count == 1)
+            // Told is kept: every result published has its row.
+            let published = try await store.outboxMessages(topic: "matomete.merchant-results").map(\.id)
+            #expect(Set(published) == Set(line.map(\.resultID) + farm.map(\.resultID)))
         }
     }
 }

@@ -62,11 +62,9 @@ public struct TestDatabase: Sendable {
 
     /// Runs `body` with a store on this database.
     @discardableResult
-    public func withStore<T: Sendable>(
-        rules: BillingRules = BillingRules(), _ body: @Sendable (BillingStore) async throws -> T
-    ) async throws -> T {
+    public func withStore<T: Sendable>(_ body: @Sendable (BillingStore) async throws -> T) async throws -> T {
         try await withClient { client in
-            try await body(try await BillingStore.open(client: client, rules: rules, logger: TestServer.logger))
+            try await body(try await BillingStore.open(client: client, logger: TestServer.logger))
         }
     }
 

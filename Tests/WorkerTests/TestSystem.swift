@@ -223,7 +223,7 @@ final class TestSystem: Sendable {
                 { outbox = count }
                 var closing = 0
                 for try await count in try await client.query(
-                    "SELECT count(*)::int FROM cycle_closes WHERE status = 'closing'", logger: Self.logger
+                    "SELECT count(*)::int FROM cycle_closes WHERE status <> 'closed'", logger: Self.logger
                 ).decode(Int.self) { closing = count }
                 return (stored, outbox, closing)
             }

@@ -7,8 +7,11 @@ import Synchronization
 /// What `/healthz` reports: named checks, each passing or failing with a
 /// detail. The process is ready when every check passes.
 public final class Readiness: Sendable {
+    /// One named check.
     public struct Check: Sendable, Hashable {
+        /// Whether it passes.
         public var passing: Bool
+        /// What it found, for people.
         public var detail: String
     }
 
@@ -19,10 +22,12 @@ public final class Readiness: Sendable {
         checks = Mutex(Dictionary(uniqueKeysWithValues: names.map { ($0, Check(passing: false, detail: "starting")) }))
     }
 
+    /// Records the check `name` as passing or failing, with a detail.
     public func set(_ name: String, passing: Bool, _ detail: String) {
         checks.withLock { $0[name] = Check(passing: passing, detail: detail) }
     }
 
+    /// Whether every check passes.
     public var isReady: Bool { checks.withLock { $0.values.allSatisfy(\.passing) } }
 
     /// `{"ready":true,"checks":{"database":{"ok":true,"detail":"…"},…}}`
@@ -42,7 +47,8 @@ public final class Readiness: Sendable {
 /// - `GET /livez`: 200 while the process serves requests at all.
 /// - `GET /metrics`: Prometheus text format.
 public enum HTTPEndpoints {
-    static func application(
+    /// The endpoints alone, served at `address`.
+    public static func application(
         address: HTTPAddress, readiness: Readiness, logger: Logger
     ) -> some ApplicationProtocol {
         application(router: Router(), address: address, readiness: readiness, logger: logger)
@@ -65,7 +71,7 @@ public enum HTTPEndpoints {
             Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: ResponseBody(byteBuffer: ByteBuffer(bytes: WorkerMetrics.registry.emitToBuffer())))
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: ProcessMetrics.registry.emitToBuffer())))
         }
         var serverLogger = logger
         serverLogger.logLevel = max(logger.logLevel, .notice)

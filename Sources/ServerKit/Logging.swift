@@ -6,22 +6,28 @@ import Synchronization
 /// `{"time":…,"level":…,"logger":…,"message":…, …metadata}`. Log collectors
 /// read these lines as they are; nothing sensitive is ever put in metadata.
 public struct JSONLogHandler: LogHandler {
+    /// Records below this level are not written.
     public var logLevel: Logger.Level = .info
+    /// Metadata added to every record.
     public var metadata: Logger.Metadata = [:]
+    /// Metadata read at each record (task-local context).
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
     private static let output = Mutex(())
 
+    /// A handler for the logger `label`.
     public init(label: String, metadataProvider: Logger.MetadataProvider? = nil) {
         self.label = label
         self.metadataProvider = metadataProvider
     }
 
+    /// One metadata value of this handler.
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
+    /// Writes one record.
     public func log(event: LogEvent) {
         var all = metadata
         if let provided = metadataProvider?.get() { all.merge(provided) { $1 } }
@@ -71,15 +77,9 @@ public struct JSONLogHandler: LogHandler {
     }
 }
 
-extension WorkerSettings {
-    /// Sends every logger of the process to standard error in the chosen format and level.
-    func bootstrapLogging() {
-        ProcessSetup.bootstrapLogging(level: logLevel, format: logFormat)
-    }
-}
-
 /// What every Matomete process sets up once: logging and metrics.
 public enum ProcessSetup {
+    /// Sends every logger of the process to standard error in `format`, at `level` and above.
     public static func bootstrapLogging(level: Logger.Level, format: LogFormat) {
         LoggingSystem.bootstrap { label in
             var handler: any LogHandler =
@@ -91,4 +91,12 @@ public enum ProcessSetup {
             return handler
         }
     }
+}
+
+/// How log lines are written.
+public enum LogFormat: String, Sendable {
+    /// One JSON object per line, for log collectors.
+    case json
+    /// swift-log's plain text lines, for people.
+    case text
 }

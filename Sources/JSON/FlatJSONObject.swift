@@ -9,10 +9,15 @@
 /// bits, a repeated key, bytes that are not JSON or not UTF-8 — gives `nil`,
 /// and the caller asks `JSONDecoder`, whose errors name the field at fault.
 public struct FlatJSONObject: Sendable {
+    /// A field's value.
     public enum Value: Sendable, Hashable {
+        /// A string, its escapes resolved.
         case string(String)
+        /// An integer within 64 bits, written without a fraction or an exponent.
         case integer(Int64)
+        /// `true` or `false`.
         case bool(Bool)
+        /// `null`.
         case null
     }
 
@@ -23,6 +28,8 @@ public struct FlatJSONObject: Sendable {
     /// scan, which would grow with the square of their number.
     public static let maximumFields = 32
 
+    /// Reads an object from its bytes; `nil` when it is not a flat object this reader takes exactly
+    /// (the caller then asks `JSONDecoder`).
     public init?(_ bytes: some Collection<UInt8>) {
         let fields =
             bytes.withContiguousStorageIfAvailable { Self.read($0) }
@@ -36,6 +43,7 @@ public struct FlatJSONObject: Sendable {
         fields.first { $0.key == key }?.value
     }
 
+    /// The keys, in the order written.
     public var keys: [String] { fields.map(\.key) }
 
     /// A field holding another type than the one asked for.

@@ -1,11 +1,13 @@
 /// A small JSON writer for the messages published on the hot path: the same
 /// JSON `JSONEncoder` writes with sorted keys (absent optionals omitted), at a
 /// fraction of the cost.
-struct JSONObjectWriter {
-    private(set) var bytes: [UInt8]
+public struct JSONObjectWriter {
+    /// What is written so far.
+    public private(set) var bytes: [UInt8]
     private var first = true
 
-    init(capacity: Int = 256) {
+    /// A writer of one object, with room for `capacity` bytes.
+    public init(capacity: Int = 256) {
         self.init(opening: UInt8(ascii: "{"), capacity: capacity)
     }
 
@@ -15,20 +17,22 @@ struct JSONObjectWriter {
     }
 
     /// Adds `"key":"value"`; keys must be added in sorted order.
-    mutating func add(_ key: StaticString, _ value: String?) {
+    public mutating func add(_ key: StaticString, _ value: String?) {
         guard let value else { return }
         addKey(key)
         appendString(value)
     }
 
     /// Adds `"key":value` for an integer; keys must be added in sorted order.
-    mutating func add(_ key: StaticString, _ value: Int64) {
+    public mutating func add(_ key: StaticString, _ value: Int64) {
         addKey(key)
         bytes.append(contentsOf: String(value).utf8)
     }
 
     /// The objects `write` writes for each element, as a JSON array.
-    static func array<Element>(_ elements: [Element], _ write: (Element, inout JSONObjectWriter) -> Void) -> [UInt8] {
+    public static func array<Element>(
+        _ elements: [Element], _ write: (Element, inout JSONObjectWriter) -> Void
+    ) -> [UInt8] {
         var writer = JSONObjectWriter(opening: nil, capacity: 128 * elements.count + 2)
         writer.appendArray(elements, write)
         return writer.bytes
@@ -50,7 +54,8 @@ struct JSONObjectWriter {
         first = false
     }
 
-    mutating func finish() -> [UInt8] {
+    /// Closes the object and returns its bytes.
+    public mutating func finish() -> [UInt8] {
         bytes.append(UInt8(ascii: "}"))
         return bytes
     }
@@ -64,7 +69,7 @@ struct JSONObjectWriter {
     }
 
     /// Adds `"key":` and JSON already written (an array or object).
-    mutating func add(_ key: StaticString, json: [UInt8]) {
+    public mutating func add(_ key: StaticString, json: [UInt8]) {
         addKey(key)
         bytes.append(contentsOf: json)
     }
@@ -93,48 +98,5 @@ struct JSONObjectWriter {
             }
         }
         bytes.append(UInt8(ascii: "\""))
-    }
-}
-
-extension MerchantResultMessage {
-    /// The message as JSON (sorted keys, absent fields omitted).
-    public var jsonBytes: [UInt8] {
-        var writer = JSONObjectWriter()
-        writer.add("cycle", cycle)
-        writer.add("id", id)
-        writer.add("lineId", lineId)
-        writer.add("merchantId", merchantId)
-        writer.add("message", message)
-        writer.add("reason", reason)
-        writer.add("requestId", requestId)
-        writer.add("requestType", requestType)
-        writer.add("status", status)
-        return writer.finish()
-    }
-}
-
-extension LineBillMessage {
-    /// The message as JSON (sorted keys), as `JSONEncoder` writes it, and its
-    /// items alone as a JSON array (as stored with the line's bill): the items
-    /// are written once for both.
-    public func jsonBytesAndItems() -> (message: [UInt8], items: [UInt8]) {
-        let itemsJSON = JSONObjectWriter.array(items) { item, object in item.write(to: &object) }
-        var writer = JSONObjectWriter(capacity: 96 + itemsJSON.count)
-        writer.add("cycle", cycle)
-        writer.add("id", id)
-        writer.add("items", json: itemsJSON)
-        writer.add("lineId", lineId)
-        writer.add("total", total)
-        return (writer.finish(), itemsJSON)
-    }
-}
-
-extension LineBillMessage.Item {
-    fileprivate func write(to object: inout JSONObjectWriter) {
-        object.add("amount", amount)
-        object.add("description", description)
-        object.add("kind", kind)
-        object.add("merchantId", merchantId)
-        object.add("reference", reference)
     }
 }

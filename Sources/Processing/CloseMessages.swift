@@ -1,0 +1,32 @@
+import Billing
+import Contract
+import Store
+
+/// A close's line bills and settlements as the contract publishes them, on
+/// `line-bills` and `settlements`.
+public struct CloseMessages: ClosePublisher {
+    /// Where they are published.
+    public var topics: Topics
+
+    /// The messages for `topics`.
+    public init(topics: Topics = Topics()) {
+        self.topics = topics
+    }
+
+    /// The line bill's message, and its items (written once, for both).
+    public func lineBill(_ bill: LineBill) -> (message: OutboxMessage, items: [UInt8]) {
+        let message = LineBillMessage(bill)
+        let json = message.jsonBytesAndItems()
+        return (
+            OutboxMessage(topic: topics.lineBills, key: message.lineId, id: message.id, payload: json.message),
+            json.items
+        )
+    }
+
+    /// The settlement's message, keyed by merchant.
+    public func settlement(_ settlement: Settlement) throws -> OutboxMessage {
+        let message = SettlementMessage(settlement)
+        return OutboxMessage(
+            topic: topics.settlements, key: message.merchantId, id: message.id, payload: try message.jsonBytes())
+    }
+}

@@ -1,0 +1,208 @@
+import Authorization
+import Billing
+import Consuming
+import Contract
+import Foundation
+import Kafka
+import Store
+
+/// What every worker's applier does the same way against the store: where a
+/// partition's offset is kept, how a refused message is dead-lettered, and
+/// what a store error means for the engine.
+protocol StoreApplier: PartitionApplier {
+    var store: BillingStore { get }
+    /// The consumer group whose offsets this applier moves.
+    var group: String { get }
+    /// Where dead letters go.
+    var topics: Topics { get }
+}
+
+extension StoreApplier {
+    func cursor(_ partition: KafkaTopicPartition) -> PartitionCursor {
+        PartitionCursor(consumerGroup: group, topic: partition.topic, partition: partition.partition)
+    }
+
+    /// The partition's stored offset (see ``PartitionApplier/storedOffset(of:)``).
+    public func storedOffset(of partition: KafkaTopicPartition) async throws -> Int64? {
+        try await store.storedOffset(cursor(partition))
+    }
+
+    /// Moves past `message` with only its dead letter (see ``PartitionApplier/deadLetter(_:reason:expectedOffset:)``).
+    public func deadLetter(_ message: KafkaConsumerMessage, reason: String, expectedOffset: Int64?) async throws {
+        try await store.moveOffsets(
+            [OffsetMove(cursor(message.topicPartition), from: expectedOffset, to: message.offset + 1)],
+            publishing: [DeadLetters.message(for: message, reason: reason, topic: topics.deadLetters)])
+    }
+
+    /// What a store error means for the engine (see ``PartitionApplier/failure(of:)``).
+    public func failure(of error: any Error) -> ApplyFailure {
+        switch StoreFailure(error) {
+        case .staleOffset: .staleOffset
+        case .refusedContent:
+            .refusedContent(reason: "the database refused the message: \(String(reflecting: error).prefix(300))")
+        case .transient: .transient
+        }
+    }
+}
+
+/// Applies charges, subscriptions, cancellations and line terminations read
+/// from one topic. Requests that belong on another topic are rejected.
+public struct RequestApplier: StoreApplier {
+    /// Decides each request and writes the batch.
+    var processor: RequestProcessor
+    var group: String
+    var decoder = RequestDecoder()
+    /// The request kinds this topic carries.
+    var accepts: Set<RequestKind>
+    /// Checks the purchase authorization of every charge and subscription.
+    var verifier: AuthorizationVerifier?
+    /// Now, in seconds since 1970.
+    var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+
+    var store: BillingStore { processor.store }
+    var topics: Topics { processor.topics }
+
+    /// The request kinds a topic may carry.
+    public enum RequestKind: Sendable, Hashable {
+        case charge, subscription, chargeCancellation, subscriptionCancellation, lineTermination
+    }
+
+    /// An applier of the requests in `accepts` for the consumer group `group`;
+    /// charges and subscriptions must carry an authorization `verifier` accepts.
+    public init(
+        processor: RequestProcessor, group: String, accepts: Set<RequestKind>, verifier: AuthorizationVerifier? = nil
+    ) {
+        self.processor = processor
+        self.group = group
+        self.accepts = accepts
+        self.verifier = verifier
+    }
+
+    static func kind(of request: BillingRequest) -> RequestKind {
+        switch request {
+        case .charge: .charge
+        case .subscription: .subscription
+        case .chargeCancellation: .chargeCancellation
+        case .subscriptionCancellation: .subscriptionCancellation
+        case .lineTermination: .lineTermination
+        }
+    }
+
+    /// What a message is, decided once, before any database work.
+    public enum Prepared: Sendable {
+        /// A request for the rules, with its verified authorization (charges and subscriptions).
+        case request(BillingRequest, UsedAuthorization?)
+        /// A request refused without the rules: its result goes back to the sender.
+        case refused(RefusedRequest)
+        /// Not a request at all: to the dead letters, for this reason.
+        case deadLetter(String)
+    }
+
+    /// Batches of several partitions share a transaction.
+    public var appliesTogether: Bool { true }
+
+    /// Decodes the message and checks its authorization.
+    public func prepare(_ message: KafkaConsumerMessage) -> Prepared {
+        let (decoded, token) = decoder.decodeWithAuthorization(value: message.value, key: message.key)
+        switch decoded {
+        case .request(let request) where accepts.contains(Self.kind(of: request)):
+            switch authorize(request, token: token) {
+            case .authorized(let authorization):
+                return .request(request, authorization)
+            case .refused(let reason):
+                return .refused(
+                    RefusedRequest(
+                        merchantID: request.merchantID?.rawValue, requestType: request.kind,
+                        requestID: request.reference, lineID: request.lineID.rawValue, reason: reason))
+            }
+        case .request(let request):
+            return .refused(
+                RefusedRequest(
+                    merchantID: request.merchantID?.rawValue, requestType: request.kind,
+                    requestID: request.reference, lineID: request.lineID.rawValue, reason: .invalidRequest))
+        case .refused(let refused):
+            return .refused(refused)
+        case .deadLetter(let reason):
+            return .deadLetter(reason)
+        }
+    }
+
+    /// Every message of every batch, in one transaction.
+    public func apply(_ batches: [PreparedBatch<Prepared>]) async throws -> [Int] {
+        var partitionBatches: [PartitionBatch] = []
+        var tallies: [BatchTally] = []
+        partitionBatches.reserveCapacity(batches.count)
+        for batch in batches {
+            let (partitionBatch, tally) = storeBatch(batch)
+            partitionBatches.append(partitionBatch)
+            tallies.append(tally)
+        }
+        let outcomes = try await processor.apply(partitionBatches)
+        for (index, tally) in tallies.enumerated() {
+            record(tally, outcomes[index], topic: partitionBatches[index].cursor.topic)
+        }
+        return batches.map(\.messages.count)
+    }
+
+    /// The requests for the rules, and the answers decided without them.
+    private func storeBatch(_ batch: PreparedBatch<Prepared>) -> (PartitionBatch, BatchTally) {
+        let cursor = cursor(batch.partition)
+        var requests: [SourcedRequest] = []
+        var refusals: [SourcedRefusal] = []
+        var extra: [OutboxMessage] = []
+        var tally = BatchTally()
+        requests.reserveCapacity(batch.messages.count)
+        for (message, prepared) in batch.messages {
+            switch prepared {
+            case .request(let request, let authorization):
+                requests.append(SourcedRequest(request, offset: message.offset, authorization: authorization))
+            case .refused(let refused):
+                refusals.append(SourcedRefusal(refused, offset: message.offset))
+                tally.rejected += 1
+            case .deadLetter(let reason):
+                extra.append(DeadLetters.message(for: message, reason: reason, topic: topics.deadLetters))
+                tally.deadLettered += 1
+            }
+        }
+        let partitionBatch = PartitionBatch(
+            requests, refusals: refusals, extraMessages: extra, from: cursor, expectedOffset: batch.expectedOffset,
+            nextOffset: batch.nextOffset)
+        return (partitionBatch, tally)
+    }
+
+    /// Counts a committed batch in the metrics.
+    private func record(_ tally: BatchTally, _ outcomes: [Outcome], topic: String) {
+        var tally = tally
+        for outcome in outcomes {
+            if outcome.rejection == nil { tally.applied += 1 } else { tally.rejected += 1 }
+        }
+        tally.record(topic: topic)
+    }
+
+    /// Verifies a charge's or subscription's authorization; other requests need none.
+    private enum AuthorizationCheck {
+        /// With the verified authorization (none needed, or none checked, for other requests).
+        case authorized(UsedAuthorization?)
+        case refused(RejectionReason)
+    }
+
+    private func authorize(_ request: BillingRequest, token: String?) -> AuthorizationCheck {
+        guard let verifier else { return .authorized(nil) }
+        let amount: Int64
+        switch request {
+        case .charge(let charge): amount = charge.amount.amount
+        case .subscription(let subscription): amount = subscription.monthlyAmount.amount
+        default: return .authorized(nil)
+        }
+        let verified = verifier.verify(
+            token ?? "", lineID: request.lineID.rawValue, merchantID: request.merchantID?.rawValue ?? "",
+            kind: request.kind, amount: amount, reference: request.reference, now: now())
+        switch verified {
+        case .success(let claims):
+            return .authorized(UsedAuthorization(tokenID: claims.tokenID, expiresAt: claims.expiresAt))
+        case .failure(.invalid): return .refused(.authorizationInvalid)
+        case .failure(.expired): return .refused(.authorizationExpired)
+        case .failure(.mismatch): return .refused(.authorizationMismatch)
+        }
+    }
+}

@@ -1,0 +1,207 @@
+import Billing
+import Contract
+import Store
+
+/// A decoded request and where it was read.
+public struct SourcedRequest: Sendable, Hashable {
+    /// The request.
+    public var request: BillingRequest
+    /// Its offset in the partition it was read from.
+    public var offset: Int64
+    /// The verified purchase authorization it came with (charges and subscriptions).
+    public var authorization: UsedAuthorization?
+
+    /// A request read at `offset`.
+    public init(_ request: BillingRequest, offset: Int64, authorization: UsedAuthorization? = nil) {
+        self.request = request
+        self.offset = offset
+        self.authorization = authorization
+    }
+}
+
+/// A verified purchase authorization, recorded with the request it was used
+/// for: an authorization is accepted once.
+public struct UsedAuthorization: Sendable, Hashable {
+    /// The authorization's id.
+    public var tokenID: String
+    /// Seconds since 1970; the record may be purged after this.
+    public var expiresAt: Int64
+
+    /// A verified authorization.
+    public init(tokenID: String, expiresAt: Int64) {
+        self.tokenID = tokenID
+        self.expiresAt = expiresAt
+    }
+}
+
+/// A request refused before the rules (invalid, on the wrong topic, or
+/// without a valid authorization), and where it was read.
+public struct SourcedRefusal: Sendable, Hashable {
+    /// What was refused, and why.
+    public var refused: RefusedRequest
+    /// Its offset in the partition it was read from.
+    public var offset: Int64
+
+    /// A refusal of the request at `offset`.
+    public init(_ refused: RefusedRequest, offset: Int64) {
+        self.refused = refused
+        self.offset = offset
+    }
+}
+
+/// The requests read from one partition, and where its stored offset moves.
+public struct PartitionBatch: Sendable {
+    /// The requests for the rules, in offset order.
+    public var requests: [SourcedRequest]
+    /// Requests refused before the rules: their results are told and kept
+    /// like the others.
+    public var refusals: [SourcedRefusal]
+    /// Messages decided on without the rules (dead letters), committed with the batch.
+    public var extraMessages: [OutboxMessage]
+    /// The partition.
+    public var cursor: PartitionCursor
+    /// The stored offset the batch starts from (`nil`: none stored yet).
+    public var expectedOffset: Int64?
+    /// The stored offset after the batch: one past its last message.
+    public var nextOffset: Int64
+
+    /// Names a batch.
+    public init(
+        _ requests: [SourcedRequest], refusals: [SourcedRefusal] = [], extraMessages: [OutboxMessage] = [],
+        from cursor: PartitionCursor, expectedOffset: Int64?, nextOffset: Int64
+    ) {
+        self.requests = requests
+        self.refusals = refusals
+        self.extraMessages = extraMessages
+        self.cursor = cursor
+        self.expectedOffset = expectedOffset
+        self.nextOffset = nextOffset
+    }
+}
+
+/// Decides what happens to each request of a batch — the used-once rule of
+/// purchase authorizations, then the billing rules — and what the merchant
+/// is told, in the store's transaction for the batch.
+public struct RequestProcessor: Sendable {
+    /// Where the batch's state is loaded and written.
+    public var store: BillingStore
+    /// The billing rules.
+    public var rules: BillingRules
+    /// Where results are published.
+    public var topics: Topics
+
+    /// A processor over `store`.
+    public init(store: BillingStore, rules: BillingRules = BillingRules(), topics: Topics = Topics()) {
+        self.store = store
+        self.rules = rules
+        self.topics = topics
+    }
+
+    /// Applies a batch read from one partition (see ``apply(_:)``).
+    @discardableResult
+    public func apply(
+        _ requests: [SourcedRequest], refusals: [SourcedRefusal] = [], extraMessages: [OutboxMessage] = [],
+        from cursor: PartitionCursor, expectedOffset: Int64?, nextOffset: Int64
+    ) async throws -> [Outcome] {
+        let batch = PartitionBatch(
+            requests, refusals: refusals, extraMessages: extraMessages, from: cursor, expectedOffset: expectedOffset,
+            nextOffset: nextOffset)
+        return try await apply([batch])[0]
+    }
+
+    /// Applies the batches of several partitions in one transaction, each
+    /// moving its own partition's stored offset by compare-and-set: all of
+    /// them or none. One stale offset (``StoreError/Code/staleOffset``) or one
+    /// refused request rolls back every batch; the caller then applies them
+    /// one by one.
+    ///
+    /// Each request's result, and each refusal's, goes to the outbox for
+    /// `merchant-results` and is kept in the results history; the batches'
+    /// extra messages follow.
+    ///
+    /// - Returns: the outcome of each request, batch by batch, in order.
+    @discardableResult
+    public func apply(_ batches: [PartitionBatch]) async throws -> [[Outcome]] {
+        let requests = batches.flatMap(\.requests)
+        let authorizations = requests.compactMap { sourced in
+            sourced.authorization.map { AuthorizationKey(lineID: sourced.request.lineID, tokenID: $0.tokenID) }
+        }
+        let moves = batches.map { OffsetMove($0.cursor, from: $0.expectedOffset, to: $0.nextOffset) }
+        return try await store.applyBatch(
+            moving: moves, requests: requests.map(\.request), authorizations: authorizations
+        ) { [rules, topics] state in
+            var outcomes: [[Outcome]] = []
+            outcomes.reserveCapacity(batches.count)
+            let told = requests.count + batches.reduce(0) { $0 + $1.refusals.count }
+            state.outbox.reserveCapacity(told + batches.reduce(0) { $0 + $1.extraMessages.count })
+            state.results.reserveCapacity(told)
+            var uses = state.authorizationUses
+            for batch in batches {
+                var batchOutcomes: [Outcome] = []
+                batchOutcomes.reserveCapacity(batch.requests.count)
+                for sourced in batch.requests {
+                    let outcome = Self.decide(sourced, in: &state, uses: &uses, rules: rules)
+                    batchOutcomes.append(outcome)
+                    let id = MerchantResultMessage.id(
+                        topic: batch.cursor.topic, partition: batch.cursor.partition, offset: sourced.offset)
+                    let message = MerchantResultMessage(id: id, request: sourced.request, outcome: outcome)
+                    state.tell(message, topic: topics.merchantResults)
+                }
+                for refusal in batch.refusals {
+                    let id = MerchantResultMessage.id(
+                        topic: batch.cursor.topic, partition: batch.cursor.partition, offset: refusal.offset)
+                    state.tell(MerchantResultMessage(id: id, refused: refusal.refused), topic: topics.merchantResults)
+                }
+                outcomes.append(batchOutcomes)
+            }
+            state.outbox += batches.flatMap(\.extraMessages)
+            return outcomes
+        }
+    }
+
+    /// One request's outcome. An authorization is accepted once: used before,
+    /// only an exact repeat of the accepted request gets its answer again (a
+    /// merchant's replay stays harmless); anything else is refused as reused.
+    private static func decide(
+        _ sourced: SourcedRequest, in state: inout BatchState, uses: inout [AuthorizationKey: AuthorizationUse],
+        rules: BillingRules
+    ) -> Outcome {
+        let request = sourced.request
+        let merchant = request.merchantID.flatMap { state.merchants[$0] }
+        guard let authorization = sourced.authorization else {
+            return rules.apply(request, to: &state.books[request.lineID]!, merchant: merchant)
+        }
+        let key = AuthorizationKey(lineID: request.lineID, tokenID: authorization.tokenID)
+        if let use = uses[key] {
+            let repeated =
+                use.accepted && use.merchantID == request.merchantID?.rawValue && use.kind == request.kind
+                && use.reference == request.reference
+            return repeated
+                ? rules.apply(request, to: &state.books[request.lineID]!, merchant: merchant)
+                : .rejected(.authorizationReused, state.books[request.lineID]!.knownCycle)
+        }
+        let outcome = rules.apply(request, to: &state.books[request.lineID]!, merchant: merchant)
+        let use = AuthorizationUse(
+            key: key, merchantID: request.merchantID?.rawValue ?? "", kind: request.kind,
+            reference: request.reference, accepted: outcome.rejection == nil, expiresAt: authorization.expiresAt)
+        uses[key] = use
+        state.newAuthorizationUses.append(use)
+        return outcome
+    }
+}
+
+extension BatchState {
+    /// Publishes `result` to the merchant (keyed by merchant; by line for a
+    /// termination) and keeps it in the results history.
+    fileprivate mutating func tell(_ result: MerchantResultMessage, topic: String) {
+        outbox.append(
+            OutboxMessage(
+                topic: topic, key: result.merchantId ?? result.lineId, id: result.id, payload: result.jsonBytes))
+        results.append(
+            RequestResult(
+                resultID: result.id, lineID: LineID(rawValue: result.lineId),
+                merchantID: result.merchantId.map(MerchantID.init(rawValue:)), requestType: result.requestType,
+                requestID: result.requestId, accepted: result.status == "accepted", reason: result.reason,
+                cycle: result.cycle.flatMap(BillingCycle.init)))
+    }
+}

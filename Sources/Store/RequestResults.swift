@@ -1,0 +1,139 @@
+import Billing
+import Foundation
+import PostgresNIO
+
+/// A result a merchant was told, as kept: why a purchase was refused, or
+/// that it was accepted and on which cycle's bill.
+public struct RequestResult: Sendable, Hashable {
+    /// The result message's id (`result-<topic>-<partition>-<offset>`).
+    public var resultID: String
+    /// The line the request was for.
+    public var lineID: LineID
+    /// The merchant that sent it (`nil` for a line termination, or a request
+    /// refused before its merchant could be read).
+    public var merchantID: MerchantID?
+    /// `charge`, `subscription`, `charge_cancellation`, `subscription_cancellation` or `line_termination`.
+    public var requestType: String
+    /// The merchant's charge or subscription id (the line id for a termination).
+    public var requestID: String
+    /// Whether it was accepted.
+    public var accepted: Bool
+    /// The reason code when refused.
+    public var reason: String?
+    /// The cycle whose bill the request affects, when known.
+    public var cycle: BillingCycle?
+    /// When it was recorded (set by the database; ignored when writing).
+    public var recordedAt: Date?
+
+    /// A result to record.
+    public init(
+        resultID: String, lineID: LineID, merchantID: MerchantID?, requestType: String, requestID: String,
+        accepted: Bool, reason: String?, cycle: BillingCycle?, recordedAt: Date? = nil
+    ) {
+        self.resultID = resultID
+        self.lineID = lineID
+        self.merchantID = merchantID
+        self.requestType = requestType
+        self.requestID = requestID
+        self.accepted = accepted
+        self.reason = reason
+        self.cycle = cycle
+        self.recordedAt = recordedAt
+    }
+}
+
+extension BillingStore {
+    /// The line's results, newest first: at most `limit`, recorded before
+    /// `before` when given (to page back). Reads one partition.
+    public func results(line: LineID, before: Date? = nil, limit: Int = 100) async throws -> [RequestResult] {
+        try await client.withGuardedConnection { [self] connection in
+            try await connection.results(
+                """
+                SELECT \(unescaped: RequestResult.columns) FROM request_results
+                WHERE line_id = \(line.rawValue) AND recorded_at < \(before ?? .distantFuture)
+                ORDER BY recorded_at DESC, result_id DESC LIMIT \(limit)
+                """, logger: logger)
+        }
+    }
+
+    /// The merchant's results, newest first: at most `limit`, recorded before
+    /// `before` when given (to page back).
+    public func results(merchant: MerchantID, before: Date? = nil, limit: Int = 100) async throws -> [RequestResult] {
+        try await client.withGuardedConnection { [self] connection in
+            try await connection.results(
+                """
+                SELECT \(unescaped: RequestResult.columns) FROM request_results
+                WHERE merchant_id = \(merchant.rawValue) AND recorded_at < \(before ?? .distantFuture)
+                ORDER BY recorded_at DESC, result_id DESC LIMIT \(limit)
+                """, logger: logger)
+        }
+    }
+}
+
+extension RequestResult {
+    /// The columns ``init(_:)`` reads, in order.
+    static let columns =
+        "result_id, line_id, merchant_id, request_type, request_id, accepted, reason, cycle, recorded_at"
+
+    init(_ row: PostgresRow) throws {
+        var columns = RowColumns(row)
+        resultID = try columns.next()
+        lineID = LineID(rawValue: try columns.next())
+        merchantID = (try columns.next() as String?).map(MerchantID.init(rawValue:))
+        requestType = try columns.next()
+        requestID = try columns.next()
+        accepted = try columns.next()
+        reason = try columns.next()
+        cycle = try (columns.next() as String?).map(storedCycle)
+        recordedAt = try columns.next()
+    }
+}
+
+extension PostgresConnection {
+    fileprivate func results(_ query: PostgresQuery, logger: Logger) async throws -> [RequestResult] {
+        var results: [RequestResult] = []
+        for try await row in try await self.query(query, logger: logger) { results.append(try RequestResult(row)) }
+        return results
+    }
+}
+
+/// What one round of housekeeping forgot.
+public struct HousekeepingReport: Sendable, Hashable {
+    /// Used purchase authorizations forgotten (a day after they expired).
+    public var usedAuthorizations: Int
+    /// Results forgotten (older than the retention).
+    public var results: Int
+
+    /// A round's counts.
+    public init(usedAuthorizations: Int, results: Int) {
+        self.usedAuthorizations = usedAuthorizations
+        self.results = results
+    }
+}
+
+extension BillingStore {
+    /// Forgets what is kept only for a while, in one transaction: used
+    /// purchase authorizations a day after they expired (they can no longer
+    /// be presented), and results recorded more than `resultRetentionMonths`
+    /// months ago. `nil` when another process is doing it right now.
+    public func housekeep(resultRetentionMonths: Int) async throws -> HousekeepingReport? {
+        try await transaction { [self] connection in
+            let locked = try await connection.fetch(
+                "SELECT pg_try_advisory_xact_lock(7267261722)", Bool.self, logger: logger
+            ).first
+            guard locked == true else { return nil }
+            let counts = try await connection.fetch(
+                """
+                WITH authorizations AS (
+                    DELETE FROM used_authorizations WHERE expires_at < now() - interval '1 day' RETURNING 1
+                ), results AS (
+                    DELETE FROM request_results
+                    WHERE recorded_at < now() - make_interval(months => \(resultRetentionMonths)::int) RETURNING 1
+                )
+                SELECT (SELECT count(*) FROM authorizations)::int, (SELECT count(*) FROM results)::int
+                """, (Int, Int).self, logger: logger
+            ).first
+            return HousekeepingReport(usedAuthorizations: counts?.0 ?? 0, results: counts?.1 ?? 0)
+        }
+    }
+}

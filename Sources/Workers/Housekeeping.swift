@@ -1,0 +1,39 @@
+import Logging
+import ServerKit
+import ServiceLifecycle
+import Store
+
+/// Forgets, on a schedule, what the store keeps only for a while: used
+/// purchase authorizations a day after they expired, and the results history
+/// past its retention. Every charge and cancellation worker runs it; one at a
+/// time does the work (the others find it taken and wait for the next round).
+struct Housekeeping: Sendable {
+    var store: BillingStore
+    /// Between rounds.
+    var interval: Duration
+    /// Results older than this many months are forgotten.
+    var resultRetentionMonths: Int
+    var readiness: Readiness
+    var logger: Logger
+
+    func run() async {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            do {
+                let report = try await Retrying.database("housekeep", readiness: readiness, logger: logger) {
+                    try await store.housekeep(resultRetentionMonths: resultRetentionMonths)
+                }
+                if let report, report.usedAuthorizations + report.results > 0 {
+                    logger.info(
+                        "Housekeeping",
+                        metadata: [
+                            "used_authorizations.forgotten": "\(report.usedAuthorizations)",
+                            "results.forgotten": "\(report.results)",
+                        ])
+                }
+                try await Task.sleep(for: interval)
+            } catch {
+                return  // shutting down
+            }
+        }
+    }
+}
