@@ -10,6 +10,9 @@ if [ "${CI:-}" = "true" ]; then
     echo "== Checking formatting (swift format, then git diff)"
     swift format -i -r Sources Tests Benchmarks Package.swift
     git diff --exit-code -- Sources Tests Benchmarks Package.swift
+    # Sources/.swift-format also asks for `///` on every public declaration.
+    echo "== Linting (swift format lint --strict)"
+    swift format lint --strict -r Sources Tests Benchmarks Package.swift
 fi
 
 echo "== Building (warnings are errors when CI=true)"

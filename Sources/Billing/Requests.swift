@@ -125,14 +125,14 @@ public enum BillingRequest: Hashable, Sendable {
         }
     }
 
-    /// The request's kind as named in the message contract.
-    public var kind: String {
+    /// The request's kind.
+    public var kind: RequestKind {
         switch self {
-        case .charge: "charge"
-        case .subscription: "subscription"
-        case .chargeCancellation: "charge-cancel"
-        case .subscriptionCancellation: "subscription-cancel"
-        case .lineTermination: "line-termination"
+        case .charge: .charge
+        case .subscription: .subscription
+        case .chargeCancellation: .chargeCancellation
+        case .subscriptionCancellation: .subscriptionCancellation
+        case .lineTermination: .lineTermination
         }
     }
 
@@ -147,4 +147,21 @@ public enum BillingRequest: Hashable, Sendable {
         case .lineTermination(let request): request.lineID.rawValue
         }
     }
+}
+
+/// The kinds of request, named (raw values) as in the message contract's `type`.
+public enum RequestKind: String, Sendable, Hashable, CaseIterable {
+    /// A one-time charge.
+    case charge
+    /// A subscription start.
+    case subscription
+    /// A charge cancellation.
+    case chargeCancellation = "charge-cancel"
+    /// A subscription cancellation.
+    case subscriptionCancellation = "subscription-cancel"
+    /// A line termination from the carrier's line system.
+    case lineTermination = "line-termination"
+
+    /// Whether the line's user must authorize it (a purchase): charges and subscription starts.
+    public var isPurchase: Bool { self == .charge || self == .subscription }
 }

@@ -118,20 +118,19 @@ public struct RequestDecoder: Sendable {
         guard let type = fields.type else { return .deadLetter(reason: "no type") }
         let keyText = key.map { String(decoding: $0, as: UTF8.self) }
 
-        if type == "line-termination" {
+        guard let kind = RequestKind(rawValue: type) else { return .deadLetter(reason: "unknown type \(type)") }
+        if kind == .lineTermination {
             guard let line = fields.lineId else { return .deadLetter(reason: "line-termination without lineId") }
             guard LineID(rawValue: line).isWellFormed, keyText == line else {
                 return .deadLetter(reason: "line-termination: lineId malformed or not the message key")
             }
             return .request(.lineTermination(LineTermination(lineID: LineID(rawValue: line))))
         }
-        guard ["charge", "subscription", "charge-cancel", "subscription-cancel"].contains(type) else {
-            return .deadLetter(reason: "unknown type \(type)")
-        }
         guard let merchant = fields.merchantId, MerchantID(rawValue: merchant).isWellFormed else {
             return .deadLetter(reason: "\(type) without a well-formed merchantId")
         }
-        let reference = (type.hasPrefix("charge") ? fields.chargeId : fields.subscriptionId) ?? ""
+        let reference =
+            (kind == .charge || kind == .chargeCancellation ? fields.chargeId : fields.subscriptionId) ?? ""
         func refuse(_ reason: RejectionReason) -> DecodedMessage {
             .refused(
                 RefusedRequest(
@@ -143,15 +142,15 @@ public struct RequestDecoder: Sendable {
         }
         let merchantID = MerchantID(rawValue: merchant)
         let lineID = LineID(rawValue: line)
-        switch type {
-        case "charge", "subscription":
-            let amount = type == "charge" ? fields.amount : fields.monthlyAmount
+        switch kind {
+        case .charge, .subscription:
+            let amount = kind == .charge ? fields.amount : fields.monthlyAmount
             // PostgreSQL's text cannot hold U+0000: refuse it here rather than fail the batch.
             guard let amount, !reference.isEmpty, isWellFormed(reference), let description = fields.description,
                 description.utf8.count <= 512, !description.utf8.contains(0)
             else { return refuse(.invalidRequest) }
             if requireAuthorization, (fields.authorization ?? "").isEmpty { return refuse(.authorizationMissing) }
-            if type == "charge" {
+            if kind == .charge {
                 return .request(
                     .charge(
                         ChargeRequest(
@@ -163,13 +162,13 @@ public struct RequestDecoder: Sendable {
                     SubscriptionRequest(
                         merchantID: merchantID, subscriptionID: SubscriptionID(rawValue: reference), lineID: lineID,
                         monthlyAmount: Yen(amount), description: description)))
-        case "charge-cancel":
+        case .chargeCancellation:
             guard isWellFormed(reference) else { return refuse(.invalidRequest) }
             return .request(
                 .chargeCancellation(
                     ChargeCancellation(merchantID: merchantID, chargeID: ChargeID(rawValue: reference), lineID: lineID))
             )
-        default:
+        case .subscriptionCancellation, .lineTermination:
             guard isWellFormed(reference) else { return refuse(.invalidRequest) }
             return .request(
                 .subscriptionCancellation(

@@ -25,7 +25,7 @@ public struct MerchantResultMessage: Codable, Hashable, Sendable {
     public init(id: String, request: BillingRequest, outcome: Outcome) {
         self.id = id
         merchantId = request.merchantID?.rawValue
-        requestType = request.kind
+        requestType = request.kind.rawValue
         requestId = request.reference
         lineId = request.lineID.rawValue
         status = outcome.isAccepted ? "accepted" : "rejected"

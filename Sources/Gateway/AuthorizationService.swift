@@ -84,7 +84,8 @@ public struct AuthorizationService: Sendable {
     ) async throws
         -> AuthorizationDecision
     {
-        guard ["charge", "subscription"].contains(request.kind), ChargeID(rawValue: request.reference).isWellFormed,
+        guard RequestKind(rawValue: request.kind)?.isPurchase == true,
+            ChargeID(rawValue: request.reference).isWellFormed,
             MerchantID(rawValue: request.merchantId).isWellFormed, !request.purchaseId.isEmpty,
             request.purchaseId.utf8.count <= 64, !request.password.isEmpty, request.password.utf8.count <= 256,
             (limits.minimumAmount.amount...limits.maximumAmount.amount).contains(request.amount)

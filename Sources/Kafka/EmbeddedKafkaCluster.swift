@@ -4,17 +4,29 @@ import ServiceLifecycle
 
 /// Kafka protocol requests, for fault injection (the protocol's API keys).
 public enum KafkaRequest: Int16, Sendable, CaseIterable {
+    /// Produce: a producer writes messages to partitions.
     case produce = 0
+    /// Fetch: a consumer reads messages from partitions.
     case fetch = 1
+    /// ListOffsets: a client asks for a partition's offsets, such as its start or end.
     case listOffsets = 2
+    /// Metadata: a client asks for the brokers, topics, partitions and their leaders.
     case metadata = 3
+    /// OffsetCommit: a consumer commits its group's offsets.
     case offsetCommit = 8
+    /// OffsetFetch: a consumer reads its group's committed offsets.
     case offsetFetch = 9
+    /// FindCoordinator: a client asks which broker coordinates its group (or transactions).
     case findCoordinator = 10
+    /// JoinGroup: a consumer joins its group, or rejoins it during a rebalance.
     case joinGroup = 11
+    /// Heartbeat: a group member says it is alive.
     case heartbeat = 12
+    /// LeaveGroup: a consumer leaves its group.
     case leaveGroup = 13
+    /// SyncGroup: the group's members receive their assigned partitions.
     case syncGroup = 14
+    /// InitProducerId: an idempotent producer gets its producer id and epoch.
     case initProducerID = 22
 }
 

@@ -47,6 +47,7 @@ public struct KafkaProducerConfiguration: Sendable {
 
     /// Compression of message batches.
     public enum Compression: String, Sendable {
+        /// `none` sends batches uncompressed (the default); the others name librdkafka's `compression.codec`.
         case none, gzip, snappy, lz4, zstd
     }
 
@@ -106,6 +107,7 @@ public struct KafkaConsumerConfiguration: Sendable {
 
     /// Where a partition with no committed offset starts.
     public enum OffsetReset: String, Sendable {
+        /// `earliest`: the first message still in the partition; `latest`: only messages written from then on.
         case earliest, latest
     }
 

@@ -11,12 +11,15 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Negative values are client-side errors, positive values are broker errors
     /// as defined by the Kafka protocol.
     public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        /// The numeric `rd_kafka_resp_err_t` value: negative for client-side errors, positive for broker errors.
         public var rawValue: Int32
+        /// Wraps a numeric librdkafka error code, known to this module or not.
         public init(rawValue: Int32) { self.rawValue = rawValue }
         init(_ err: rd_kafka_resp_err_t) { self.rawValue = err.rawValue }
 
         /// librdkafka's symbolic name, such as `_QUEUE_FULL` or `NOT_LEADER_FOR_PARTITION`.
         public var name: String { String(cString: rd_kafka_err2name(rd_kafka_resp_err_t(rawValue))) }
+        /// The code's librdkafka name, for example `_QUEUE_FULL`.
         public var description: String { name }
 
         /// Local: the producer queue is full.
@@ -84,6 +87,7 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
         self.property = property
     }
 
+    /// `Kafka error <name>: <message>`, followed by `(fatal)` or `(retriable)` when either holds.
     public var description: String {
         var text = "Kafka error \(code.name): \(message)"
         if isFatal { text += " (fatal)" } else if isRetriable { text += " (retriable)" }

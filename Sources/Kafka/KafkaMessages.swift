@@ -13,8 +13,10 @@ public struct KafkaTopicPartition: Hashable, Sendable, Comparable, CustomStringC
         self.partition = partition
     }
 
+    /// The topic and the partition in brackets, for example `matomete.charges[3]`.
     public var description: String { "\(topic)[\(partition)]" }
 
+    /// Orders partitions by topic name, then by partition number.
     public static func < (lhs: Self, rhs: Self) -> Bool {
         (lhs.topic, lhs.partition) < (rhs.topic, rhs.partition)
     }

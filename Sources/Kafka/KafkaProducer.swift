@@ -244,7 +244,9 @@ public struct KafkaDeliveryResults: RandomAccessCollection, Sendable {
         self.batch = batch
     }
 
+    /// Always 0: results are indexed like the messages that were sent.
     public var startIndex: Int { 0 }
+    /// The number of messages sent.
     public var endIndex: Int { messages.count }
 
     /// Where message `index` was written, or the error that stopped it.

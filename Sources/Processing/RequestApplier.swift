@@ -62,11 +62,6 @@ public struct RequestApplier: StoreApplier {
     var store: BillingStore { processor.store }
     var topics: Topics { processor.topics }
 
-    /// The request kinds a topic may carry.
-    public enum RequestKind: Sendable, Hashable {
-        case charge, subscription, chargeCancellation, subscriptionCancellation, lineTermination
-    }
-
     /// An applier of the requests in `accepts` for the consumer group `group`;
     /// charges and subscriptions must carry an authorization `verifier` accepts.
     public init(
@@ -76,16 +71,6 @@ public struct RequestApplier: StoreApplier {
         self.group = group
         self.accepts = accepts
         self.verifier = verifier
-    }
-
-    static func kind(of request: BillingRequest) -> RequestKind {
-        switch request {
-        case .charge: .charge
-        case .subscription: .subscription
-        case .chargeCancellation: .chargeCancellation
-        case .subscriptionCancellation: .subscriptionCancellation
-        case .lineTermination: .lineTermination
-        }
     }
 
     /// What a message is, decided once, before any database work.
@@ -105,20 +90,20 @@ public struct RequestApplier: StoreApplier {
     public func prepare(_ message: KafkaConsumerMessage) -> Prepared {
         let (decoded, token) = decoder.decodeWithAuthorization(value: message.value, key: message.key)
         switch decoded {
-        case .request(let request) where accepts.contains(Self.kind(of: request)):
+        case .request(let request) where accepts.contains(request.kind):
             switch authorize(request, token: token) {
             case .authorized(let authorization):
                 return .request(request, authorization)
             case .refused(let reason):
                 return .refused(
                     RefusedRequest(
-                        merchantID: request.merchantID?.rawValue, requestType: request.kind,
+                        merchantID: request.merchantID?.rawValue, requestType: request.kind.rawValue,
                         requestID: request.reference, lineID: request.lineID.rawValue, reason: reason))
             }
         case .request(let request):
             return .refused(
                 RefusedRequest(
-                    merchantID: request.merchantID?.rawValue, requestType: request.kind,
+                    merchantID: request.merchantID?.rawValue, requestType: request.kind.rawValue,
                     requestID: request.reference, lineID: request.lineID.rawValue, reason: .invalidRequest))
         case .refused(let refused):
             return .refused(refused)
@@ -196,7 +181,7 @@ public struct RequestApplier: StoreApplier {
         }
         let verified = verifier.verify(
             token ?? "", lineID: request.lineID.rawValue, merchantID: request.merchantID?.rawValue ?? "",
-            kind: request.kind, amount: amount, reference: request.reference, now: now())
+            kind: request.kind.rawValue, amount: amount, reference: request.reference, now: now())
         switch verified {
         case .success(let claims):
             return .authorized(UsedAuthorization(tokenID: claims.tokenID, expiresAt: claims.expiresAt))

@@ -174,7 +174,7 @@ public struct RequestProcessor: Sendable {
         let key = AuthorizationKey(lineID: request.lineID, tokenID: authorization.tokenID)
         if let use = uses[key] {
             let repeated =
-                use.accepted && use.merchantID == request.merchantID?.rawValue && use.kind == request.kind
+                use.accepted && use.merchantID == request.merchantID?.rawValue && use.kind == request.kind.rawValue
                 && use.reference == request.reference
             return repeated
                 ? rules.apply(request, to: &state.books[request.lineID]!, merchant: merchant)
@@ -182,7 +182,7 @@ public struct RequestProcessor: Sendable {
         }
         let outcome = rules.apply(request, to: &state.books[request.lineID]!, merchant: merchant)
         let use = AuthorizationUse(
-            key: key, merchantID: request.merchantID?.rawValue ?? "", kind: request.kind,
+            key: key, merchantID: request.merchantID?.rawValue ?? "", kind: request.kind.rawValue,
             reference: request.reference, accepted: outcome.rejection == nil, expiresAt: authorization.expiresAt)
         uses[key] = use
         state.newAuthorizationUses.append(use)

@@ -52,5 +52,6 @@ public struct HTTPAddress: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
+    /// `host:port`, as read; an IPv6 host is written without brackets.
     public var description: String { "\(host):\(port)" }
 }

@@ -4,16 +4,21 @@ import PostgresNIO
 
 /// A Kafka partition as seen by one consumer group, whose next offset the store keeps.
 public struct PartitionCursor: Hashable, Sendable, CustomStringConvertible {
+    /// The consumer group the stored offset belongs to.
     public var consumerGroup: String
+    /// The topic's name, with its prefix.
     public var topic: String
+    /// The partition's number, from 0.
     public var partition: Int32
 
+    /// Names a partition of a group.
     public init(consumerGroup: String, topic: String, partition: Int32) {
         self.consumerGroup = consumerGroup
         self.topic = topic
         self.partition = partition
     }
 
+    /// `group/topic[partition]`, for example `matomete-charge-worker/matomete.charges[3]`.
     public var description: String { "\(consumerGroup)/\(topic)[\(partition)]" }
 }
 

@@ -3,24 +3,38 @@ import PostgresNIO
 
 /// A purchase ID as stored: whose line it is, its password hash, its state.
 public struct StoredCredential: Sendable, Hashable {
+    /// The ID the carrier issued for the line; the line's user confirms purchases with it and the password.
     public var purchaseID: String
+    /// The line the ID belongs to: it is accepted only from that line's addresses, and purchases are billed there.
     public var lineID: String
+    /// The scrypt hash of the password.
     public var passwordHash: [UInt8]
+    /// The salt the password was hashed with.
     public var salt: [UInt8]
+    /// scrypt's cost, as the base-2 logarithm of N.
     public var logRounds: Int
+    /// scrypt's block size, r.
     public var blockSize: Int
+    /// scrypt's parallelism, p.
     public var parallelism: Int
+    /// Revoked for good: the ID no longer authenticates.
     public var isRevoked: Bool
+    /// Wrong passwords since the last success or password change.
     public var failedAttempts: Int
+    /// Until when the ID is locked after too many wrong passwords; `nil` or past when it is not locked.
     public var lockedUntil: Date?
 }
 
 /// How many wrong passwords lock a purchase ID, or a line, and for how long.
 public struct LockoutPolicy: Sendable, Hashable {
+    /// Wrong passwords that lock a purchase ID. Default 5.
     public var failuresPerID: Int
+    /// Wrong passwords from a line's addresses, whatever the purchase ID, that lock the line. Default 20.
     public var failuresPerLine: Int
+    /// How long a lock lasts. Default 15 minutes.
     public var duration: Duration
 
+    /// A policy; the defaults lock an ID after 5 failures and a line after 20, for 15 minutes.
     public init(failuresPerID: Int = 5, failuresPerLine: Int = 20, duration: Duration = .seconds(900)) {
         self.failuresPerID = failuresPerID
         self.failuresPerLine = failuresPerLine
@@ -30,9 +44,13 @@ public struct LockoutPolicy: Sendable, Hashable {
 
 /// What the gateway needs to know about a line and a merchant to authorize a purchase.
 public struct PurchaseContext: Sendable, Hashable {
+    /// The line's kind, for example `hikari-next` (`nil`: no such line).
     public var lineType: String?
+    /// Whether the line has a Flets.net contract (needed for ADSL lines); false for an unknown line.
     public var fletsNet: Bool
+    /// `active`, `suspended` or `terminated` (`nil`: no such line).
     public var lineStatus: String?
+    /// `active` or `suspended` (`nil`: no such merchant).
     public var merchantStatus: String?
 }
 
@@ -79,6 +97,7 @@ extension BillingStore {
         ).count == 1
     }
 
+    /// The purchase ID as stored, revoked or not; `nil` when it was never issued.
     public func credential(purchaseID: String) async throws -> StoredCredential? {
         try await client.fetch(
             """

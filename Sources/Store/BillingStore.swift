@@ -179,13 +179,18 @@ private final class GuardedOperation<T: Sendable>: Sendable {
 
 /// A message to publish, written to the outbox in the transaction that caused it.
 public struct OutboxMessage: Sendable, Hashable {
+    /// The Kafka topic it is published to, with its prefix.
     public var topic: String
+    /// The Kafka message key, as UTF-8 text without NUL; `nil` for a message without one.
     public var key: String?
     /// Stable: derived from what the message describes, also sent as header `id`.
     public var id: String
+    /// The message's value, as published.
     public var payload: [UInt8]
+    /// Kafka headers sent after `id`, in name order.
     public var headers: [String: String]
 
+    /// A message; the store publishes it as given and knows no wire format.
     public init(topic: String, key: String?, id: String, payload: [UInt8], headers: [String: String] = [:]) {
         self.topic = topic
         self.key = key

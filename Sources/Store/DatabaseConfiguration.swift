@@ -4,17 +4,22 @@ import PostgresNIO
 
 /// Where the PostgreSQL database is and how to log in.
 public struct DatabaseConfiguration: Sendable, CustomStringConvertible {
+    /// The server's host name or address.
     public var host: String
+    /// The server's port. Default 5432.
     public var port: Int
+    /// The PostgreSQL user to log in as.
     public var username: String
     /// Never logged or printed.
     public var password: String?
+    /// The database's name.
     public var database: String
     /// Connections kept by one process. Default 10.
     public var maximumConnections: Int = 10
     /// Require TLS to the server. Default off (loopback and private networks).
     public var requireTLS = false
 
+    /// A server and database to log in to, without TLS, with at most 10 connections.
     public init(host: String, port: Int = 5432, username: String, password: String? = nil, database: String) {
         self.host = host
         self.port = port

@@ -321,6 +321,7 @@ public struct Migrator: Sendable {
     /// The newest schema version this program knows.
     public static var latestVersion: Int { migrations.map(\.version).max() ?? 0 }
 
+    /// A migrator for the migrations this program knows, up to ``latestVersion``.
     public init() {}
 
     /// Brings the schema up to date. `partitions` is used only when the

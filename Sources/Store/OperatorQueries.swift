@@ -5,17 +5,23 @@ import PostgresNIO
 /// Where one consumer group has applied one partition up to, as the workers
 /// stored it with the state it produced.
 public struct StoredPosition: Sendable, Hashable {
+    /// The consumer group.
     public var group: String
+    /// The topic's name, with its prefix.
     public var topic: String
+    /// The partition's number, from 0.
     public var partition: Int32
     /// The offset of the next message to apply.
     public var nextOffset: Int64
+    /// When a batch last moved the offset.
     public var updatedAt: Date
 }
 
 /// What the outbox holds.
 public struct OutboxSummary: Sendable, Hashable {
+    /// The topic the messages are for.
     public var topic: String
+    /// How many messages for the topic wait to be published (or acknowledged).
     public var messages: Int64
     /// When the oldest unpublished message was written.
     public var oldest: Date?
@@ -23,8 +29,11 @@ public struct OutboxSummary: Sendable, Hashable {
 
 /// One cycle's close: what has begun, how far each of its shards is.
 public struct CloseProgress: Sendable, Hashable {
+    /// The cycle, its shards done out of how many, the lines billed so far, and whether it is closed.
     public var status: CloseStatus
+    /// When the close began.
     public var requestedAt: Date
+    /// When the settlements were published and the cycle closed; `nil` while it is closing.
     public var closedAt: Date?
 }
 

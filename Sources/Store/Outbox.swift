@@ -5,6 +5,7 @@ import PostgresNIO
 public struct ClaimedMessage: Sendable, Hashable {
     /// The outbox row; pass it back to ``BillingStore/acknowledge(_:)`` once published.
     public var sequence: Int64
+    /// The message as written to the outbox, to publish as it is.
     public var message: OutboxMessage
 }
 

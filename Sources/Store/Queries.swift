@@ -4,6 +4,7 @@ import PostgresNIO
 
 /// One line's bill for one cycle, for the support desk.
 public struct LineStatement: Sendable, Hashable {
+    /// The line as stored today: its kind, status and spending limit.
     public var line: Line
     /// The cycle currently open for the line.
     public var openCycle: BillingCycle
@@ -11,17 +12,25 @@ public struct LineStatement: Sendable, Hashable {
     public var cycle: BillingCycle
     /// Closed cycles show the bill as sent; the open cycle shows what is on it so far.
     public var isClosed: Bool
+    /// The charges, subscriptions' monthly amounts and credits billed for the cycle.
     public var items: [BillItem]
+    /// The sum of the items, in yen; credits count negative.
     public var total: Yen { items.map(\.amount).sum() }
 }
 
 /// One of a merchant's charges or subscriptions, for the merchant site.
 public struct MerchantActivity: Sendable, Hashable {
+    /// What kind of activity: a one-time charge or a monthly subscription.
     public enum Kind: String, Sendable { case charge, subscription }
+    /// Whether it is a charge or a subscription.
     public var kind: Kind
+    /// The line it is billed to.
     public var lineID: LineID
+    /// The merchant's charge or subscription id.
     public var reference: String
+    /// What was bought, in the merchant's words.
     public var description: String
+    /// The charge's amount, or the subscription's monthly amount, in yen.
     public var amount: Yen
     /// The charge's cycle, or the subscription's first cycle.
     public var cycle: BillingCycle
@@ -29,6 +38,7 @@ public struct MerchantActivity: Sendable, Hashable {
     public var status: String
     /// The cycle a cancellation took effect in (charges), or the last cycle billed (subscriptions).
     public var endCycle: BillingCycle?
+    /// When the charge was applied or the subscription started: the activity is sorted by it.
     public var at: Date
 }
 

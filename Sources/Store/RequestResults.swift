@@ -12,7 +12,8 @@ public struct RequestResult: Sendable, Hashable {
     /// The merchant that sent it (`nil` for a line termination, or a request
     /// refused before its merchant could be read).
     public var merchantID: MerchantID?
-    /// `charge`, `subscription`, `charge_cancellation`, `subscription_cancellation` or `line_termination`.
+    /// The request's `type`: `charge`, `subscription`, `charge-cancel`,
+    /// `subscription-cancel` or `line-termination` (as written, for a request refused before the rules).
     public var requestType: String
     /// The merchant's charge or subscription id (the line id for a termination).
     public var requestID: String

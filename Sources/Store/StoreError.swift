@@ -2,6 +2,7 @@ import PostgresNIO
 
 /// An error from the store, with a code callers can match on.
 public struct StoreError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong; the raw value names it in text, for example `stale_offset`.
     public enum Code: String, Sendable {
         /// The partition's stored offset is not the one expected: another worker
         /// moved it (this one lost the partition). The batch was not applied.
@@ -16,15 +17,18 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         case schemaMismatch = "schema_mismatch"
     }
 
+    /// What went wrong, as a code callers can match on.
     public var code: Code
     /// A sentence for people. Never contains credentials.
     public var message: String
 
+    /// An error with `code` and a sentence for people, which must not contain credentials.
     public init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
     }
 
+    /// `code: message`, for example `stale_offset: …`.
     public var description: String { "\(code.rawValue): \(message)" }
 }
 

@@ -99,6 +99,7 @@ public struct WorkerOptions: ParsableArguments {
             valueName: "format"))
     var logFormat: String?
 
+    /// Every option unset; ``resolve(for:environment:)`` falls back to the environment, then to the defaults.
     public init() {}
 
     /// Raw librdkafka properties: `MATOMETE_KAFKA_PROPERTIES` (`;`-separated),
@@ -171,21 +172,31 @@ public struct WorkerOptions: ParsableArguments {
 
 /// A worker's resolved configuration.
 public struct WorkerSettings: Sendable {
+    /// Which worker this process is.
     public var role: WorkerRole
+    /// The Kafka brokers to start from, as `host:port` each.
     public var bootstrapServers: [String]
+    /// The PostgreSQL server and database, with the most connections this process opens.
     public var database: DatabaseConfiguration
+    /// The start of every topic name, as in `<prefix>.charges`. Default `matomete`.
     public var topicPrefix: String
+    /// The Kafka consumer group; the offsets stored in PostgreSQL belong to it. Default `matomete-<role>`.
     public var groupID: String
+    /// Most messages applied in one database transaction (relay: published per round). Default 500.
     public var batchSize: Int
     /// Longest a broker holds a consumer's fetch that finds nothing new.
     public var fetchWait: Duration
+    /// Where `/healthz`, `/livez` and `/metrics` are served.
     public var httpAddress: HTTPAddress
+    /// librdkafka properties by name, applied after Matomete's own settings.
     public var kafkaProperties: [String: String]
     /// How long results are kept for looking up, in months.
     public var resultRetentionMonths: Int
     /// Between rounds of ``Housekeeping``.
     public var housekeepingInterval: Duration
+    /// The lowest level logged. Default `info`.
     public var logLevel: Logger.Level
+    /// How log records are written to standard error. Default ``LogFormat/json``.
     public var logFormat: LogFormat
 
     /// The Kafka client settings shared by this process's clients.

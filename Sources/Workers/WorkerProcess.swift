@@ -17,12 +17,22 @@ import Store
 public enum WorkerProcess {
     /// What the process does once its store is open.
     public enum Work: Sendable {
+        /// Applies charges and subscription starts from the charges topic, checking each purchase
+        /// authorization with `verifier`; housekeeping runs beside it.
         case charges(verifier: AuthorizationVerifier)
+        /// Applies charge and subscription cancellations and line terminations from the cancellations topic;
+        /// housekeeping runs beside it.
         case cancellations
+        /// Begins the closes asked for on the billing-cycles topic and closes lines and settles, sharing the work
+        /// with the other billing-cycle workers: `chunkLines` lines per close transaction, `concurrency` chunks
+        /// at once; `allowEarlyClose` accepts closing the current month.
         case billingCycles(allowEarlyClose: Bool, chunkLines: Int, concurrency: Int)
+        /// Publishes the outbox to Kafka, holding each claimed batch for `lease` before another relay may
+        /// publish it.
         case relay(lease: Duration)
     }
 
+    /// Runs the process with `settings` until SIGTERM or SIGINT, or until `work` ends or fails.
     public static func run(_ settings: WorkerSettings, work: Work) async throws {
         ProcessSetup.bootstrapLogging(level: settings.logLevel, format: settings.logFormat)
         ProcessMetrics.bootstrap()

@@ -138,4 +138,21 @@ import Testing
         }
         #expect(undeclared.isEmpty, "imports of modules the target does not declare: \(undeclared.sorted())")
     }
+
+    @Test("The libraries' format configuration is the root's, with `///` required on every public declaration")
+    func documentationRequired() throws {
+        func canonical(_ text: String) throws -> Data {
+            let parsed = try JSONSerialization.jsonObject(with: Data(text.utf8))
+            return try JSONSerialization.data(withJSONObject: parsed, options: [.sortedKeys])
+        }
+        let root = try String(
+            contentsOf: JSONSchema.checkout.appendingPathComponent(".swift-format"), encoding: .utf8)
+        let sources = try String(
+            contentsOf: JSONSchema.checkout.appendingPathComponent("Sources/.swift-format"), encoding: .utf8)
+        let documented = root.replacingOccurrences(
+            of: "\"AllPublicDeclarationsHaveDocumentation\": false",
+            with: "\"AllPublicDeclarationsHaveDocumentation\": true")
+        #expect(documented != root, "the root configuration names the documentation rule")
+        #expect(try canonical(documented) == canonical(sources), "Sources/.swift-format drifted from .swift-format")
+    }
 }
