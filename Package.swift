@@ -255,7 +255,7 @@ let package = Package(
         .testTarget(
             name: "StoreTests",
             dependencies: [
-                "Store", "Processing", "Billing", "Contract", "MatometeTestSupport",
+                "Store", "Processing", "Consuming", "Kafka", "Billing", "Contract", "MatometeTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strictness

@@ -57,10 +57,9 @@ struct PartitionMachine<Prepared: Sendable> {
     private(set) var schedule: Schedule = .ready
     private(set) var isolation: Isolation?
     /// The stored offset may have moved without this machine knowing (a
-    /// commit whose answer was lost, another worker): read it before the next batch.
+    /// commit whose answer was lost, another worker, a rollback shared with
+    /// other partitions' batches): read it before the next batch, which runs alone.
     private(set) var resync = false
-    /// The last batch was rolled back with other partitions' batches: the next one runs alone.
-    private(set) var alone = false
     /// Failed batches in a row.
     private(set) var failures = 0
     /// Fetching is paused because the backlog is long.
@@ -143,7 +142,7 @@ struct PartitionMachine<Prepared: Sendable> {
         let size = isolating ? isolation!.size : batchSize
         return PartitionWork(
             messages: Array(backlog.prefix(size)), expectedOffset: stored, resync: resync, deadLetter: nil,
-            runsAlone: resync || isolating || alone)
+            runsAlone: resync || isolating)
     }
 
     /// The batch was handed to the applier.
@@ -177,14 +176,15 @@ struct PartitionMachine<Prepared: Sendable> {
             advance(to: newStored)
             failures = 0
             resync = false
-            alone = false
             if waiting { schedule = .waiting(until: now + waitRetry) }
             return .applied
         case .failed(.staleOffset):
             resync = true
             return .staleOffset
         case .rolledBackTogether:
-            alone = true
+            // Perhaps its own stale offset, perhaps another's refused content:
+            // alone, from the stored offset, it finds out.
+            resync = true
             return .rolledBackTogether
         case .failed(.refusedContent(let reason)) where work.deadLetter == nil:
             guard work.messages.count > 1, let last = work.messages.last else {

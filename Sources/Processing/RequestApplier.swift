@@ -95,16 +95,10 @@ public struct RequestApplier: StoreApplier {
             case .authorized(let authorization):
                 return .request(request, authorization)
             case .refused(let reason):
-                return .refused(
-                    RefusedRequest(
-                        merchantID: request.merchantID?.rawValue, requestType: request.kind.rawValue,
-                        requestID: request.reference, lineID: request.lineID.rawValue, reason: reason))
+                return .refused(Self.refusal(of: request, reason))
             }
         case .request(let request):
-            return .refused(
-                RefusedRequest(
-                    merchantID: request.merchantID?.rawValue, requestType: request.kind.rawValue,
-                    requestID: request.reference, lineID: request.lineID.rawValue, reason: .invalidRequest))
+            return .refused(Self.refusal(of: request, .invalidRequest))
         case .refused(let refused):
             return .refused(refused)
         case .deadLetter(let reason):
@@ -137,8 +131,14 @@ public struct RequestApplier: StoreApplier {
         var extra: [OutboxMessage] = []
         var tally = BatchTally()
         requests.reserveCapacity(batch.messages.count)
+        let now = now()
         for (message, prepared) in batch.messages {
             switch prepared {
+            case .request(let request, let authorization?) where now > authorization.expiresAt:
+                // Verified when first read, expired by the time it is applied (its batch was retried).
+                refusals.append(
+                    SourcedRefusal(Self.refusal(of: request, .authorizationExpired), offset: message.offset))
+                tally.rejected += 1
             case .request(let request, let authorization):
                 requests.append(SourcedRequest(request, offset: message.offset, authorization: authorization))
             case .refused(let refused):
@@ -153,6 +153,13 @@ public struct RequestApplier: StoreApplier {
             requests, refusals: refusals, extraMessages: extra, from: cursor, expectedOffset: batch.expectedOffset,
             nextOffset: batch.nextOffset)
         return (partitionBatch, tally)
+    }
+
+    /// The refusal of a decoded request, for `reason`.
+    private static func refusal(of request: BillingRequest, _ reason: RejectionReason) -> RefusedRequest {
+        RefusedRequest(
+            merchantID: request.merchantID?.rawValue, requestType: request.kind.rawValue, requestID: request.reference,
+            lineID: request.lineID.rawValue, reason: reason)
     }
 
     /// Counts a committed batch in the metrics.

@@ -193,15 +193,23 @@ public struct RequestProcessor: Sendable {
 extension BatchState {
     /// Publishes `result` to the merchant (keyed by merchant; by line for a
     /// termination) and keeps it in the results history.
+    ///
+    /// A request refused before the rules may carry ids as the sender wrote
+    /// them: the history keeps only well-formed ones (an empty line or
+    /// request id otherwise), so no input can make the row unstorable.
     fileprivate mutating func tell(_ result: MerchantResultMessage, topic: String) {
         outbox.append(
             OutboxMessage(
                 topic: topic, key: result.merchantId ?? result.lineId, id: result.id, payload: result.jsonBytes))
+        let line = LineID(rawValue: result.lineId)
+        let merchant = result.merchantId.map(MerchantID.init(rawValue:))
         results.append(
             RequestResult(
-                resultID: result.id, lineID: LineID(rawValue: result.lineId),
-                merchantID: result.merchantId.map(MerchantID.init(rawValue:)), requestType: result.requestType,
-                requestID: result.requestId, accepted: result.status == "accepted", reason: result.reason,
+                resultID: result.id, lineID: line.isWellFormed ? line : "",
+                merchantID: merchant?.isWellFormed == true ? merchant : nil,
+                requestType: RequestKind(rawValue: result.requestType)?.rawValue ?? "",
+                requestID: ChargeID(rawValue: result.requestId).isWellFormed ? result.requestId : "",
+                accepted: result.status == "accepted", reason: result.reason,
                 cycle: result.cycle.flatMap(BillingCycle.init)))
     }
 }

@@ -70,7 +70,7 @@ extension BillingStore {
                 CloseProgress(
                     status: CloseStatus(
                         cycle: $0, shardCount: count, shardsDone: done, linesClosed: lines,
-                        isClosed: status == "closed"),
+                        isSettling: status == "settling", isClosed: status == "closed"),
                     requestedAt: requested, closedAt: closed)
             }
         }

@@ -37,8 +37,9 @@ public enum StoreFailure: Sendable, Equatable {
     /// ``StoreError/Code/staleOffset``: another worker moved the stored offset.
     case staleOffset
     /// PostgreSQL refused a statement because of the data in it (SQLSTATE
-    /// classes 22, data exception, and 23, integrity violation): the same
-    /// batch fails again however often it is retried.
+    /// classes 22, data exception, 23, integrity violation, and 54, a limit
+    /// exceeded, such as an index entry too large): the same batch fails again
+    /// however often it is retried.
     case refusedContent
     /// A connection or server problem that a retry can cure.
     case transient
@@ -54,6 +55,7 @@ public enum StoreFailure: Sendable, Equatable {
             underlying = inner
         }
         let state = (underlying as? PSQLError)?.serverInfo?[.sqlState]
-        self = state.map { $0.hasPrefix("22") || $0.hasPrefix("23") } == true ? .refusedContent : .transient
+        let content = state.map { $0.hasPrefix("22") || $0.hasPrefix("23") || $0.hasPrefix("54") } == true
+        self = content ? .refusedContent : .transient
     }
 }

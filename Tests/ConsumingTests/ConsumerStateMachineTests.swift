@@ -94,7 +94,8 @@ import Testing
                 ]),
                 .finish(1, .rolledBackTogether, showing: .rolledBackTogether),
                 .finish(2, .applied(stored: 1, waiting: false), showing: .applied),
-                .round([[Planned(partition: 1, offsets: [0, 1, 2], expected: 0)]]),
+                // Rolled back with partition 2's batch: alone next, from the stored offset.
+                .round([[Planned(partition: 1, offsets: [0, 1, 2], resync: true, expected: 0)]]),
                 .finish(1, .failed(.staleOffset), showing: .staleOffset),
                 .round([[Planned(partition: 1, offsets: [0, 1, 2], resync: true, expected: 0)]]),
                 // The re-read found another worker had applied through offset 1.
@@ -239,8 +240,8 @@ import Testing
                 .finish(2, .applied(stored: 3, waiting: false), showing: .applied),
                 .receive(2, [3]),
                 .round([
-                    [Planned(partition: 0, offsets: [0, 1, 2], expected: 0)],
-                    [Planned(partition: 1, offsets: [0, 1, 2], expected: 0)],
+                    [Planned(partition: 0, offsets: [0, 1, 2], resync: true, expected: 0)],
+                    [Planned(partition: 1, offsets: [0, 1, 2], resync: true, expected: 0)],
                     [Planned(partition: 2, offsets: [3], expected: 3)],
                 ]),
                 .finish(0, .applied(stored: 3, waiting: false), showing: .applied),
@@ -248,7 +249,7 @@ import Testing
                 .finish(2, .applied(stored: 4, waiting: false), showing: .applied),
                 .receive(0, [3]), .receive(2, [4]),
                 .round([
-                    [Planned(partition: 1, offsets: [0], expected: 0)],
+                    [Planned(partition: 1, offsets: [0], resync: true, expected: 0)],
                     [
                         Planned(partition: 0, offsets: [3], expected: 3),
                         Planned(partition: 2, offsets: [4], expected: 4),

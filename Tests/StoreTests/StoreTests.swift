@@ -1,12 +1,15 @@
 import Billing
+import Consuming
 import Contract
 import Foundation
+import Kafka
 import MatometeTestSupport
 import PostgresNIO
-import Processing
 import Store
 import Synchronization
 import Testing
+
+@testable import Processing
 
 @Suite("The line-state store on a real PostgreSQL")
 struct StoreTests {
@@ -372,6 +375,69 @@ struct StoreTests {
             // Told is kept: every result published has its row.
             let published = try await store.outboxMessages(topic: "matomete.merchant-results").map(\.id)
             #expect(Set(published) == Set(line.map(\.resultID) + farm.map(\.resultID)))
+        }
+    }
+
+    @Test("A refusal carrying ids no column can hold is still told and kept, with those ids left out")
+    func unstorableIDsInRefusals() async throws {
+        let database = try await TestDatabase.create(partitions: 4)
+        try await database.withStore { store in
+            try await store.upsertMerchant(Merchant(id: "m1", name: "Points shop"))
+            let cursor = PartitionCursor(consumerGroup: "g", topic: "matomete.charges", partition: 0)
+            // An index entry over ~2.7 kB is refused by PostgreSQL; NUL cannot be stored in text at all.
+            let refused = [
+                RefusedRequest(
+                    merchantID: "m1", requestType: "charge", requestID: "c-1",
+                    lineID: String(repeating: "L", count: 3_000), reason: .invalidRequest),
+                RefusedRequest(
+                    merchantID: "m1", requestType: "charge", requestID: "c\u{0}2", lineID: "L\u{0}1",
+                    reason: .invalidRequest),
+            ]
+            try await RequestProcessor(store: store).apply(
+                [], refusals: refused.enumerated().map { SourcedRefusal($1, offset: Int64($0)) }, from: cursor,
+                expectedOffset: nil, nextOffset: 2)
+            let kept = try await store.results(merchant: "m1")
+            #expect(kept.count == 2)
+            #expect(kept.allSatisfy { $0.lineID == "" && !$0.accepted && $0.reason == "invalid_request" })
+            #expect(Set(kept.map(\.requestID)) == ["c-1", ""])
+            #expect(try await store.outboxMessages(topic: "matomete.merchant-results").count == 2)
+        }
+    }
+
+    @Test("An authorization valid when its message was read but expired when its batch is applied is refused")
+    func authorizationExpiredByApplyTime() async throws {
+        let database = try await TestDatabase.create(partitions: 4)
+        try await database.withStore { store in
+            try await store.upsertMerchant(Merchant(id: "m1", name: "Points shop"))
+            try await store.importLines(Make.lines(2), openCycle: .november)
+            var applier = RequestApplier(
+                processor: RequestProcessor(store: store), group: "g", accepts: [.charge, .subscription])
+            applier.now = { 1_000 }
+            let partition = KafkaTopicPartition(topic: "matomete.charges", partition: 0)
+            func message(_ offset: Int64) -> KafkaConsumerMessage {
+                KafkaConsumerMessage(topicPartition: partition, offset: offset, value: [])
+            }
+            let batch = PreparedBatch<RequestApplier.Prepared>(
+                partition: partition,
+                messages: [
+                    (
+                        message(0),
+                        .request(
+                            Make.charge("m1", "c-1", line: "L0000000", 100),
+                            UsedAuthorization(tokenID: "a", expiresAt: 999))
+                    ),
+                    (
+                        message(1),
+                        .request(
+                            Make.charge("m1", "c-2", line: "L0000001", 100),
+                            UsedAuthorization(tokenID: "b", expiresAt: 1_000))
+                    ),
+                ], expectedOffset: nil)
+            #expect(try await applier.apply([batch]) == [2])
+            let results = try await store.results(merchant: "m1").sorted { $0.resultID < $1.resultID }
+            #expect(results.map(\.reason) == ["authorization_expired", nil])
+            #expect(try await store.lineStatement("L0000000")?.total == 0)
+            #expect(try await store.lineStatement("L0000001")?.total == 100)
         }
     }
 }
