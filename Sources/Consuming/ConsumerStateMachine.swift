@@ -27,7 +27,7 @@ struct ConsumerStateMachine<Prepared: Sendable> {
     // MARK: The group
 
     /// The partition is this consumer's, starting at the stored offset `stored`.
-    mutating func assigned(_ partition: Int32, stored: Int64?) {
+    mutating func assigned(_ partition: Int32, stored: KafkaOffset?) {
         assignments += 1
         assignment[partition] = assignments
         partitions[partition] = PartitionMachine(stored: stored)
@@ -48,7 +48,7 @@ struct ConsumerStateMachine<Prepared: Sendable> {
     }
 
     /// The partitions waiting at a gap, and where each must be read again from.
-    var rereads: [(partition: Int32, from: Int64)] {
+    var rereads: [(partition: Int32, from: KafkaOffset)] {
         partitions.compactMap { partition, machine in machine.rereadFrom.map { (partition, $0) } }
             .sorted { $0.partition < $1.partition }
     }
@@ -124,17 +124,17 @@ struct ConsumerStateMachine<Prepared: Sendable> {
     }
 
     /// Stored offsets Kafka has not been told yet.
-    var uncommitted: [Int32: Int64] {
+    var uncommitted: [Int32: KafkaOffset] {
         partitions.compactMapValues(\.uncommitted)
     }
 
     /// Kafka has been told these offsets.
-    mutating func committed(_ offsets: [Int32: Int64]) {
+    mutating func committed(_ offsets: [Int32: KafkaOffset]) {
         for (partition, offset) in offsets { partitions[partition]?.committed(offset) }
     }
 
     /// The stored offset of a partition, as last known.
-    func stored(_ partition: Int32) -> Int64? {
+    func stored(_ partition: Int32) -> KafkaOffset? {
         partitions[partition]?.stored
     }
 }

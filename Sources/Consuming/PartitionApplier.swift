@@ -14,7 +14,7 @@ public protocol PartitionApplier: Sendable {
 
     /// The next offset to apply in `partition`, as last committed by a batch;
     /// `nil` when none ever was.
-    func storedOffset(of partition: KafkaTopicPartition) async throws -> Int64?
+    func storedOffset(of partition: KafkaTopicPartition) async throws -> KafkaOffset?
 
     /// Whether ``apply(_:)`` can take several partitions' batches at once;
     /// when not, it is always given one.
@@ -32,7 +32,7 @@ public protocol PartitionApplier: Sendable {
     /// Moves the stored offset past `message` from `expectedOffset`, with
     /// nothing applied but its dead letter (the database refused its content
     /// for `reason`).
-    func deadLetter(_ message: KafkaConsumerMessage, reason: String, expectedOffset: Int64?) async throws
+    func deadLetter(_ message: KafkaConsumerMessage, reason: String, expectedOffset: KafkaOffset?) async throws
 
     /// What a thrown error means for the batch that threw it.
     func failure(of error: any Error) -> ApplyFailure
@@ -64,7 +64,7 @@ public struct PendingMessage<Prepared: Sendable>: Sendable {
     }
 
     /// The message's offset.
-    public var offset: Int64 { message.offset }
+    public var offset: KafkaOffset { message.offset }
 }
 
 /// One partition's messages for ``PartitionApplier/apply(_:)``, in offset order.
@@ -74,12 +74,12 @@ public struct PreparedBatch<Prepared: Sendable>: Sendable {
     /// The messages and what each was prepared into.
     public var messages: [(message: KafkaConsumerMessage, prepared: Prepared)]
     /// The stored offset the batch starts from (`nil`: none stored yet).
-    public var expectedOffset: Int64?
+    public var expectedOffset: KafkaOffset?
 
     /// Names a batch.
     public init(
         partition: KafkaTopicPartition, messages: [(message: KafkaConsumerMessage, prepared: Prepared)],
-        expectedOffset: Int64?
+        expectedOffset: KafkaOffset?
     ) {
         self.partition = partition
         self.messages = messages
@@ -87,5 +87,5 @@ public struct PreparedBatch<Prepared: Sendable>: Sendable {
     }
 
     /// The stored offset once every message is applied: one past the last.
-    public var nextOffset: Int64 { (messages.last?.message.offset).map { $0 + 1 } ?? expectedOffset ?? 0 }
+    public var nextOffset: KafkaOffset { (messages.last?.message.offset).map { $0 + 1 } ?? expectedOffset ?? 0 }
 }

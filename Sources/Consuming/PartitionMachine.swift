@@ -9,15 +9,15 @@ struct PartitionMachine<Prepared: Sendable> {
     enum Reading: Equatable {
         /// The next message is the first of a read from `expected` (`nil`:
         /// from the beginning): wherever it lands, that is where the log goes on.
-        case fresh(expected: Int64?)
+        case fresh(expected: KafkaOffset?)
         /// Messages follow one another from `expected`.
-        case following(expected: Int64)
+        case following(expected: KafkaOffset)
         /// A message arrived past `expected`: later ones are ignored until the
         /// partition is read again from `expected`.
-        case gap(expected: Int64, received: Int64)
+        case gap(expected: KafkaOffset, received: KafkaOffset)
 
         /// The next offset the partition should hand over.
-        var expected: Int64? {
+        var expected: KafkaOffset? {
             switch self {
             case .fresh(let expected): expected
             case .following(let expected), .gap(let expected, _): expected
@@ -38,10 +38,10 @@ struct PartitionMachine<Prepared: Sendable> {
     /// Smaller batches, to find the message whose content the database refuses.
     struct Isolation: Equatable {
         /// Through this offset batches hold at most `size` messages.
-        var through: Int64
+        var through: KafkaOffset
         var size: Int
         /// A batch of one was refused: this message goes to the dead letters.
-        var refused: (offset: Int64, reason: String)?
+        var refused: (offset: KafkaOffset, reason: String)?
 
         static func == (lhs: Self, rhs: Self) -> Bool {
             lhs.through == rhs.through && lhs.size == rhs.size && lhs.refused?.offset == rhs.refused?.offset
@@ -50,7 +50,7 @@ struct PartitionMachine<Prepared: Sendable> {
     }
 
     /// The stored offset as last known: the next message to apply (`nil`: none stored yet).
-    private(set) var stored: Int64?
+    private(set) var stored: KafkaOffset?
     /// Messages read and not yet applied, in offset order, without gaps.
     private(set) var backlog: [PendingMessage<Prepared>] = []
     private(set) var reading: Reading
@@ -65,10 +65,10 @@ struct PartitionMachine<Prepared: Sendable> {
     /// Fetching is paused because the backlog is long.
     private(set) var paused = false
     /// The offset last committed to Kafka (for lag tools only).
-    private(set) var committed: Int64?
+    private(set) var committed: KafkaOffset?
 
     /// A partition whose reading starts at the stored offset `stored`.
-    init(stored: Int64?) {
+    init(stored: KafkaOffset?) {
         self.stored = stored
         reading = .fresh(expected: stored)
     }
@@ -81,10 +81,10 @@ struct PartitionMachine<Prepared: Sendable> {
         /// Read before, or applied already.
         case ignored
         /// Past a gap: the partition must be read again from `expected`.
-        case gap(expected: Int64, received: Int64)
+        case gap(expected: KafkaOffset, received: KafkaOffset)
         /// The first message of a fresh read is past where it started: the
         /// log itself does not hold these offsets.
-        case missingInLog(Range<Int64>)
+        case missingInLog(Range<KafkaOffset>)
     }
 
     /// Keeps a message read from the partition once, in offset order, and
@@ -113,7 +113,7 @@ struct PartitionMachine<Prepared: Sendable> {
     }
 
     /// Where the partition must be read again from, while it waits at a gap.
-    var rereadFrom: Int64? {
+    var rereadFrom: KafkaOffset? {
         if case .gap(let expected, _) = reading { expected } else { nil }
     }
 
@@ -154,8 +154,8 @@ struct PartitionMachine<Prepared: Sendable> {
     enum Finished: Equatable {
         case applied
         case staleOffset
-        case isolating(through: Int64, size: Int)
-        case deadLettering(offset: Int64)
+        case isolating(through: KafkaOffset, size: Int)
+        case deadLettering(offset: KafkaOffset)
         case failed(attempt: Int, retryIn: Duration)
         case rolledBackTogether
     }
@@ -207,7 +207,7 @@ struct PartitionMachine<Prepared: Sendable> {
     }
 
     /// The stored offset moved to `newStored`: what is before it leaves the backlog.
-    private mutating func advance(to newStored: Int64?) {
+    private mutating func advance(to newStored: KafkaOffset?) {
         guard let newStored else { return }
         stored = newStored
         let applied = backlog.prefix { $0.offset < newStored }.count
@@ -255,12 +255,12 @@ struct PartitionMachine<Prepared: Sendable> {
     }
 
     /// The stored offset, when Kafka has not been told it yet.
-    var uncommitted: Int64? {
+    var uncommitted: KafkaOffset? {
         guard let stored, stored != committed else { return nil }
         return stored
     }
 
-    mutating func committed(_ offset: Int64) {
+    mutating func committed(_ offset: KafkaOffset) {
         committed = offset
     }
 }
@@ -269,7 +269,7 @@ struct PartitionMachine<Prepared: Sendable> {
 struct PartitionWork<Prepared: Sendable>: Sendable {
     var messages: [PendingMessage<Prepared>]
     /// The stored offset the batch starts from, as the machine knows it.
-    var expectedOffset: Int64?
+    var expectedOffset: KafkaOffset?
     /// Read the stored offset first, and apply only what lies past it.
     var resync: Bool
     /// Dead-letter the one message for this reason instead of applying it.
@@ -282,7 +282,7 @@ struct PartitionWork<Prepared: Sendable>: Sendable {
 enum BatchOutcome: Sendable, Equatable {
     /// Committed: the stored offset is now `stored`. `waiting`: fewer messages
     /// than offered were applied, the next one waits a little.
-    case applied(stored: Int64?, waiting: Bool)
+    case applied(stored: KafkaOffset?, waiting: Bool)
     /// Rolled back because another partition's batch in the same transaction failed.
     case rolledBackTogether
     case failed(ApplyFailure)

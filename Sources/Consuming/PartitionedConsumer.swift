@@ -333,7 +333,7 @@ public struct PartitionedConsumer<Applier: PartitionApplier>: Sendable {
         for lag in consumer.lag() {
             let applied = machine.stored(lag.topicPartition.partition) ?? lag.position ?? lag.highWatermark
             ConsumerMetrics.lag(topic: topic, partition: lag.topicPartition.partition).record(
-                max(0, lag.highWatermark - applied))
+                max(0, applied.distance(to: lag.highWatermark)))
         }
     }
 }

@@ -91,7 +91,7 @@ final class ConsumerQueue: @unchecked Sendable {
                     KafkaConsumerMessage(
                         topicPartition: KafkaTopicPartition(
                             topic: topicName(message.rkt), partition: message.partition),
-                        offset: message.offset, bytes: bytes, keyCount: keyCount,
+                        offset: KafkaOffset(message.offset), bytes: bytes, keyCount: keyCount,
                         headers: readHeaders ? headers(native) : [],
                         timestampMilliseconds: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp))
             }

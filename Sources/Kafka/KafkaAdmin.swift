@@ -150,7 +150,7 @@ public final class KafkaAdmin: Sendable {
     public func committedOffsets(
         group: String, partitions: [KafkaTopicPartition]
     ) async throws(KafkaError)
-        -> [KafkaTopicPartition: Int64]
+        -> [KafkaTopicPartition: KafkaOffset]
     {
         try await request(RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS) { handle, options, queue in
             let list = NativePartitionList(partitions)
@@ -158,7 +158,7 @@ public final class KafkaAdmin: Sendable {
             defer { rd_kafka_ListConsumerGroupOffsets_destroy(request) }
             rd_kafka_ListConsumerGroupOffsets(handle, &request, 1, options, queue)
         } result: { event throws(KafkaError) in
-            var committed: [KafkaTopicPartition: Int64] = [:]
+            var committed: [KafkaTopicPartition: KafkaOffset] = [:]
             var count = 0
             let groups = rd_kafka_ListConsumerGroupOffsets_result_groups(
                 rd_kafka_event_ListConsumerGroupOffsets_result(event), &count)
@@ -171,7 +171,7 @@ public final class KafkaAdmin: Sendable {
                 }
                 for entry in NativePartitionList.entries(rd_kafka_group_result_partitions(groups![index]))
                 where entry.error == RD_KAFKA_RESP_ERR_NO_ERROR && entry.offset >= 0 {
-                    committed[entry.0] = entry.offset
+                    committed[entry.0] = KafkaOffset(entry.offset)
                 }
             }
             return committed
@@ -181,7 +181,7 @@ public final class KafkaAdmin: Sendable {
     /// The end (high watermark) of each partition, asked of its leader.
     public func highWatermarks(
         _ partitions: [KafkaTopicPartition]
-    ) async throws(KafkaError) -> [KafkaTopicPartition: Int64] {
+    ) async throws(KafkaError) -> [KafkaTopicPartition: KafkaOffset] {
         try await watermarks(partitions).mapValues(\.upperBound)
     }
 
@@ -189,18 +189,18 @@ public final class KafkaAdmin: Sendable {
     /// of each partition, asked of its leader: `low..<high` is what it holds.
     public func watermarks(
         _ partitions: [KafkaTopicPartition]
-    ) async throws(KafkaError) -> [KafkaTopicPartition: Range<Int64>] {
+    ) async throws(KafkaError) -> [KafkaTopicPartition: Range<KafkaOffset>] {
         let handle = self.handle
         let timeout = Int32(requestTimeout.milliseconds)
         return try await blocking.run { () throws(KafkaError) in
-            var ranges: [KafkaTopicPartition: Range<Int64>] = [:]
+            var ranges: [KafkaTopicPartition: Range<KafkaOffset>] = [:]
             for partition in partitions {
                 var low: Int64 = 0
                 var high: Int64 = 0
                 try rd_kafka_query_watermark_offsets(
                     handle.pointer, partition.topic, partition.partition, &low, &high, timeout
                 ).check("watermarks of \(partition)")
-                ranges[partition] = min(low, high)..<high
+                ranges[partition] = KafkaOffset(min(low, high))..<KafkaOffset(high)
             }
             return ranges
         }
@@ -223,7 +223,8 @@ public final class KafkaAdmin: Sendable {
             let end = ends[partition] ?? 0
             let position = committed[partition]
             return KafkaPartitionLag(
-                topicPartition: partition, position: position, highWatermark: end, lag: max(0, end - (position ?? 0)))
+                topicPartition: partition, position: position, highWatermark: end,
+                lag: max(0, (position ?? 0).distance(to: end)))
         }
     }
 

@@ -23,9 +23,9 @@ public struct KafkaPartitionLag: Sendable, Hashable {
     /// The partition.
     public var topicPartition: KafkaTopicPartition
     /// The next offset this consumer will read, if it has started reading.
-    public var position: Int64?
+    public var position: KafkaOffset?
     /// The partition's end, as last seen by this consumer.
-    public var highWatermark: Int64
+    public var highWatermark: KafkaOffset
     /// Messages between ``position`` (or the partition's start) and the end.
     public var lag: Int64
 }
@@ -166,11 +166,11 @@ public final class KafkaConsumer: Sendable {
     public var assignment: [KafkaTopicPartition] { context.currentAssignment }
 
     /// Commits, for each partition, the offset of the next message to read.
-    public func commit(_ offsets: [KafkaTopicPartition: Int64]) async throws(KafkaError) {
+    public func commit(_ offsets: [KafkaTopicPartition: KafkaOffset]) async throws(KafkaError) {
         guard !offsets.isEmpty else { return }
         let handle = self.handle
         try await blocking.run { () throws(KafkaError) in
-            let list = NativePartitionList(offsets.map { ($0.key, $0.value) })
+            let list = NativePartitionList(offsets.map { ($0.key, $0.value.rawValue) })
             try list.withList { rd_kafka_commit(handle.pointer, $0, 0) }.check("commit offsets")
             for entry in list.entries where entry.error != RD_KAFKA_RESP_ERR_NO_ERROR {
                 throw KafkaError(entry.error, context: "commit offset of \(entry.0)")
@@ -183,12 +183,12 @@ public final class KafkaConsumer: Sendable {
     /// message fetched before the seek is returned after it; messages already
     /// prefetched for these partitions are dropped and fetched again.
     public func seek(
-        _ offsets: [KafkaTopicPartition: Int64], timeout: Duration = .seconds(5)
+        _ offsets: [KafkaTopicPartition: KafkaOffset], timeout: Duration = .seconds(5)
     ) async throws(KafkaError) {
         guard !offsets.isEmpty else { return }
         let handle = self.handle
         try await blocking.run { () throws(KafkaError) in
-            let list = NativePartitionList(offsets.map { ($0.key, $0.value) })
+            let list = NativePartitionList(offsets.map { ($0.key, $0.value.rawValue) })
             if let error = list.withList({ rd_kafka_seek_partitions(handle.pointer, $0, Int32(timeout.milliseconds)) })
             {
                 throw KafkaError(consuming: error, context: "seek")
@@ -232,7 +232,7 @@ public final class KafkaConsumer: Sendable {
                 handle.pointer, entry.0.topic, entry.0.partition, &low, &high)
             let position = entry.offset >= 0 ? entry.offset : nil
             return KafkaPartitionLag(
-                topicPartition: entry.0, position: position, highWatermark: high,
+                topicPartition: entry.0, position: position.map { KafkaOffset($0) }, highWatermark: KafkaOffset(high),
                 lag: max(0, high - (position ?? low)))
         }
     }

@@ -22,6 +22,40 @@ public struct KafkaTopicPartition: Hashable, Sendable, Comparable, CustomStringC
     }
 }
 
+/// A message's position in its partition, from 0: offsets of one partition
+/// grow by one per message. Its own type, so it is never mixed up with a
+/// count, a partition number or a time.
+public struct KafkaOffset: RawRepresentable, Hashable, Sendable, Strideable, ExpressibleByIntegerLiteral,
+    CustomStringConvertible
+{
+    /// The offset as Kafka writes it.
+    public var rawValue: Int64
+
+    /// The offset `rawValue`.
+    public init(rawValue: Int64) { self.rawValue = rawValue }
+
+    /// The offset `value`.
+    public init(_ value: Int64) { rawValue = value }
+
+    /// An offset written as a number.
+    public init(integerLiteral value: Int64) { rawValue = value }
+
+    /// The offset `n` messages further.
+    public func advanced(by n: Int64) -> KafkaOffset { KafkaOffset(rawValue + n) }
+
+    /// The number of messages from this offset to `other`.
+    public func distance(to other: KafkaOffset) -> Int64 { other.rawValue - rawValue }
+
+    /// The number, in decimal.
+    public var description: String { String(rawValue) }
+
+    /// The offset `count` messages after `offset`.
+    public static func + (offset: KafkaOffset, count: Int64) -> KafkaOffset { offset.advanced(by: count) }
+
+    /// The offset `count` messages before `offset`.
+    public static func - (offset: KafkaOffset, count: Int64) -> KafkaOffset { offset.advanced(by: -count) }
+}
+
 /// Where a consumer starts reading an assigned partition.
 public enum KafkaStartOffset: Sendable, Hashable {
     /// The first message still in the partition.
@@ -31,14 +65,14 @@ public enum KafkaStartOffset: Sendable, Hashable {
     /// The group's offset committed in Kafka, or the configured reset when there is none.
     case committed
     /// This exact offset: the next message to read.
-    case offset(Int64)
+    case offset(KafkaOffset)
 
     var native: Int64 {
         switch self {
         case .beginning: Int64(RD_KAFKA_OFFSET_BEGINNING)
         case .end: Int64(RD_KAFKA_OFFSET_END)
         case .committed: Int64(RD_KAFKA_OFFSET_STORED)
-        case .offset(let value): value
+        case .offset(let value): value.rawValue
         }
     }
 }
@@ -98,7 +132,7 @@ public struct KafkaDeliveryReport: Sendable, Hashable {
     /// The topic and partition it landed in.
     public var topicPartition: KafkaTopicPartition
     /// Its offset in that partition.
-    public var offset: Int64
+    public var offset: KafkaOffset
 }
 
 /// A consumed message.
@@ -106,7 +140,7 @@ public struct KafkaConsumerMessage: Sendable {
     /// Where it was read from.
     public var topicPartition: KafkaTopicPartition
     /// Its offset in the partition.
-    public var offset: Int64
+    public var offset: KafkaOffset
     /// Key and value back to back: one slice of the buffer that the messages
     /// of one poll share (one reference to count per message, not two).
     private let bytes: ArraySlice<UInt8>
@@ -125,7 +159,7 @@ public struct KafkaConsumerMessage: Sendable {
     /// A message as a consumer would read it (the consumer makes them; this is
     /// for code that handles them, and its tests).
     public init(
-        topicPartition: KafkaTopicPartition, offset: Int64, key: ArraySlice<UInt8>? = nil,
+        topicPartition: KafkaTopicPartition, offset: KafkaOffset, key: ArraySlice<UInt8>? = nil,
         value: ArraySlice<UInt8>, headers: [KafkaHeader] = [], timestampMilliseconds: Int64? = nil
     ) {
         var bytes = Array(key ?? [])
@@ -137,7 +171,7 @@ public struct KafkaConsumerMessage: Sendable {
 
     /// A message whose key (`keyCount` bytes, or none) and value are `bytes`.
     init(
-        topicPartition: KafkaTopicPartition, offset: Int64, bytes: ArraySlice<UInt8>, keyCount: Int?,
+        topicPartition: KafkaTopicPartition, offset: KafkaOffset, bytes: ArraySlice<UInt8>, keyCount: Int?,
         headers: [KafkaHeader], timestampMilliseconds: Int64?
     ) {
         self.topicPartition = topicPartition

@@ -255,7 +255,8 @@ public struct KafkaDeliveryResults: RandomAccessCollection, Sendable {
         let (partition, offset) = batch.position(index)
         return .success(
             KafkaDeliveryReport(
-                topicPartition: KafkaTopicPartition(topic: messages[index].topic, partition: partition), offset: offset)
+                topicPartition: KafkaTopicPartition(topic: messages[index].topic, partition: partition),
+                offset: KafkaOffset(offset))
         )
     }
 

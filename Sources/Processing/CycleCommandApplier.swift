@@ -85,7 +85,7 @@ public struct CycleCommandApplier: StoreApplier {
         guard handled > 0 else { return 0 }
         let last = batch.messages[handled - 1].message
         try await store.moveOffsets(
-            [OffsetMove(cursor(batch.partition), from: batch.expectedOffset, to: last.offset + 1)],
+            [OffsetMove(cursor(batch.partition), from: batch.expectedOffset?.rawValue, to: last.offset.rawValue + 1)],
             publishing: deadLetters)
         BatchTally(applied: handled - deadLetters.count, deadLettered: deadLetters.count).record(
             topic: batch.partition.topic)

@@ -24,7 +24,8 @@ enum DeadLetters {
         }
         return OutboxMessage(
             topic: topic, key: key,
-            id: DeadLetterHeaders.id(topic: position.topic, partition: position.partition, offset: source.offset),
+            id: DeadLetterHeaders.id(
+                topic: position.topic, partition: position.partition, offset: source.offset.rawValue),
             payload: Array(source.value), headers: headers)
     }
 

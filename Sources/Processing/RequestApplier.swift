@@ -23,14 +23,19 @@ extension StoreApplier {
     }
 
     /// The partition's stored offset (see ``PartitionApplier/storedOffset(of:)``).
-    public func storedOffset(of partition: KafkaTopicPartition) async throws -> Int64? {
-        try await store.storedOffset(cursor(partition))
+    public func storedOffset(of partition: KafkaTopicPartition) async throws -> KafkaOffset? {
+        try await store.storedOffset(cursor(partition)).map { KafkaOffset($0) }
     }
 
     /// Moves past `message` with only its dead letter (see ``PartitionApplier/deadLetter(_:reason:expectedOffset:)``).
-    public func deadLetter(_ message: KafkaConsumerMessage, reason: String, expectedOffset: Int64?) async throws {
+    public func deadLetter(
+        _ message: KafkaConsumerMessage, reason: String, expectedOffset: KafkaOffset?
+    ) async throws {
         try await store.moveOffsets(
-            [OffsetMove(cursor(message.topicPartition), from: expectedOffset, to: message.offset + 1)],
+            [
+                OffsetMove(
+                    cursor(message.topicPartition), from: expectedOffset?.rawValue, to: message.offset.rawValue + 1)
+            ],
             publishing: [DeadLetters.message(for: message, reason: reason, topic: topics.deadLetters)])
     }
 
@@ -137,12 +142,12 @@ public struct RequestApplier: StoreApplier {
             case .request(let request, let authorization?) where now > authorization.expiresAt:
                 // Verified when first read, expired by the time it is applied (its batch was retried).
                 refusals.append(
-                    SourcedRefusal(Self.refusal(of: request, .authorizationExpired), offset: message.offset))
+                    SourcedRefusal(Self.refusal(of: request, .authorizationExpired), offset: message.offset.rawValue))
                 tally.rejected += 1
             case .request(let request, let authorization):
-                requests.append(SourcedRequest(request, offset: message.offset, authorization: authorization))
+                requests.append(SourcedRequest(request, offset: message.offset.rawValue, authorization: authorization))
             case .refused(let refused):
-                refusals.append(SourcedRefusal(refused, offset: message.offset))
+                refusals.append(SourcedRefusal(refused, offset: message.offset.rawValue))
                 tally.rejected += 1
             case .deadLetter(let reason):
                 extra.append(DeadLetters.message(for: message, reason: reason, topic: topics.deadLetters))
@@ -150,8 +155,9 @@ public struct RequestApplier: StoreApplier {
             }
         }
         let partitionBatch = PartitionBatch(
-            requests, refusals: refusals, extraMessages: extra, from: cursor, expectedOffset: batch.expectedOffset,
-            nextOffset: batch.nextOffset)
+            requests, refusals: refusals, extraMessages: extra, from: cursor,
+            expectedOffset: batch.expectedOffset?.rawValue,
+            nextOffset: batch.nextOffset.rawValue)
         return (partitionBatch, tally)
     }
 

@@ -168,23 +168,25 @@ extension BillingStore {
         let groups = moves.map(\.cursor.consumerGroup)
         let topicNames = moves.map(\.cursor.topic)
         let partitions = moves.map { Int($0.cursor.partition) }
-        // -1: no offset stored yet, so the row must not exist (offsets are never negative).
-        let expected = moves.map { $0.expected ?? -1 }
+        // Where none is stored yet, the row must not exist: inserted, not updated.
+        let stored = moves.map { $0.expected != nil }
+        let expected = moves.map { $0.expected ?? 0 }
         let next = moves.map(\.next)
         let rows = try await connection.fetch(
             """
             WITH wanted AS (
-                SELECT * FROM unnest(\(groups)::text[], \(topicNames)::text[], \(partitions)::int[], \(expected)::bigint[], \(next)::bigint[])
-                    AS w(consumer_group, topic, partition, expected, next)
+                SELECT * FROM unnest(\(groups)::text[], \(topicNames)::text[], \(partitions)::int[], \(stored)::bool[],
+                                     \(expected)::bigint[], \(next)::bigint[])
+                    AS w(consumer_group, topic, partition, stored, expected, next)
             ), updated AS (
                 UPDATE consumer_offsets o SET next_offset = w.next, updated_at = now()
                 FROM wanted w
-                WHERE w.expected >= 0 AND o.consumer_group = w.consumer_group AND o.topic = w.topic
+                WHERE w.stored AND o.consumer_group = w.consumer_group AND o.topic = w.topic
                   AND o.partition = w.partition AND o.next_offset = w.expected
                 RETURNING 1
             ), inserted AS (
                 INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)
-                SELECT w.consumer_group, w.topic, w.partition, w.next FROM wanted w WHERE w.expected < 0
+                SELECT w.consumer_group, w.topic, w.partition, w.next FROM wanted w WHERE NOT w.stored
                 ON CONFLICT DO NOTHING
                 RETURNING 1
             )

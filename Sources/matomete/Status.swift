@@ -91,7 +91,8 @@ struct Status: AsyncParsableCommand {
             let groups = Set(stored.map(\.group)).sorted()
             for group in groups.isEmpty ? ["matomete-\(role.rawValue)"] : groups {
                 for partition in inputPartitions where partition.topic == topic {
-                    let range = ranges[partition] ?? 0..<0
+                    let held = ranges[partition] ?? 0..<0
+                    let range = held.lowerBound.rawValue..<held.upperBound.rawValue
                     let position = stored.first { $0.group == group && $0.partition == partition.partition }
                     lag.append(
                         PartitionLag(

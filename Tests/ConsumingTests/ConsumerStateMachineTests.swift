@@ -14,10 +14,10 @@ import Testing
     /// A batch as planned: its partition, offsets, and how it runs.
     struct Planned: Equatable, CustomStringConvertible {
         var partition: Int32
-        var offsets: [Int64]
+        var offsets: [KafkaOffset]
         var resync = false
         var deadLetter: String?
-        var expected: Int64?
+        var expected: KafkaOffset?
 
         var description: String {
             "p\(partition)\(offsets)\(resync ? " resync" : "")\(deadLetter.map { " dead-letter(\($0))" } ?? "")"
@@ -27,20 +27,20 @@ import Testing
 
     /// One step of a scenario. Times are milliseconds after the scenario's start.
     enum Step {
-        case assign(Int32, stored: Int64?)
+        case assign(Int32, stored: KafkaOffset?)
         case revoke(Int32)
         /// Messages read, and what each showed (all `.kept` when `nil`).
-        case receive(Int32, [Int64], showing: [Received]? = nil)
+        case receive(Int32, [KafkaOffset], showing: [Received]? = nil)
         /// The round planned at `at`: its jobs, each with its batches.
         case round(at: Int = 0, [[Planned]])
         /// The last planned batch of the partition ended so; what the machine says of it.
         case finish(Int32, BatchOutcome, at: Int = 0, showing: Finished?)
-        case rereads([Int32: Int64])
+        case rereads([Int32: KafkaOffset])
         case readingAgain(Int32)
-        case backlog(Int32, [Int64])
+        case backlog(Int32, [KafkaOffset])
         case flow(pause: [Int32], resume: [Int32])
-        case uncommitted([Int32: Int64])
-        case committed([Int32: Int64])
+        case uncommitted([Int32: KafkaOffset])
+        case committed([Int32: KafkaOffset])
     }
 
     struct Scenario: CustomTestStringConvertible, Sendable {
@@ -51,7 +51,7 @@ import Testing
         var testDescription: String { name }
     }
 
-    static func message(_ partition: Int32, _ offset: Int64) -> KafkaConsumerMessage {
+    static func message(_ partition: Int32, _ offset: KafkaOffset) -> KafkaConsumerMessage {
         KafkaConsumerMessage(
             topicPartition: KafkaTopicPartition(topic: "matomete.charges", partition: partition), offset: offset,
             value: ArraySlice("m\(offset)".utf8))
@@ -350,7 +350,7 @@ import Testing
     func preparedOnce() {
         var machine = Machine(batchSize: 4, appliesTogether: true, waitRetry: .zero)
         machine.assigned(0, stored: 0)
-        for offset in 0..<4 { _ = machine.receive(Self.message(0, Int64(offset))) }
+        for offset in 0..<4 { _ = machine.receive(Self.message(0, KafkaOffset(Int64(offset)))) }
         let first = machine.nextRound(now: .now)[0].batches[0]
         #expect(first.work.messages.allSatisfy { $0.prepared == nil })
         _ = machine.finished(

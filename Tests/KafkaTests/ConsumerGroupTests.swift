@@ -41,7 +41,7 @@ struct ConsumerGroupTests {
         #expect(readByFirst.messages.count + readBySecond.messages.count == 60)
         #expect(readByFirst.messages.allSatisfy { firstPartitions.contains($0.topicPartition) })
         #expect(readBySecond.messages.allSatisfy { secondPartitions.contains($0.topicPartition) })
-        var committed: [KafkaTopicPartition: Int64] = [:]
+        var committed: [KafkaTopicPartition: KafkaOffset] = [:]
         for message in readByFirst.messages { committed[message.topicPartition] = message.offset + 1 }
         try await first.commit(committed)
         committed = [:]

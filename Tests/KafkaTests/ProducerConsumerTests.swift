@@ -117,7 +117,7 @@ struct ProducerConsumerTests {
         #expect(Set(reports.map { "\($0.topicPartition.partition)@\($0.offset)" }).count == sent.count)
         // Within each half, one key's messages got increasing offsets in send order.
         for half in [0..<10_000, 10_000..<20_000] {
-            var lastOffset: [String: Int64] = [:]
+            var lastOffset: [String: KafkaOffset] = [:]
             for index in half {
                 let key = "line-\(index % 30)"
                 if let last = lastOffset[key] { #expect(reports[index].offset > last, "order of \(key)") }

@@ -414,7 +414,7 @@ struct StoreTests {
                 processor: RequestProcessor(store: store), group: "g", accepts: [.charge, .subscription])
             applier.now = { 1_000 }
             let partition = KafkaTopicPartition(topic: "matomete.charges", partition: 0)
-            func message(_ offset: Int64) -> KafkaConsumerMessage {
+            func message(_ offset: KafkaOffset) -> KafkaConsumerMessage {
                 KafkaConsumerMessage(topicPartition: partition, offset: offset, value: [])
             }
             let batch = PreparedBatch<RequestApplier.Prepared>(

@@ -89,7 +89,7 @@ extension ScenarioTests {
             settings: KafkaClientSettings(bootstrapServers: cluster.bootstrapServerList), logger: TestSystem.logger)
         let end = try await admin.highWatermarks([partition])[partition] ?? 0
         var settlements: [String: SettlementMessage] = [:]
-        var next: Int64 = 0
+        var next: KafkaOffset = 0
         let deadline = ContinuousClock.now + .seconds(30)
         while next < end, ContinuousClock.now < deadline {
             for case .messages(let messages) in try await consumer.poll(timeout: .milliseconds(100)) {

@@ -231,7 +231,7 @@ final class TestSystem: Sendable {
             for (role, topic, _) in inputs {
                 for (partition, end) in ends where partition.topic == topic && end > 0 {
                     let applied = stored["\(role.group)/\(topic)/\(partition.partition)"] ?? 0
-                    if applied < end { behind.append("\(partition) \(applied)/\(end)") }
+                    if applied < end.rawValue { behind.append("\(partition) \(applied)/\(end)") }
                 }
             }
             if behind.isEmpty, outbox == 0, closing == 0 { return }
@@ -258,7 +258,7 @@ final class TestSystem: Sendable {
             logger: Self.logger)
         try consumer.subscribe(topicNames)
         var read: [String: [KafkaConsumerMessage]] = [:]
-        var next: [KafkaTopicPartition: Int64] = [:]
+        var next: [KafkaTopicPartition: KafkaOffset] = [:]
         let deadline = ContinuousClock.now + limit
         func done() -> Bool { ends.allSatisfy { partition, end in (next[partition] ?? 0) >= end } }
         while !done() {
