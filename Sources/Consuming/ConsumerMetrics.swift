@@ -1,3 +1,4 @@
+import Kafka
 import Metrics
 
 /// The consumers' metrics (all prefixed `matomete_`):
@@ -17,7 +18,7 @@ public enum ConsumerMetrics {
         Metrics.Timer(label: "matomete_batch_duration_seconds", dimensions: [("topic", topic)])
     }
 
-    static func lag(topic: String, partition: Int32) -> Metrics.Gauge {
+    static func lag(topic: String, partition: KafkaPartition) -> Metrics.Gauge {
         Metrics.Gauge(label: "matomete_consumer_lag", dimensions: [("topic", topic), ("partition", "\(partition)")])
     }
 

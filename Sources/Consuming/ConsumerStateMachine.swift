@@ -12,11 +12,11 @@ struct ConsumerStateMachine<Prepared: Sendable> {
     /// Delay before offering again a message that had to wait.
     var waitRetry: Duration
 
-    private(set) var partitions: [Int32: PartitionMachine<Prepared>] = [:]
+    private(set) var partitions: [KafkaPartition: PartitionMachine<Prepared>] = [:]
     /// Counts assignments, so a batch that outlives its partition's
     /// assignment (revoked, then assigned again) is not taken for the new one's.
     private var assignments = 0
-    private var assignment: [Int32: Int] = [:]
+    private var assignment: [KafkaPartition: Int] = [:]
 
     init(batchSize: Int, appliesTogether: Bool, waitRetry: Duration) {
         self.batchSize = batchSize
@@ -27,7 +27,7 @@ struct ConsumerStateMachine<Prepared: Sendable> {
     // MARK: The group
 
     /// The partition is this consumer's, starting at the stored offset `stored`.
-    mutating func assigned(_ partition: Int32, stored: KafkaOffset?) {
+    mutating func assigned(_ partition: KafkaPartition, stored: KafkaOffset?) {
         assignments += 1
         assignment[partition] = assignments
         partitions[partition] = PartitionMachine(stored: stored)
@@ -35,7 +35,7 @@ struct ConsumerStateMachine<Prepared: Sendable> {
 
     /// The partition is no longer this consumer's: what it read is dropped,
     /// and a batch of it still running counts for nothing here.
-    mutating func revoked(_ partition: Int32) {
+    mutating func revoked(_ partition: KafkaPartition) {
         partitions[partition] = nil
         assignment[partition] = nil
     }
@@ -48,13 +48,13 @@ struct ConsumerStateMachine<Prepared: Sendable> {
     }
 
     /// The partitions waiting at a gap, and where each must be read again from.
-    var rereads: [(partition: Int32, from: KafkaOffset)] {
+    var rereads: [(partition: KafkaPartition, from: KafkaOffset)] {
         partitions.compactMap { partition, machine in machine.rereadFrom.map { (partition, $0) } }
             .sorted { $0.partition < $1.partition }
     }
 
     /// The partition is being read again from where it was expected.
-    mutating func readingAgain(_ partition: Int32) {
+    mutating func readingAgain(_ partition: KafkaPartition) {
         partitions[partition]?.readingAgain()
     }
 
@@ -110,9 +110,9 @@ struct ConsumerStateMachine<Prepared: Sendable> {
     // MARK: Flow and offsets
 
     /// Partitions to pause (their backlog is long) and to resume (it drained).
-    mutating func flowControl() -> (pause: [Int32], resume: [Int32]) {
-        var pause: [Int32] = []
-        var resume: [Int32] = []
+    mutating func flowControl() -> (pause: [KafkaPartition], resume: [KafkaPartition]) {
+        var pause: [KafkaPartition] = []
+        var resume: [KafkaPartition] = []
         for partition in partitions.keys.sorted() {
             switch partitions[partition]?.flowControl(batchSize: batchSize) {
             case true?: pause.append(partition)
@@ -124,24 +124,24 @@ struct ConsumerStateMachine<Prepared: Sendable> {
     }
 
     /// Stored offsets Kafka has not been told yet.
-    var uncommitted: [Int32: KafkaOffset] {
+    var uncommitted: [KafkaPartition: KafkaOffset] {
         partitions.compactMapValues(\.uncommitted)
     }
 
     /// Kafka has been told these offsets.
-    mutating func committed(_ offsets: [Int32: KafkaOffset]) {
+    mutating func committed(_ offsets: [KafkaPartition: KafkaOffset]) {
         for (partition, offset) in offsets { partitions[partition]?.committed(offset) }
     }
 
     /// The stored offset of a partition, as last known.
-    func stored(_ partition: Int32) -> KafkaOffset? {
+    func stored(_ partition: KafkaPartition) -> KafkaOffset? {
         partitions[partition]?.stored
     }
 }
 
 /// One partition's batch inside a ``ConsumerJob``.
 struct ConsumerBatch<Prepared: Sendable>: Sendable {
-    var partition: Int32
+    var partition: KafkaPartition
     /// Which assignment of the partition it belongs to.
     var assignment: Int
     var work: PartitionWork<Prepared>

@@ -90,7 +90,7 @@ final class ConsumerQueue: @unchecked Sendable {
                 messages.append(
                     KafkaConsumerMessage(
                         topicPartition: KafkaTopicPartition(
-                            topic: topicName(message.rkt), partition: message.partition),
+                            topic: topicName(message.rkt), partition: KafkaPartition(message.partition)),
                         offset: KafkaOffset(message.offset), bytes: bytes, keyCount: keyCount,
                         headers: readHeaders ? headers(native) : [],
                         timestampMilliseconds: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp))

@@ -96,8 +96,8 @@ public final class EmbeddedKafkaCluster: Service, @unchecked Sendable {
     }
 
     /// Moves the leadership of one partition to `broker`.
-    public func moveLeader(topic: String, partition: Int32, to broker: Int32) throws(KafkaError) {
-        try rd_kafka_mock_partition_set_leader(cluster, topic, partition, broker).check(
+    public func moveLeader(topic: String, partition: KafkaPartition, to broker: Int32) throws(KafkaError) {
+        try rd_kafka_mock_partition_set_leader(cluster, topic, partition.rawValue, broker).check(
             "move leader of \(topic)[\(partition)]")
     }
 

@@ -26,7 +26,7 @@ public struct KafkaTopicDescription: Sendable, Hashable {
     /// One partition's placement.
     public struct Partition: Sendable, Hashable {
         /// The partition number.
-        public var id: Int32
+        public var id: KafkaPartition
         /// The broker leading it, or `-1` when it has no leader.
         public var leader: Int32
         /// The brokers holding a copy.
@@ -133,7 +133,7 @@ public final class KafkaAdmin: Sendable {
                 let partitions = (0..<Int(topic.partition_cnt)).map { index in
                     let partition = topic.partitions[index]
                     return KafkaTopicDescription.Partition(
-                        id: partition.id, leader: partition.leader,
+                        id: KafkaPartition(partition.id), leader: partition.leader,
                         replicas: Array(
                             UnsafeBufferPointer(start: partition.replicas, count: Int(partition.replica_cnt))),
                         inSyncReplicas: Array(UnsafeBufferPointer(start: partition.isrs, count: Int(partition.isr_cnt)))
@@ -198,7 +198,7 @@ public final class KafkaAdmin: Sendable {
                 var low: Int64 = 0
                 var high: Int64 = 0
                 try rd_kafka_query_watermark_offsets(
-                    handle.pointer, partition.topic, partition.partition, &low, &high, timeout
+                    handle.pointer, partition.topic, partition.partition.rawValue, &low, &high, timeout
                 ).check("watermarks of \(partition)")
                 ranges[partition] = KafkaOffset(min(low, high))..<KafkaOffset(high)
             }

@@ -229,7 +229,7 @@ public final class KafkaConsumer: Sendable {
             var low: Int64 = 0
             var high: Int64 = 0
             _ = rd_kafka_get_watermark_offsets(
-                handle.pointer, entry.0.topic, entry.0.partition, &low, &high)
+                handle.pointer, entry.0.topic, entry.0.partition.rawValue, &low, &high)
             let position = entry.offset >= 0 ? entry.offset : nil
             return KafkaPartitionLag(
                 topicPartition: entry.0, position: position.map { KafkaOffset($0) }, highWatermark: KafkaOffset(high),

@@ -1,14 +1,38 @@
 import CRdKafka
 
+/// A partition's number within its topic, from 0. Its own type, so it is
+/// never mixed up with an offset, a count or a broker id.
+public struct KafkaPartition: RawRepresentable, Hashable, Comparable, Sendable, ExpressibleByIntegerLiteral,
+    CustomStringConvertible
+{
+    /// The number as Kafka writes it.
+    public var rawValue: Int32
+
+    /// The partition `rawValue`.
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+
+    /// The partition `value`.
+    public init(_ value: Int32) { rawValue = value }
+
+    /// A partition written as a number.
+    public init(integerLiteral value: Int32) { rawValue = value }
+
+    /// The number, in decimal.
+    public var description: String { String(rawValue) }
+
+    /// Orders partitions by number.
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
 /// One partition of one topic.
 public struct KafkaTopicPartition: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// The topic's name.
     public var topic: String
     /// The partition's number, from 0.
-    public var partition: Int32
+    public var partition: KafkaPartition
 
     /// Names a partition.
-    public init(topic: String, partition: Int32) {
+    public init(topic: String, partition: KafkaPartition) {
         self.topic = topic
         self.partition = partition
     }
@@ -102,7 +126,7 @@ public struct KafkaProducerMessage: Sendable {
     public var topic: String
     /// A fixed partition, or `nil` to let the key choose (librdkafka's default
     /// partitioner: a consistent hash of the key, so one key stays in one partition).
-    public var partition: Int32?
+    public var partition: KafkaPartition?
     /// The key: decides the partition, and so the order of messages that share it.
     public var key: [UInt8]?
     /// The payload.
@@ -111,7 +135,9 @@ public struct KafkaProducerMessage: Sendable {
     public var headers: [KafkaHeader]
 
     /// A message with byte key and value.
-    public init(topic: String, partition: Int32? = nil, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = []) {
+    public init(
+        topic: String, partition: KafkaPartition? = nil, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = []
+    ) {
         self.topic = topic
         self.partition = partition
         self.key = key
@@ -120,7 +146,9 @@ public struct KafkaProducerMessage: Sendable {
     }
 
     /// A message with UTF-8 text key and value.
-    public init(topic: String, partition: Int32? = nil, key: String?, value: String, headers: [KafkaHeader] = []) {
+    public init(
+        topic: String, partition: KafkaPartition? = nil, key: String?, value: String, headers: [KafkaHeader] = []
+    ) {
         self.init(
             topic: topic, partition: partition, key: key.map { Array($0.utf8) }, value: Array(value.utf8),
             headers: headers)
@@ -198,7 +226,8 @@ final class NativePartitionList {
     init(_ entries: [(KafkaTopicPartition, Int64)]) {
         pointer = rd_kafka_topic_partition_list_new(Int32(max(entries.count, 1)))!
         for (topicPartition, offset) in entries {
-            let element = rd_kafka_topic_partition_list_add(pointer, topicPartition.topic, topicPartition.partition)!
+            let element = rd_kafka_topic_partition_list_add(
+                pointer, topicPartition.topic, topicPartition.partition.rawValue)!
             element.pointee.offset = offset
         }
     }
@@ -235,7 +264,8 @@ final class NativePartitionList {
         return (0..<Int(list.pointee.cnt)).map { index in
             let element = list.pointee.elems[index]
             return (
-                KafkaTopicPartition(topic: String(cString: element.topic), partition: element.partition),
+                KafkaTopicPartition(
+                    topic: String(cString: element.topic), partition: KafkaPartition(element.partition)),
                 element.offset, element.err
             )
         }

@@ -148,7 +148,8 @@ public final class KafkaProducer: Service, Sendable {
                         count += 1
                     }
                     add(RD_KAFKA_VTYPE_RKT) { $0.u.rkt = topic }
-                    add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = message.partition ?? -1 }
+                    // -1 is RD_KAFKA_PARTITION_UA: the partitioner chooses.
+                    add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = message.partition?.rawValue ?? -1 }
                     add(RD_KAFKA_VTYPE_VALUE) {
                         $0.u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress)
                         $0.u.mem.size = value.count
@@ -255,7 +256,7 @@ public struct KafkaDeliveryResults: RandomAccessCollection, Sendable {
         let (partition, offset) = batch.position(index)
         return .success(
             KafkaDeliveryReport(
-                topicPartition: KafkaTopicPartition(topic: messages[index].topic, partition: partition),
+                topicPartition: KafkaTopicPartition(topic: messages[index].topic, partition: KafkaPartition(partition)),
                 offset: KafkaOffset(offset))
         )
     }

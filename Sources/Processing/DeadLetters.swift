@@ -25,7 +25,7 @@ enum DeadLetters {
         return OutboxMessage(
             topic: topic, key: key,
             id: DeadLetterHeaders.id(
-                topic: position.topic, partition: position.partition, offset: source.offset.rawValue),
+                topic: position.topic, partition: position.partition.rawValue, offset: source.offset.rawValue),
             payload: Array(source.value), headers: headers)
     }
 

@@ -19,7 +19,7 @@ protocol StoreApplier: PartitionApplier {
 
 extension StoreApplier {
     func cursor(_ partition: KafkaTopicPartition) -> PartitionCursor {
-        PartitionCursor(consumerGroup: group, topic: partition.topic, partition: partition.partition)
+        PartitionCursor(consumerGroup: group, topic: partition.topic, partition: partition.partition.rawValue)
     }
 
     /// The partition's stored offset (see ``PartitionApplier/storedOffset(of:)``).

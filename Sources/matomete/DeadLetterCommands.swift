@@ -152,7 +152,7 @@ extension DeadLetter {
     init?(_ message: KafkaConsumerMessage) {
         self.init(
             header: message.header, key: message.key.map(Array.init), value: Array(message.value),
-            partition: message.topicPartition.partition, offset: message.offset.rawValue,
+            partition: message.topicPartition.partition.rawValue, offset: message.offset.rawValue,
             timestamp: message.timestampMilliseconds.map { Date(timeIntervalSince1970: Double($0) / 1000) })
     }
 

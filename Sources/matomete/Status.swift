@@ -93,10 +93,10 @@ struct Status: AsyncParsableCommand {
                 for partition in inputPartitions where partition.topic == topic {
                     let held = ranges[partition] ?? 0..<0
                     let range = held.lowerBound.rawValue..<held.upperBound.rawValue
-                    let position = stored.first { $0.group == group && $0.partition == partition.partition }
+                    let position = stored.first { $0.group == group && $0.partition == partition.partition.rawValue }
                     lag.append(
                         PartitionLag(
-                            group: group, topic: topic, partition: partition.partition,
+                            group: group, topic: topic, partition: partition.partition.rawValue,
                             appliedUpTo: position?.nextOffset, end: range.upperBound,
                             lag: max(0, range.upperBound - max(position?.nextOffset ?? 0, range.lowerBound)),
                             updatedAt: position?.updatedAt))

@@ -13,7 +13,7 @@ import Testing
 
     /// A batch as planned: its partition, offsets, and how it runs.
     struct Planned: Equatable, CustomStringConvertible {
-        var partition: Int32
+        var partition: KafkaPartition
         var offsets: [KafkaOffset]
         var resync = false
         var deadLetter: String?
@@ -27,20 +27,20 @@ import Testing
 
     /// One step of a scenario. Times are milliseconds after the scenario's start.
     enum Step {
-        case assign(Int32, stored: KafkaOffset?)
-        case revoke(Int32)
+        case assign(KafkaPartition, stored: KafkaOffset?)
+        case revoke(KafkaPartition)
         /// Messages read, and what each showed (all `.kept` when `nil`).
-        case receive(Int32, [KafkaOffset], showing: [Received]? = nil)
+        case receive(KafkaPartition, [KafkaOffset], showing: [Received]? = nil)
         /// The round planned at `at`: its jobs, each with its batches.
         case round(at: Int = 0, [[Planned]])
         /// The last planned batch of the partition ended so; what the machine says of it.
-        case finish(Int32, BatchOutcome, at: Int = 0, showing: Finished?)
-        case rereads([Int32: KafkaOffset])
-        case readingAgain(Int32)
-        case backlog(Int32, [KafkaOffset])
-        case flow(pause: [Int32], resume: [Int32])
-        case uncommitted([Int32: KafkaOffset])
-        case committed([Int32: KafkaOffset])
+        case finish(KafkaPartition, BatchOutcome, at: Int = 0, showing: Finished?)
+        case rereads([KafkaPartition: KafkaOffset])
+        case readingAgain(KafkaPartition)
+        case backlog(KafkaPartition, [KafkaOffset])
+        case flow(pause: [KafkaPartition], resume: [KafkaPartition])
+        case uncommitted([KafkaPartition: KafkaOffset])
+        case committed([KafkaPartition: KafkaOffset])
     }
 
     struct Scenario: CustomTestStringConvertible, Sendable {
@@ -51,7 +51,7 @@ import Testing
         var testDescription: String { name }
     }
 
-    static func message(_ partition: Int32, _ offset: KafkaOffset) -> KafkaConsumerMessage {
+    static func message(_ partition: KafkaPartition, _ offset: KafkaOffset) -> KafkaConsumerMessage {
         KafkaConsumerMessage(
             topicPartition: KafkaTopicPartition(topic: "matomete.charges", partition: partition), offset: offset,
             value: ArraySlice("m\(offset)".utf8))
@@ -298,7 +298,7 @@ import Testing
         var machine = Machine(
             batchSize: scenario.batchSize, appliesTogether: scenario.appliesTogether, waitRetry: .milliseconds(500))
         let start = ContinuousClock.now
-        var planned: [Int32: ConsumerBatch<String>] = [:]
+        var planned: [KafkaPartition: ConsumerBatch<String>] = [:]
         for (index, step) in scenario.steps().enumerated() {
             let at = "step \(index + 1)"
             switch step {

@@ -31,7 +31,7 @@ struct ConsumerGroupTests {
 
         // Traffic on every partition reaches whichever consumer owns it.
         let batch = (0..<60).map {
-            KafkaProducerMessage(topic: topic, partition: Int32($0 % 6), key: nil, value: "a\($0)")
+            KafkaProducerMessage(topic: topic, partition: KafkaPartition(Int32($0 % 6)), key: nil, value: "a\($0)")
         }
         for result in await producer.send(batch) { _ = try result.get() }
         let readCount = Counter()
@@ -52,7 +52,7 @@ struct ConsumerGroupTests {
         // of the second's partitions from the group's committed offsets.
         await second.close()
         let more = (0..<60).map {
-            KafkaProducerMessage(topic: topic, partition: Int32($0 % 6), key: nil, value: "b\($0)")
+            KafkaProducerMessage(topic: topic, partition: KafkaPartition(Int32($0 % 6)), key: nil, value: "b\($0)")
         }
         for result in await producer.send(more) { _ = try result.get() }
         let takeover = try await first.drain(
@@ -133,10 +133,10 @@ struct AdminTests {
 
         let producer = try TestSupport.producer(cluster)
         let batch = (0..<30).map {
-            KafkaProducerMessage(topic: topic, partition: Int32($0 % 3), key: nil, value: "\($0)")
+            KafkaProducerMessage(topic: topic, partition: KafkaPartition(Int32($0 % 3)), key: nil, value: "\($0)")
         }
         for result in await producer.send(batch) { _ = try result.get() }
-        let partitions = (Int32(0)..<3).map { KafkaTopicPartition(topic: topic, partition: $0) }
+        let partitions = (Int32(0)..<3).map { KafkaTopicPartition(topic: topic, partition: KafkaPartition($0)) }
         let ends = try await admin.highWatermarks(partitions)
         #expect(partitions.allSatisfy { ends[$0] == 10 })
 

@@ -144,7 +144,7 @@ struct ProducerConsumerTests {
         try await consumer.pause([paused])
         for partition in Int32(0)...1 {
             let batch = (0..<20).map {
-                KafkaProducerMessage(topic: topic, partition: partition, key: nil, value: "v\($0)")
+                KafkaProducerMessage(topic: topic, partition: KafkaPartition(partition), key: nil, value: "v\($0)")
             }
             for result in await producer.send(batch) { _ = try result.get() }
         }

@@ -25,9 +25,10 @@ extension ScenarioTests {
         try await system.produce(system.topics.charges, Array(september.dropFirst(2000).prefix(2000)))
         // Leaders move under the consumers and the relay's producer.
         for partition in Int32(0)..<6 {
-            try cluster.moveLeader(topic: system.topics.charges, partition: partition, to: partition % 3 + 1)
             try cluster.moveLeader(
-                topic: system.topics.merchantResults, partition: partition, to: (partition + 1) % 3 + 1)
+                topic: system.topics.charges, partition: KafkaPartition(partition), to: partition % 3 + 1)
+            try cluster.moveLeader(
+                topic: system.topics.merchantResults, partition: KafkaPartition(partition), to: (partition + 1) % 3 + 1)
         }
         // Retriable errors on the next requests of every client.
         cluster.injectErrors([.notLeaderForPartition, .requestTimedOut, .notEnoughReplicas], on: .produce)

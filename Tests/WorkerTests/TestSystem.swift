@@ -204,7 +204,7 @@ final class TestSystem: Sendable {
             (.billingCycles, topics.billingCycles, 1),
         ]
         let partitions = inputs.flatMap { _, topic, count in
-            (0..<count).map { KafkaTopicPartition(topic: topic, partition: Int32($0)) }
+            (0..<count).map { KafkaTopicPartition(topic: topic, partition: KafkaPartition(Int32($0))) }
         }
         let deadline = ContinuousClock.now + limit
         var state = ""
