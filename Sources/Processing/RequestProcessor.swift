@@ -144,13 +144,21 @@ public struct RequestProcessor: Sendable {
                     batchOutcomes.append(outcome)
                     let id = MerchantResultMessage.id(
                         topic: batch.cursor.topic, partition: batch.cursor.partition, offset: sourced.offset)
-                    let message = MerchantResultMessage(id: id, request: sourced.request, outcome: outcome)
-                    state.tell(message, topic: topics.merchantResults)
+                    let request = sourced.request
+                    state.tell(
+                        MerchantResultMessage(id: id, request: request, outcome: outcome),
+                        topic: topics.merchantResults,
+                        keeping: RequestResult(
+                            resultID: id, lineID: request.lineID, merchantID: request.merchantID,
+                            requestType: request.kind.rawValue, requestID: request.reference,
+                            accepted: outcome.isAccepted, reason: outcome.rejection?.code, cycle: outcome.cycle))
                 }
                 for refusal in batch.refusals {
                     let id = MerchantResultMessage.id(
                         topic: batch.cursor.topic, partition: batch.cursor.partition, offset: refusal.offset)
-                    state.tell(MerchantResultMessage(id: id, refused: refusal.refused), topic: topics.merchantResults)
+                    state.tell(
+                        MerchantResultMessage(id: id, refused: refusal.refused), topic: topics.merchantResults,
+                        keeping: RequestResult(id, refused: refusal.refused))
                 }
                 outcomes.append(batchOutcomes)
             }
@@ -192,24 +200,27 @@ public struct RequestProcessor: Sendable {
 
 extension BatchState {
     /// Publishes `result` to the merchant (keyed by merchant; by line for a
-    /// termination) and keeps it in the results history.
-    ///
-    /// A request refused before the rules may carry ids as the sender wrote
-    /// them: the history keeps only well-formed ones (an empty line or
-    /// request id otherwise), so no input can make the row unstorable.
-    fileprivate mutating func tell(_ result: MerchantResultMessage, topic: String) {
+    /// termination) and keeps `record` of it in the results history.
+    fileprivate mutating func tell(_ result: MerchantResultMessage, topic: String, keeping record: RequestResult) {
         outbox.append(
             OutboxMessage(
                 topic: topic, key: result.merchantId ?? result.lineId, id: result.id, payload: result.jsonBytes))
-        let line = LineID(rawValue: result.lineId)
-        let merchant = result.merchantId.map(MerchantID.init(rawValue:))
-        results.append(
-            RequestResult(
-                resultID: result.id, lineID: line.isWellFormed ? line : "",
-                merchantID: merchant?.isWellFormed == true ? merchant : nil,
-                requestType: RequestKind(rawValue: result.requestType)?.rawValue ?? "",
-                requestID: ChargeID(rawValue: result.requestId).isWellFormed ? result.requestId : "",
-                accepted: result.status == "accepted", reason: result.reason,
-                cycle: result.cycle.flatMap(BillingCycle.init)))
+        results.append(record)
+    }
+}
+
+extension RequestResult {
+    /// The history's record of a request refused before the rules. Its ids are
+    /// as the sender wrote them: only well-formed ones are kept (empty
+    /// otherwise), so no input can make the row unstorable.
+    fileprivate init(_ id: String, refused: RefusedRequest) {
+        let line = LineID(rawValue: refused.lineID)
+        let merchant = refused.merchantID.map(MerchantID.init(rawValue:))
+        self.init(
+            resultID: id, lineID: line.isWellFormed ? line : "",
+            merchantID: merchant?.isWellFormed == true ? merchant : nil,
+            requestType: RequestKind(rawValue: refused.requestType)?.rawValue ?? "",
+            requestID: ChargeID(rawValue: refused.requestID).isWellFormed ? refused.requestID : "", accepted: false,
+            reason: refused.reason.code, cycle: nil)
     }
 }
