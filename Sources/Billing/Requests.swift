@@ -165,3 +165,39 @@ public enum RequestKind: String, Sendable, Hashable, CaseIterable {
     /// Whether the line's user must authorize it (a purchase): charges and subscription starts.
     public var isPurchase: Bool { self == .charge || self == .subscription }
 }
+
+/// A merchant's charge or subscription id, which names one purchase on one
+/// line: unique per merchant and kind across every line.
+public struct PurchaseKey: Hashable, Sendable, Comparable {
+    /// The merchant whose id it is.
+    public var merchantID: MerchantID
+    /// ``RequestKind/charge`` or ``RequestKind/subscription``.
+    public var kind: RequestKind
+    /// The merchant's charge or subscription id.
+    public var id: String
+
+    /// Names a purchase.
+    public init(merchantID: MerchantID, kind: RequestKind, id: String) {
+        self.merchantID = merchantID
+        self.kind = kind
+        self.id = id
+    }
+
+    /// By merchant, then kind, then id: the order in which they are claimed.
+    public static func < (lhs: PurchaseKey, rhs: PurchaseKey) -> Bool {
+        (lhs.merchantID.rawValue, lhs.kind.rawValue, lhs.id) < (rhs.merchantID.rawValue, rhs.kind.rawValue, rhs.id)
+    }
+}
+
+extension BillingRequest {
+    /// The purchase a charge or subscription creates; `nil` for other requests.
+    public var purchaseKey: PurchaseKey? {
+        switch self {
+        case .charge(let request):
+            PurchaseKey(merchantID: request.merchantID, kind: .charge, id: request.chargeID.rawValue)
+        case .subscription(let request):
+            PurchaseKey(merchantID: request.merchantID, kind: .subscription, id: request.subscriptionID.rawValue)
+        default: nil
+        }
+    }
+}

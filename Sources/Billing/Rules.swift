@@ -10,28 +10,55 @@ public struct BillingRules: Sendable {
     }
 
     /// Applies one request to its line's book. `merchant` is the requesting
-    /// merchant (`nil` if unknown or for a line termination).
+    /// merchant (`nil` if unknown or for a line termination); `idHeldBy` is the
+    /// line that already holds a charge's or subscription's id
+    /// (``BillingRequest/purchaseKey``), if any: a merchant's id names one
+    /// purchase across all lines.
     ///
     /// Requests are applied in the order they arrive; each sees the changes of
-    /// the ones before it.
-    public func apply(_ request: BillingRequest, to book: inout LineBook, merchant: Merchant?) -> Outcome {
+    /// the ones before it. When several reasons apply, the first in this order
+    /// is given (`docs/merchants.md`, "Which reason wins"):
+    ///
+    /// A charge or subscription:
+    /// 1. the id is on this line already: the same content is a repeat,
+    ///    answered as the original was (accepted, with its cycle), whatever
+    ///    has changed since; other content is `duplicate_conflict`;
+    /// 2. the id is on another line: `duplicate_conflict`;
+    /// 3. `unknown_merchant`, then `merchant_suspended`;
+    /// 4. `amount_out_of_range`;
+    /// 5. `unknown_line`, `line_not_eligible`, `line_suspended`, `line_terminated`;
+    /// 6. `spending_limit_exceeded`.
+    ///
+    /// A cancellation: `unknown_charge` or `unknown_subscription` when the
+    /// merchant has no such purchase on the line (also when there is no such
+    /// line); a repeat is answered as the original. The merchant's and the
+    /// line's status do not matter: a suspended merchant can still refund.
+    ///
+    /// A line termination: `unknown_line`; a repeat is accepted again.
+    public func apply(
+        _ request: BillingRequest, to book: inout LineBook, merchant: Merchant?, idHeldBy: LineID? = nil
+    ) -> Outcome {
         switch request {
-        case .charge(let charge): applyCharge(charge, &book, merchant)
-        case .subscription(let subscription): applySubscription(subscription, &book, merchant)
+        case .charge(let charge): applyCharge(charge, &book, merchant, idHeldBy)
+        case .subscription(let subscription): applySubscription(subscription, &book, merchant, idHeldBy)
         case .chargeCancellation(let cancellation): applyChargeCancellation(cancellation, &book)
         case .subscriptionCancellation(let cancellation): applySubscriptionCancellation(cancellation, &book)
         case .lineTermination: applyTermination(&book)
         }
     }
 
-    private func applyCharge(_ request: ChargeRequest, _ book: inout LineBook, _ merchant: Merchant?) -> Outcome {
+    private func applyCharge(
+        _ request: ChargeRequest, _ book: inout LineBook, _ merchant: Merchant?, _ idHeldBy: LineID?
+    ) -> Outcome {
         let key = ChargeKey(merchantID: request.merchantID, chargeID: request.chargeID)
         if let existing = book.charges[key] {
             // The same request again is a harmless repeat; other content under the same id is a conflict.
             let same = existing.amount == request.amount && existing.description == request.description
             return same ? .accepted(existing.cycle) : .rejected(.duplicateConflict, book.knownCycle)
         }
-        if let refusal = refusal(amount: request.amount, book, merchant) { return .rejected(refusal, book.knownCycle) }
+        if let refusal = refusal(amount: request.amount, line: request.lineID, idHeldBy, book, merchant) {
+            return .rejected(refusal, book.knownCycle)
+        }
         if exceedsLimit(adding: request.amount, book) { return .rejected(.spendingLimitExceeded, book.knownCycle) }
         let record = ChargeRecord(
             merchantID: request.merchantID, chargeID: request.chargeID, amount: request.amount,
@@ -43,7 +70,7 @@ public struct BillingRules: Sendable {
     }
 
     private func applySubscription(
-        _ request: SubscriptionRequest, _ book: inout LineBook, _ merchant: Merchant?
+        _ request: SubscriptionRequest, _ book: inout LineBook, _ merchant: Merchant?, _ idHeldBy: LineID?
     )
         -> Outcome
     {
@@ -52,7 +79,7 @@ public struct BillingRules: Sendable {
             let same = existing.monthlyAmount == request.monthlyAmount && existing.description == request.description
             return same ? .accepted(existing.startCycle) : .rejected(.duplicateConflict, book.knownCycle)
         }
-        if let refusal = refusal(amount: request.monthlyAmount, book, merchant) {
+        if let refusal = refusal(amount: request.monthlyAmount, line: request.lineID, idHeldBy, book, merchant) {
             return .rejected(refusal, book.knownCycle)
         }
         if exceedsLimit(adding: request.monthlyAmount, book) {
@@ -69,8 +96,7 @@ public struct BillingRules: Sendable {
 
     private func applyChargeCancellation(_ request: ChargeCancellation, _ book: inout LineBook) -> Outcome {
         let key = ChargeKey(merchantID: request.merchantID, chargeID: request.chargeID)
-        guard book.line != nil else { return .rejected(.unknownLine, nil) }
-        guard var charge = book.charges[key] else { return .rejected(.unknownCharge, book.openCycle) }
+        guard var charge = book.charges[key] else { return .rejected(.unknownCharge, book.knownCycle) }
         if let cancelledIn = charge.cancelledIn { return .accepted(cancelledIn) }  // a repeat
         charge.cancelledIn = book.openCycle
         if charge.cycle == book.openCycle {
@@ -87,9 +113,8 @@ public struct BillingRules: Sendable {
 
     private func applySubscriptionCancellation(_ request: SubscriptionCancellation, _ book: inout LineBook) -> Outcome {
         let key = SubscriptionKey(merchantID: request.merchantID, subscriptionID: request.subscriptionID)
-        guard book.line != nil else { return .rejected(.unknownLine, nil) }
         guard var subscription = book.subscriptions[key] else {
-            return .rejected(.unknownSubscription, book.openCycle)
+            return .rejected(.unknownSubscription, book.knownCycle)
         }
         if let lastCycle = subscription.lastCycle { return .accepted(lastCycle) }  // already ended
         // Billed in full for the open cycle, nothing after.
@@ -113,8 +138,15 @@ public struct BillingRules: Sendable {
         return .accepted(book.openCycle)
     }
 
-    /// Why a new charge or subscription of `amount` cannot be taken, if it cannot.
-    private func refusal(amount: Yen, _ book: LineBook, _ merchant: Merchant?) -> RejectionReason? {
+    /// Why a new charge or subscription of `amount` on `lineID` cannot be
+    /// taken, if it cannot: the order of ``apply(_:to:merchant:idHeldBy:)``
+    /// from its step 2, the spending limit aside.
+    private func refusal(
+        amount: Yen, line lineID: LineID, _ idHeldBy: LineID?, _ book: LineBook, _ merchant: Merchant?
+    ) -> RejectionReason? {
+        if let idHeldBy, idHeldBy != lineID { return .duplicateConflict }
+        guard let merchant else { return .unknownMerchant }
+        guard merchant.status == .active else { return .merchantSuspended }
         guard (limits.minimumAmount...limits.maximumAmount).contains(amount) else { return .amountOutOfRange }
         guard let line = book.line else { return .unknownLine }
         guard line.isEligible else { return .lineNotEligible }
@@ -123,8 +155,6 @@ public struct BillingRules: Sendable {
         case .suspended: return .lineSuspended
         case .terminated: return .lineTerminated
         }
-        guard let merchant else { return .unknownMerchant }
-        guard merchant.status == .active else { return .merchantSuspended }
         return nil
     }
 

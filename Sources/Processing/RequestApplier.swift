@@ -91,7 +91,9 @@ public struct RequestApplier: StoreApplier {
     /// Batches of several partitions share a transaction.
     public var appliesTogether: Bool { true }
 
-    /// Decodes the message and checks its authorization.
+    /// Decodes the message and checks its authorization: its signature and
+    /// what it is for. Its expiry is judged when the request is applied (a
+    /// repeat of a request gets the first answer, however old its authorization).
     public func prepare(_ message: KafkaConsumerMessage) -> Prepared {
         let (decoded, token) = decoder.decodeWithAuthorization(value: message.value, key: message.key)
         switch decoded {
@@ -121,7 +123,7 @@ public struct RequestApplier: StoreApplier {
             partitionBatches.append(partitionBatch)
             tallies.append(tally)
         }
-        let outcomes = try await processor.apply(partitionBatches)
+        let outcomes = try await processor.apply(partitionBatches, now: now())
         for (index, tally) in tallies.enumerated() {
             record(tally, outcomes[index], topic: partitionBatches[index].cursor.topic)
         }
@@ -136,14 +138,8 @@ public struct RequestApplier: StoreApplier {
         var extra: [OutboxMessage] = []
         var tally = BatchTally()
         requests.reserveCapacity(batch.messages.count)
-        let now = now()
         for (message, prepared) in batch.messages {
             switch prepared {
-            case .request(let request, let authorization?) where now > authorization.expiresAt:
-                // Verified when first read, expired by the time it is applied (its batch was retried).
-                refusals.append(
-                    SourcedRefusal(Self.refusal(of: request, .authorizationExpired), offset: message.offset.rawValue))
-                tally.rejected += 1
             case .request(let request, let authorization):
                 requests.append(SourcedRequest(request, offset: message.offset.rawValue, authorization: authorization))
             case .refused(let refused):
@@ -194,7 +190,7 @@ public struct RequestApplier: StoreApplier {
         }
         let verified = verifier.verify(
             token ?? "", lineID: request.lineID.rawValue, merchantID: request.merchantID?.rawValue ?? "",
-            kind: request.kind.rawValue, amount: amount, reference: request.reference, now: now())
+            kind: request.kind.rawValue, amount: amount, reference: request.reference, now: nil)
         switch verified {
         case .success(let claims):
             return .authorized(UsedAuthorization(tokenID: claims.tokenID, expiresAt: claims.expiresAt))

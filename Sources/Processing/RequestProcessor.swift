@@ -1,5 +1,6 @@
 import Billing
 import Contract
+import Foundation
 import Store
 
 /// A decoded request and where it was read.
@@ -97,16 +98,17 @@ public struct RequestProcessor: Sendable {
         self.topics = topics
     }
 
-    /// Applies a batch read from one partition (see ``apply(_:)``).
+    /// Applies a batch read from one partition (see ``apply(_:now:)``).
     @discardableResult
     public func apply(
         _ requests: [SourcedRequest], refusals: [SourcedRefusal] = [], extraMessages: [OutboxMessage] = [],
-        from cursor: PartitionCursor, expectedOffset: Int64?, nextOffset: Int64
+        from cursor: PartitionCursor, expectedOffset: Int64?, nextOffset: Int64,
+        now: Int64 = Int64(Date().timeIntervalSince1970)
     ) async throws -> [Outcome] {
         let batch = PartitionBatch(
             requests, refusals: refusals, extraMessages: extraMessages, from: cursor, expectedOffset: expectedOffset,
             nextOffset: nextOffset)
-        return try await apply([batch])[0]
+        return try await apply([batch], now: now)[0]
     }
 
     /// Applies the batches of several partitions in one transaction, each
@@ -117,11 +119,14 @@ public struct RequestProcessor: Sendable {
     ///
     /// Each request's result, and each refusal's, goes to the outbox for
     /// `merchant-results` and is kept in the results history; the batches'
-    /// extra messages follow.
+    /// extra messages follow. `now` (seconds since 1970) judges whether an
+    /// authorization presented for the first time has expired.
     ///
     /// - Returns: the outcome of each request, batch by batch, in order.
     @discardableResult
-    public func apply(_ batches: [PartitionBatch]) async throws -> [[Outcome]] {
+    public func apply(
+        _ batches: [PartitionBatch], now: Int64 = Int64(Date().timeIntervalSince1970)
+    ) async throws -> [[Outcome]] {
         let requests = batches.flatMap(\.requests)
         let authorizations = requests.compactMap { sourced in
             sourced.authorization.map { AuthorizationKey(lineID: sourced.request.lineID, tokenID: $0.tokenID) }
@@ -140,7 +145,7 @@ public struct RequestProcessor: Sendable {
                 var batchOutcomes: [Outcome] = []
                 batchOutcomes.reserveCapacity(batch.requests.count)
                 for sourced in batch.requests {
-                    let outcome = Self.decide(sourced, in: &state, uses: &uses, rules: rules)
+                    let outcome = Self.decide(sourced, in: &state, uses: &uses, rules: rules, now: now)
                     batchOutcomes.append(outcome)
                     let id = MerchantResultMessage.id(
                         topic: batch.cursor.topic, partition: batch.cursor.partition, offset: sourced.offset)
@@ -167,31 +172,40 @@ public struct RequestProcessor: Sendable {
         }
     }
 
-    /// One request's outcome. An authorization is accepted once: used before,
-    /// only an exact repeat of the accepted request gets its answer again (a
-    /// merchant's replay stays harmless); anything else is refused as reused.
+    /// One request's outcome. A request with an authorization is decided in
+    /// this order (`docs/merchants.md`, "Which reason wins"):
+    /// 1. the authorization was used before: by the same merchant for the same
+    ///    kind and reference, the request is a repeat and gets the first
+    ///    answer, whatever the authorization's age (accepted: the rules answer
+    ///    a repeat with the purchase's cycle; refused: the same reason and
+    ///    cycle); by anything else, `authorization_reused`;
+    /// 2. presented for the first time after it expired: `authorization_expired`;
+    /// 3. the billing rules; the authorization is then used, with the answer.
     private static func decide(
         _ sourced: SourcedRequest, in state: inout BatchState, uses: inout [AuthorizationKey: AuthorizationUse],
-        rules: BillingRules
+        rules: BillingRules, now: Int64
     ) -> Outcome {
         let request = sourced.request
-        let merchant = request.merchantID.flatMap { state.merchants[$0] }
-        guard let authorization = sourced.authorization else {
-            return rules.apply(request, to: &state.books[request.lineID]!, merchant: merchant)
-        }
+        guard let authorization = sourced.authorization else { return state.apply(request, rules) }
         let key = AuthorizationKey(lineID: request.lineID, tokenID: authorization.tokenID)
         if let use = uses[key] {
             let repeated =
-                use.accepted && use.merchantID == request.merchantID?.rawValue && use.kind == request.kind.rawValue
+                use.merchantID == request.merchantID?.rawValue && use.kind == request.kind.rawValue
                 && use.reference == request.reference
-            return repeated
-                ? rules.apply(request, to: &state.books[request.lineID]!, merchant: merchant)
-                : .rejected(.authorizationReused, state.books[request.lineID]!.knownCycle)
+            guard repeated else { return .rejected(.authorizationReused, state.books[request.lineID]!.knownCycle) }
+            guard !use.accepted, let reason = use.reason.flatMap(RejectionReason.init(rawValue:)) else {
+                return state.apply(request, rules)
+            }
+            return .rejected(reason, use.cycle)
         }
-        let outcome = rules.apply(request, to: &state.books[request.lineID]!, merchant: merchant)
+        guard now <= authorization.expiresAt else {
+            return .rejected(.authorizationExpired, state.books[request.lineID]!.knownCycle)
+        }
+        let outcome = state.apply(request, rules)
         let use = AuthorizationUse(
             key: key, merchantID: request.merchantID?.rawValue ?? "", kind: request.kind.rawValue,
-            reference: request.reference, accepted: outcome.rejection == nil, expiresAt: authorization.expiresAt)
+            reference: request.reference, accepted: outcome.isAccepted, reason: outcome.rejection?.code,
+            cycle: outcome.cycle, expiresAt: authorization.expiresAt)
         uses[key] = use
         state.newAuthorizationUses.append(use)
         return outcome
@@ -199,6 +213,18 @@ public struct RequestProcessor: Sendable {
 }
 
 extension BatchState {
+    /// Applies the billing rules to `request`'s line, telling them which line
+    /// holds its charge or subscription id; a purchase they accept claims it.
+    fileprivate mutating func apply(_ request: BillingRequest, _ rules: BillingRules) -> Outcome {
+        let key = request.purchaseKey
+        let holder = key.flatMap { purchaseHolders[$0] }
+        let outcome = rules.apply(
+            request, to: &books[request.lineID]!, merchant: request.merchantID.flatMap { merchants[$0] },
+            idHeldBy: holder)
+        if let key, holder == nil, outcome.isAccepted { purchaseHolders[key] = request.lineID }
+        return outcome
+    }
+
     /// Publishes `result` to the merchant (keyed by merchant; by line for a
     /// termination) and keeps `record` of it in the results history.
     fileprivate mutating func tell(_ result: MerchantResultMessage, topic: String, keeping record: RequestResult) {

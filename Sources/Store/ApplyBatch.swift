@@ -65,18 +65,25 @@ public struct AuthorizationUse: Sendable, Hashable {
     public var reference: String
     /// Whether the request it came with was accepted.
     public var accepted: Bool
-    /// Seconds since 1970; the record may be purged after this.
+    /// The reason code it was refused with, when it was.
+    public var reason: String?
+    /// The cycle its answer named, when it named one.
+    public var cycle: BillingCycle?
+    /// Seconds since 1970: when the authorization expired (or expires).
     public var expiresAt: Int64
 
-    /// A use of an authorization.
+    /// A use of an authorization, with the answer its request got.
     public init(
-        key: AuthorizationKey, merchantID: String, kind: String, reference: String, accepted: Bool, expiresAt: Int64
+        key: AuthorizationKey, merchantID: String, kind: String, reference: String, accepted: Bool,
+        reason: String? = nil, cycle: BillingCycle? = nil, expiresAt: Int64
     ) {
         self.key = key
         self.merchantID = merchantID
         self.kind = kind
         self.reference = reference
         self.accepted = accepted
+        self.reason = reason
+        self.cycle = cycle
         self.expiresAt = expiresAt
     }
 }
@@ -91,6 +98,10 @@ public struct BatchState: Sendable {
     public let merchants: [MerchantID: Merchant]
     /// The stored uses of the authorizations the batch carries.
     public let authorizationUses: [AuthorizationKey: AuthorizationUse]
+    /// The line holding each charge and subscription id the requests carry,
+    /// where one does. The rules keep it current: a purchase the batch adds
+    /// claims its id in the same transaction.
+    public var purchaseHolders: [PurchaseKey: LineID] = [:]
     /// Uses to record.
     public var newAuthorizationUses: [AuthorizationUse] = []
     /// The messages the batch publishes, committed with it.
@@ -123,15 +134,20 @@ extension BillingStore {
     /// Applies a batch read from one or more partitions in one transaction:
     /// loads (and locks, in id order) every line `requests` touch with the
     /// records they refer to, the merchants they name and the stored uses of
-    /// `authorizations`; lets `decide` apply the rules to that state; writes
-    /// back what it changed, the authorization uses it added and the outbox
-    /// messages it chose; and moves every partition's stored offset by
-    /// compare-and-set.
+    /// `authorizations` and the lines holding the charge and subscription ids
+    /// they carry; lets `decide` apply the rules to that state; writes back
+    /// what it changed, the authorization uses it added, the ids its new
+    /// purchases claim and the outbox messages it chose; and moves every
+    /// partition's stored offset by compare-and-set.
     ///
     /// If a stored offset is not the one expected, another worker has moved
     /// it: nothing is applied and the error is ``StoreError/Code/staleOffset``.
     /// Lines are locked in id order, so two batches touching the same lines
-    /// cannot deadlock.
+    /// cannot deadlock. If another transaction claimed one of the new
+    /// purchases' ids first (the same id on another line, at the same moment),
+    /// nothing is applied and the error is
+    /// ``StoreError/Code/purchaseIDClaimed``: applied again, the batch sees the
+    /// claim.
     ///
     /// - Returns: what `decide` returned.
     @discardableResult
@@ -150,7 +166,8 @@ extension BillingStore {
             }
             var state = BatchState(
                 books: try await loadBooks(for: requests, on: connection), merchants: merchants,
-                authorizationUses: try await loadAuthorizationUses(authorizations, on: connection))
+                authorizationUses: try await loadAuthorizationUses(authorizations, on: connection),
+                purchaseHolders: try await loadPurchaseHolders(requests.compactMap(\.purchaseKey), on: connection))
             let result = try decide(&state)
             try await persist(state, on: connection)
             return result
@@ -306,6 +323,30 @@ extension BillingStore {
         return books
     }
 
+    /// The lines holding `keys`, where one does. Reads the merchants' partitions.
+    private func loadPurchaseHolders(
+        _ keys: [PurchaseKey], on connection: PostgresConnection
+    ) async throws -> [PurchaseKey: LineID] {
+        guard !keys.isEmpty else { return [:] }
+        let rows = try await connection.query(
+            """
+            SELECT p.merchant_id, p.kind, p.purchase_id, p.line_id
+            FROM unnest(\(keys.map(\.merchantID.rawValue)), \(keys.map(\.kind.rawValue)), \(keys.map(\.id)))
+                AS k(merchant_id, kind, purchase_id)
+            CROSS JOIN LATERAL (
+                SELECT * FROM purchase_ids
+                WHERE purchase_ids.merchant_id = k.merchant_id AND purchase_ids.kind = k.kind
+                  AND purchase_ids.purchase_id = k.purchase_id) p
+            """, logger: logger)
+        var holders: [PurchaseKey: LineID] = [:]
+        for try await (merchant, kind, id, line) in rows.decode((String, String, String, String).self) {
+            guard let kind = RequestKind(rawValue: kind) else { continue }
+            holders[PurchaseKey(merchantID: MerchantID(rawValue: merchant), kind: kind, id: id)] = LineID(
+                rawValue: line)
+        }
+        return holders
+    }
+
     /// The stored uses of `keys`.
     private func loadAuthorizationUses(
         _ keys: [AuthorizationKey], on connection: PostgresConnection
@@ -313,7 +354,8 @@ extension BillingStore {
         guard !keys.isEmpty else { return [:] }
         let rows = try await connection.query(
             """
-            SELECT u.line_id, u.token_id, u.merchant_id, u.request_kind, u.reference, u.accepted
+            SELECT u.line_id, u.token_id, u.merchant_id, u.request_kind, u.reference, u.accepted, u.reason, u.cycle,
+                   extract(epoch FROM u.expires_at)::bigint
             FROM unnest(\(keys.map(\.lineID.rawValue)), \(keys.map(\.tokenID)))
                 AS k(line_id, token_id)
             CROSS JOIN LATERAL (
@@ -321,12 +363,13 @@ extension BillingStore {
                 WHERE used_authorizations.line_id = k.line_id AND used_authorizations.token_id = k.token_id) u
             """, logger: logger)
         var uses: [AuthorizationKey: AuthorizationUse] = [:]
-        for try await (line, token, merchant, kind, reference, accepted) in rows.decode(
-            (String, String, String, String, String, Bool).self)
+        for try await (line, token, merchant, kind, reference, accepted, reason, cycle, expiresAt) in rows.decode(
+            (String, String, String, String, String, Bool, String?, String?, Int64).self)
         {
             let key = AuthorizationKey(lineID: LineID(rawValue: line), tokenID: token)
             uses[key] = AuthorizationUse(
-                key: key, merchantID: merchant, kind: kind, reference: reference, accepted: accepted, expiresAt: 0)
+                key: key, merchantID: merchant, kind: kind, reference: reference, accepted: accepted, reason: reason,
+                cycle: try cycle.map(storedCycle), expiresAt: expiresAt)
         }
         return uses
     }
@@ -345,6 +388,7 @@ extension BillingStore {
         var newSubscriptions: [(LineID, SubscriptionRecord)] = []
         var endedSubscriptions: [(LineID, SubscriptionRecord)] = []
         var lineUpdates: [(LineID, Yen, LineStatus)] = []
+        var claims: [(PurchaseKey, LineID)] = []
         for (lineID, book) in books.sorted(by: { $0.key < $1.key }) where !book.effects.isEmpty {
             guard let line = book.line else { continue }
             lineUpdates.append((lineID, book.spend, line.status))
@@ -354,12 +398,22 @@ extension BillingStore {
             var touchedSubscriptions = Set<SubscriptionKey>()
             for effect in book.effects {
                 switch effect {
-                case .chargeAdded(let record): addedCharges.insert(record.key)
+                case .chargeAdded(let record):
+                    addedCharges.insert(record.key)
+                    claims.append(
+                        (PurchaseKey(merchantID: record.merchantID, kind: .charge, id: record.chargeID.rawValue), lineID))
                 case .chargeCancelled(let key, _): touchedCharges.insert(key)
                 case .chargeCredited(let key, _, let amount):
                     touchedCharges.insert(key)
                     if let record = book.charges[key] { credits.append((lineID, record, amount)) }
-                case .subscriptionAdded(let record): addedSubscriptions.insert(record.key)
+                case .subscriptionAdded(let record):
+                    addedSubscriptions.insert(record.key)
+                    claims.append(
+                        (
+                            PurchaseKey(
+                                merchantID: record.merchantID, kind: .subscription, id: record.subscriptionID.rawValue),
+                            lineID
+                        ))
                 case .subscriptionEnded(let key, _): touchedSubscriptions.insert(key)
                 case .lineTerminated: break
                 }
@@ -379,9 +433,21 @@ extension BillingStore {
                 if let record = book.subscriptions[key] { endedSubscriptions.append((lineID, record)) }
             }
         }
-        try await connection.query(
+        // Claimed in one order by every transaction: two batches claiming the
+        // same ids wait for each other without deadlocking.
+        claims.sort { $0.0 < $1.0 }
+        let claimed = try await connection.fetch(
             """
-            WITH new_charges AS (
+            WITH new_claims AS (
+                INSERT INTO purchase_ids (merchant_id, kind, purchase_id, line_id)
+                SELECT merchant_id, kind, purchase_id, line_id
+                FROM unnest(\(claims.map(\.0.merchantID.rawValue)), \(claims.map(\.0.kind.rawValue)),
+                            \(claims.map(\.0.id)), \(claims.map(\.1.rawValue))) WITH ORDINALITY
+                    AS c(merchant_id, kind, purchase_id, line_id, position)
+                ORDER BY position
+                ON CONFLICT DO NOTHING
+                RETURNING 1
+            ), new_charges AS (
                 INSERT INTO charges (line_id, merchant_id, charge_id, amount_yen, description, cycle, status, cancelled_in, cancelled_at)
                 SELECT line_id, merchant_id, charge_id, amount_yen, description, cycle, status, NULLIF(cancelled_in, ''),
                        CASE WHEN cancelled_in = '' THEN NULL ELSE now() END
@@ -418,12 +484,14 @@ extension BillingStore {
                     AS u(line_id, merchant_id, subscription_id, last_cycle)
                 WHERE s.line_id = u.line_id AND s.merchant_id || '' = u.merchant_id AND s.subscription_id = u.subscription_id
             ), new_uses AS (
-                INSERT INTO used_authorizations (line_id, token_id, merchant_id, request_kind, reference, accepted, expires_at)
-                SELECT line_id, token_id, merchant_id, kind, reference, accepted, to_timestamp(expires_at)
+                INSERT INTO used_authorizations (line_id, token_id, merchant_id, request_kind, reference, accepted, reason, cycle, expires_at)
+                SELECT line_id, token_id, merchant_id, kind, reference, accepted, NULLIF(reason, ''), NULLIF(cycle, ''),
+                       to_timestamp(expires_at)
                 FROM unnest(\(uses.map(\.key.lineID.rawValue)), \(uses.map(\.key.tokenID)), \(uses.map(\.merchantID)),
                             \(uses.map(\.kind)), \(uses.map(\.reference)), \(uses.map(\.accepted)),
+                            \(uses.map { $0.reason ?? "" }), \(uses.map { $0.cycle?.description ?? "" }),
                             \(uses.map { Double($0.expiresAt) }))
-                    AS u(line_id, token_id, merchant_id, kind, reference, accepted, expires_at)
+                    AS u(line_id, token_id, merchant_id, kind, reference, accepted, reason, cycle, expires_at)
             ), new_results AS (
                 INSERT INTO request_results (line_id, merchant_id, request_type, request_id, result_id, accepted, reason, cycle)
                 SELECT line_id, NULLIF(merchant_id, ''), request_type, request_id, result_id, accepted, NULLIF(reason, ''), NULLIF(cycle, '')
@@ -437,12 +505,20 @@ extension BillingStore {
                 FROM unnest(\(lineUpdates.map(\.0.rawValue)), \(lineUpdates.map(\.1.amount)), \(lineUpdates.map(\.2.rawValue)))
                     AS u(line_id, spend, status)
                 WHERE l.line_id = u.line_id
+            ), new_outbox AS (
+                INSERT INTO outbox (topic, message_key, message_id, payload, headers)
+                SELECT topic, NULLIF(message_key, ''), message_id, payload, headers::jsonb
+                FROM unnest(\(messages.map(\.topic)), \(messages.map { $0.key ?? "" }), \(messages.map(\.id)),
+                            \(messages.map { ByteBuffer(bytes: $0.payload) }), \(messages.map(\.headersJSON)))
+                    AS m(topic, message_key, message_id, payload, headers)
             )
-            INSERT INTO outbox (topic, message_key, message_id, payload, headers)
-            SELECT topic, NULLIF(message_key, ''), message_id, payload, headers::jsonb
-            FROM unnest(\(messages.map(\.topic)), \(messages.map { $0.key ?? "" }), \(messages.map(\.id)),
-                        \(messages.map { ByteBuffer(bytes: $0.payload) }), \(messages.map(\.headersJSON)))
-                AS m(topic, message_key, message_id, payload, headers)
-            """, logger: logger)
+            SELECT (SELECT count(*) FROM new_claims)::int
+            """, Int.self, logger: logger)
+        guard claimed.first == claims.count else {
+            throw StoreError(
+                .purchaseIDClaimed,
+                "another transaction claimed one of \(claims.count) new charge or subscription ids first; nothing was applied"
+            )
+        }
     }
 }

@@ -310,6 +310,46 @@ let migrations: [Migration] = [
             "ALTER TABLE cycle_closes ADD CONSTRAINT cycle_closes_status_check CHECK (status IN ('closing', 'settling', 'closed'))",
         ]
     },
+    Migration(version: 8, name: "a merchant's purchase id names one line") { partitions in
+        // Which line holds each merchant's charge and subscription id, keyed and
+        // partitioned by merchant: the batch that adds a purchase claims its id
+        // here in the same transaction, so the same id cannot be accepted on two
+        // lines, even by two workers at once. Existing purchases are claimed by
+        // their line; were an id already on several lines, the first line in id
+        // order keeps it.
+        var statements = [
+            """
+            CREATE TABLE purchase_ids (
+                merchant_id text NOT NULL,
+                kind text NOT NULL CHECK (kind IN ('charge', 'subscription')),
+                purchase_id text NOT NULL,
+                line_id text NOT NULL,
+                claimed_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (merchant_id, kind, purchase_id)) PARTITION BY HASH (merchant_id)
+            """
+        ]
+        for k in 0..<partitions {
+            statements.append(
+                "CREATE TABLE purchase_ids_p\(k) PARTITION OF purchase_ids FOR VALUES WITH (MODULUS \(partitions), REMAINDER \(k))"
+            )
+        }
+        statements += [
+            """
+            INSERT INTO purchase_ids (merchant_id, kind, purchase_id, line_id, claimed_at)
+            SELECT DISTINCT ON (merchant_id, charge_id) merchant_id, 'charge', charge_id, line_id, applied_at
+            FROM charges ORDER BY merchant_id, charge_id, line_id
+            """,
+            """
+            INSERT INTO purchase_ids (merchant_id, kind, purchase_id, line_id, claimed_at)
+            SELECT DISTINCT ON (merchant_id, subscription_id) merchant_id, 'subscription', subscription_id, line_id, started_at
+            FROM subscriptions ORDER BY merchant_id, subscription_id, line_id
+            """,
+            // A repeat of a request is answered as the first one was: its
+            // authorization's use keeps that answer.
+            "ALTER TABLE used_authorizations ADD COLUMN reason text, ADD COLUMN cycle text",
+        ]
+        return statements
+    },
 ]
 
 /// The channel on which PostgreSQL announces new outbox messages.

@@ -100,7 +100,8 @@ extension PostgresConnection {
 
 /// What one round of housekeeping forgot.
 public struct HousekeepingReport: Sendable, Hashable {
-    /// Used purchase authorizations forgotten (a day after they expired).
+    /// Used purchase authorizations forgotten (kept, with the answer their
+    /// request got, as long as results: a repeat is answered as the original).
     public var usedAuthorizations: Int
     /// Results forgotten (older than the retention).
     public var results: Int
@@ -113,10 +114,10 @@ public struct HousekeepingReport: Sendable, Hashable {
 }
 
 extension BillingStore {
-    /// Forgets what is kept only for a while, in one transaction: used
-    /// purchase authorizations a day after they expired (they can no longer
-    /// be presented), and results recorded more than `resultRetentionMonths`
-    /// months ago. `nil` when another process is doing it right now.
+    /// Forgets what is kept only for a while, in one transaction: results
+    /// and used purchase authorizations recorded more than
+    /// `resultRetentionMonths` months ago (after that, a repeat of a request
+    /// is decided afresh, and its long-expired authorization refuses it). `nil` when another process is doing it right now.
     public func housekeep(resultRetentionMonths: Int) async throws -> HousekeepingReport? {
         try await transaction { [self] connection in
             let locked = try await connection.fetch(
@@ -126,7 +127,8 @@ extension BillingStore {
             let counts = try await connection.fetch(
                 """
                 WITH authorizations AS (
-                    DELETE FROM used_authorizations WHERE expires_at < now() - interval '1 day' RETURNING 1
+                    DELETE FROM used_authorizations
+                    WHERE used_at < now() - make_interval(months => \(resultRetentionMonths)::int) RETURNING 1
                 ), results AS (
                     DELETE FROM request_results
                     WHERE recorded_at < now() - make_interval(months => \(resultRetentionMonths)::int) RETURNING 1

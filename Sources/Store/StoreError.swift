@@ -7,6 +7,10 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         /// The partition's stored offset is not the one expected: another worker
         /// moved it (this one lost the partition). The batch was not applied.
         case staleOffset = "stale_offset"
+        /// Another transaction claimed a charge or subscription id this batch
+        /// was adding, between this batch's read and its write. The batch was
+        /// not applied; applied again, it sees the claim.
+        case purchaseIDClaimed = "purchase_id_claimed"
         /// A cycle was asked to close before an earlier one.
         case cycleOutOfOrder = "cycle_out_of_order"
         /// Input that cannot be stored (bad CSV, bad value).

@@ -3,15 +3,15 @@ import ServerKit
 import ServiceLifecycle
 import Store
 
-/// Forgets, on a schedule, what the store keeps only for a while: used
-/// purchase authorizations a day after they expired, and the results history
-/// past its retention. Every charge and cancellation worker runs it; one at a
+/// Forgets, on a schedule, what the store keeps only for a while: the
+/// results history and the used purchase authorizations (with the answer
+/// each got, for repeats) past their retention. Every charge and cancellation worker runs it; one at a
 /// time does the work (the others find it taken and wait for the next round).
 struct Housekeeping: Sendable {
     var store: BillingStore
     /// Between rounds.
     var interval: Duration
-    /// Results older than this many months are forgotten.
+    /// Results and used authorizations older than this many months are forgotten.
     var resultRetentionMonths: Int
     var readiness: Readiness
     var logger: Logger

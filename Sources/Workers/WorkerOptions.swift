@@ -74,14 +74,14 @@ public struct WorkerOptions: ParsableArguments {
     @Option(
         name: .customLong("result-retention-months"),
         help: ArgumentHelp(
-            "Charge and cancellation workers: how long every result told to a merchant is kept for looking up (support desk, merchants' site), in months. [env: MATOMETE_RESULT_RETENTION_MONTHS] (default: 13)",
+            "Charge and cancellation workers: how long every result told to a merchant is kept for looking up (support desk, merchants' site), and each used purchase authorization with its answer (a repeat within it gets the first answer), in months. [env: MATOMETE_RESULT_RETENTION_MONTHS] (default: 13)",
             valueName: "months"))
     var resultRetentionMonths: Int?
 
     @Option(
         name: .customLong("housekeeping-interval-s"),
         help: ArgumentHelp(
-            "Charge and cancellation workers: seconds between rounds that forget expired purchase authorizations and results past their retention. [env: MATOMETE_HOUSEKEEPING_INTERVAL_S] (default: 3600)",
+            "Charge and cancellation workers: seconds between rounds that forget results and used purchase authorizations past their retention. [env: MATOMETE_HOUSEKEEPING_INTERVAL_S] (default: 3600)",
             valueName: "seconds"))
     var housekeepingIntervalSeconds: Int?
 

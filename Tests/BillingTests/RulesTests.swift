@@ -237,6 +237,111 @@ struct RulesTests {
         #expect(rules.apply(terminate, to: &unknown, merchant: nil).rejection == .unknownLine)
     }
 
+    /// What a charge or subscription meets: the line, the merchant, the
+    /// amount, what the line has spent, and which line holds its id.
+    struct Situation {
+        var line: Line? = Line(id: "L1", type: .bFlets)
+        var merchant: Merchant? = Merchant(id: "m-points", name: "Points shop")
+        var amount: Yen = 500
+        var spend: Yen = 0
+        var idHeldBy: LineID?
+    }
+
+    /// One reason a purchase is refused: how to bring it about, and whether
+    /// it holds in a situation (another's setting may undo it).
+    struct Refusal: Sendable {
+        var reason: RejectionReason
+        var make: @Sendable (inout Situation) -> Void
+        var holds: @Sendable (Situation) -> Bool
+    }
+
+    /// The documented order (`docs/merchants.md`, "Which reason wins"), first
+    /// wins. A repeat of the id on the same line comes before all of them (see
+    /// ``duplicates()``).
+    static let order: [Refusal] = [
+        Refusal(reason: .duplicateConflict, make: { $0.idHeldBy = "L2" }, holds: { $0.idHeldBy == "L2" }),
+        Refusal(reason: .unknownMerchant, make: { $0.merchant = nil }, holds: { $0.merchant == nil }),
+        Refusal(
+            reason: .merchantSuspended,
+            make: { $0.merchant = Merchant(id: "m-points", name: "Points shop", status: .suspended) },
+            holds: { $0.merchant?.status == .suspended }),
+        Refusal(reason: .amountOutOfRange, make: { $0.amount = 0 }, holds: { $0.amount == 0 }),
+        Refusal(reason: .unknownLine, make: { $0.line = nil }, holds: { $0.line == nil }),
+        Refusal(
+            reason: .lineNotEligible, make: { $0.line?.type = .adsl },
+            holds: { $0.line.map { !$0.isEligible } == true }),
+        Refusal(reason: .lineSuspended, make: { $0.line?.status = .suspended }, holds: { $0.line?.status == .suspended }),
+        Refusal(
+            reason: .lineTerminated, make: { $0.line?.status = .terminated }, holds: { $0.line?.status == .terminated }),
+        Refusal(
+            reason: .spendingLimitExceeded, make: { $0.spend = 50_000 },
+            holds: { $0.line != nil && $0.spend + $0.amount > 50_000 }),
+    ]
+
+    struct Pair: CustomTestStringConvertible, Sendable {
+        var first: Int
+        var second: Int
+        var testDescription: String { "\(order[first].reason.code) before \(order[second].reason.code)" }
+    }
+
+    static let pairs: [Pair] = order.indices.flatMap { first in
+        order.indices.filter { $0 > first }.map { Pair(first: first, second: $0) }
+    }
+
+    @Test("Which reason wins when two apply: the documented order, for charges and subscriptions", arguments: pairs)
+    func reasonOrder(_ pair: Pair) {
+        let (first, second) = (Self.order[pair.first], Self.order[pair.second])
+        var situation = Situation()
+        second.make(&situation)
+        first.make(&situation)
+        // Some reasons exclude each other (no line is neither suspended nor terminated).
+        guard first.holds(situation), second.holds(situation) else { return }
+        let requests: [BillingRequest] = [
+            charge(amount: situation.amount),
+            .subscription(
+                SubscriptionRequest(
+                    merchantID: "m-points", subscriptionID: "c-1", lineID: "L1", monthlyAmount: situation.amount,
+                    description: "club")),
+        ]
+        for request in requests {
+            var ledger = book(situation.line, spend: situation.spend)
+            let outcome = rules.apply(request, to: &ledger, merchant: situation.merchant, idHeldBy: situation.idHeldBy)
+            #expect(outcome == .rejected(first.reason, situation.line == nil ? nil : november), "\(request.kind)")
+            #expect(ledger.effects.isEmpty)
+        }
+    }
+
+    @Test("Each reason alone is given, and the order names every reason the rules give to a purchase")
+    func eachReasonAlone() {
+        for refusal in Self.order {
+            var situation = Situation()
+            refusal.make(&situation)
+            var ledger = book(situation.line, spend: situation.spend)
+            let outcome = rules.apply(
+                charge(amount: situation.amount), to: &ledger, merchant: situation.merchant,
+                idHeldBy: situation.idHeldBy)
+            #expect(outcome.rejection == refusal.reason)
+        }
+        var clean = book(Situation().line)
+        #expect(rules.apply(charge(), to: &clean, merchant: shop, idHeldBy: "L1").isAccepted)  // its own line
+    }
+
+    @Test("A cancellation is answered by what the merchant has on the line, whatever the line's or merchant's state")
+    func cancellationReasons() {
+        let cancel = BillingRequest.chargeCancellation(
+            ChargeCancellation(merchantID: "m-points", chargeID: "c-1", lineID: "L1"))
+        let cancelSubscription = BillingRequest.subscriptionCancellation(
+            SubscriptionCancellation(merchantID: "m-points", subscriptionID: "s-1", lineID: "L1"))
+        var unknownLine = book(nil)
+        #expect(rules.apply(cancel, to: &unknownLine, merchant: nil) == .rejected(.unknownCharge, nil))
+        #expect(rules.apply(cancelSubscription, to: &unknownLine, merchant: nil) == .rejected(.unknownSubscription, nil))
+        var suspended = book(
+            Line(id: "L1", type: .adsl, status: .suspended),
+            charges: [ChargeRecord(merchantID: "m-points", chargeID: "c-1", amount: 500, description: "", cycle: november)])
+        let suspendedMerchant = Merchant(id: "m-points", name: "Points shop", status: .suspended)
+        #expect(rules.apply(cancel, to: &suspended, merchant: suspendedMerchant) == .accepted(november))
+    }
+
     @Test("Every reason has a stable snake_case code and a sentence")
     func reasons() {
         for reason in RejectionReason.allCases {

@@ -1,0 +1,188 @@
+import Billing
+import Foundation
+import MatometeTestSupport
+import PostgresNIO
+import Processing
+import Store
+import Testing
+
+/// A merchant's charge or subscription id names one purchase on one line,
+/// across every line and every worker; a repeat is answered as the original.
+@Suite("Purchase ids and repeats on a real PostgreSQL")
+struct PurchaseIDTests {
+    @Test("The same charge or subscription id on another line is a duplicate_conflict, within a batch or across batches")
+    func sameIDOnAnotherLine() async throws {
+        let database = try await TestDatabase.create(partitions: 4)
+        try await database.withStore { store in
+            try await store.upsertMerchant(Merchant(id: "mdup", name: "Duplicates"))
+            try await store.importLines(Make.lines(4), openCycle: .november)
+            let feeder = Feeder(store)
+            let first = try await feeder.apply([
+                Make.charge("mdup", "dup-c", line: "L0000000", 700),
+                Make.subscription("mdup", "dup-s", line: "L0000001", 300),
+            ])
+            let second = try await feeder.apply([
+                Make.charge("mdup", "dup-c", line: "L0000002", 700),
+                Make.subscription("mdup", "dup-s", line: "L0000003", 300),
+                // Nothing of the merchant's is on the other lines to cancel.
+                Make.cancelCharge("mdup", "dup-c", line: "L0000002"),
+                // In one batch: the first line takes the id, the second is refused.
+                Make.charge("mdup", "both", line: "L0000003", 100), Make.charge("mdup", "both", line: "L0000002", 100),
+                // The original line's repeat is still a repeat.
+                Make.charge("mdup", "dup-c", line: "L0000000", 700),
+            ])
+            #expect(first == [.accepted(.november), .accepted(.november)])
+            #expect(
+                second == [
+                    .rejected(.duplicateConflict, .november), .rejected(.duplicateConflict, .november),
+                    .rejected(.unknownCharge, .november), .accepted(.november),
+                    .rejected(.duplicateConflict, .november), .accepted(.november),
+                ])
+            var totals: [Int64] = []
+            for line in Make.lines(4) { totals.append(try await store.lineStatement(line.id)?.total.amount ?? -1) }
+            #expect(totals == [700, 300, 0, 100])
+            let holders = try await store.client.fetch(
+                "SELECT kind, purchase_id, line_id FROM purchase_ids ORDER BY purchase_id", (String, String, String).self,
+                logger: TestServer.logger)
+            #expect(holders.map { "\($0.0) \($0.1) \($0.2)" } == [
+                "charge both L0000003", "charge dup-c L0000000", "subscription dup-s L0000001",
+            ])
+        }
+    }
+
+    @Test("Two workers adding the same id on lines of two partitions at the same moment: exactly one line gets it")
+    func twoWorkersAtOnce() async throws {
+        let database = try await TestDatabase.create(partitions: 4)
+        try await database.withStore { store in
+            try await store.upsertMerchant(Merchant(id: "mdup", name: "Duplicates"))
+            try await store.importLines(Make.lines(2, prefix: "A") + Make.lines(2, prefix: "B"), openCycle: .november)
+        }
+        let rounds = 40
+        // Two workers: each its own connection pool, its own partition, its own lines.
+        let outcomes = try await withThrowingTaskGroup(of: (Int, [Outcome], Int).self) { group in
+            for worker in 0..<2 {
+                group.addTask {
+                    try await database.withStore { store in
+                        let feeder = Feeder(store, partition: Int32(worker))
+                        var outcomes: [Outcome] = []
+                        var claimedFirst = 0
+                        for round in 0..<rounds {
+                            let line = "\(worker == 0 ? "A" : "B")000000\(round % 2)"
+                            let requests =
+                                round.isMultiple(of: 2)
+                                ? [Make.charge("mdup", "race-\(round)", line: line, 100)]
+                                : [Make.subscription("mdup", "race-\(round)", line: line, 10)]
+                            // As the worker does: a batch that lost the race is applied again.
+                            while true {
+                                do {
+                                    outcomes += try await feeder.apply(requests)
+                                    break
+                                } catch let error as StoreError where error.code == .purchaseIDClaimed {
+                                    #expect(StoreFailure(error) == .transient)
+                                    claimedFirst += 1
+                                }
+                            }
+                        }
+                        return (worker, outcomes, claimedFirst)
+                    }
+                }
+            }
+            var byWorker: [Int: [Outcome]] = [:]
+            for try await (worker, outcomes, _) in group { byWorker[worker] = outcomes }
+            return byWorker
+        }
+        for round in 0..<rounds {
+            let pair = [outcomes[0]![round], outcomes[1]![round]]
+            #expect(
+                pair.filter(\.isAccepted).count == 1
+                    && pair.filter { $0.rejection == .duplicateConflict }.count == 1, "round \(round): \(pair)")
+        }
+        try await database.withStore { store in
+            let counts = try await store.client.fetch(
+                """
+                SELECT (SELECT count(*) FROM charges)::int, (SELECT count(*) FROM subscriptions)::int,
+                       (SELECT count(*) FROM purchase_ids)::int,
+                       (SELECT sum(open_spend_yen) FROM lines)::bigint
+                """, (Int, Int, Int, Int64).self, logger: TestServer.logger)
+            #expect(counts.first?.0 == rounds / 2)
+            #expect(counts.first?.1 == rounds / 2)
+            #expect(counts.first?.2 == rounds)
+            #expect(counts.first?.3 == Int64(rounds / 2 * 100 + rounds / 2 * 10))
+        }
+    }
+
+    @Test("An id claimed by a transaction still open: the batch waits for it, fails as claimed, and applied again is refused")
+    func claimedMeanwhile() async throws {
+        let database = try await TestDatabase.create(partitions: 4)
+        try await database.withStore { store in
+            try await store.upsertMerchant(Merchant(id: "mdup", name: "Duplicates"))
+            try await store.importLines(Make.lines(2), openCycle: .november)
+            let feeder = Feeder(store)
+            try await store.client.withConnection { other in
+                try await other.query("BEGIN", logger: TestServer.logger)
+                try await other.query(
+                    "INSERT INTO purchase_ids (merchant_id, kind, purchase_id, line_id) VALUES ('mdup', 'charge', 'c-1', 'L0000001')",
+                    logger: TestServer.logger)
+                let racing = Task { try await feeder.apply([Make.charge("mdup", "c-1", line: "L0000000", 500)]) }
+                try await Task.sleep(for: .milliseconds(300))
+                try await other.query("COMMIT", logger: TestServer.logger)
+                let error = await #expect(throws: StoreError.self) { try await racing.value }
+                #expect(error?.code == .purchaseIDClaimed)
+            }
+            #expect(try await store.lineStatement("L0000000")?.total == 0)
+            #expect(try await store.storedOffset(feeder.cursor) == nil)
+            let again = try await RequestProcessor(store: store).apply(
+                [SourcedRequest(Make.charge("mdup", "c-1", line: "L0000000", 500), offset: 0)], from: feeder.cursor,
+                expectedOffset: nil, nextOffset: 1)
+            #expect(again == [.rejected(.duplicateConflict, .november)])
+        }
+    }
+
+    @Test("A repeat gets the first answer whatever its authorization's age; another use of it is reused; a first use late is expired")
+    func repeatsGetTheFirstAnswer() async throws {
+        let database = try await TestDatabase.create(partitions: 4)
+        try await database.withStore { store in
+            try await store.upsertMerchant(Merchant(id: "m1", name: "Points shop"))
+            var lines = Make.lines(2)
+            lines[1].spendingLimit = 100
+            try await store.importLines(lines, openCycle: .november)
+            let processor = RequestProcessor(store: store)
+            let cursor = PartitionCursor(consumerGroup: "g", topic: "matomete.charges", partition: 0)
+            var offset: Int64 = 0
+            func send(_ request: BillingRequest, token: String, expiresAt: Int64 = 1_000, at now: Int64) async throws
+                -> Outcome
+            {
+                defer { offset += 1 }
+                return try await processor.apply(
+                    [
+                        SourcedRequest(
+                            request, offset: offset, authorization: UsedAuthorization(tokenID: token, expiresAt: expiresAt))
+                    ], from: cursor, expectedOffset: offset == 0 ? nil : offset, nextOffset: offset + 1, now: now)[0]
+            }
+            let accepted = Make.charge("m1", "c-1", line: "L0000000", 500)
+            let refused = Make.charge("m1", "c-2", line: "L0000001", 500)
+            #expect(try await send(accepted, token: "t1", at: 900) == .accepted(.november))
+            #expect(try await send(refused, token: "t2", at: 900) == .rejected(.spendingLimitExceeded, .november))
+            // Long after the authorizations expired: the same answers.
+            #expect(try await send(accepted, token: "t1", at: 5_000) == .accepted(.november))
+            #expect(try await send(refused, token: "t2", at: 5_000) == .rejected(.spendingLimitExceeded, .november))
+            // The limit lifted: the refused request's repeat is still answered as the first time; a new authorization decides afresh.
+            try await store.client.query(
+                "UPDATE lines SET spending_limit_yen = NULL WHERE line_id = 'L0000001'", logger: TestServer.logger)
+            #expect(try await send(refused, token: "t2", at: 900) == .rejected(.spendingLimitExceeded, .november))
+            #expect(try await send(refused, token: "t3", at: 900) == .accepted(.november))
+            // The same authorization for anything else is reused, early or late.
+            #expect(
+                try await send(Make.charge("m1", "c-9", line: "L0000000", 500), token: "t1", at: 900)
+                    == .rejected(.authorizationReused, .november))
+            // A first use after expiry is expired, before any rule of the line is looked at.
+            try await store.client.query(
+                "UPDATE lines SET status = 'suspended' WHERE line_id = 'L0000000'", logger: TestServer.logger)
+            #expect(
+                try await send(Make.charge("m1", "c-4", line: "L0000000", 500), token: "t4", at: 1_001)
+                    == .rejected(.authorizationExpired, .november))
+            #expect(try await store.lineStatement("L0000000")?.total == 500)
+            #expect(try await store.lineStatement("L0000001")?.total == 500)
+        }
+    }
+}
