@@ -181,6 +181,7 @@ let package = Package(
         .executableTarget(
             name: "matomete-broker",
             dependencies: [
+                "Contract",
                 "Kafka",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

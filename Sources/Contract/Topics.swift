@@ -21,3 +21,34 @@ public struct Topics: Sendable, Hashable {
     /// `<prefix>.dead-letters`: messages that could not be applied, with their original key and value.
     public var deadLetters: String { "\(prefix).dead-letters" }
 }
+
+/// One of Matomete's topics as it should be created.
+public struct TopicLayout: Sendable, Hashable {
+    /// The topic's name, with its prefix.
+    public var name: String
+    /// Its number of partitions.
+    public var partitions: Int
+    /// What it carries, in a few words.
+    public var purpose: String
+}
+
+extension Topics {
+    /// Every topic Matomete uses, with its partitions: the request topics and
+    /// the output topics keyed by line or merchant take `partitions` each (the
+    /// most worker processes of one kind that can share the work);
+    /// billing-cycles has one (closes run in order); settlements and
+    /// dead-letters have three.
+    public func layout(partitions: Int) -> [TopicLayout] {
+        [
+            TopicLayout(
+                name: charges, partitions: partitions, purpose: "merchants' charges and subscriptions, keyed by line"),
+            TopicLayout(
+                name: cancellations, partitions: partitions, purpose: "merchants' cancellations, keyed by line"),
+            TopicLayout(name: billingCycles, partitions: 1, purpose: "close commands, in order"),
+            TopicLayout(name: merchantResults, partitions: partitions, purpose: "accepted or rejected, per request"),
+            TopicLayout(name: lineBills, partitions: partitions, purpose: "each line's bill per cycle"),
+            TopicLayout(name: settlements, partitions: 3, purpose: "each merchant's settlement per cycle"),
+            TopicLayout(name: deadLetters, partitions: 3, purpose: "messages that are not requests, with their bytes"),
+        ]
+    }
+}

@@ -401,7 +401,10 @@ extension BillingStore {
                 case .chargeAdded(let record):
                     addedCharges.insert(record.key)
                     claims.append(
-                        (PurchaseKey(merchantID: record.merchantID, kind: .charge, id: record.chargeID.rawValue), lineID))
+                        (
+                            PurchaseKey(merchantID: record.merchantID, kind: .charge, id: record.chargeID.rawValue),
+                            lineID
+                        ))
                 case .chargeCancelled(let key, _): touchedCharges.insert(key)
                 case .chargeCredited(let key, _, let amount):
                     touchedCharges.insert(key)

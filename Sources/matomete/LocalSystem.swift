@@ -46,7 +46,7 @@ final class LocalSystem: @unchecked Sendable {
         let directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
             "matomete-local-\(UUID().uuidString.prefix(8).lowercased())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let plan = TopicCommands.plan(Topics(), partitions: partitions)
+        let plan = Topics().layout(partitions: partitions)
         let cluster: EmbeddedKafkaCluster?
         let bootstrapServers: String
         if let kafka {

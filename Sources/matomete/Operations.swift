@@ -94,18 +94,6 @@ struct TopicCommands: AsyncParsableCommand {
         commandName: "topics", abstract: "Matomete's Kafka topics.", subcommands: [Create.self, List.self])
 
     /// What each topic is for and how many partitions it takes.
-    static func plan(_ topics: Topics, partitions: Int) -> [(name: String, partitions: Int, purpose: String)] {
-        [
-            (topics.charges, partitions, "merchants' charges and subscriptions, keyed by line"),
-            (topics.cancellations, partitions, "merchants' cancellations, keyed by line"),
-            (topics.billingCycles, 1, "close commands, in order"),
-            (topics.merchantResults, partitions, "accepted or rejected, per request"),
-            (topics.lineBills, partitions, "each line's bill per cycle"),
-            (topics.settlements, 3, "each merchant's settlement per cycle"),
-            (topics.deadLetters, 3, "messages that are not requests, with their bytes"),
-        ]
-    }
-
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create every topic Matomete uses; topics that exist are left as they are.",
@@ -132,7 +120,7 @@ struct TopicCommands: AsyncParsableCommand {
             try await Exit.mapping {
                 let admin = try cluster.admin()
                 let created = try await admin.createTopics(
-                    TopicCommands.plan(cluster.topics, partitions: partitions).map {
+                    cluster.topics.layout(partitions: partitions).map {
                         KafkaTopicSpecification(
                             name: $0.name, partitions: $0.partitions, replicationFactor: replicationFactor)
                     })
@@ -165,7 +153,7 @@ struct TopicCommands: AsyncParsableCommand {
         }
 
         static func show(admin: KafkaAdmin, topics: Topics, output: OutputOptions) async throws {
-            let plan = TopicCommands.plan(topics, partitions: 0)
+            let plan = topics.layout(partitions: 0)
             let descriptions = try await admin.describeTopics(plan.map(\.name))
             var rows: [Row] = []
             for (entry, description) in zip(plan, descriptions) {

@@ -270,7 +270,8 @@ struct RulesTests {
         Refusal(
             reason: .lineNotEligible, make: { $0.line?.type = .adsl },
             holds: { $0.line.map { !$0.isEligible } == true }),
-        Refusal(reason: .lineSuspended, make: { $0.line?.status = .suspended }, holds: { $0.line?.status == .suspended }),
+        Refusal(
+            reason: .lineSuspended, make: { $0.line?.status = .suspended }, holds: { $0.line?.status == .suspended }),
         Refusal(
             reason: .lineTerminated, make: { $0.line?.status = .terminated }, holds: { $0.line?.status == .terminated }),
         Refusal(
@@ -334,10 +335,13 @@ struct RulesTests {
             SubscriptionCancellation(merchantID: "m-points", subscriptionID: "s-1", lineID: "L1"))
         var unknownLine = book(nil)
         #expect(rules.apply(cancel, to: &unknownLine, merchant: nil) == .rejected(.unknownCharge, nil))
-        #expect(rules.apply(cancelSubscription, to: &unknownLine, merchant: nil) == .rejected(.unknownSubscription, nil))
+        #expect(
+            rules.apply(cancelSubscription, to: &unknownLine, merchant: nil) == .rejected(.unknownSubscription, nil))
         var suspended = book(
             Line(id: "L1", type: .adsl, status: .suspended),
-            charges: [ChargeRecord(merchantID: "m-points", chargeID: "c-1", amount: 500, description: "", cycle: november)])
+            charges: [
+                ChargeRecord(merchantID: "m-points", chargeID: "c-1", amount: 500, description: "", cycle: november)
+            ])
         let suspendedMerchant = Merchant(id: "m-points", name: "Points shop", status: .suspended)
         #expect(rules.apply(cancel, to: &suspended, merchant: suspendedMerchant) == .accepted(november))
     }

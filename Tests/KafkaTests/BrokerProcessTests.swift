@@ -5,12 +5,17 @@ import Testing
 
 @Suite("The stand-alone embedded broker process")
 struct BrokerProcessTests {
-    @Test("matomete-broker prints its bootstrap string, serves other processes and stops on SIGTERM")
+    @Test(
+        "matomete-broker creates Matomete's topics, prints its bootstrap string, serves other processes (`matomete topics create` among them) and stops on SIGTERM"
+    )
     func brokerProcess() async throws {
         let executable = try Processes.builtExecutable("matomete-broker")
         let process = Process()
         process.executableURL = executable
-        process.arguments = ["--brokers", "3", "--topic", "process-test:4", "--log-level", "error"]
+        process.arguments = [
+            "--brokers", "3", "--partitions", "6", "--topic", "process-test:4", "--topic", "matomete.settlements:2",
+            "--log-level", "error",
+        ]
         let output = Pipe()
         process.standardOutput = output
         try process.run()
@@ -30,6 +35,26 @@ struct BrokerProcessTests {
         await producer.shutdown()
         let admin = try KafkaAdmin(settings: KafkaClientSettings(bootstrapServers: servers), logger: TestSupport.logger)
         #expect(try await admin.describeTopics(["process-test"]).first?.partitions.count == 4)
+        // Every topic Matomete uses, with --partitions; a --topic naming one of them wins.
+        let matomete = [
+            "matomete.charges", "matomete.cancellations", "matomete.billing-cycles", "matomete.merchant-results",
+            "matomete.line-bills", "matomete.settlements", "matomete.dead-letters",
+        ]
+        #expect(try await admin.describeTopics(matomete).map(\.partitions.count) == [6, 6, 1, 6, 6, 2, 3])
+
+        // As the operations guide says to: the topics exist, so this succeeds at once.
+        let create = Process()
+        create.executableURL = try Processes.builtExecutable("matomete")
+        create.arguments = [
+            "topics", "create", "--bootstrap-servers", firstLine, "--partitions", "48", "--replication-factor", "3",
+        ]
+        let createOutput = Pipe()
+        create.standardOutput = createOutput
+        try create.run()
+        #expect(try await Processes.waitForExit(create, within: .seconds(30)))
+        #expect(create.terminationStatus == 0)
+        let said = String(decoding: createOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(said.contains("Created 0 topics"))
 
         process.terminate()  // SIGTERM
         let exited = try await Processes.waitForExit(process, within: .seconds(15))

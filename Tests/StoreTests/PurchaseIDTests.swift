@@ -10,7 +10,8 @@ import Testing
 /// across every line and every worker; a repeat is answered as the original.
 @Suite("Purchase ids and repeats on a real PostgreSQL")
 struct PurchaseIDTests {
-    @Test("The same charge or subscription id on another line is a duplicate_conflict, within a batch or across batches")
+    @Test(
+        "The same charge or subscription id on another line is a duplicate_conflict, within a batch or across batches")
     func sameIDOnAnotherLine() async throws {
         let database = try await TestDatabase.create(partitions: 4)
         try await database.withStore { store in
@@ -42,11 +43,13 @@ struct PurchaseIDTests {
             for line in Make.lines(4) { totals.append(try await store.lineStatement(line.id)?.total.amount ?? -1) }
             #expect(totals == [700, 300, 0, 100])
             let holders = try await store.client.fetch(
-                "SELECT kind, purchase_id, line_id FROM purchase_ids ORDER BY purchase_id", (String, String, String).self,
+                "SELECT kind, purchase_id, line_id FROM purchase_ids ORDER BY purchase_id",
+                (String, String, String).self,
                 logger: TestServer.logger)
-            #expect(holders.map { "\($0.0) \($0.1) \($0.2)" } == [
-                "charge both L0000003", "charge dup-c L0000000", "subscription dup-s L0000001",
-            ])
+            #expect(
+                holders.map { "\($0.0) \($0.1) \($0.2)" } == [
+                    "charge both L0000003", "charge dup-c L0000000", "subscription dup-s L0000001",
+                ])
         }
     }
 
@@ -111,7 +114,9 @@ struct PurchaseIDTests {
         }
     }
 
-    @Test("An id claimed by a transaction still open: the batch waits for it, fails as claimed, and applied again is refused")
+    @Test(
+        "An id claimed by a transaction still open: the batch waits for it, fails as claimed, and applied again is refused"
+    )
     func claimedMeanwhile() async throws {
         let database = try await TestDatabase.create(partitions: 4)
         try await database.withStore { store in
@@ -138,7 +143,9 @@ struct PurchaseIDTests {
         }
     }
 
-    @Test("A repeat gets the first answer whatever its authorization's age; another use of it is reused; a first use late is expired")
+    @Test(
+        "A repeat gets the first answer whatever its authorization's age; another use of it is reused; a first use late is expired"
+    )
     func repeatsGetTheFirstAnswer() async throws {
         let database = try await TestDatabase.create(partitions: 4)
         try await database.withStore { store in
@@ -149,14 +156,17 @@ struct PurchaseIDTests {
             let processor = RequestProcessor(store: store)
             let cursor = PartitionCursor(consumerGroup: "g", topic: "matomete.charges", partition: 0)
             var offset: Int64 = 0
-            func send(_ request: BillingRequest, token: String, expiresAt: Int64 = 1_000, at now: Int64) async throws
+            func send(
+                _ request: BillingRequest, token: String, expiresAt: Int64 = 1_000, at now: Int64
+            ) async throws
                 -> Outcome
             {
                 defer { offset += 1 }
                 return try await processor.apply(
                     [
                         SourcedRequest(
-                            request, offset: offset, authorization: UsedAuthorization(tokenID: token, expiresAt: expiresAt))
+                            request, offset: offset,
+                            authorization: UsedAuthorization(tokenID: token, expiresAt: expiresAt))
                     ], from: cursor, expectedOffset: offset == 0 ? nil : offset, nextOffset: offset + 1, now: now)[0]
             }
             let accepted = Make.charge("m1", "c-1", line: "L0000000", 500)
