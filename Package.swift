@@ -264,7 +264,7 @@ let package = Package(
         .testTarget(
             name: "WorkerTests",
             dependencies: [
-                "Kafka", "Store", "Workers", "Consuming", "Processing", "ServerKit", "Billing", "Contract",
+                "Kafka", "Store", "Workers", "Consuming", "Processing", "ServerKit", "Billing", "Contract", "JSON",
                 "MatometeTestSupport", "Authorization",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -124,6 +124,10 @@ public struct RequestDecoder: Sendable {
             guard LineID(rawValue: line).isWellFormed, keyText == line else {
                 return .deadLetter(reason: "line-termination: lineId malformed or not the message key")
             }
+            // No merchant to answer: the line system reads the dead letters.
+            guard fields.occurredAt.map(RFC3339.isDateTime) ?? true else {
+                return .deadLetter(reason: "line-termination: occurredAt is not an RFC 3339 date-time")
+            }
             return .request(.lineTermination(LineTermination(lineID: LineID(rawValue: line))))
         }
         guard let merchant = fields.merchantId, MerchantID(rawValue: merchant).isWellFormed else {
@@ -137,7 +141,9 @@ public struct RequestDecoder: Sendable {
                     merchantID: merchant, requestType: type, requestID: reference, lineID: fields.lineId ?? "",
                     reason: reason))
         }
-        guard let line = fields.lineId, LineID(rawValue: line).isWellFormed, keyText == line else {
+        guard let line = fields.lineId, LineID(rawValue: line).isWellFormed, keyText == line,
+            fields.occurredAt.map(RFC3339.isDateTime) ?? true
+        else {
             return refuse(.invalidRequest)
         }
         let merchantID = MerchantID(rawValue: merchant)

@@ -55,7 +55,10 @@ public enum GatewayRoutes {
             case .issued(let token, let tokenID, let lineID, let expiresAt):
                 return json(
                     201,
-                    ["authorization": token, "tokenId": tokenID, "lineId": lineID, "expiresAt": "\(expiresAt)"])
+                    [
+                        "authorization": token, "tokenId": tokenID, "lineId": lineID,
+                        "expiresAt": Date(timeIntervalSince1970: TimeInterval(expiresAt)).formatted(.iso8601),
+                    ])
             case .refused(let status, let code):
                 return json(status, ["error": code])
             }

@@ -1,6 +1,7 @@
 import Billing
 import Contract
 import Foundation
+import JSON
 import Testing
 
 @Suite("Reading requests from Kafka messages")
@@ -94,6 +95,20 @@ struct RequestDecoderTests {
                 name: "termination for another key", json: #"{"type":"line-termination","lineId":"L0000001"}"#,
                 key: "L9",
                 refusal: nil),
+            BadCase(
+                name: "occurredAt not a date-time",
+                json:
+                    #"{"type":"charge","merchantId":"m1","chargeId":"c","lineId":"L0000001","amount":5,"description":"d","occurredAt":"yesterday","authorization":"t"}"#,
+                key: "L0000001", refusal: .invalidRequest),
+            BadCase(
+                name: "occurredAt without an offset",
+                json:
+                    #"{"type":"charge-cancel","merchantId":"m1","chargeId":"c","lineId":"L0000001","occurredAt":"2026-11-03T10:15:00"}"#,
+                key: "L0000001", refusal: .invalidRequest),
+            BadCase(
+                name: "termination with occurredAt not a date-time",
+                json: #"{"type":"line-termination","lineId":"L0000001","occurredAt":"2026-02-30T00:00:00Z"}"#,
+                key: "L0000001", refusal: nil),
         ])
     func badInput(_ example: BadCase) {
         let decoded = decode(example.json, key: example.key)
@@ -102,6 +117,19 @@ struct RequestDecoderTests {
         case (.refused(let refused), let reason?): #expect(refused.reason == reason)
         default: Issue.record("\(example.name): got \(decoded)")
         }
+    }
+
+    @Test(
+        "RFC 3339 date-times, as the schemas' date-time means them",
+        arguments: [
+            ("2026-11-03T10:15:00+09:00", true), ("2026-11-03T01:15:00Z", true), ("2026-11-03t01:15:00.123456z", true),
+            ("2024-02-29T23:59:60-00:30", true), ("2026-11-03 10:15:00+09:00", false), ("2026-11-03T10:15:00", false),
+            ("2026-11-03", false), ("2025-02-29T00:00:00Z", false), ("2026-13-01T00:00:00Z", false),
+            ("2026-11-03T24:00:00Z", false), ("2026-11-03T10:15:00.Z", false), ("2026-11-03T10:15:00+0900", false),
+            ("yesterday", false), ("1764000000", false), ("２０２６-11-03T10:15:00Z", false),
+        ])
+    func dateTimes(_ text: String, _ valid: Bool) {
+        #expect(RFC3339.isDateTime(text) == valid)
     }
 
     @Test("Negative and huge amounts decode, and the rules refuse them")

@@ -1,6 +1,7 @@
 import Billing
 import Contract
 import Foundation
+import JSON
 import Kafka
 import MatometeTestSupport
 import Store
@@ -118,6 +119,11 @@ extension ScenarioTests {
         #expect(grantedStatus == 201)
         let token = try #require(granted["authorization"])
         #expect(granted["lineId"] == "L0000000")
+        // When it expires, as RFC 3339 like every time in the contract: about five minutes from now.
+        let expiresAt = try #require(granted["expiresAt"])
+        #expect(RFC3339.isDateTime(expiresAt))
+        let expiry = try Date(expiresAt, strategy: .iso8601)
+        #expect(abs(expiry.timeIntervalSinceNow - 300) < 30)
         let reports = try await system.produce(
             system.topics.charges, [Requests.charge("m-shop", "c-ok", line: "L0000000", 500, authorization: token)])
         // From IPv6 too, for the line that holds that prefix.
