@@ -23,7 +23,8 @@ public struct CycleCommandApplier: StoreApplier {
     var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
 
     /// An applier of the commands read by `group`; closes of a cycle not
-    /// ended yet are refused unless `allowEarlyClose` (tests and demos).
+    /// ended yet are refused unless `allowEarlyClose` (tests and demos); of a
+    /// month that has not begun, always.
     public init(store: BillingStore, group: String, topics: Topics, allowEarlyClose: Bool, logger: Logger) {
         self.store = store
         self.group = group
@@ -55,10 +56,12 @@ public struct CycleCommandApplier: StoreApplier {
                 deadLetters.append(DeadLetters.message(for: message, reason: reason, topic: topics.deadLetters))
             case .command(.close(let cycle)):
                 let current = BillingCycle(containing: now())
-                if !allowEarlyClose, cycle >= current {
+                // A month that has not begun is never closed: lines would be billed before their month.
+                if cycle > current || (!allowEarlyClose && cycle == current) {
+                    let state = cycle > current ? "has not begun" : "has not ended yet"
                     deadLetters.append(
                         DeadLetters.message(
-                            for: message, reason: "cycle \(cycle) has not ended yet (it is \(current) in Japan)",
+                            for: message, reason: "cycle \(cycle) \(state) (it is \(current) in Japan)",
                             topic: topics.deadLetters))
                     break
                 }

@@ -86,7 +86,8 @@ public struct PartitionBatch: Sendable {
 public struct RequestProcessor: Sendable {
     /// Where the batch's state is loaded and written.
     public var store: BillingStore
-    /// The billing rules.
+    /// The billing rules; their default spending limit gives way to the one
+    /// set with `matomete lines default-limit`, when one is.
     public var rules: BillingRules
     /// Where results are published.
     public var topics: Topics
@@ -135,6 +136,8 @@ public struct RequestProcessor: Sendable {
         return try await store.applyBatch(
             moving: moves, requests: requests.map(\.request), authorizations: authorizations
         ) { [rules, topics] state in
+            var rules = rules
+            if let limit = state.defaultSpendingLimit { rules.limits.defaultSpendingLimit = limit }
             var outcomes: [[Outcome]] = []
             outcomes.reserveCapacity(batches.count)
             let told = requests.count + batches.reduce(0) { $0 + $1.refusals.count }

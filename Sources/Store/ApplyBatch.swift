@@ -96,6 +96,10 @@ public struct BatchState: Sendable {
     public var books: [LineID: LineBook]
     /// The merchants the requests name, where known.
     public let merchants: [MerchantID: Merchant]
+    /// The spending limit of lines without their own, as set with
+    /// ``BillingStore/setDefaultSpendingLimit(_:)`` (`0`: none); `nil` when
+    /// never set (the rules' default applies).
+    public var defaultSpendingLimit: Yen? = nil
     /// The stored uses of the authorizations the batch carries.
     public let authorizationUses: [AuthorizationKey: AuthorizationUse]
     /// The line holding each charge and subscription id the requests carry,
@@ -156,16 +160,18 @@ extension BillingStore {
         _ decide: @escaping @Sendable (inout BatchState) throws -> T
     ) async throws -> T {
         try await transaction { [self] connection in
-            let merchants = try await moveOffsets(
+            let (merchants, defaultLimit) = try await moveOffsets(
                 moves, loading: requests.compactMap(\.merchantID), on: connection)
             guard !requests.isEmpty else {
-                var state = BatchState(books: [:], merchants: merchants, authorizationUses: [:])
+                var state = BatchState(
+                    books: [:], merchants: merchants, defaultSpendingLimit: defaultLimit, authorizationUses: [:])
                 let result = try decide(&state)
                 try await persist(state, on: connection)
                 return result
             }
             var state = BatchState(
                 books: try await loadBooks(for: requests, on: connection), merchants: merchants,
+                defaultSpendingLimit: defaultLimit,
                 authorizationUses: try await loadAuthorizationUses(authorizations, on: connection),
                 purchaseHolders: try await loadPurchaseHolders(requests.compactMap(\.purchaseKey), on: connection))
             let result = try decide(&state)
@@ -175,12 +181,13 @@ extension BillingStore {
     }
 
     /// The compare-and-set on every batch's stored offset, in one round trip
-    /// with reading the batches' merchants (the first statement of every
-    /// transaction): a transaction of many partitions' small batches costs one
-    /// statement here, not one per partition.
+    /// with reading the batches' merchants and the default spending limit
+    /// (the first statement of every transaction): a transaction of many
+    /// partitions' small batches costs one statement here, not one per
+    /// partition.
     private func moveOffsets(
         _ moves: [OffsetMove], loading merchantIDs: [MerchantID], on connection: PostgresConnection
-    ) async throws -> [MerchantID: Merchant] {
+    ) async throws -> (merchants: [MerchantID: Merchant], defaultSpendingLimit: Yen?) {
         let ids = Array(Set(merchantIDs.map(\.rawValue)))
         let groups = moves.map(\.cursor.consumerGroup)
         let topicNames = moves.map(\.cursor.topic)
@@ -207,9 +214,10 @@ extension BillingStore {
                 ON CONFLICT DO NOTHING
                 RETURNING 1
             )
-            SELECT ((SELECT count(*) FROM updated) + (SELECT count(*) FROM inserted))::int, m.merchant_id, m.name, m.status
+            SELECT ((SELECT count(*) FROM updated) + (SELECT count(*) FROM inserted))::int, m.merchant_id, m.name, m.status,
+                   (SELECT value FROM matomete_settings WHERE key = \(defaultSpendingLimitKey))
             FROM (SELECT 1) AS one LEFT JOIN merchants m ON m.merchant_id = ANY(\(ids))
-            """, (Int, String?, String?, String?).self, logger: logger)
+            """, (Int, String?, String?, String?, String?).self, logger: logger)
         guard rows.first?.0 == moves.count else {
             let cursors = moves.map { "\($0.cursor) at \($0.expected.map(String.init) ?? "unset")" }
             throw StoreError(
@@ -218,11 +226,11 @@ extension BillingStore {
             )
         }
         var merchants: [MerchantID: Merchant] = [:]
-        for case (_, let id?, let name?, let status?) in rows {
+        for case (_, let id?, let name?, let status?, _) in rows {
             merchants[MerchantID(rawValue: id)] = Merchant(
                 id: MerchantID(rawValue: id), name: name, status: MerchantStatus(rawValue: status) ?? .suspended)
         }
-        return merchants
+        return (merchants, rows.first?.4.flatMap { Int64($0) }.map { Yen($0) })
     }
 
     /// Loads, and locks in id order, every line the requests touch, with the

@@ -52,9 +52,36 @@ extension BillingStore {
     /// The cycle new lines start in: the one after the latest cycle whose close
     /// has begun, or `fallback` when no cycle has been closed yet.
     public func cycleForNewLines(fallback: BillingCycle) async throws -> BillingCycle {
+        try await latestClose()?.next ?? fallback
+    }
+
+    /// The latest cycle whose close has begun, if any.
+    public func latestClose() async throws -> BillingCycle? {
         let latest =
             try await client.fetch("SELECT max(cycle) FROM cycle_closes", String?.self, logger: logger).first ?? nil
-        return latest.flatMap(BillingCycle.init)?.next ?? fallback
+        return latest.flatMap(BillingCycle.init)
+    }
+
+    /// The spending limit of every line without its own, when one was set
+    /// (``setDefaultSpendingLimit(_:)``); `0` means none. `nil`: never set,
+    /// the rules' default (¥50,000) applies.
+    public func defaultSpendingLimit() async throws -> Yen? {
+        try await client.fetch(
+            "SELECT value FROM matomete_settings WHERE key = \(defaultSpendingLimitKey)", String.self, logger: logger
+        ).first.flatMap { Int64($0) }.map { Yen($0) }
+    }
+
+    /// Sets the spending limit of every line without its own (`0`: none). The
+    /// workers apply it from their next batch: to the rest of the open month too.
+    public func setDefaultSpendingLimit(_ limit: Yen) async throws {
+        guard limit.amount >= 0 else {
+            throw StoreError(.invalidInput, "the default spending limit must be 0 (none) or more yen")
+        }
+        try await client.query(
+            """
+            INSERT INTO matomete_settings (key, value) VALUES (\(defaultSpendingLimitKey), \(String(limit.amount)))
+            ON CONFLICT (key) DO UPDATE SET value = excluded.value
+            """, logger: logger)
     }
 
     /// Adds lines, or updates the type, contract, status and limit of lines
@@ -116,9 +143,13 @@ func copyText(_ value: String) -> String {
         .replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
 }
 
+/// The `matomete_settings` key of the default spending limit.
+let defaultSpendingLimitKey = "default_spending_limit_yen"
+
 /// Reads lines from CSV: a header row naming at least `line_id` and `line_type`,
-/// and optionally `flets_net` (`true`/`false`), `status` (default `active`) and
-/// `spending_limit` (yen; empty for the global default; `0` for none).
+/// and optionally `flets_net` (`true` or `false`, exactly; empty for `false`),
+/// `status` (default `active`) and `spending_limit` (yen; empty for the
+/// default; `0` for none).
 public enum LineCSV {
     /// `firstLine` is the file's line number of the first row after the header,
     /// for the errors (when `text` is a later chunk of a long file).
@@ -166,7 +197,14 @@ public enum LineCSV {
                 }
                 return Yen(yen)
             }
-            let fletsNet = field(fletsColumn).map { ["true", "t", "1", "yes"].contains($0.lowercased()) } ?? false
+            let fletsNet =
+                try field(fletsColumn).map { text throws(StoreError) in
+                    switch text {
+                    case "true": return true
+                    case "false": return false
+                    default: throw StoreError(.invalidInput, "\(place): flets_net must be true or false, not \(text)")
+                    }
+                } ?? false
             lines.append(
                 Line(
                     id: LineID(rawValue: id), type: LineType(rawValue: type), fletsNetContract: fletsNet,

@@ -21,7 +21,7 @@ struct BillingCycleWorker: AsyncParsableCommand {
 
     @Flag(
         help: ArgumentHelp(
-            "Accept a close of the current month before it ends (demos and tests). [env: MATOMETE_ALLOW_EARLY_CLOSE=true]"
+            "Accept a close of the current month before it ends (demos and tests); a month that has not begun is refused all the same. [env: MATOMETE_ALLOW_EARLY_CLOSE=true]"
         ))
     var allowEarlyClose = false
 

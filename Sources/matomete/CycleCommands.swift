@@ -26,14 +26,18 @@ struct CycleCommands: AsyncParsableCommand {
         @Option(help: "With --wait: give up waiting after this many seconds.") var timeout = 3_600
         @Flag(
             help:
-                "Send it although the month has not ended in Japan (workers refuse unless started with --allow-early-close)."
+                "Send it although the month has not ended in Japan (workers refuse unless started with --allow-early-close). A month that has not begun is never closed."
         )
         var early = false
 
         func run() async throws {
             guard let cycle = BillingCycle(cycle) else { throw ValidationError("The cycle must be YYYY-MM.") }
             let current = BillingCycle(containing: Int64(Date().timeIntervalSince1970))
-            if cycle >= current, !early {
+            if cycle > current {
+                throw ValidationError(
+                    "\(cycle) has not begun in Japan (it is \(current)); a month is closed once it ends.")
+            }
+            if cycle == current, !early {
                 throw ValidationError(
                     "\(cycle) has not ended in Japan (it is \(current)); pass --early to send the close anyway.")
             }
@@ -58,6 +62,7 @@ struct CycleCommands: AsyncParsableCommand {
                 while ContinuousClock.now < deadline {
                     if let status = try await store.closeStatus(cycle) {
                         if status.isClosed {
+                            bar?.complete()
                             bar?.finish()
                             return try await store.settlements(cycle).map(SettlementMessage.init)
                         }

@@ -177,31 +177,56 @@ struct TopicCommands: AsyncParsableCommand {
 
 struct LineCommands: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "lines", abstract: "Access lines, from the line system.", subcommands: [Import.self])
+        commandName: "lines", abstract: "Access lines, from the line system.",
+        subcommands: [Import.self, DefaultLimit.self])
 
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add lines, or update the type, status and limit of lines that exist, from CSV.",
             discussion: """
-                The header names line_id and line_type, and optionally flets_net (true/false), status \
-                (active, suspended, terminated; default active) and spending_limit (yen; empty for the \
-                default). New lines start in the cycle after the latest close (or the current month). \
-                Rows go in 100,000 at a time, each batch in one transaction: re-running an import is safe. \
-                Exits 65 at the first malformed row, naming it.
+                The header names line_id and line_type, and optionally flets_net (true or false, \
+                exactly; empty for false), status (active, suspended, terminated; default active) and \
+                spending_limit (whole yen; empty for the default, see `lines default-limit`; 0 for no \
+                limit). New lines start in --cycle: by default the cycle after the latest close, or the \
+                current month when none has closed. Lines that exist keep their cycle and what they have \
+                spent. Rows go in 100,000 at a time, each batch in one transaction: re-running an import is \
+                safe. Exits 65 at the first malformed row, naming it (rows before its batch stay imported).
                 """)
         @OptionGroup var database: DatabaseOptions
+        @Option(
+            help: ArgumentHelp(
+                "The cycle new lines start in (their first bill), for example 2026-10: after the latest closed cycle, and not after the current month.",
+                valueName: "yyyy-mm"))
+        var cycle: String?
         @Argument(help: "The CSV file, or - for standard input.") var file: String
+
+        func validate() throws {
+            if let cycle, BillingCycle(cycle) == nil {
+                throw ValidationError("--cycle \(cycle): expected a month such as 2026-10.")
+            }
+        }
 
         func run() async throws {
             try await Exit.mapping {
                 let handle =
                     file == "-" ? FileHandle.standardInput : try FileHandle(forReadingFrom: URL(fileURLWithPath: file))
                 let size = file == "-" ? nil : (try? FileManager.default.attributesOfItem(atPath: file)[.size]) as? Int
+                let asked = self.cycle.flatMap(BillingCycle.init)
                 let (total, cycle) = try await database.withStore { store in
-                    let cycle = try await store.cycleForNewLines(
-                        fallback: BillingCycle(containing: Int64(Date().timeIntervalSince1970)))
+                    let current = BillingCycle(containing: Int64(Date().timeIntervalSince1970))
+                    let latestClose = try await store.latestClose()
+                    let cycle = asked ?? latestClose?.next ?? current
+                    if let latestClose, cycle <= latestClose {
+                        throw StoreError(
+                            .invalidInput,
+                            "--cycle \(cycle): \(latestClose) is closed already; new lines can start in \(latestClose.next) at the earliest"
+                        )
+                    }
+                    if cycle > current {
+                        throw StoreError(.invalidInput, "--cycle \(cycle): that month has not begun (it is \(current))")
+                    }
                     var reader = CSVChunks(handle: handle, rowsPerChunk: 100_000)
-                    var bar = size.map { ProgressBar(title: "Importing lines", total: $0) }
+                    var bar = size.map { ProgressBar(title: "Importing lines", total: $0, unit: .bytes) }
                     var total = 0
                     var firstRow = 2
                     while let (text, rows, bytesRead) = try reader.next() {
@@ -214,6 +239,38 @@ struct LineCommands: AsyncParsableCommand {
                     return (total, cycle)
                 }
                 say("Imported \(total.formatted()) lines; new lines start in \(cycle).")
+            }
+        }
+    }
+
+    struct DefaultLimit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "default-limit",
+            abstract: "Show or set the monthly spending limit of lines without one of their own.",
+            discussion: """
+                A line's limit counts its one-time charges and subscriptions in the open month. A line \
+                with a spending_limit of its own (lines import) keeps it; every other line has this one: \
+                ¥50,000 until set. 0 means no limit. The workers apply a new value from their next batch, \
+                to the rest of the open month too; requests already answered stay as they were.
+                """)
+        @OptionGroup var database: DatabaseOptions
+        @Argument(
+            help: ArgumentHelp(
+                "The new limit in whole yen (0: none). Without it, the current one is shown.", valueName: "yen"))
+        var yen: Int64?
+
+        func validate() throws {
+            if let yen, yen < 0 { throw ValidationError("The limit is 0 (none) or more yen, not \(yen).") }
+        }
+
+        func run() async throws {
+            try await Exit.mapping {
+                let limit = try await database.withStore { store in
+                    if let yen { try await store.setDefaultSpendingLimit(Yen(yen)) }
+                    return try await store.defaultSpendingLimit() ?? BillingLimits().defaultSpendingLimit
+                }
+                let text = limit == 0 ? "none" : "¥\(limit.amount.formatted())"
+                say(yen == nil ? "Default spending limit: \(text)." : "Default spending limit set: \(text).")
             }
         }
     }

@@ -47,15 +47,28 @@ struct OutputOptions: ParsableArguments {
 
 /// A one-line progress bar on standard output.
 struct ProgressBar {
+    /// What the numbers count.
+    enum Unit {
+        /// Things, shown as they are: `1,200/3,000`.
+        case items
+        /// Bytes read of a file, shown in KiB or MiB: `1.2 MiB/3.0 MiB`.
+        case bytes
+    }
+
     let title: String
     let total: Int
+    let unit: Unit
     private var done = 0
 
-    init(title: String, total: Int) {
+    init(title: String, total: Int, unit: Unit = .items) {
         self.title = title
         self.total = max(total, 1)
+        self.unit = unit
         draw()
     }
+
+    /// Marks all of it done.
+    mutating func complete() { set(total) }
 
     mutating func advance(by count: Int) { set(done + count) }
 
@@ -69,7 +82,7 @@ struct ProgressBar {
         if Self.interactive {
             FileHandle.standardOutput.write(Data("\n".utf8))
         } else {
-            say("\(title) … \(done.formatted())/\(total.formatted())")
+            say("\(title) … \(amount(done))/\(amount(total))")
         }
     }
 
@@ -82,8 +95,17 @@ struct ProgressBar {
         let filled = width * done / total
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
         let line =
-            "\r\(title.padding(toLength: 28, withPad: " ", startingAt: 0)) \(bar) \(done.formatted())/\(total.formatted())"
+            "\r\(title.padding(toLength: 28, withPad: " ", startingAt: 0)) \(bar) \(amount(done))/\(amount(total))"
         FileHandle.standardOutput.write(Data(line.utf8))
+    }
+
+    private func amount(_ value: Int) -> String {
+        switch unit {
+        case .items: return value.formatted()
+        case .bytes:
+            if total < 1 << 20 { return String(format: "%.1f KiB", Double(value) / 1024) }
+            return String(format: "%.1f MiB", Double(value) / 1_048_576)
+        }
     }
 }
 

@@ -1,5 +1,8 @@
 import Billing
+import Consuming
+import Contract
 import Foundation
+import Kafka
 import MatometeTestSupport
 import PostgresNIO
 import Processing
@@ -193,6 +196,61 @@ struct PurchaseIDTests {
                     == .rejected(.authorizationExpired, .november))
             #expect(try await store.lineStatement("L0000000")?.total == 500)
             #expect(try await store.lineStatement("L0000001")?.total == 500)
+        }
+    }
+}
+
+@Suite("Close commands on a real PostgreSQL")
+struct CloseCommandTests {
+    @Test("A close of a month that has not begun is dead-lettered, even where early closes are allowed")
+    func futureMonthNeverCloses() async throws {
+        let database = try await TestDatabase.create(partitions: 4)
+        try await database.withStore { store in
+            let applier = CycleCommandApplier(
+                store: store, group: "g", topics: Topics(), allowEarlyClose: true, logger: TestServer.logger)
+            let current = BillingCycle(containing: Int64(Date().timeIntervalSince1970))
+            let partition = KafkaTopicPartition(topic: "matomete.billing-cycles", partition: 0)
+            let messages = [current.next, current].enumerated().map { offset, cycle in
+                let message = KafkaConsumerMessage(
+                    topicPartition: partition, offset: KafkaOffset(Int64(offset)),
+                    value: ArraySlice(CycleCommand.closeMessage(cycle).utf8))
+                return (message: message, prepared: applier.prepare(message))
+            }
+            #expect(
+                try await applier.apply([PreparedBatch(partition: partition, messages: messages, expectedOffset: nil)])
+                    == [2])
+            #expect(try await store.closeStatus(current.next) == nil)
+            #expect(try await store.closeStatus(current) != nil)
+            let letters = try await store.outboxMessages(topic: "matomete.dead-letters")
+            #expect(letters.count == 1)
+            #expect(letters.first?.headers.values.contains { $0.contains("has not begun") } == true)
+        }
+    }
+}
+
+@Suite("The default spending limit on a real PostgreSQL")
+struct DefaultSpendingLimitTests {
+    @Test(
+        "The default spending limit set in the store applies from the next batch; 0 is none; a line's own limit stays")
+    func defaultLimit() async throws {
+        let database = try await TestDatabase.create(partitions: 4)
+        try await database.withStore { store in
+            try await store.upsertMerchant(Merchant(id: "m1", name: "Points shop"))
+            var lines = Make.lines(2)
+            lines[1].spendingLimit = 5_000
+            try await store.importLines(lines, openCycle: .november)
+            #expect(try await store.defaultSpendingLimit() == nil)
+            let feeder = Feeder(store)
+            try await store.setDefaultSpendingLimit(1_000)
+            #expect(try await store.defaultSpendingLimit() == 1_000)
+            #expect(
+                try await feeder.apply([
+                    Make.charge("m1", "a", line: "L0000000", 1_500), Make.charge("m1", "b", line: "L0000001", 1_500),
+                ]) == [.rejected(.spendingLimitExceeded, .november), .accepted(.november)])
+            try await store.setDefaultSpendingLimit(0)
+            #expect(
+                try await feeder.apply([Make.charge("m1", "a", line: "L0000000", 900_000)]) == [.accepted(.november)])
+            await #expect(throws: StoreError.self) { try await store.setDefaultSpendingLimit(-1) }
         }
     }
 }

@@ -32,6 +32,21 @@ extension ScenarioTests {
         let refused = try await tool.run(["lines", "import", bad.path])
         #expect(refused.status == 65, "bad input data")
         #expect(refused.errors.contains("CSV line 3"))
+        // flets_net is true or false, nothing else.
+        try "line_id,line_type,flets_net\nL9999997,adsl,maybe\n".write(to: bad, atomically: true, encoding: .utf8)
+        let maybe = try await tool.run(["lines", "import", bad.path])
+        #expect(maybe.status == 65 && maybe.errors.contains("CSV line 2: flets_net must be true or false"), "\(maybe)")
+        // New lines start in --cycle: this month by default (nothing closed yet); never a month not begun.
+        let thisMonth = BillingCycle(containing: Int64(Date().timeIntervalSince1970))
+        let later = try await tool.run(["lines", "import", "--cycle", thisMonth.next.description, csv.path])
+        #expect(later.status == 65 && later.errors.contains("has not begun"), "\(later)")
+
+        // The default spending limit: shown, set (0 for none), shown again.
+        let limit = try await tool.run(["lines", "default-limit"])
+        #expect(limit.status == 0 && limit.output.contains("¥50,000"), "\(limit)")
+        #expect(try await tool.run(["lines", "default-limit", "60000"]).output.contains("set: ¥60,000"))
+        #expect(try await tool.run(["lines", "default-limit", "-5"]).status == 64)
+        #expect(try await tool.run(["lines", "default-limit"]).output.contains("¥60,000"))
 
         // Merchants: one on the launch tariff, one with its own; a taken id is exit 1.
         #expect(try await tool.run(["merchants", "add", "--id", "m-shop", "--name", "Points Shop"]).status == 0)
@@ -88,6 +103,7 @@ extension ScenarioTests {
         // The close: refused without --early while the month runs, then followed to its settlements.
         let cycle = BillingCycle(containing: Int64(Date().timeIntervalSince1970))
         #expect(try await tool.run(["cycle", "close", cycle.description]).status == 64)
+        #expect(try await tool.run(["cycle", "close", cycle.next.description, "--early"]).status == 64)
         let closed = try await tool.run(["cycle", "close", cycle.description, "--early", "--wait", "--timeout", "120"])
         #expect(closed.status == 0, "\(closed)")
         try await system.waitUntilIdle()
@@ -111,6 +127,9 @@ extension ScenarioTests {
         let close = (after["closes"] as? [[String: Any]])?.first
         #expect(close?["status"] as? String == "closed" && close?["linesClosed"] as? Int == 40)
         #expect(try await tool.run(["settlements", cycle.next.description]).status == 1, "not closed")
+        // This month is closed now: new lines can start next month at the earliest.
+        let closedAlready = try await tool.run(["lines", "import", "--cycle", cycle.description, csv.path])
+        #expect(closedAlready.status == 65 && closedAlready.errors.contains("closed already"), "\(closedAlready)")
 
         // PostgreSQL not reachable: 69, so a script can tell it from a refusal.
         let unreachable = try await tool.run(
