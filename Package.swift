@@ -246,7 +246,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AuthorizationTests",
-            dependencies: ["Authorization", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["Authorization", "MatometeTestSupport", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictness
         ),
         .testTarget(name: "BillingTests", dependencies: ["Billing"], swiftSettings: strictness),

@@ -60,7 +60,7 @@ public struct WorkerOptions: ParsableArguments {
     @Option(
         name: .customLong("http-address"),
         help: ArgumentHelp(
-            "Where /healthz, /livez and /metrics are served; port 0 picks a free port. [env: MATOMETE_HTTP_ADDRESS] (default: 0.0.0.0:8080)",
+            "Where /healthz, /livez and /metrics are served. Several processes on one machine each need a port of their own: port 0 picks a free one (for example 127.0.0.1:0), logged at start. [env: MATOMETE_HTTP_ADDRESS] (default: 0.0.0.0:8080)",
             valueName: "host:port"))
     var httpAddress: String?
 
