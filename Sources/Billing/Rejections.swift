@@ -35,7 +35,8 @@ public enum RejectionReason: String, Sendable, Codable, CaseIterable {
     case authorizationExpired = "authorization_expired"
     /// The authorization is for another line, merchant, kind, amount or reference.
     case authorizationMismatch = "authorization_mismatch"
-    /// The authorization was already used by an earlier request that was not accepted.
+    /// The authorization was already used for another request, or refused
+    /// before its answer was kept (a repeat otherwise gets the first answer).
     case authorizationReused = "authorization_reused"
 
     /// The stable code, for example `spending_limit_exceeded`.
@@ -61,7 +62,7 @@ public enum RejectionReason: String, Sendable, Codable, CaseIterable {
         case .authorizationExpired: "The purchase authorization has expired."
         case .authorizationMismatch:
             "The purchase authorization is for another line, merchant, kind, amount or reference."
-        case .authorizationReused: "The purchase authorization has already been used."
+        case .authorizationReused: "The purchase authorization has already been used for another request."
         }
     }
 }

@@ -46,6 +46,10 @@ public enum ApplyFailure: Sendable, Equatable {
     /// The database refused the content of a message in the batch; `reason`
     /// says what it refused. Retrying the same batch fails again.
     case refusedContent(reason: String)
+    /// Another transaction changed what the batch read before it could write
+    /// (for example, claimed an id the batch was adding): nothing was
+    /// applied; the batch runs again at once and sees the change.
+    case raced
     /// Anything else (a lost connection, a restart): retrying may succeed.
     case transient
 }

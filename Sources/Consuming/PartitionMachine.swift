@@ -154,6 +154,7 @@ struct PartitionMachine<Prepared: Sendable> {
     enum Finished: Equatable {
         case applied
         case staleOffset
+        case raced
         case isolating(through: KafkaOffset, size: Int)
         case deadLettering(offset: KafkaOffset)
         case failed(attempt: Int, retryIn: Duration)
@@ -181,6 +182,9 @@ struct PartitionMachine<Prepared: Sendable> {
         case .failed(.staleOffset):
             resync = true
             return .staleOffset
+        case .failed(.raced):
+            // Nothing was applied and the stored offset did not move: at once, again.
+            return .raced
         case .rolledBackTogether:
             // Perhaps its own stale offset, perhaps another's refused content:
             // alone, from the stored offset, it finds out.

@@ -218,7 +218,7 @@ public struct PartitionedConsumer<Applier: PartitionApplier>: Sendable {
         } catch {
             let outcome: BatchOutcome =
                 switch applier.failure(of: error) {
-                case .staleOffset, .refusedContent: .rolledBackTogether
+                case .staleOffset, .refusedContent, .raced: .rolledBackTogether
                 case .transient: .failed(.transient)
                 }
             return zip(job.batches, prepared).map {
@@ -284,6 +284,12 @@ public struct PartitionedConsumer<Applier: PartitionApplier>: Sendable {
         case .staleOffset:
             logger.warning(
                 "Another worker moved the stored offset; re-reading it", metadata: ["partition": "\(partition)"])
+        case .raced:
+            logger.notice(
+                "Another transaction changed what the batch read; applying it again",
+                metadata: [
+                    "partition": "\(partition)", "reason": "\(String(describing: report.error as Any).prefix(300))",
+                ])
         case .isolating(let through, let size):
             logger.warning(
                 "The database refused a batch's content; retrying it in smaller batches",

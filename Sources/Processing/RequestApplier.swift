@@ -43,6 +43,7 @@ extension StoreApplier {
     public func failure(of error: any Error) -> ApplyFailure {
         switch StoreFailure(error) {
         case .staleOffset: .staleOffset
+        case .raced: .raced
         case .refusedContent:
             .refusedContent(reason: "the database refused the message: \(String(reflecting: error).prefix(300))")
         case .transient: .transient
@@ -106,7 +107,11 @@ public struct RequestApplier: StoreApplier {
             }
         case .request(let request):
             return .refused(Self.refusal(of: request, .invalidRequest))
-        case .refused(let refused):
+        case .refused(var refused):
+            // On the wrong topic, that is what is wrong with it first.
+            if let kind = RequestKind(rawValue: refused.requestType), !accepts.contains(kind) {
+                refused.reason = .invalidRequest
+            }
             return .refused(refused)
         case .deadLetter(let reason):
             return .deadLetter(reason)

@@ -179,9 +179,9 @@ public struct RequestProcessor: Sendable {
     /// this order (`docs/merchants.md`, "Which reason wins"):
     /// 1. the authorization was used before: by the same merchant for the same
     ///    kind and reference, the request is a repeat and gets the first
-    ///    answer, whatever the authorization's age (accepted: the rules answer
-    ///    a repeat with the purchase's cycle; refused: the same reason and
-    ///    cycle); by anything else, `authorization_reused`;
+    ///    answer — status, reason and cycle — whatever the authorization's age;
+    ///    by anything else, `authorization_reused` (as is a repeat of a use
+    ///    recorded before answers were kept and refused then);
     /// 2. presented for the first time after it expired: `authorization_expired`;
     /// 3. the billing rules; the authorization is then used, with the answer.
     private static func decide(
@@ -196,10 +196,12 @@ public struct RequestProcessor: Sendable {
                 use.merchantID == request.merchantID?.rawValue && use.kind == request.kind.rawValue
                 && use.reference == request.reference
             guard repeated else { return .rejected(.authorizationReused, state.books[request.lineID]!.knownCycle) }
-            guard !use.accepted, let reason = use.reason.flatMap(RejectionReason.init(rawValue:)) else {
-                return state.apply(request, rules)
+            switch (use.accepted, use.cycle, use.reason.flatMap(RejectionReason.init(rawValue:))) {
+            case (true, let cycle?, _): return .accepted(cycle)
+            case (true, nil, _): return state.apply(request, rules)  // kept before answers were: the purchase's repeat
+            case (false, _, let reason?): return .rejected(reason, use.cycle)
+            case (false, _, nil): return .rejected(.authorizationReused, state.books[request.lineID]!.knownCycle)
             }
-            return .rejected(reason, use.cycle)
         }
         guard now <= authorization.expiresAt else {
             return .rejected(.authorizationExpired, state.books[request.lineID]!.knownCycle)
@@ -217,14 +219,20 @@ public struct RequestProcessor: Sendable {
 
 extension BatchState {
     /// Applies the billing rules to `request`'s line, telling them which line
-    /// holds its charge or subscription id; a purchase they accept claims it.
+    /// holds its charge or subscription id. A purchase they accept claims its
+    /// id when no line holds it: a new one (the store claims it with the
+    /// purchase) or a repeat of one added before ids were claimed.
     fileprivate mutating func apply(_ request: BillingRequest, _ rules: BillingRules) -> Outcome {
         let key = request.purchaseKey
         let holder = key.flatMap { purchaseHolders[$0] }
+        let effects = books[request.lineID]!.effects.count
         let outcome = rules.apply(
             request, to: &books[request.lineID]!, merchant: request.merchantID.flatMap { merchants[$0] },
             idHeldBy: holder)
-        if let key, holder == nil, outcome.isAccepted { purchaseHolders[key] = request.lineID }
+        if let key, holder == nil, outcome.isAccepted {
+            purchaseHolders[key] = request.lineID
+            if books[request.lineID]!.effects.count == effects { purchaseClaims.append((key, request.lineID)) }
+        }
         return outcome
     }
 

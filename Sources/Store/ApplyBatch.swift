@@ -106,6 +106,10 @@ public struct BatchState: Sendable {
     /// where one does. The rules keep it current: a purchase the batch adds
     /// claims its id in the same transaction.
     public var purchaseHolders: [PurchaseKey: LineID] = [:]
+    /// Ids to claim besides those of the purchases the books add (which are
+    /// claimed with them): an accepted repeat of a purchase whose id no line
+    /// holds yet.
+    public var purchaseClaims: [(PurchaseKey, LineID)] = []
     /// Uses to record.
     public var newAuthorizationUses: [AuthorizationUse] = []
     /// The messages the batch publishes, committed with it.
@@ -390,13 +394,13 @@ extension BillingStore {
     /// see each other's rows).
     private func persist(_ state: BatchState, on connection: PostgresConnection) async throws {
         let (books, uses, messages, results) = (state.books, state.newAuthorizationUses, state.outbox, state.results)
+        var claims = state.purchaseClaims
         var newCharges: [(LineID, ChargeRecord)] = []
         var changedCharges: [(LineID, ChargeRecord)] = []
         var credits: [(LineID, ChargeRecord, Yen)] = []
         var newSubscriptions: [(LineID, SubscriptionRecord)] = []
         var endedSubscriptions: [(LineID, SubscriptionRecord)] = []
         var lineUpdates: [(LineID, Yen, LineStatus)] = []
-        var claims: [(PurchaseKey, LineID)] = []
         for (lineID, book) in books.sorted(by: { $0.key < $1.key }) where !book.effects.isEmpty {
             guard let line = book.line else { continue }
             lineUpdates.append((lineID, book.spend, line.status))

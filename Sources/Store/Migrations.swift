@@ -345,8 +345,10 @@ let migrations: [Migration] = [
             FROM subscriptions ORDER BY merchant_id, subscription_id, line_id
             """,
             // A repeat of a request is answered as the first one was: its
-            // authorization's use keeps that answer.
+            // authorization's use keeps that answer, as long as results are
+            // kept (housekeeping deletes by the time of use).
             "ALTER TABLE used_authorizations ADD COLUMN reason text, ADD COLUMN cycle text",
+            "CREATE INDEX used_authorizations_by_time ON used_authorizations USING brin (used_at)",
         ]
         return statements
     },

@@ -40,6 +40,9 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 public enum StoreFailure: Sendable, Equatable {
     /// ``StoreError/Code/staleOffset``: another worker moved the stored offset.
     case staleOffset
+    /// ``StoreError/Code/purchaseIDClaimed``: another transaction claimed an
+    /// id the batch was adding; applied again at once, the batch sees it.
+    case raced
     /// PostgreSQL refused a statement because of the data in it (SQLSTATE
     /// classes 22, data exception, 23, integrity violation, and 54, a limit
     /// exceeded, such as an index entry too large): the same batch fails again
@@ -52,6 +55,10 @@ public enum StoreFailure: Sendable, Equatable {
     public init(_ error: any Error) {
         if let error = error as? StoreError, error.code == .staleOffset {
             self = .staleOffset
+            return
+        }
+        if let error = error as? StoreError, error.code == .purchaseIDClaimed {
+            self = .raced
             return
         }
         var underlying = error

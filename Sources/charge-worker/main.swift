@@ -14,8 +14,9 @@ struct ChargeWorker: AsyncParsableCommand {
             Run any number of charge workers: they share the topic's partitions as one consumer group. \
             Messages that are not requests at all are dead-lettered; invalid requests are rejected \
             with a reason code. Every charge and subscription must carry a purchase authorization \
-            from the auth gateway: signed with one of the accepted keys, unexpired, for exactly this \
-            line, merchant, kind, amount and reference, and used once. Stops gracefully on SIGTERM (exit 0).
+            from the auth gateway: signed with one of the accepted keys, for exactly this line, \
+            merchant, kind, amount and reference, unexpired when first used, and used once (a repeat \
+            gets the first answer). Stops gracefully on SIGTERM (exit 0).
             """)
 
     @OptionGroup var options: WorkerOptions

@@ -93,7 +93,6 @@ struct TopicCommands: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "topics", abstract: "Matomete's Kafka topics.", subcommands: [Create.self, List.self])
 
-    /// What each topic is for and how many partitions it takes.
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create every topic Matomete uses; topics that exist are left as they are.",
@@ -188,7 +187,8 @@ struct LineCommands: AsyncParsableCommand {
                 exactly; empty for false), status (active, suspended, terminated; default active) and \
                 spending_limit (whole yen; empty for the default, see `lines default-limit`; 0 for no \
                 limit). New lines start in --cycle: by default the cycle after the latest close, or the \
-                current month when none has closed. Lines that exist keep their cycle and what they have \
+                current month when none has closed (months close in order, so an earlier --cycle means \
+                closing every month from it on). Lines that exist keep their cycle and what they have \
                 spent. Rows go in 100,000 at a time, each batch in one transaction: re-running an import is \
                 safe. Exits 65 at the first malformed row, naming it (rows before its batch stay imported).
                 """)

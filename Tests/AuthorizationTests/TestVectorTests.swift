@@ -58,6 +58,8 @@ struct TestVectorTests {
         let verifier = AuthorizationVerifier(keys: [keyID: key.publicKey])
         #expect(try verifier.claims(of: token, now: 1_795_000_000).get() == claims)
         #expect(verifier.claims(of: token, now: 1_795_000_001) == .failure(.expired))
-        #expect(verifier.claims(of: token.replacingOccurrences(of: "v1.\(keyID).ey", with: "v1.\(keyID).eY"), now: nil) == .failure(.invalid))
+        #expect(
+            verifier.claims(of: token.replacingOccurrences(of: "v1.\(keyID).ey", with: "v1.\(keyID).eY"), now: nil)
+                == .failure(.invalid))
     }
 }

@@ -105,6 +105,17 @@ import Testing
                 .round([[Planned(partition: 1, offsets: [3], expected: 3)]]),
             ]
         },
+        Scenario(name: "a batch that raced another transaction runs again at once, without re-reading or backing off") {
+            [
+                .assign(0, stored: 0),
+                .receive(0, [0, 1]),
+                .round([[Planned(partition: 0, offsets: [0, 1], expected: 0)]]),
+                .finish(0, .failed(.raced), showing: .raced),
+                .round([[Planned(partition: 0, offsets: [0, 1], expected: 0)]]),
+                .finish(0, .applied(stored: 2, waiting: false), showing: .applied),
+                .backlog(0, []),
+            ]
+        },
         Scenario(name: "another worker applied past what was read: reading goes on after its stored offset") {
             [
                 .assign(0, stored: 0),

@@ -64,6 +64,7 @@ struct PurchaseIDTests {
             try await store.importLines(Make.lines(2, prefix: "A") + Make.lines(2, prefix: "B"), openCycle: .november)
         }
         let rounds = 40
+        let barrier = Barrier(parties: 2)
         // Two workers: each its own connection pool, its own partition, its own lines.
         let outcomes = try await withThrowingTaskGroup(of: (Int, [Outcome], Int).self) { group in
             for worker in 0..<2 {
@@ -78,13 +79,14 @@ struct PurchaseIDTests {
                                 round.isMultiple(of: 2)
                                 ? [Make.charge("mdup", "race-\(round)", line: line, 100)]
                                 : [Make.subscription("mdup", "race-\(round)", line: line, 10)]
-                            // As the worker does: a batch that lost the race is applied again.
+                            // Both start the round together; a batch that lost the race is applied again, as the worker does.
+                            await barrier.arrive()
                             while true {
                                 do {
                                     outcomes += try await feeder.apply(requests)
                                     break
                                 } catch let error as StoreError where error.code == .purchaseIDClaimed {
-                                    #expect(StoreFailure(error) == .transient)
+                                    #expect(StoreFailure(error) == .raced)
                                     claimedFirst += 1
                                 }
                             }
@@ -94,7 +96,13 @@ struct PurchaseIDTests {
                 }
             }
             var byWorker: [Int: [Outcome]] = [:]
-            for try await (worker, outcomes, _) in group { byWorker[worker] = outcomes }
+            var races = 0
+            for try await (worker, outcomes, lost) in group {
+                byWorker[worker] = outcomes
+                races += lost
+            }
+            // How often the claim itself decided (the rest were decided by reading it): for the log.
+            print("two workers, \(rounds) ids: \(races) batches lost the race at the claim and were applied again")
             return byWorker
         }
         for round in 0..<rounds {
@@ -132,10 +140,19 @@ struct PurchaseIDTests {
                     "INSERT INTO purchase_ids (merchant_id, kind, purchase_id, line_id) VALUES ('mdup', 'charge', 'c-1', 'L0000001')",
                     logger: TestServer.logger)
                 let racing = Task { try await feeder.apply([Make.charge("mdup", "c-1", line: "L0000000", 500)]) }
-                try await Task.sleep(for: .milliseconds(300))
+                // Until the batch waits on the open claim.
+                try await eventually("the batch waits on the claim") {
+                    try await store.client.fetch(
+                        """
+                        SELECT count(*)::int FROM pg_stat_activity
+                        WHERE datname = current_database() AND wait_event_type = 'Lock'
+                        """, Int.self, logger: TestServer.logger
+                    ).first == 1
+                }
                 try await other.query("COMMIT", logger: TestServer.logger)
                 let error = await #expect(throws: StoreError.self) { try await racing.value }
                 #expect(error?.code == .purchaseIDClaimed)
+                #expect(error.map(StoreFailure.init) == .raced)
             }
             #expect(try await store.lineStatement("L0000000")?.total == 0)
             #expect(try await store.storedOffset(feeder.cursor) == nil)
@@ -188,6 +205,19 @@ struct PurchaseIDTests {
             #expect(
                 try await send(Make.charge("m1", "c-9", line: "L0000000", 500), token: "t1", at: 900)
                     == .rejected(.authorizationReused, .november))
+            // A repeat with the accepted request's authorization is the first answer, whatever else differs.
+            #expect(
+                try await send(Make.charge("m1", "c-1", line: "L0000000", 500, "other words"), token: "t1", at: 9_000)
+                    == .accepted(.november))
+            // A use refused before answers were kept: its repeat is refused as reused, never decided afresh.
+            try await store.client.query(
+                """
+                INSERT INTO used_authorizations (line_id, token_id, merchant_id, request_kind, reference, accepted, expires_at)
+                VALUES ('L0000001', 'legacy', 'm1', 'charge', 'c-7', false, to_timestamp(1000))
+                """, logger: TestServer.logger)
+            #expect(
+                try await send(Make.charge("m1", "c-7", line: "L0000001", 50), token: "legacy", at: 900)
+                    == .rejected(.authorizationReused, .november))
             // A first use after expiry is expired, before any rule of the line is looked at.
             try await store.client.query(
                 "UPDATE lines SET status = 'suspended' WHERE line_id = 'L0000000'", logger: TestServer.logger)
@@ -197,6 +227,78 @@ struct PurchaseIDTests {
             #expect(try await store.lineStatement("L0000000")?.total == 500)
             #expect(try await store.lineStatement("L0000001")?.total == 500)
         }
+    }
+}
+
+extension PurchaseIDTests {
+    @Test("A purchase added before ids were claimed: its id is claimed by its first accepted repeat, and then held")
+    func legacyPurchaseClaimedByRepeat() async throws {
+        let database = try await TestDatabase.create(partitions: 4)
+        try await database.withStore { store in
+            try await store.upsertMerchant(Merchant(id: "m1", name: "Points shop"))
+            try await store.importLines(Make.lines(2), openCycle: .november)
+            try await store.client.query(
+                """
+                INSERT INTO charges (line_id, merchant_id, charge_id, amount_yen, description, cycle, status)
+                VALUES ('L0000000', 'm1', 'old', 300, 'item', '2026-11', 'active')
+                """, logger: TestServer.logger)
+            let feeder = Feeder(store)
+            #expect(try await feeder.apply([Make.charge("m1", "old", line: "L0000000", 300)]) == [.accepted(.november)])
+            #expect(
+                try await feeder.apply([Make.charge("m1", "old", line: "L0000001", 300)])
+                    == [.rejected(.duplicateConflict, .november)])
+            #expect(
+                try await store.client.fetch(
+                    "SELECT line_id FROM purchase_ids WHERE purchase_id = 'old'", String.self, logger: TestServer.logger
+                )
+                    == ["L0000000"])
+        }
+    }
+
+    @Test("A charge or subscription on the cancellations topic is invalid_request, with or without an authorization")
+    func wrongTopicFirst() async throws {
+        let database = try await TestDatabase.create(partitions: 4)
+        try await database.withStore { store in
+            let applier = RequestApplier(
+                processor: RequestProcessor(store: store), group: "g",
+                accepts: [.chargeCancellation, .subscriptionCancellation, .lineTermination])
+            let partition = KafkaTopicPartition(topic: "matomete.cancellations", partition: 0)
+            for json in [
+                #"{"type":"charge","merchantId":"m1","chargeId":"c","lineId":"L0000001","amount":5,"description":"d"}"#,
+                #"{"type":"subscription","merchantId":"m1","subscriptionId":"s","lineId":"L0000001","monthlyAmount":5,"description":"d","authorization":"t"}"#,
+            ] {
+                let message = KafkaConsumerMessage(
+                    topicPartition: partition, offset: 0, key: ArraySlice("L0000001".utf8), value: ArraySlice(json.utf8)
+                )
+                guard case .refused(let refused) = applier.prepare(message) else {
+                    Issue.record("not refused: \(json)")
+                    continue
+                }
+                #expect(refused.reason == .invalidRequest)
+            }
+        }
+    }
+}
+
+/// Lets several tasks start a step together.
+actor Barrier {
+    private let parties: Int
+    private var arrived = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(parties: Int) { self.parties = parties }
+
+    /// Returns once `parties` tasks have arrived (then the next round begins).
+    func arrive() async {
+        arrived += 1
+        if arrived == parties {
+            arrived = 0
+            let released = waiting
+            waiting = []
+            for continuation in released { continuation.resume() }
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
     }
 }
 

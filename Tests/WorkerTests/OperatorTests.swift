@@ -45,7 +45,8 @@ extension ScenarioTests {
         let limit = try await tool.run(["lines", "default-limit"])
         #expect(limit.status == 0 && limit.output.contains("¥50,000"), "\(limit)")
         #expect(try await tool.run(["lines", "default-limit", "60000"]).output.contains("set: ¥60,000"))
-        #expect(try await tool.run(["lines", "default-limit", "-5"]).status == 64)
+        let negative = try await tool.run(["lines", "default-limit", "--", "-5"])
+        #expect(negative.status == 64 && negative.errors.contains("0 (none) or more yen"), "\(negative)")
         #expect(try await tool.run(["lines", "default-limit"]).output.contains("¥60,000"))
 
         // Merchants: one on the launch tariff, one with its own; a taken id is exit 1.

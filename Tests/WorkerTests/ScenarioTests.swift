@@ -116,15 +116,15 @@ struct ScenarioTests {
         let rejected: [String] = outputs.results.values.filter { $0.status == "rejected" }.map {
             "\($0.requestId):\($0.reason ?? "")"
         }
-        let expectedRejections: Set<String> = [
+        // A refused request sent again with its authorization gets the same answer.
+        let expectedRejections = [
             "v-9-adsl:line_not_eligible", "v-9-999:unknown_charge", "v-10-1:duplicate_conflict",
             "v-10-t:line_terminated", "v-9-forged:authorization_invalid", "v-9-expired:authorization_expired",
             "v-9-amount:authorization_mismatch", "v-9-line:authorization_mismatch",
             "v-9-merchant:authorization_mismatch", "v-9-retired:authorization_invalid",
-            "v-9-reuse:line_not_eligible", "v-9-reuse:authorization_reused",
+            "v-9-reuse:line_not_eligible", "v-9-reuse:line_not_eligible",
         ]
-        #expect(Set(rejected) == expectedRejections)
-        #expect(rejected.count == expectedRejections.count)
+        #expect(rejected.sorted() == expectedRejections.sorted())
         #expect(outputs.results.values.filter { $0.status == "accepted" }.count == outputs.results.count - 12)
         let late = outputs.results.values.first { $0.requestId == "s-220" && $0.requestType == "subscription-cancel" }
         #expect(late?.status == "accepted")
