@@ -14,11 +14,13 @@ public struct BillingCycle: Hashable, Comparable, Sendable, Codable, CustomStrin
         self.month = month
     }
 
-    /// Parses `YYYY-MM`.
+    /// Parses `YYYY-MM`: four ASCII digits, `-`, two ASCII digits, nothing
+    /// else (no sign, no spaces).
     public init?(_ text: String) {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 2, parts[0].count == 4, parts[1].count == 2,
-            let year = Int(parts[0]), let month = Int(parts[1])
+        let bytes = Array(text.utf8)
+        guard bytes.count == 7, bytes[4] == UInt8(ascii: "-"),
+            bytes.indices.allSatisfy({ $0 == 4 || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[$0]) }),
+            let year = Int(text.prefix(4)), let month = Int(text.suffix(2))
         else { return nil }
         self.init(year: year, month: month)
     }

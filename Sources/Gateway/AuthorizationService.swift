@@ -86,8 +86,11 @@ public struct AuthorizationService: Sendable {
     {
         guard RequestKind(rawValue: request.kind)?.isPurchase == true,
             ChargeID(rawValue: request.reference).isWellFormed,
-            MerchantID(rawValue: request.merchantId).isWellFormed, !request.purchaseId.isEmpty,
-            request.purchaseId.utf8.count <= 64, !request.password.isEmpty, request.password.utf8.count <= 256,
+            MerchantID(rawValue: request.merchantId).isWellFormed,
+            // A purchase ID has the form of every other id (1 to 64 printable ASCII): anything else
+            // (a NUL, a tab) is refused here, before the database is asked.
+            LineID(rawValue: request.purchaseId).isWellFormed, !request.password.isEmpty,
+            request.password.utf8.count <= 256,
             (limits.minimumAmount.amount...limits.maximumAmount.amount).contains(request.amount)
         else { return record(.refused(status: 400, code: "invalid_request")) }
 

@@ -35,6 +35,10 @@ public enum GatewayRoutes {
     ) -> some ApplicationProtocol {
         let router = Router(context: GatewayContext.self)
         router.post("v1/authorizations") { request, context -> Response in
+            // JSON only: a form or text post (what any web page can make a browser send) is refused unread.
+            guard Self.isJSON(request.headers[.contentType]) else {
+                return json(415, ["error": "unsupported_media_type"])
+            }
             let body = try await request.body.collect(upTo: 16 * 1024)
             guard let purchase = try? JSONDecoder().decode(AuthorizationRequest.self, from: Data(buffer: body)) else {
                 return json(400, ["error": "invalid_request"])
@@ -64,6 +68,14 @@ public enum GatewayRoutes {
             }
         }
         return HTTPEndpoints.application(router: router, address: address, readiness: readiness, logger: logger)
+    }
+
+    /// Whether a `Content-Type` is `application/json`, with or without
+    /// parameters (`; charset=utf-8`), in any letter case.
+    static func isJSON(_ contentType: String?) -> Bool {
+        guard let contentType else { return false }
+        let mediaType = contentType.split(separator: ";", maxSplits: 1).first ?? ""
+        return mediaType.trimmingCharacters(in: .whitespaces).lowercased() == "application/json"
     }
 
     private static func json(_ status: Int, _ fields: [String: String]) -> Response {

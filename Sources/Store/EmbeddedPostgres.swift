@@ -81,6 +81,11 @@ public final class EmbeddedPostgres: Sendable {
     /// Stops the server (fast shutdown: open transactions roll back) and, unless
     /// `keepData`, removes the scratch directory.
     public func stop(keepData: Bool = false) async throws {
+        if keepData {
+            // The watchdog, when there is one, leaves the directory alone too.
+            FileManager.default.createFile(
+                atPath: directory.appendingPathComponent(Self.keepMarker).path, contents: nil)
+        }
         try await run("pg_ctl", ["-D", directory.appendingPathComponent("data").path, "-m", "fast", "-w", "stop"])
         if !keepData { try? FileManager.default.removeItem(at: directory) }
         logger.info("Embedded PostgreSQL stopped", metadata: ["postgres.address": "\(configuration)"])
@@ -92,8 +97,13 @@ public final class EmbeddedPostgres: Sendable {
         try await run("pg_ctl", ["-D", data, "-m", "fast", "-w", "-t", "60", "restart"])
     }
 
+    /// Left in the scratch directory by ``stop(keepData:)`` with `keepData`:
+    /// the watchdog then does not remove it.
+    private static let keepMarker = "keep"
+
     /// A shell loop that waits for this process to end, then stops the server
-    /// at once and removes the scratch directory.
+    /// at once and removes the scratch directory (unless it was stopped
+    /// keeping its data).
     private func startWatchdog() throws {
         let pgCtl = binaries.appendingPathComponent("pg_ctl").path
         let data = directory.appendingPathComponent("data").path
@@ -101,7 +111,7 @@ public final class EmbeddedPostgres: Sendable {
         let script = """
             while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done
             \(stop) >/dev/null 2>&1
-            rm -rf '\(directory.path)'
+            [ -e '\(directory.appendingPathComponent(Self.keepMarker).path)' ] || rm -rf '\(directory.path)'
             """
         let watchdog = Process()
         watchdog.executableURL = URL(fileURLWithPath: "/bin/sh")

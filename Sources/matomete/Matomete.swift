@@ -67,7 +67,7 @@ struct Migrate: AsyncParsableCommand {
         let applied = try await withPostgresClient(try database.configuration(), logger: DatabaseOptions.logger) {
             try await Migrator().migrate($0, partitions: partitions, logger: DatabaseOptions.logger)
         }
-        print(
+        say(
             applied.isEmpty
                 ? "The schema is up to date."
                 : "Applied migrations \(applied.map(String.init).joined(separator: ", ")).")
@@ -101,7 +101,7 @@ struct Credentials: AsyncParsableCommand {
                     purchaseID: id, lineID: line, hash: hash.hash, salt: hash.salt, logRounds: hash.logRounds,
                     blockSize: hash.blockSize, parallelism: hash.parallelism)
             }
-            print("purchase ID  \(id)\nline         \(line)")
+            say("purchase ID  \(id)\nline         \(line)")
             if !passwordStdin { print("password     \(password)   (shown once: hand it to the line's user)") }
         }
     }
@@ -117,7 +117,7 @@ struct Credentials: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("No active purchase ID \(id).\n".utf8))
                 throw ExitCode.failure
             }
-            print("Revoked \(id).")
+            say("Revoked \(id).")
         }
     }
 
@@ -139,7 +139,7 @@ struct Credentials: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("No active purchase ID \(id).\n".utf8))
                 throw ExitCode.failure
             }
-            print("Password changed for \(id).")
+            say("Password changed for \(id).")
         }
     }
 }
@@ -176,7 +176,7 @@ struct Addresses: AsyncParsableCommand {
             }
             let all = assignments
             try await database.withStore { try await $0.assignAddresses(all) }
-            print("Assigned addresses of \(assignments.count) lines.")
+            say("Assigned addresses of \(assignments.count) lines.")
         }
     }
 }
@@ -192,9 +192,9 @@ struct Keys: ParsableCommand {
 
         func run() throws {
             let key = Curve25519.Signing.PrivateKey()
-            print("MATOMETE_SIGNING_KEY_ID=\(id)")
-            print("MATOMETE_SIGNING_KEY=\(key.rawRepresentation.base64EncodedString())")
-            print("MATOMETE_AUTHORIZATION_KEYS=\(id)=\(key.publicKey.rawRepresentation.base64EncodedString())")
+            say("MATOMETE_SIGNING_KEY_ID=\(id)")
+            say("MATOMETE_SIGNING_KEY=\(key.rawRepresentation.base64EncodedString())")
+            say("MATOMETE_AUTHORIZATION_KEYS=\(id)=\(key.publicKey.rawRepresentation.base64EncodedString())")
         }
     }
 }

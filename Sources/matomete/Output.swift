@@ -80,7 +80,7 @@ struct ProgressBar {
 
     func finish() {
         if Self.interactive {
-            FileHandle.standardOutput.write(Data("\n".utf8))
+            writeOut("\n")
         } else {
             say("\(title) … \(amount(done))/\(amount(total))")
         }
@@ -96,7 +96,7 @@ struct ProgressBar {
         let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
         let line =
             "\r\(title.padding(toLength: 28, withPad: " ", startingAt: 0)) \(bar) \(amount(done))/\(amount(total))"
-        FileHandle.standardOutput.write(Data(line.utf8))
+        writeOut(line)
     }
 
     private func amount(_ value: Int) -> String {
@@ -109,7 +109,23 @@ struct ProgressBar {
     }
 }
 
-func say(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+func say(_ text: String) { writeOut(text + "\n") }
+
+/// Writes `text` to standard output whole. When the reader has gone (`matomete
+/// status | head -1`), the tool ends at once, quietly, with 141 — what a shell
+/// reports for a process ended by SIGPIPE — instead of crashing in
+/// `FileHandle` (the process ignores SIGPIPE, as its network libraries need).
+func writeOut(_ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let written = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+        if written < 0 {
+            if errno == EINTR { continue }
+            exit(errno == EPIPE ? 141 : 74)
+        }
+        bytes = bytes.dropFirst(written)
+    }
+}
 
 /// A table with columns padded to their widest cell; numbers right-aligned.
 func printTable(header: [String], rows: [[String]]) {

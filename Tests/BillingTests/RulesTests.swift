@@ -357,6 +357,17 @@ struct RulesTests {
         #expect(rules.apply(cancel, to: &suspended, merchant: suspendedMerchant) == .accepted(november))
     }
 
+    @Test(
+        "A cycle is exactly YYYY-MM in ASCII digits",
+        arguments: [
+            ("2026-11", true), ("2000-01", true), ("9999-12", true), ("2026-+1", false), ("+026-11", false),
+            ("2026-1", false), ("2026-13", false), ("1999-12", false), ("2026/11", false), (" 2026-11", false),
+            ("２０２６-11", false), ("2026-11-01", false), ("", false),
+        ])
+    func cycleText(_ text: String, _ valid: Bool) {
+        #expect((BillingCycle(text) != nil) == valid)
+    }
+
     @Test("Every reason has a stable snake_case code and a sentence")
     func reasons() {
         for reason in RejectionReason.allCases {

@@ -3,11 +3,13 @@ import MatometeTestSupport
 import Testing
 
 extension ScenarioTests {
-    @Test("matomete dev starts everything, every process is ready, and Ctrl-C stops it all and cleans up")
-    func dev() async throws {
+    @Test(
+        "matomete dev starts everything, every process is ready, and Ctrl-C stops it all and cleans up (with --keep: keeps the logs and the database)",
+        arguments: [false, true])
+    func dev(keep: Bool) async throws {
         let process = Process()
         process.executableURL = try Processes.builtExecutable("matomete")
-        process.arguments = ["dev"]
+        process.arguments = keep ? ["dev", "--keep"] : ["dev"]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
@@ -39,6 +41,16 @@ extension ScenarioTests {
         #expect(try await Processes.waitForExit(process, within: .seconds(60)))
         #expect(process.terminationStatus == 0)
         for pid in pids { #expect(kill(pid, 0) != 0, "process \(pid) stopped") }
-        if let logs { #expect(!FileManager.default.fileExists(atPath: logs), "the scratch directory is removed") }
+        let logDirectory = try #require(logs)
+        guard keep else {
+            #expect(!FileManager.default.fileExists(atPath: logDirectory), "the scratch directory is removed")
+            return
+        }
+        // The database's watchdog has a second to notice this process ended; it must leave the data alone.
+        try await Task.sleep(for: .seconds(3))
+        let scratch = URL(fileURLWithPath: logDirectory)
+        let version = scratch.appendingPathComponent("postgres/data/PG_VERSION").path
+        #expect(FileManager.default.fileExists(atPath: version), "the database is kept")
+        try? FileManager.default.removeItem(at: scratch)
     }
 }

@@ -138,6 +138,25 @@ extension ScenarioTests {
             try await authorize("P-gone", passwords["P-gone"]!, from: "10.0.0.7", reference: "c-3").0["error"]
                 == "authentication_failed")
         #expect(try await authorize("P-unknown", "whatever", from: "10.0.0.7", reference: "c-4").1 == 403)
+        // A purchase ID no id can be (a NUL, a tab): invalid, answered before the database is asked.
+        #expect(
+            try await authorize("P\u{0}0", "whatever", from: "10.0.0.7", reference: "c-4") == (
+                ["error": "invalid_request"], 400
+            ))
+        #expect(try await authorize("P\t0", "whatever", from: "10.0.0.7", reference: "c-4").1 == 400)
+        // Only JSON: a form post or plain text, which any web page can make a browser send, is refused unread.
+        for contentType in ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"] {
+            var form = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)/v1/authorizations")))
+            form.httpMethod = "POST"
+            form.setValue(contentType, forHTTPHeaderField: "Content-Type")
+            form.setValue("10.0.0.7", forHTTPHeaderField: "X-Forwarded-For")
+            form.httpBody = Data(
+                #"{"purchaseId":"P-0","password":"x","merchantId":"m-shop","kind":"charge","amount":500,"reference":"c-f"}"#
+                    .utf8)
+            let (data, response) = try await URLSession.shared.data(for: form)
+            #expect((response as? HTTPURLResponse)?.statusCode == 415, "\(contentType)")
+            #expect(String(decoding: data, as: UTF8.self) == #"{"error":"unsupported_media_type"}"#)
+        }
         // The right line but an ineligible one (ADSL without Flets.net) cannot buy: no such credential anyway.
         // Wrong passwords lock the ID after three; then even the right one is refused.
         for attempt in 0..<2 {

@@ -132,6 +132,22 @@ extension ScenarioTests {
         let closedAlready = try await tool.run(["lines", "import", "--cycle", cycle.description, csv.path])
         #expect(closedAlready.status == 65 && closedAlready.errors.contains("closed already"), "\(closedAlready)")
 
+        // A reader that has gone (`matomete status | head -1`): a quiet end with 141, as for SIGPIPE, not a crash.
+        let reader = Process()
+        reader.executableURL = try Processes.builtExecutable("matomete")
+        reader.arguments = ["status"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["MATOMETE_BOOTSTRAP_SERVERS"] = system.cluster.bootstrapServers
+        environment["MATOMETE_DATABASE_URL"] = system.database.configuration.url
+        reader.environment = environment
+        let gone = Pipe()
+        reader.standardOutput = gone
+        reader.standardError = FileHandle.nullDevice
+        try gone.fileHandleForReading.close()
+        try reader.run()
+        #expect(try await Processes.waitForExit(reader, within: .seconds(60)))
+        #expect(reader.terminationReason == .exit && reader.terminationStatus == 141)
+
         // PostgreSQL not reachable: 69, so a script can tell it from a refusal.
         let unreachable = try await tool.run(
             ["merchants", "list"], environment: ["MATOMETE_DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"])
