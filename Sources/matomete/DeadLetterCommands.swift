@@ -100,14 +100,19 @@ struct DeadLetterCommands: AsyncParsableCommand {
                 For after a fix: a merchant corrected its encoder, or a worker bug was fixed. Each \
                 message goes back with its original key and value and a matomete-replayed-from header. \
                 Requests carry their own ids, so replaying one that was applied after all is answered \
-                again, never billed twice; one still unreadable is dead-lettered again. Exits 1 if an \
-                --id is not found (nothing is sent then).
+                again, never billed twice; one still unreadable is dead-lettered again. Only the input \
+                topics take replays: charges and cancellations, and billing-cycles with \
+                --allow-billing-cycles (a close). A dead letter naming any other topic, or whose id does \
+                not match where it says it was read (not written by a worker), is refused. Exits 1 if an \
+                --id is not found or any chosen dead letter is refused (nothing is sent then, also with \
+                --dry-run).
                 """)
         @OptionGroup var cluster: ClusterOptions
         @OptionGroup var selection: Selection
         @Option(help: "A dead letter's id (repeatable).") var id: [String] = []
         @Flag(help: "Replay every dead letter the selection matches.") var all = false
         @Flag(help: "Show what would be sent, send nothing.") var dryRun = false
+        @Flag(help: "Also replay close commands to the billing-cycles topic.") var allowBillingCycles = false
 
         func validate() throws {
             guard all != !id.isEmpty else { throw ValidationError("Give --id (one or more) or --all, not both.") }
@@ -127,6 +132,24 @@ struct DeadLetterCommands: AsyncParsableCommand {
                     chosen = id.compactMap { byID[$0] }
                 }
                 guard !chosen.isEmpty else { return say("Nothing to replay.") }
+                let topics = cluster.topics
+                var inputs = [topics.charges, topics.cancellations]
+                if allowBillingCycles { inputs.append(topics.billingCycles) }
+                let refused = chosen.compactMap { letter -> String? in
+                    guard inputs.contains(letter.sourceTopic) else {
+                        let hint = letter.sourceTopic == topics.billingCycles ? " without --allow-billing-cycles" : ""
+                        return "\(letter.id): \(letter.sourceTopic) takes no replays\(hint)"
+                    }
+                    guard letter.isConsistent else {
+                        return
+                            "\(letter.id): its id does not match where it says it was read; not a worker's dead letter"
+                    }
+                    return nil
+                }
+                guard refused.isEmpty else {
+                    Exit.complain("refused, nothing was sent: \(refused.joined(separator: "; "))")
+                    throw ExitCode.failure
+                }
                 if dryRun {
                     printTable(header: ["would send", "to"], rows: chosen.map { [$0.id, $0.sourceTopic] })
                     return
@@ -154,6 +177,13 @@ extension DeadLetter {
             header: message.header, key: message.key.map(Array.init), value: Array(message.value),
             partition: message.topicPartition.partition.rawValue, offset: message.offset.rawValue,
             timestamp: message.timestampMilliseconds.map { Date(timeIntervalSince1970: Double($0) / 1000) })
+    }
+
+    /// Whether its id is the one a worker gives the dead letter of the
+    /// message at its source topic, partition and offset.
+    var isConsistent: Bool {
+        guard let sourcePartition, let sourceOffset else { return false }
+        return id == DeadLetterHeaders.id(topic: sourceTopic, partition: sourcePartition, offset: sourceOffset)
     }
 
     /// The original message again, for its source topic (or `topic`), marked

@@ -1,6 +1,7 @@
 import Billing
 import Contract
 import Foundation
+import Kafka
 import MatometeTestSupport
 import Store
 import Testing
@@ -94,10 +95,46 @@ extension ScenarioTests {
         #expect(letters.first?["key"] as? String == Requests.line(2))
         #expect(try await tool.run(["dead-letters", "replay", "--id", "dead-letter-nowhere-0-0"]).status == 1)
         #expect(try await tool.run(["dead-letters", "replay", "--all", "--id", letterID]).status == 64)
+        // Forged dead letters: one naming an output topic, one whose id does not match its headers, one a close.
+        func forged(_ id: String, source: String, offset: Int64 = 7) -> KafkaProducerMessage {
+            KafkaProducerMessage(
+                topic: system.topics.deadLetters, key: "L0000001",
+                value: #"{"id":"bill-L0000001-2026-11","total":-99999}"#,
+                headers: [
+                    KafkaHeader(name: "id", text: id), KafkaHeader(name: DeadLetterHeaders.sourceTopic, text: source),
+                    KafkaHeader(name: DeadLetterHeaders.sourcePartition, text: "0"),
+                    KafkaHeader(name: DeadLetterHeaders.sourceOffset, text: "\(offset)"),
+                    KafkaHeader(name: DeadLetterHeaders.error, text: "forged"),
+                ])
+        }
+        try await system.send([
+            forged("dead-letter-\(system.topics.lineBills)-0-7", source: system.topics.lineBills),
+            forged("dead-letter-\(system.topics.charges)-0-8", source: system.topics.charges),
+            forged("dead-letter-\(system.topics.billingCycles)-0-7", source: system.topics.billingCycles),
+        ])
+        for (id, why) in [
+            ("dead-letter-\(system.topics.lineBills)-0-7", "takes no replays"),
+            ("dead-letter-\(system.topics.charges)-0-8", "does not match"),
+            ("dead-letter-\(system.topics.billingCycles)-0-7", "without --allow-billing-cycles"),
+        ] {
+            for dry in [false, true] {
+                let refusedReplay = try await tool.run(
+                    ["dead-letters", "replay", "--id", id] + (dry ? ["--dry-run"] : []))
+                #expect(refusedReplay.status == 1 && refusedReplay.errors.contains(why), "\(refusedReplay)")
+            }
+        }
+        let closeReplay = try await tool.run([
+            "dead-letters", "replay", "--id", "dead-letter-\(system.topics.billingCycles)-0-7",
+            "--allow-billing-cycles",
+            "--dry-run",
+        ])
+        #expect(closeReplay.status == 0 && closeReplay.output.contains(system.topics.billingCycles), "\(closeReplay)")
         let replayed = try await tool.run(["dead-letters", "replay", "--id", letterID])
         #expect(replayed.status == 0, "\(replayed)")
         try await system.waitUntilIdle()
-        let again = try await tool.json(["dead-letters", "list", "--json"]) as? [[String: Any]] ?? []
+        let again = (try await tool.json(["dead-letters", "list", "--json"]) as? [[String: Any]] ?? []).filter {
+            $0["reason"] as? String != "forged"
+        }
         #expect(again.count == 2, "still unreadable: dead-lettered again, from its new offset")
         #expect(again.last?["value"] as? String == "{not json" && again.last?["id"] as? String != letterID)
 

@@ -190,6 +190,11 @@ final class TestSystem: Sendable {
         return reports
     }
 
+    /// Produces messages as they are (headers included) and waits until Kafka has them all.
+    func send(_ messages: [KafkaProducerMessage]) async throws {
+        try await producer.send(messages).throwIfAnyFailed()
+    }
+
     func close(_ cycle: BillingCycle) async throws {
         try await produce(topics.billingCycles, [(nil, CycleCommand.closeMessage(cycle))])
     }
