@@ -116,6 +116,7 @@ let package = Package(
             name: "Processing",
             dependencies: [
                 "Kafka", "Consuming", "Billing", "Contract", "Store", "Authorization",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictness
@@ -257,6 +258,7 @@ let package = Package(
             name: "StoreTests",
             dependencies: [
                 "Store", "Processing", "Consuming", "Kafka", "Billing", "Contract", "MatometeTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strictness

@@ -14,6 +14,20 @@ public enum DeadLetterHeaders {
     public static let error = "matomete-error"
     /// The original key in base64, when it was not UTF-8 text without NUL.
     public static let originalKeyBase64 = "matomete-original-key-base64"
+    /// Set (`true`) when the original was too large to forward whole: the
+    /// value (and key) are cut to ``maximumValueBytes`` (``maximumKeyBytes``).
+    public static let truncated = "matomete-truncated"
+    /// With ``truncated``: the original value's size in bytes.
+    public static let originalSize = "matomete-original-size"
+    /// With ``truncated``: the SHA-256 of the original value, hex.
+    public static let originalSHA256 = "matomete-original-sha256"
+    /// With ``truncated``: the original key's size in bytes.
+    public static let originalKeySize = "matomete-original-key-size"
+    /// The most of a value a dead letter carries (512 KiB): with its key and
+    /// headers it stays well under what a relay publishes (1,000,000 bytes).
+    public static let maximumValueBytes = 512 * 1024
+    /// The most of a key a dead letter carries.
+    public static let maximumKeyBytes = 1024
     /// On a replayed message: the id of the dead letter it came from.
     public static let replayedFrom = "matomete-replayed-from"
 
@@ -42,6 +56,9 @@ public struct DeadLetter: Sendable {
     public var sourceOffset: Int64?
     /// Why it was dead-lettered.
     public var reason: String
+    /// The original's size in bytes when only a prefix of it was kept
+    /// (``DeadLetterHeaders/truncated``); `nil` when the value is whole.
+    public var truncatedFrom: Int?
     /// The original key, byte for byte.
     public var key: [UInt8]?
     /// The original value, byte for byte.
@@ -59,6 +76,9 @@ public struct DeadLetter: Sendable {
         sourcePartition = text(DeadLetterHeaders.sourcePartition).flatMap { Int32($0) }
         sourceOffset = text(DeadLetterHeaders.sourceOffset).flatMap { Int64($0) }
         reason = text(DeadLetterHeaders.error) ?? ""
+        truncatedFrom =
+            text(DeadLetterHeaders.truncated) == "true"
+            ? text(DeadLetterHeaders.originalSize).flatMap { Int($0) } ?? -1 : nil
         id =
             text("id")
             ?? DeadLetterHeaders.id(topic: topic, partition: sourcePartition ?? -1, offset: sourceOffset ?? -1)

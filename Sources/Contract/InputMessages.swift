@@ -187,16 +187,31 @@ public struct RequestDecoder: Sendable {
 }
 
 extension MerchantResultMessage {
-    /// The result of a request refused before the rules saw it.
+    /// The result of a request refused before the rules saw it. Its ids are
+    /// echoed as the sender wrote them, cut to their first 64 bytes (a whole
+    /// character at most): no input makes a result too large to publish.
     public init(id: String, refused: RefusedRequest) {
         self.id = id
         merchantId = refused.merchantID
         requestType = refused.requestType
-        requestId = refused.requestID
-        lineId = refused.lineID
+        requestId = Self.echo(refused.requestID)
+        lineId = Self.echo(refused.lineID)
         status = "rejected"
         reason = refused.reason.code
         message = refused.reason.sentence
         cycle = nil
+    }
+
+    /// At most the first 64 bytes of `text`, cut between characters.
+    static func echo(_ text: String) -> String {
+        guard text.utf8.count > 64 else { return text }
+        var kept = String.UnicodeScalarView()
+        var bytes = 0
+        for scalar in text.unicodeScalars {
+            bytes += UTF8.width(scalar)
+            guard bytes <= 64 else { break }
+            kept.append(scalar)
+        }
+        return String(kept)
     }
 }

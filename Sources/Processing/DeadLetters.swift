@@ -1,4 +1,5 @@
 import Contract
+import Crypto
 import Foundation
 import Kafka
 import Store
@@ -14,7 +15,22 @@ enum DeadLetters {
             DeadLetterHeaders.sourceOffset: "\(source.offset)", DeadLetterHeaders.error: printable(reason),
         ]
         var key: String?
-        if let bytes = source.key {
+        var value = Array(source.value)
+        var originalKey = source.key.map(Array.init)
+        if value.count > DeadLetterHeaders.maximumValueBytes
+            || (originalKey?.count ?? 0) > DeadLetterHeaders.maximumKeyBytes
+        {
+            // Too large to forward whole: a bounded, marked prefix. The original stays in its
+            // source topic at the offset named (for that topic's retention).
+            headers[DeadLetterHeaders.truncated] = "true"
+            headers[DeadLetterHeaders.originalSize] = "\(value.count)"
+            headers[DeadLetterHeaders.originalSHA256] = SHA256.hash(data: value).map { String(format: "%02x", $0) }
+                .joined()
+            headers[DeadLetterHeaders.originalKeySize] = "\(originalKey?.count ?? 0)"
+            value = Array(value.prefix(DeadLetterHeaders.maximumValueBytes))
+            originalKey = originalKey.map { Array($0.prefix(DeadLetterHeaders.maximumKeyBytes)) }
+        }
+        if let bytes = originalKey {
             // The outbox keeps keys as text: only valid UTF-8 without NUL fits.
             if !bytes.contains(0), let text = String(validating: bytes, as: UTF8.self) {
                 key = text
@@ -26,7 +42,7 @@ enum DeadLetters {
             topic: topic, key: key,
             id: DeadLetterHeaders.id(
                 topic: position.topic, partition: position.partition.rawValue, offset: source.offset.rawValue),
-            payload: Array(source.value), headers: headers)
+            payload: value, headers: headers)
     }
 
     /// The reason without control characters (JSON in the store cannot hold

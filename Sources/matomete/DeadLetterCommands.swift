@@ -140,6 +140,10 @@ struct DeadLetterCommands: AsyncParsableCommand {
                         let hint = letter.sourceTopic == topics.billingCycles ? " without --allow-billing-cycles" : ""
                         return "\(letter.id): \(letter.sourceTopic) takes no replays\(hint)"
                     }
+                    if let size = letter.truncatedFrom {
+                        return
+                            "\(letter.id): only a prefix of its \(size) bytes was kept; the original is at \(letter.sourceTopic)/\(letter.sourcePartition.map(String.init) ?? "?")@\(letter.sourceOffset.map(String.init) ?? "?")"
+                    }
                     guard letter.isConsistent else {
                         return
                             "\(letter.id): its id does not match where it says it was read; not a worker's dead letter"
