@@ -352,6 +352,25 @@ let migrations: [Migration] = [
         ]
         return statements
     },
+    Migration(version: 9, name: "outbox messages Kafka will never take are set aside") { _ in
+        [
+            // A message Kafka refuses for good (too large, an invalid record) is
+            // moved here by the relay, with the error, so it holds up nothing
+            // behind it; `matomete status` counts them and an alert fires.
+            """
+            CREATE TABLE outbox_parked (
+                id bigint PRIMARY KEY,
+                topic text NOT NULL,
+                message_key text,
+                message_id text NOT NULL,
+                payload bytea NOT NULL,
+                headers jsonb NOT NULL,
+                created_at timestamptz NOT NULL,
+                error text NOT NULL,
+                parked_at timestamptz NOT NULL DEFAULT now())
+            """
+        ]
+    },
 ]
 
 /// The channel on which PostgreSQL announces new outbox messages.

@@ -68,6 +68,26 @@ extension BillingStore {
         }
     }
 
+    /// Sets aside messages Kafka refused for good (`error` says why): moved,
+    /// whole, to `outbox_parked`, so they hold up nothing behind them.
+    public func park(_ sequences: [Int64], error: String) async throws {
+        guard !sequences.isEmpty else { return }
+        _ = try await client.withGuardedConnection { [logger] in
+            try await $0.query(
+                """
+                WITH moved AS (DELETE FROM outbox WHERE id = ANY(\(sequences)) RETURNING *)
+                INSERT INTO outbox_parked (id, topic, message_key, message_id, payload, headers, created_at, error)
+                SELECT id, topic, message_key, message_id, payload, headers, created_at, \(error) FROM moved
+                ON CONFLICT (id) DO NOTHING
+                """, logger: logger)
+        }
+    }
+
+    /// Messages set aside because Kafka refused them for good (``park(_:error:)``).
+    public func parkedMessages() async throws -> Int64 {
+        try await client.fetch("SELECT count(*)::bigint FROM outbox_parked", Int64.self, logger: logger).first ?? 0
+    }
+
     /// Messages not yet published (the backlog a relay has to work through).
     public func outboxBacklog() async throws -> Int64 {
         try await client.fetch("SELECT count(*)::bigint FROM outbox", Int64.self, logger: logger).first ?? 0

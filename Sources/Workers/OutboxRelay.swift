@@ -31,6 +31,7 @@ struct OutboxRelay: Sendable {
 
     func run() async throws {
         readiness.set("kafka", passing: true, "producer started")
+        WorkerMetrics.parked.increment(by: 0)  // exported from the start, at 0
         let wakeup = Wakeup()
         // Child tasks: the listener (false when it ends) and the batches being
         // published (true).
@@ -78,19 +79,40 @@ struct OutboxRelay: Sendable {
         logger.info("Relay stopped")
     }
 
+    /// Errors no retry cures: the message itself is what Kafka refuses.
+    static let refusedForGood: Set<KafkaError.Code> = [.messageTooLarge, .invalidRecord]
+
     /// Waits for a batch's delivery reports and deletes what Kafka acknowledged.
     private func acknowledge(_ claimed: [ClaimedMessage], _ delivery: KafkaPendingDelivery) async {
         let results = await delivery.results()
         var published: [Int64] = []
         published.reserveCapacity(claimed.count)
         var perTopic: [String: Int] = [:]
+        var refused: [(sequence: Int64, error: KafkaError)] = []
         for (index, result) in results.enumerated() {
-            if case .success = result {
+            switch result {
+            case .success:
                 published.append(claimed[index].sequence)
                 perTopic[claimed[index].message.topic, default: 0] += 1
+            case .failure(let error) where Self.refusedForGood.contains(error.code):
+                refused.append((claimed[index].sequence, error))
+            case .failure:
+                break
             }
         }
-        if let failure = results.failures.first {
+        if !refused.isEmpty {
+            // Sending them again would fail again: set aside, never in the way of the rest.
+            for (sequence, error) in refused {
+                logger.error(
+                    "Kafka refused a message for good; set aside in outbox_parked",
+                    metadata: ["outbox.id": "\(sequence)", "kafka.error": "\(error)"])
+                _ = try? await Retrying.database("set aside a refused message", readiness: readiness, logger: logger) {
+                    try await store.park([sequence], error: "\(error)")
+                }
+            }
+            WorkerMetrics.parked.increment(by: refused.count)
+        }
+        if let failure = results.failures.first(where: { !Self.refusedForGood.contains($0.error.code) }) {
             readiness.set("kafka", passing: false, "publishing fails: \(failure.error.code)")
             logger.error(
                 "Publishing failed; the messages are sent again when their lease ends",

@@ -53,6 +53,8 @@ struct Status: AsyncParsableCommand {
         var lag: [PartitionLag]
         var closes: [Close]
         var outbox: [Outbox]
+        /// Messages Kafka refused for good, set aside in `outbox_parked`.
+        var parked: Int64
         var deadLetters: Int64
     }
 
@@ -74,7 +76,7 @@ struct Status: AsyncParsableCommand {
         let inputPartitions = try await admin.partitions(of: inputs.map(\.0))
         let ranges = try await admin.watermarks(
             inputPartitions + (try await admin.partitions(of: [topics.deadLetters])))
-        let (positions, closes, outbox) = try await database.withStore { store in
+        let (positions, closes, outbox, parked) = try await database.withStore { store in
             let closes = try await store.recentCloses()
             var left: [BillingCycle: Int64] = [:]
             for close in closes where !close.status.isClosed {
@@ -82,7 +84,7 @@ struct Status: AsyncParsableCommand {
             }
             return (
                 try await store.storedPositions(), closes.map { ($0, left[$0.status.cycle] ?? 0) },
-                try await store.outboxSummary()
+                try await store.outboxSummary(), try await store.parkedMessages()
             )
         }
         var lag: [PartitionLag] = []
@@ -113,7 +115,7 @@ struct Status: AsyncParsableCommand {
                     linesClosed: close.status.linesClosed, linesLeft: left, requestedAt: close.requestedAt,
                     closedAt: close.closedAt)
             },
-            outbox: outbox.map { Outbox(topic: $0.topic, messages: $0.messages, oldest: $0.oldest) },
+            outbox: outbox.map { Outbox(topic: $0.topic, messages: $0.messages, oldest: $0.oldest) }, parked: parked,
             deadLetters: ranges.filter { $0.key.topic == topics.deadLetters }.values.reduce(0) {
                 $0 + Int64($1.count)
             })
@@ -169,6 +171,11 @@ struct Status: AsyncParsableCommand {
             printTable(
                 header: ["topic", "waiting", "oldest"],
                 rows: report.outbox.map { [$0.topic, $0.messages.formatted(), ago($0.oldest)] })
+        }
+        if report.parked > 0 {
+            say(
+                "Set aside: \(report.parked.formatted()) messages Kafka refused for good (too large, invalid); in outbox_parked with the error"
+            )
         }
         say("")
         say(

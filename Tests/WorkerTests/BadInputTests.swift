@@ -219,3 +219,31 @@ extension ScenarioTests {
         }
     }
 }
+
+extension ScenarioTests {
+    @Test("A message Kafka refuses for good is set aside, and the messages behind it are published")
+    func unpublishableSetAside() async throws {
+        let system = try await TestSystem.start("parked")
+        defer { Task { await system.shutDown() } }
+        try system.launch(.relay)
+        // Written straight to the outbox, as a worker's batch would: one too large for any broker, then two that fit.
+        try await system.database.withClient { client in
+            try await client.query(
+                """
+                INSERT INTO outbox (topic, message_key, message_id, payload)
+                VALUES (\(system.topics.merchantResults), 'm1', 'result-huge', decode(repeat('7b', 1100000), 'hex')),
+                       (\(system.topics.merchantResults), 'm1', 'result-a', convert_to('{"id":"result-a","requestType":"charge","requestId":"c","lineId":"L","status":"accepted"}', 'UTF8')),
+                       (\(system.topics.merchantResults), 'm1', 'result-b', convert_to('{"id":"result-b","requestType":"charge","requestId":"c","lineId":"L","status":"accepted"}', 'UTF8'))
+                """, logger: TestSystem.logger)
+        }
+        try await system.waitUntilIdle(within: .seconds(60))
+        let parked = try await system.database.withClient { client in
+            try await client.fetch(
+                "SELECT message_id, error FROM outbox_parked", (String, String).self, logger: TestSystem.logger)
+        }
+        #expect(parked.map(\.0) == ["result-huge"])
+        #expect(parked.first?.1.contains("too large") == true || parked.first?.1.contains("size") == true, "\(parked)")
+        let outputs = try await system.outputs()
+        #expect(Set(outputs.results.keys) == ["result-a", "result-b"])
+    }
+}
