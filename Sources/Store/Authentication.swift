@@ -179,16 +179,64 @@ extension BillingStore {
 
     /// Replaces the address prefixes assigned to each line listed (from the
     /// line system); an empty list releases the line's addresses.
+    ///
+    /// Refused whole (``StoreError/Code/invalidInput``, naming the line and
+    /// prefix) when a line is not one the store knows, or when a prefix
+    /// overlaps another line's (among the new ones, or one another line keeps):
+    /// an address belongs to one line at most. Prefixes must already be
+    /// well-formed (``LineAddressPrefix``).
     public func assignAddresses(_ assignments: [String: [String]]) async throws {
         let lines = Array(assignments.keys)
         let pairs = assignments.flatMap { line, prefixes in prefixes.map { (line, $0) } }
         try await transaction { [self] connection in
+            let unknown = try await connection.fetch(
+                """
+                SELECT k.line_id FROM unnest(\(lines)) AS k(line_id)
+                WHERE NOT EXISTS (SELECT 1 FROM lines WHERE lines.line_id = k.line_id) ORDER BY 1 LIMIT 3
+                """, String.self, logger: logger)
+            if !unknown.isEmpty {
+                throw StoreError(.invalidInput, "no such line: \(unknown.joined(separator: ", "))")
+            }
             try await connection.query("DELETE FROM line_addresses WHERE line_id = ANY(\(lines))", logger: logger)
             try await connection.query(
                 """
                 INSERT INTO line_addresses (line_id, prefix)
                 SELECT line_id, prefix::inet FROM unnest(\(pairs.map(\.0)), \(pairs.map(\.1))) AS a(line_id, prefix)
                 """, logger: logger)
+            let overlaps = try await connection.fetch(
+                """
+                SELECT a.line_id, a.prefix::text, b.line_id, b.prefix::text
+                FROM line_addresses a JOIN line_addresses b ON a.prefix && b.prefix AND a.line_id <> b.line_id
+                WHERE a.line_id = ANY(\(lines)) ORDER BY 1, 2, 3, 4 LIMIT 1
+                """, (String, String, String, String).self, logger: logger)
+            if let (line, prefix, other, otherPrefix) = overlaps.first {
+                throw StoreError(
+                    .invalidInput,
+                    "line \(line): \(prefix) overlaps \(otherPrefix) of line \(other); an address belongs to one line")
+            }
+        }
+    }
+
+    /// Lifts the lock of a purchase ID (`purchaseID`) or of a line (`lineID`)
+    /// and clears its failure count. Returns whether there was anything to clear.
+    public func unlock(purchaseID: String? = nil, lineID: String? = nil) async throws -> Bool {
+        try await transaction { [self] connection in
+            var cleared = 0
+            if let purchaseID {
+                cleared += try await connection.fetch(
+                    """
+                    UPDATE purchase_credentials SET failed_attempts = 0, locked_until = NULL, updated_at = now()
+                    WHERE purchase_id = \(purchaseID) AND (failed_attempts > 0 OR locked_until IS NOT NULL)
+                    RETURNING 1
+                    """, Int.self, logger: logger
+                ).count
+            }
+            if let lineID {
+                cleared += try await connection.fetch(
+                    "DELETE FROM line_lockouts WHERE line_id = \(lineID) RETURNING 1", Int.self, logger: logger
+                ).count
+            }
+            return cleared > 0
         }
     }
 
@@ -203,5 +251,41 @@ extension BillingStore {
             """, (String?, Bool, String?, String?).self, logger: logger)
         let (type, fletsNet, status, merchant) = rows.first ?? (nil, false, nil, nil)
         return PurchaseContext(lineType: type, fletsNet: fletsNet, lineStatus: status, merchantStatus: merchant)
+    }
+}
+
+/// An IPv4 or IPv6 address prefix as the line system assigns it to one line:
+/// `192.0.2.7`, `192.0.2.0/28`, `2001:db8:1::/56`. An address without a length
+/// is the single address (/32, /128).
+public struct LineAddressPrefix: Sendable, Hashable, CustomStringConvertible {
+    /// The prefix as PostgreSQL's `inet` reads it: address and length.
+    public let description: String
+
+    /// Reads `text`, refusing (``StoreError/Code/invalidInput``) what is not
+    /// an address with an optional length, and a prefix wider than the
+    /// widest one line may hold: `/minimumIPv4Length` for IPv4 (default /24:
+    /// 256 addresses), `/minimumIPv6Length` for IPv6 (default /48, a site).
+    public init(_ text: String, minimumIPv4Length: Int = 24, minimumIPv6Length: Int = 48) throws(StoreError) {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        let address = parts[0]
+        var storage = [UInt8](repeating: 0, count: 16)
+        let isIPv4 = inet_pton(AF_INET, address, &storage) == 1
+        guard isIPv4 || inet_pton(AF_INET6, address, &storage) == 1 else {
+            throw StoreError(.invalidInput, "\(text) is not an IPv4 or IPv6 address")
+        }
+        let maximum = isIPv4 ? 32 : 128
+        var length = maximum
+        if parts.count == 2 {
+            guard parts[1].utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+                !parts[1].isEmpty, parts[1].count <= 3, let value = Int(parts[1]), value <= maximum
+            else { throw StoreError(.invalidInput, "\(text): the prefix length must be 0 to \(maximum)") }
+            length = value
+        }
+        let minimum = isIPv4 ? minimumIPv4Length : minimumIPv6Length
+        guard length >= minimum else {
+            throw StoreError(
+                .invalidInput, "\(text) is wider than a line may hold (/\(minimum) at most for IPv\(isIPv4 ? 4 : 6))")
+        }
+        description = "\(address)/\(length)"
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Authorization
+import Billing
 import Crypto
 import Foundation
 import Logging
@@ -77,7 +78,7 @@ struct Migrate: AsyncParsableCommand {
 struct Credentials: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Purchase IDs and passwords: what a line's user confirms purchases with.",
-        subcommands: [Issue.self, Revoke.self, ChangePassword.self])
+        subcommands: [Issue.self, Revoke.self, ChangePassword.self, Unlock.self])
 
     struct Issue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -121,6 +122,32 @@ struct Credentials: AsyncParsableCommand {
         }
     }
 
+    struct Unlock: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Lift the lock of a purchase ID or of a line, and clear its count of wrong attempts.",
+            discussion: "Exits 1 when there was nothing to clear.")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "The purchase ID.") var purchaseID: String?
+        @Option(help: "The line.") var line: String?
+
+        func validate() throws {
+            guard (purchaseID == nil) != (line == nil) else { throw ValidationError("Give --purchase-id or --line.") }
+        }
+
+        func run() async throws {
+            let (id, line) = (purchaseID, self.line)
+            try await Exit.mapping {
+                guard try await database.withStore({ try await $0.unlock(purchaseID: id, lineID: line) }) else {
+                    Exit.complain(
+                        "\(id.map { "purchase ID \($0)" } ?? "line \(line ?? "")") is not locked and has no failed attempts"
+                    )
+                    throw ExitCode.failure
+                }
+                say("Unlocked \(id.map { "purchase ID \($0)" } ?? "line \(line ?? "")").")
+            }
+        }
+    }
+
     struct ChangePassword: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Set a new password for a purchase ID (read from standard input); clears its lock.")
@@ -153,30 +180,63 @@ struct Addresses: AsyncParsableCommand {
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Replace the prefixes of the lines listed in a CSV file: line_id,prefix[,prefix…] (empty: released).")
+                "Replace the prefixes of the lines listed in a CSV file: line_id,prefix[,prefix…] (empty: released).",
+            discussion: """
+                A prefix is an IPv4 or IPv6 address with an optional length (192.0.2.7, 2001:db8:1::/56). \
+                The import is refused whole, exit 65 naming the row or line, when a prefix is malformed or \
+                wider than a line may hold (--widest-ipv4, --widest-ipv6), a line is listed twice or is not \
+                known, or a prefix overlaps another line's: an address belongs to one line.
+                """)
         @OptionGroup var database: DatabaseOptions
+        @Option(help: ArgumentHelp("The widest IPv4 prefix a line may hold.", valueName: "length"))
+        var widestIpv4 = 24
+        @Option(help: ArgumentHelp("The widest IPv6 prefix a line may hold.", valueName: "length"))
+        var widestIpv6 = 48
         @Argument(help: "The CSV file, or - for standard input.") var file: String
 
-        func run() async throws {
-            let text =
-                file == "-"
-                ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-                : try String(contentsOfFile: file, encoding: .utf8)
-            var assignments: [String: [String]] = [:]
-            for (number, row) in text.split(separator: "\n").enumerated() {
-                let fields = row.split(separator: ",", omittingEmptySubsequences: false).map {
-                    $0.trimmingCharacters(in: .whitespaces)
-                }
-                guard let line = fields.first, !line.isEmpty, line != "line_id" else { continue }
-                let prefixes = fields.dropFirst().filter { !$0.isEmpty }
-                guard prefixes.allSatisfy({ $0.contains(".") || $0.contains(":") }) else {
-                    throw ValidationError("Row \(number + 1): a prefix is not an IPv4 or IPv6 address.")
-                }
-                assignments[line] = Array(prefixes)
+        func validate() throws {
+            guard (8...32).contains(widestIpv4), (16...128).contains(widestIpv6) else {
+                throw ValidationError("--widest-ipv4 is 8 to 32, --widest-ipv6 16 to 128.")
             }
-            let all = assignments
-            try await database.withStore { try await $0.assignAddresses(all) }
-            say("Assigned addresses of \(assignments.count) lines.")
+        }
+
+        func run() async throws {
+            try await Exit.mapping {
+                let text =
+                    file == "-"
+                    ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+                    : try String(contentsOfFile: file, encoding: .utf8)
+                var assignments: [String: [String]] = [:]
+                for (number, row) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                    let fields = row.split(separator: ",", omittingEmptySubsequences: false).map {
+                        $0.trimmingCharacters(in: .whitespaces)
+                    }
+                    guard let line = fields.first, !line.isEmpty, line != "line_id" else { continue }
+                    let place = "row \(number + 1)"
+                    guard LineID(rawValue: line).isWellFormed else {
+                        throw StoreError(.invalidInput, "\(place): \(line) is not a line id")
+                    }
+                    guard assignments[line] == nil else {
+                        throw StoreError(.invalidInput, "\(place): line \(line) is listed twice")
+                    }
+                    var prefixes: [String] = []
+                    for field in fields.dropFirst() where !field.isEmpty {
+                        do {
+                            prefixes.append(
+                                try LineAddressPrefix(
+                                    field, minimumIPv4Length: widestIpv4, minimumIPv6Length: widestIpv6
+                                )
+                                .description)
+                        } catch let error as StoreError {
+                            throw StoreError(.invalidInput, "\(place): \(error.message)")
+                        }
+                    }
+                    assignments[line] = prefixes
+                }
+                let all = assignments
+                try await database.withStore { try await $0.assignAddresses(all) }
+                say("Assigned addresses of \(assignments.count) lines.")
+            }
         }
     }
 }

@@ -82,6 +82,18 @@ extension ScenarioTests {
         try "line_id,prefixes\nL0000000,10.0.0.0/24\nL0000001,10.0.1.0/24,2001:db8:1::/48\nL0000002,10.0.2.0/24\n"
             .write(to: addresses, atomically: true, encoding: .utf8)
         #expect(try await Self.matomete(system, ["addresses", "import", addresses.path]).1 == 0)
+        // Refused whole, naming the row or line: too wide, overlapping another line, unknown line, malformed.
+        for (csv, why) in [
+            ("L0000002,0.0.0.0/0\n", "wider than a line may hold"),
+            ("L0000002,10.0.0.128/25\n", "overlaps 10.0.0.0/24 of line L0000000"),
+            ("L9999999,10.9.0.0/24\n", "no such line: L9999999"),
+            ("L0000002,10.0.2.0/24\nL0000002,10.0.3.0/24\n", "listed twice"),
+            ("L0000002,10.0.2.300\n", "row 1: 10.0.2.300 is not an IPv4 or IPv6 address"),
+        ] {
+            try csv.write(to: addresses, atomically: true, encoding: .utf8)
+            let (output, status) = try await Self.matomete(system, ["addresses", "import", addresses.path])
+            #expect(status == 65 && output.contains(why), "\(csv): \(output)")
+        }
         let passwords = ["P-0": "first secret 1", "P-1": "second secret 2", "P-gone": "third secret 3"]
         for (id, line) in [("P-0", "L0000000"), ("P-1", "L0000001"), ("P-gone", "L0000000")] {
             let (output, status) = try await Self.matomete(
@@ -166,6 +178,13 @@ extension ScenarioTests {
         #expect(lockedStatus == 429)
         #expect(lockedAnswer["error"] == "locked")
         #expect(try await authorize("P-1", passwords["P-1"]!, from: "10.0.1.9", reference: "c-6").1 == 429)
+        // Support lifts the lock: the right password works again; a second unlock has nothing to clear.
+        #expect(try await Self.matomete(system, ["credentials", "unlock", "--purchase-id", "P-1"]).1 == 0)
+        #expect(try await authorize("P-1", passwords["P-1"]!, from: "10.0.1.9", reference: "c-u").1 == 201)
+        #expect(try await Self.matomete(system, ["credentials", "unlock", "--purchase-id", "P-1"]).1 == 1)
+        for attempt in 0..<3 {
+            _ = try await authorize("P-1", "wrong again \(attempt)", from: "10.0.1.9", reference: "c-5")
+        }
         // The user changes the password (which also lifts the lock): the new one works, the old one not.
         let changed = try await Self.matomete(
             system, ["credentials", "change-password", "--purchase-id", "P-1"], input: "a new secret 4")
@@ -173,7 +192,7 @@ extension ScenarioTests {
         #expect(try await authorize("P-1", passwords["P-1"]!, from: "10.0.1.9", reference: "c-6").1 == 403)
         #expect(try await authorize("P-1", "a new secret 4", from: "10.0.1.9", reference: "c-6").1 == 201)
         let metrics = try await HTTP.get(port: port, path: "/metrics").body
-        #expect(metrics.contains("matomete_authorization_lockouts_total 1"))
+        #expect(metrics.contains("matomete_authorization_lockouts_total 2"), "locked, unlocked, locked again")
         #expect(metrics.contains(#"matomete_authorizations_total{outcome="locked"}"#))
 
         // A gateway that trusts no proxy ignores the header: the request comes
