@@ -88,7 +88,8 @@ final class LocalSystem: @unchecked Sendable {
         let port = try port ?? EmbeddedPostgres.freePort()
         let number = processes.filter { $0.name == name }.count + 1
         let log = directory.appendingPathComponent("\(name)-\(number).log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        // Readable by this user only: logs name lines and purchase IDs.
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil, attributes: [.posixPermissions: 0o600])
         let process = Process()
         process.executableURL = Self.sibling(name)
         var environment = ProcessInfo.processInfo.environment
@@ -97,8 +98,14 @@ final class LocalSystem: @unchecked Sendable {
         environment["MATOMETE_HTTP_ADDRESS"] = "127.0.0.1:\(port)"
         environment["MATOMETE_AUTHORIZATION_KEYS"] =
             "\(keyID)=\(signingKey.publicKey.rawRepresentation.base64EncodedString())"
-        environment["MATOMETE_SIGNING_KEY"] = signingKey.rawRepresentation.base64EncodedString()
-        environment["MATOMETE_SIGNING_KEY_ID"] = keyID
+        // The private key only where it signs: no other process's environment holds it.
+        for name in ["MATOMETE_SIGNING_KEY", "MATOMETE_SIGNING_KEY_FILE", "MATOMETE_SIGNING_KEY_ID"] {
+            environment[name] = nil
+        }
+        if name == "auth-gateway" {
+            environment["MATOMETE_SIGNING_KEY"] = signingKey.rawRepresentation.base64EncodedString()
+            environment["MATOMETE_SIGNING_KEY_ID"] = keyID
+        }
         environment["MATOMETE_TRUSTED_PROXIES"] = "127.0.0.1/32"  // this tool stands in for the carrier's proxy
         environment["MATOMETE_ALLOW_EARLY_CLOSE"] = "true"
         environment["MATOMETE_KAFKA_PROPERTIES"] = "session.timeout.ms=6000;heartbeat.interval.ms=500"

@@ -249,12 +249,34 @@ struct Keys: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Make a new Ed25519 key pair: the private key for the gateway, the public one for the workers.")
         @Option(help: "The key id.") var id = "k\(Int(Date().timeIntervalSince1970))"
+        @Option(
+            help: ArgumentHelp(
+                "Write the three lines to this new file, readable by its owner only (0600), instead of standard output; an existing file is left alone (exit 1).",
+                valueName: "file"))
+        var output: String?
 
         func run() throws {
             let key = Curve25519.Signing.PrivateKey()
-            say("MATOMETE_SIGNING_KEY_ID=\(id)")
-            say("MATOMETE_SIGNING_KEY=\(key.rawRepresentation.base64EncodedString())")
-            say("MATOMETE_AUTHORIZATION_KEYS=\(id)=\(key.publicKey.rawRepresentation.base64EncodedString())")
+            let text = """
+                MATOMETE_SIGNING_KEY_ID=\(id)
+                MATOMETE_SIGNING_KEY=\(key.rawRepresentation.base64EncodedString())
+                MATOMETE_AUTHORIZATION_KEYS=\(id)=\(key.publicKey.rawRepresentation.base64EncodedString())
+
+                """
+            guard let output else { return writeOut(text) }
+            // Created with its mode in one step: never readable by others, not even for a moment.
+            let descriptor = open(output, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+            guard descriptor >= 0 else {
+                Exit.complain("cannot create \(output): \(String(cString: strerror(errno))); nothing was written")
+                throw ExitCode.failure
+            }
+            defer { close(descriptor) }
+            let bytes = Array(text.utf8)
+            guard write(descriptor, bytes, bytes.count) == bytes.count else {
+                Exit.complain("cannot write \(output)")
+                throw ExitCode.failure
+            }
+            say("Wrote the key pair to \(output) (0600). The private key is for the gateway only.")
         }
     }
 }

@@ -36,6 +36,24 @@ extension ScenarioTests {
             return fields.count > 2 && ports.contains(where: { line.contains(":\($0)/") }) ? Int32(fields[1]) : nil
         }
         #expect(pids.count == 6)
+        // The private signing key is in the gateway's environment only; the logs are the user's alone.
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 2, let pid = Int32(fields[1]), pids.contains(pid) else { continue }
+            let environ = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))) ?? Data()
+            let hasKey = String(decoding: environ, as: UTF8.self).contains("MATOMETE_SIGNING_KEY=")
+            #expect(hasKey == (fields[0] == "auth-gateway"), "\(fields[0]): signing key in its environment: \(hasKey)")
+        }
+        if let logs {
+            let files =
+                (try? FileManager.default.contentsOfDirectory(atPath: logs))?.filter { $0.hasSuffix(".log") } ?? []
+            #expect(!files.isEmpty)
+            for file in files {
+                let mode =
+                    (try? FileManager.default.attributesOfItem(atPath: logs + "/" + file)[.posixPermissions]) as? Int
+                #expect(mode == 0o600, "\(file): \(String(mode ?? 0, radix: 8))")
+            }
+        }
 
         kill(process.processIdentifier, SIGINT)
         #expect(try await Processes.waitForExit(process, within: .seconds(60)))

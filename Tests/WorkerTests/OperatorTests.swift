@@ -185,6 +185,15 @@ extension ScenarioTests {
         #expect(try await Processes.waitForExit(reader, within: .seconds(60)))
         #expect(reader.terminationReason == .exit && reader.terminationStatus == 141)
 
+        // A key pair written to a file is its owner's alone, and never over an existing file.
+        let keys = system.logDirectory.appendingPathComponent("keys-\(UUID().uuidString.prefix(8)).env")
+        let generated = try await tool.run(["keys", "generate", "--output", keys.path])
+        #expect(generated.status == 0, "\(generated)")
+        let keyMode = try FileManager.default.attributesOfItem(atPath: keys.path)[.posixPermissions] as? Int
+        #expect(keyMode == 0o600)
+        #expect(try String(contentsOf: keys, encoding: .utf8).contains("MATOMETE_SIGNING_KEY="))
+        #expect(try await tool.run(["keys", "generate", "--output", keys.path]).status == 1)
+
         // PostgreSQL not reachable: 69, so a script can tell it from a refusal.
         let unreachable = try await tool.run(
             ["merchants", "list"], environment: ["MATOMETE_DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"])
