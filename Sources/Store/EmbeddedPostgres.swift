@@ -83,7 +83,7 @@ public final class EmbeddedPostgres: Sendable {
     public func stop(keepData: Bool = false) async throws {
         if keepData {
             // The watchdog, when there is one, leaves the directory alone too.
-            FileManager.default.createFile(
+            _ = FileManager.default.createFile(
                 atPath: directory.appendingPathComponent(Self.keepMarker).path, contents: nil)
         }
         try await run("pg_ctl", ["-D", directory.appendingPathComponent("data").path, "-m", "fast", "-w", "stop"])
