@@ -38,6 +38,8 @@ struct AuthenticationStoreTests {
     func addresses() async throws {
         let database = try await TestDatabase.create(partitions: 4)
         try await database.withStore { store in
+            try await store.importLines(
+                [Line(id: "L1", type: .hikariNext), Line(id: "L2", type: .hikariNext)], openCycle: .november)
             try await store.assignAddresses(["L1": ["10.0.0.0/24", "2001:db8:1::/48"], "L2": ["10.0.1.0/24"]])
             #expect(try await store.lines(at: "10.0.0.200") == ["L1"])
             #expect(try await store.lines(at: "2001:db8:1:ffff::1") == ["L1"])
@@ -47,6 +49,10 @@ struct AuthenticationStoreTests {
             #expect(try await store.lines(at: "10.0.0.200").isEmpty)
             #expect(try await store.lines(at: "10.0.2.1") == ["L1"])
             #expect(try await store.lines(at: "10.0.1.1").isEmpty)
+            // An address belongs to one line; lines must exist. Refused whole: nothing changes.
+            await #expect(throws: StoreError.self) { try await store.assignAddresses(["L2": ["10.0.2.128/25"]]) }
+            await #expect(throws: StoreError.self) { try await store.assignAddresses(["L3": ["10.0.9.0/24"]]) }
+            #expect(try await store.lines(at: "10.0.2.200") == ["L1"])
         }
     }
 }
