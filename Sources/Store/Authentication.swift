@@ -184,7 +184,7 @@ extension BillingStore {
     /// prefix) when a line is not one the store knows, or when a prefix
     /// overlaps another line's (among the new ones, or one another line keeps):
     /// an address belongs to one line at most. Prefixes must already be
-    /// well-formed (``LineAddressPrefix``).
+    /// well-formed (``AddressPrefix/init(lineAssignment:widestIPv4:widestIPv6:)``).
     public func assignAddresses(_ assignments: [String: [String]]) async throws {
         let lines = Array(assignments.keys)
         let pairs = assignments.flatMap { line, prefixes in prefixes.map { (line, $0) } }
@@ -254,38 +254,21 @@ extension BillingStore {
     }
 }
 
-/// An IPv4 or IPv6 address prefix as the line system assigns it to one line:
-/// `192.0.2.7`, `192.0.2.0/28`, `2001:db8:1::/56`. An address without a length
-/// is the single address (/32, /128).
-public struct LineAddressPrefix: Sendable, Hashable, CustomStringConvertible {
-    /// The prefix as PostgreSQL's `inet` reads it: address and length.
-    public let description: String
-
-    /// Reads `text`, refusing (``StoreError/Code/invalidInput``) what is not
-    /// an address with an optional length, and a prefix wider than the
-    /// widest one line may hold: `/minimumIPv4Length` for IPv4 (default /24:
-    /// 256 addresses), `/minimumIPv6Length` for IPv6 (default /48, a site).
-    public init(_ text: String, minimumIPv4Length: Int = 24, minimumIPv6Length: Int = 48) throws(StoreError) {
-        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-        let address = parts[0]
-        var storage = [UInt8](repeating: 0, count: 16)
-        let isIPv4 = inet_pton(AF_INET, address, &storage) == 1
-        guard isIPv4 || inet_pton(AF_INET6, address, &storage) == 1 else {
-            throw StoreError(.invalidInput, "\(text) is not an IPv4 or IPv6 address")
+extension AddressPrefix {
+    /// A prefix the line system assigns to one line: ``init(_:)``'s form,
+    /// refused (``StoreError/Code/invalidInput``) when garbled or wider than
+    /// one line may hold: `/widestIPv4` for IPv4 (default /24: 256
+    /// addresses), `/widestIPv6` for IPv6 (default /48, a site).
+    public init(lineAssignment text: String, widestIPv4: Int = 24, widestIPv6: Int = 48) throws(StoreError) {
+        guard let prefix = AddressPrefix(text) else {
+            throw StoreError(.invalidInput, "\(text) is not an IPv4 or IPv6 address with an optional length")
         }
-        let maximum = isIPv4 ? 32 : 128
-        var length = maximum
-        if parts.count == 2 {
-            guard parts[1].utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
-                !parts[1].isEmpty, parts[1].count <= 3, let value = Int(parts[1]), value <= maximum
-            else { throw StoreError(.invalidInput, "\(text): the prefix length must be 0 to \(maximum)") }
-            length = value
-        }
-        let minimum = isIPv4 ? minimumIPv4Length : minimumIPv6Length
-        guard length >= minimum else {
+        let widest = prefix.isIPv4 ? widestIPv4 : widestIPv6
+        guard prefix.prefixLength >= widest else {
             throw StoreError(
-                .invalidInput, "\(text) is wider than a line may hold (/\(minimum) at most for IPv\(isIPv4 ? 4 : 6))")
+                .invalidInput,
+                "\(text) is wider than a line may hold (/\(widest) at most for IPv\(prefix.isIPv4 ? 4 : 6))")
         }
-        description = "\(address)/\(length)"
+        self = prefix
     }
 }

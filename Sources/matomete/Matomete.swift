@@ -223,10 +223,8 @@ struct Addresses: AsyncParsableCommand {
                     for field in fields.dropFirst() where !field.isEmpty {
                         do {
                             prefixes.append(
-                                try LineAddressPrefix(
-                                    field, minimumIPv4Length: widestIpv4, minimumIPv6Length: widestIpv6
-                                )
-                                .description)
+                                try AddressPrefix(lineAssignment: field, widestIPv4: widestIpv4, widestIPv6: widestIpv6)
+                                    .description)
                         } catch let error as StoreError {
                             throw StoreError(.invalidInput, "\(place): \(error.message)")
                         }

@@ -170,13 +170,7 @@ extension ScenarioTests {
         #expect(closedAlready.status == 65 && closedAlready.errors.contains("closed already"), "\(closedAlready)")
 
         // A reader that has gone (`matomete status | head -1`): a quiet end with 141, as for SIGPIPE, not a crash.
-        let reader = Process()
-        reader.executableURL = try Processes.builtExecutable("matomete")
-        reader.arguments = ["status"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["MATOMETE_BOOTSTRAP_SERVERS"] = system.cluster.bootstrapServers
-        environment["MATOMETE_DATABASE_URL"] = system.database.configuration.url
-        reader.environment = environment
+        let reader = try tool.process(["status"])
         let gone = Pipe()
         reader.standardOutput = gone
         reader.standardError = FileHandle.nullDevice
@@ -212,7 +206,8 @@ struct Tool {
         var description: String { "exit \(status)\n\(output)\n\(errors)" }
     }
 
-    func run(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> Result {
+    /// `matomete` with `arguments`, set up for the test system, not started.
+    func process(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Process {
         let process = Process()
         process.executableURL = try Processes.builtExecutable("matomete")
         process.arguments = arguments
@@ -221,6 +216,11 @@ struct Tool {
         environment["MATOMETE_DATABASE_URL"] = system.database.configuration.url
         environment.merge(extra) { $1 }
         process.environment = environment
+        return process
+    }
+
+    func run(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> Result {
+        let process = try process(arguments, environment: extra)
         let output = Pipe()
         // Standard error to a file: reading two pipes one after the other could block on the second.
         let errors = system.logDirectory.appendingPathComponent("matomete-\(UUID().uuidString.prefix(8)).err")
