@@ -46,7 +46,8 @@ public enum AuthorizationDecision: Sendable, Equatable {
 /// Decides purchase authorizations: the password must be right, the purchase
 /// ID must belong to the line the request comes from, the line must be
 /// eligible and active, and the merchant active. Wrong attempts are counted
-/// per purchase ID and per line, and lock either for a while at its limit.
+/// per purchase ID and line of origin, and per line, and lock either for a
+/// while at its limit (``LockoutPolicy``).
 public struct AuthorizationService: Sendable {
     /// Where credentials, line addresses, lock-outs and the states of lines and merchants are read and recorded.
     public var store: BillingStore
@@ -94,17 +95,21 @@ public struct AuthorizationService: Sendable {
             (limits.minimumAmount.amount...limits.maximumAmount.amount).contains(request.amount)
         else { return record(.refused(status: 400, code: "invalid_request")) }
 
+        // Purchases are made from a line: from an address no line holds there is nothing to try, and
+        // such a request is refused before any password work, counting against no ID.
         var lines: [String] = []
         if let clientAddress { lines = try await store.lines(at: clientAddress) }
-        let credential = try await store.credential(purchaseID: request.purchaseId)
-        let now = Date()
-        // Locked: say so, but not why.
-        var locked = credential.flatMap(\.lockedUntil).map { $0 > now } ?? false
-        for line in lines where !locked { locked = try await store.lineLockedUntil(line) != nil }
-        if locked {
+        guard !lines.isEmpty else {
+            WorkerMetricsBridge.noLineAttempts.increment()
+            return record(.refused(status: 403, code: "authentication_failed"))
+        }
+        // Locked (the ID for this line, or the line): say so, but not why. Known and unknown IDs alike.
+        if try await store.lockedUntil(purchaseID: request.purchaseId, lines: lines) != nil {
             WorkerMetricsBridge.lockedAttempts.increment()
             return record(.refused(status: 429, code: "locked"))
         }
+        let credential = try await store.credential(purchaseID: request.purchaseId)
+        let now = Date()
         let hash =
             credential.map {
                 PasswordHash(
@@ -116,7 +121,7 @@ public struct AuthorizationService: Sendable {
         let matches = try await NIOThreadPool.singleton.runIfActive { hash?.matches(password) ?? false }
         guard let credential, matches, !credential.isRevoked, lines.contains(credential.lineID) else {
             let lockedNow = try await store.recordFailedAttempt(
-                purchaseID: credential?.purchaseID, lines: lines, policy: policy)
+                purchaseID: request.purchaseId, lines: lines, policy: policy)
             if lockedNow { WorkerMetricsBridge.lockouts.increment() }
             logger.notice(
                 "Purchase authentication failed",
@@ -176,4 +181,6 @@ enum WorkerMetricsBridge {
     static let lockouts = Metrics.Counter(label: "matomete_authorization_lockouts_total")
     /// Attempts refused because the ID or line was locked.
     static let lockedAttempts = Metrics.Counter(label: "matomete_authorization_locked_attempts_total")
+    /// Attempts from an address no line holds, refused before any password work.
+    static let noLineAttempts = Metrics.Counter(label: "matomete_authorization_no_line_attempts_total")
 }

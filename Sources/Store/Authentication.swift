@@ -19,26 +19,45 @@ public struct StoredCredential: Sendable, Hashable {
     public var parallelism: Int
     /// Revoked for good: the ID no longer authenticates.
     public var isRevoked: Bool
-    /// Wrong passwords since the last success or password change.
+}
+
+/// Wrong passwords given for one purchase ID from one line, and the lock they set.
+public struct PurchaseIDLockout: Sendable, Hashable {
+    /// The purchase ID tried (one that exists or not: both are counted alike).
+    public var purchaseID: String
+    /// The line whose address the attempts came from.
+    public var lineID: String
+    /// Wrong passwords counted since the last success, the last lock's end, or a day without one.
     public var failedAttempts: Int
-    /// Until when the ID is locked after too many wrong passwords; `nil` or past when it is not locked.
+    /// Until when the ID is locked for attempts from this line; `nil` or past when it is not.
     public var lockedUntil: Date?
 }
 
 /// How many wrong passwords lock a purchase ID, or a line, and for how long.
+///
+/// An ID's failures are counted per line of origin: wrong passwords for ID
+/// `P` from line `L`'s addresses lock `P` for requests from `L` only. A
+/// line's failures, whatever the IDs, lock every request from that line.
+/// A count starts over when its lock ends, and after a day without a failure.
 public struct LockoutPolicy: Sendable, Hashable {
-    /// Wrong passwords that lock a purchase ID. Default 5.
+    /// Wrong passwords for one purchase ID from one line that lock the ID for that line. Default 5.
     public var failuresPerID: Int
     /// Wrong passwords from a line's addresses, whatever the purchase ID, that lock the line. Default 20.
     public var failuresPerLine: Int
     /// How long a lock lasts. Default 15 minutes.
     public var duration: Duration
+    /// How long failures are remembered without a new one. Default a day.
+    public var window: Duration
 
-    /// A policy; the defaults lock an ID after 5 failures and a line after 20, for 15 minutes.
-    public init(failuresPerID: Int = 5, failuresPerLine: Int = 20, duration: Duration = .seconds(900)) {
+    /// A policy; the defaults lock an ID (for one line) after 5 failures and a line after 20, for 15 minutes.
+    public init(
+        failuresPerID: Int = 5, failuresPerLine: Int = 20, duration: Duration = .seconds(900),
+        window: Duration = .seconds(86_400)
+    ) {
         self.failuresPerID = failuresPerID
         self.failuresPerLine = failuresPerLine
         self.duration = duration
+        self.window = window
     }
 }
 
@@ -71,19 +90,28 @@ extension BillingStore {
         }
     }
 
-    /// Replaces a purchase ID's password (and clears its failures). Returns false if there is no such active ID.
+    /// Replaces a purchase ID's password and forgets its failures and locks. Returns false if there is no such
+    /// active ID.
     public func changePassword(
         purchaseID: String, hash: [UInt8], salt: [UInt8], logRounds: Int, blockSize: Int, parallelism: Int
     ) async throws -> Bool {
-        try await client.fetch(
-            """
-            UPDATE purchase_credentials SET password_hash = \(ByteBuffer(bytes: hash)), password_salt = \(ByteBuffer(bytes: salt)),
-                scrypt_log_rounds = \(logRounds), scrypt_block_size = \(blockSize), scrypt_parallelism = \(parallelism),
-                failed_attempts = 0, locked_until = NULL, updated_at = now()
-            WHERE purchase_id = \(purchaseID) AND status = 'active'
-            RETURNING 1
-            """, Int.self, logger: logger
-        ).count == 1
+        try await transaction { [self] connection in
+            let changed =
+                try await connection.fetch(
+                    """
+                    UPDATE purchase_credentials SET password_hash = \(ByteBuffer(bytes: hash)),
+                        password_salt = \(ByteBuffer(bytes: salt)), scrypt_log_rounds = \(logRounds),
+                        scrypt_block_size = \(blockSize), scrypt_parallelism = \(parallelism), updated_at = now()
+                    WHERE purchase_id = \(purchaseID) AND status = 'active'
+                    RETURNING 1
+                    """, Int.self, logger: logger
+                ).count == 1
+            if changed {
+                try await connection.query(
+                    "DELETE FROM purchase_id_lockouts WHERE purchase_id = \(purchaseID)", logger: logger)
+            }
+            return changed
+        }
     }
 
     /// Revokes a purchase ID for good. Returns false if there is no such active ID.
@@ -102,15 +130,31 @@ extension BillingStore {
         try await client.fetch(
             """
             SELECT purchase_id, line_id, password_hash, password_salt, scrypt_log_rounds, scrypt_block_size,
-                   scrypt_parallelism, status, failed_attempts, locked_until
+                   scrypt_parallelism, status
             FROM purchase_credentials WHERE purchase_id = \(purchaseID)
-            """, (String, String, ByteBuffer, ByteBuffer, Int, Int, Int, String, Int, Date?).self, logger: logger
-        ).first.map { id, line, hash, salt, rounds, block, parallelism, status, failures, locked in
+            """, (String, String, ByteBuffer, ByteBuffer, Int, Int, Int, String).self, logger: logger
+        ).first.map { id, line, hash, salt, rounds, block, parallelism, status in
             StoredCredential(
                 purchaseID: id, lineID: line, passwordHash: Array(hash.readableBytesView),
                 salt: Array(salt.readableBytesView), logRounds: rounds, blockSize: block, parallelism: parallelism,
-                isRevoked: status == "revoked", failedAttempts: failures, lockedUntil: locked)
+                isRevoked: status == "revoked")
         }
+    }
+
+    /// Until when requests naming `purchaseID` from `lines` are refused: the
+    /// latest running lock of the ID for one of those lines, or of one of the
+    /// lines themselves; `nil` when none runs.
+    public func lockedUntil(purchaseID: String, lines: [String]) async throws -> Date? {
+        try await client.fetch(
+            """
+            SELECT max(locked_until) FROM (
+                SELECT locked_until FROM purchase_id_lockouts
+                WHERE purchase_id = \(purchaseID) AND line_id = ANY(\(lines)) AND locked_until > now()
+                UNION ALL
+                SELECT locked_until FROM line_lockouts WHERE line_id = ANY(\(lines)) AND locked_until > now()
+            ) AS running
+            """, Date?.self, logger: logger
+        ).first ?? nil
     }
 
     /// Until when a line is locked against purchases, if it is.
@@ -121,49 +165,73 @@ extension BillingStore {
         ).first ?? nil
     }
 
-    /// Counts a failed attempt against the purchase ID (if it exists) and the
-    /// line(s) the request came from; locks either once it reaches its limit.
-    /// Returns whether this attempt locked something.
-    public func recordFailedAttempt(purchaseID: String?, lines: [String], policy: LockoutPolicy) async throws -> Bool {
-        let seconds = Double(policy.duration.components.seconds)
-        return try await transaction { [self] connection in
+    /// The failures counted for a purchase ID, one entry per line they came from, by line.
+    public func lockouts(purchaseID: String) async throws -> [PurchaseIDLockout] {
+        try await client.fetch(
+            """
+            SELECT purchase_id, line_id, failed_attempts, locked_until FROM purchase_id_lockouts
+            WHERE purchase_id = \(purchaseID) ORDER BY line_id
+            """, (String, String, Int, Date?).self, logger: logger
+        ).map { PurchaseIDLockout(purchaseID: $0, lineID: $1, failedAttempts: $2, lockedUntil: $3) }
+    }
+
+    /// Counts a failed attempt against `purchaseID` (whether it exists or not)
+    /// for each line the request came from, and against those lines; locks
+    /// either once it reaches its limit (``LockoutPolicy``). Returns whether
+    /// this attempt locked something.
+    public func recordFailedAttempt(purchaseID: String, lines: [String], policy: LockoutPolicy) async throws -> Bool {
+        try await transaction { [self] connection in
             var locked = false
-            if let purchaseID {
-                let rows = try await connection.fetch(
-                    """
-                    UPDATE purchase_credentials SET failed_attempts = failed_attempts + 1,
-                        locked_until = CASE WHEN failed_attempts + 1 >= \(policy.failuresPerID)
-                            THEN now() + make_interval(secs => \(seconds)) ELSE locked_until END,
-                        updated_at = now()
-                    WHERE purchase_id = \(purchaseID)
-                    RETURNING failed_attempts
-                    """, Int.self, logger: logger)
-                locked = locked || rows.first.map { $0 == policy.failuresPerID } == true
-            }
-            for line in lines {
-                let rows = try await connection.fetch(
-                    """
-                    INSERT INTO line_lockouts (line_id, failed_attempts) VALUES (\(line), 1)
-                    ON CONFLICT (line_id) DO UPDATE SET failed_attempts = line_lockouts.failed_attempts + 1,
-                        locked_until = CASE WHEN line_lockouts.failed_attempts + 1 >= \(policy.failuresPerLine)
-                            THEN now() + make_interval(secs => \(seconds)) ELSE line_lockouts.locked_until END,
-                        updated_at = now()
-                    RETURNING failed_attempts
-                    """, Int.self, logger: logger)
-                locked = locked || rows.first.map { $0 == policy.failuresPerLine } == true
+            for line in lines.sorted() {
+                let idCount = try await countFailure(
+                    on: connection, table: "purchase_id_lockouts", key: "purchase_id, line_id",
+                    values: [purchaseID, line], limit: policy.failuresPerID, policy: policy)
+                let lineCount = try await countFailure(
+                    on: connection, table: "line_lockouts", key: "line_id", values: [line],
+                    limit: policy.failuresPerLine, policy: policy)
+                locked = locked || idCount == policy.failuresPerID || lineCount == policy.failuresPerLine
             }
             return locked
         }
     }
 
-    /// Clears the failure counts after a successful authentication (an expired lock clears here too).
+    /// Adds one failure to the count keyed by `values` (the columns `key`) in
+    /// `table`, and locks the key when the count reaches `limit`. A count
+    /// whose lock has ended, or that saw no failure for the policy's window,
+    /// starts over. Returns the new count.
+    private func countFailure(
+        on connection: PostgresConnection, table: String, key: String, values: [String], limit: Int,
+        policy: LockoutPolicy
+    ) async throws -> Int {
+        let seconds = Double(policy.duration.components.seconds)
+        let window = Double(policy.window.components.seconds)
+        let placeholders = values.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
+        var bindings = PostgresBindings()
+        for value in values { bindings.append(value) }
+        let stale = "k.locked_until <= now() OR k.updated_at < now() - make_interval(secs => \(window))"
+        let count = "CASE WHEN \(stale) THEN 1 ELSE k.failed_attempts + 1 END"
+        let lock = "now() + make_interval(secs => \(seconds))"
+        let sql = """
+            INSERT INTO \(table) AS k (\(key), failed_attempts, locked_until)
+            VALUES (\(placeholders), 1, CASE WHEN 1 >= \(limit) THEN \(lock) END)
+            ON CONFLICT (\(key)) DO UPDATE SET
+                failed_attempts = \(count),
+                locked_until = CASE WHEN \(count) >= \(limit) THEN \(lock) END,
+                updated_at = now()
+            RETURNING failed_attempts
+            """
+        return try await connection.fetch(
+            PostgresQuery(unsafeSQL: sql, binds: bindings), Int.self, logger: logger
+        ).first ?? 0
+    }
+
+    /// Clears the counts a successful authentication ends: the ID's failures
+    /// from its own line, and the line's failures unless the line is locked.
     public func recordSuccessfulAttempt(purchaseID: String, lineID: String) async throws {
         try await transaction { [self] connection in
             try await connection.query(
-                """
-                UPDATE purchase_credentials SET failed_attempts = 0, locked_until = NULL, updated_at = now()
-                WHERE purchase_id = \(purchaseID) AND failed_attempts > 0
-                """, logger: logger)
+                "DELETE FROM purchase_id_lockouts WHERE purchase_id = \(purchaseID) AND line_id = \(lineID)",
+                logger: logger)
             try await connection.query(
                 "DELETE FROM line_lockouts WHERE line_id = \(lineID) AND (locked_until IS NULL OR locked_until < now())",
                 logger: logger)
@@ -217,23 +285,25 @@ extension BillingStore {
         }
     }
 
-    /// Lifts the lock of a purchase ID (`purchaseID`) or of a line (`lineID`)
-    /// and clears its failure count. Returns whether there was anything to clear.
+    /// Lifts the locks of a purchase ID (`purchaseID`: for every line) or of
+    /// a line (`lineID`: the line's own, and every ID's for that line) and
+    /// forgets their failures. Returns whether there was anything to clear.
     public func unlock(purchaseID: String? = nil, lineID: String? = nil) async throws -> Bool {
         try await transaction { [self] connection in
             var cleared = 0
             if let purchaseID {
                 cleared += try await connection.fetch(
-                    """
-                    UPDATE purchase_credentials SET failed_attempts = 0, locked_until = NULL, updated_at = now()
-                    WHERE purchase_id = \(purchaseID) AND (failed_attempts > 0 OR locked_until IS NOT NULL)
-                    RETURNING 1
-                    """, Int.self, logger: logger
+                    "DELETE FROM purchase_id_lockouts WHERE purchase_id = \(purchaseID) RETURNING 1", Int.self,
+                    logger: logger
                 ).count
             }
             if let lineID {
                 cleared += try await connection.fetch(
                     "DELETE FROM line_lockouts WHERE line_id = \(lineID) RETURNING 1", Int.self, logger: logger
+                ).count
+                cleared += try await connection.fetch(
+                    "DELETE FROM purchase_id_lockouts WHERE line_id = \(lineID) RETURNING 1", Int.self,
+                    logger: logger
                 ).count
             }
             return cleared > 0

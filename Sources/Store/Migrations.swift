@@ -371,6 +371,26 @@ let migrations: [Migration] = [
             """
         ]
     },
+    Migration(version: 10, name: "a purchase ID's failures are counted per line of origin") { _ in
+        [
+            // Counted per (purchase ID, line the attempts came from), for IDs that
+            // exist and IDs that do not alike: attempts from one line lock the ID
+            // for that line only, never for its own line's user, and an unknown
+            // ID locks like a known one (nothing tells which IDs exist). Running
+            // locks of the old per-ID count are forgotten.
+            """
+            CREATE TABLE purchase_id_lockouts (
+                purchase_id text NOT NULL,
+                line_id text NOT NULL,
+                failed_attempts integer NOT NULL,
+                locked_until timestamptz,
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (purchase_id, line_id))
+            """,
+            "CREATE INDEX purchase_id_lockouts_line ON purchase_id_lockouts (line_id)",
+            "ALTER TABLE purchase_credentials DROP COLUMN failed_attempts, DROP COLUMN locked_until",
+        ]
+    },
 ]
 
 /// The channel on which PostgreSQL announces new outbox messages.

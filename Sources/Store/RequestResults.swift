@@ -105,17 +105,21 @@ public struct HousekeepingReport: Sendable, Hashable {
     public var usedAuthorizations: Int
     /// Results forgotten (older than the retention).
     public var results: Int
+    /// Failure counts of purchase IDs and lines forgotten (unlocked, and no failure for a week).
+    public var lockouts: Int
 
     /// A round's counts.
-    public init(usedAuthorizations: Int, results: Int) {
+    public init(usedAuthorizations: Int, results: Int, lockouts: Int = 0) {
         self.usedAuthorizations = usedAuthorizations
         self.results = results
+        self.lockouts = lockouts
     }
 }
 
 extension BillingStore {
-    /// Forgets what is kept only for a while, in one transaction: results
-    /// and used purchase authorizations recorded more than
+    /// Forgets what is kept only for a while, in one transaction: failure
+    /// counts of purchase IDs and lines with no lock and no failure for a
+    /// week, and results and used purchase authorizations recorded more than
     /// `resultRetentionMonths` months ago (after that, a repeat of a request
     /// is decided afresh, and its long-expired authorization refuses it). `nil` when another process is doing it right now.
     public func housekeep(resultRetentionMonths: Int) async throws -> HousekeepingReport? {
@@ -132,11 +136,21 @@ extension BillingStore {
                 ), results AS (
                     DELETE FROM request_results
                     WHERE recorded_at < now() - make_interval(months => \(resultRetentionMonths)::int) RETURNING 1
+                ), ids_forgotten AS (
+                    DELETE FROM purchase_id_lockouts
+                    WHERE updated_at < now() - interval '7 days' AND (locked_until IS NULL OR locked_until < now())
+                    RETURNING 1
+                ), lines_forgotten AS (
+                    DELETE FROM line_lockouts
+                    WHERE updated_at < now() - interval '7 days' AND (locked_until IS NULL OR locked_until < now())
+                    RETURNING 1
                 )
-                SELECT (SELECT count(*) FROM authorizations)::int, (SELECT count(*) FROM results)::int
-                """, (Int, Int).self, logger: logger
+                SELECT (SELECT count(*) FROM authorizations)::int, (SELECT count(*) FROM results)::int,
+                    ((SELECT count(*) FROM ids_forgotten) + (SELECT count(*) FROM lines_forgotten))::int
+                """, (Int, Int, Int).self, logger: logger
             ).first
-            return HousekeepingReport(usedAuthorizations: counts?.0 ?? 0, results: counts?.1 ?? 0)
+            return HousekeepingReport(
+                usedAuthorizations: counts?.0 ?? 0, results: counts?.1 ?? 0, lockouts: counts?.2 ?? 0)
         }
     }
 }

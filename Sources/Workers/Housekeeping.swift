@@ -22,12 +22,13 @@ struct Housekeeping: Sendable {
                 let report = try await Retrying.database("housekeep", readiness: readiness, logger: logger) {
                     try await store.housekeep(resultRetentionMonths: resultRetentionMonths)
                 }
-                if let report, report.usedAuthorizations + report.results > 0 {
+                if let report, report.usedAuthorizations + report.results + report.lockouts > 0 {
                     logger.info(
                         "Housekeeping",
                         metadata: [
                             "used_authorizations.forgotten": "\(report.usedAuthorizations)",
                             "results.forgotten": "\(report.results)",
+                            "lockouts.forgotten": "\(report.lockouts)",
                         ])
                 }
                 try await Task.sleep(for: interval)

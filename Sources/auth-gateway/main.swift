@@ -16,8 +16,10 @@ struct AuthGateway: AsyncParsableCommand {
             It succeeds (201, a signed authorization valid for --token-lifetime seconds) only if the \
             password is right, the purchase ID belongs to the line the request comes from (by its \
             address: the connection's peer, or X-Forwarded-For when the peer is a trusted proxy), the \
-            line is eligible and active and the merchant is active. Wrong attempts are counted per \
-            purchase ID and per line; at the limit the ID or line is locked (429) for a while. \
+            line is eligible and active and the merchant is active. A request from an address no line \
+            holds is refused at once, counting nothing. Wrong attempts are counted per purchase ID and \
+            line of origin (known and unknown IDs alike) and per line; at the limit the ID, for that \
+            line only, or the line is locked (429) for a while. \
             Authentication failures all answer 403 authentication_failed, whichever factor failed. \
             Also serves /healthz, /livez and /metrics. Stops gracefully on SIGTERM (exit 0).
             """)
@@ -51,7 +53,9 @@ struct AuthGateway: AsyncParsableCommand {
     var trustedProxies: String?
 
     @Option(
-        help: ArgumentHelp("Wrong passwords that lock a purchase ID. [env: MATOMETE_MAX_FAILURES_PER_ID] (default: 5)"))
+        help: ArgumentHelp(
+            "Wrong passwords for a purchase ID from one line that lock the ID for that line. [env: MATOMETE_MAX_FAILURES_PER_ID] (default: 5)"
+        ))
     var maxFailuresPerID: Int?
 
     @Option(

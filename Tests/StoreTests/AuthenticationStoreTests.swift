@@ -7,7 +7,9 @@ import Testing
 
 @Suite("Purchase credentials, lock-outs and line addresses in the store")
 struct AuthenticationStoreTests {
-    @Test("Failed attempts lock the purchase ID and the line at their limits; success clears counts, not locks")
+    @Test(
+        "Failures lock an ID for the line they came from only, known and unknown IDs alike; a line at its limit locks"
+    )
     func lockouts() async throws {
         let database = try await TestDatabase.create(partitions: 4)
         try await database.withStore { store in
@@ -15,19 +17,39 @@ struct AuthenticationStoreTests {
                 purchaseID: "P-1", lineID: "L0000001", hash: [1, 2, 3], salt: [4, 5], logRounds: 10, blockSize: 8,
                 parallelism: 1)
             let policy = LockoutPolicy(failuresPerID: 2, failuresPerLine: 3, duration: .seconds(60))
+            // Two failures for P-1 from line 9 lock P-1 there, not on its own line 1.
             #expect(try await !store.recordFailedAttempt(purchaseID: "P-1", lines: ["L0000009"], policy: policy))
             #expect(try await store.recordFailedAttempt(purchaseID: "P-1", lines: ["L0000009"], policy: policy))
-            let credential = try #require(try await store.credential(purchaseID: "P-1"))
-            #expect(credential.failedAttempts == 2)
-            #expect((credential.lockedUntil ?? .distantPast) > Date())
+            #expect(try await store.lockedUntil(purchaseID: "P-1", lines: ["L0000009"]) != nil)
+            #expect(try await store.lockedUntil(purchaseID: "P-1", lines: ["L0000001"]) == nil)
             #expect(try await store.lineLockedUntil("L0000009") == nil)
-            // Unknown IDs still count against the line they came from.
-            #expect(try await store.recordFailedAttempt(purchaseID: nil, lines: ["L0000009"], policy: policy))
+            // An ID nobody holds counts and locks exactly like one that exists.
+            #expect(try await !store.recordFailedAttempt(purchaseID: "P-none", lines: ["L0000008"], policy: policy))
+            #expect(try await store.recordFailedAttempt(purchaseID: "P-none", lines: ["L0000008"], policy: policy))
+            #expect(try await store.lockedUntil(purchaseID: "P-none", lines: ["L0000008"]) != nil)
+            // Line 9's third failure, whatever the ID, locks the line for every ID.
+            #expect(try await store.recordFailedAttempt(purchaseID: "P-none", lines: ["L0000009"], policy: policy))
             #expect(try await store.lineLockedUntil("L0000009") != nil)
-            // A success elsewhere clears the ID's count, but a running line lock stays.
+            #expect(try await store.lockedUntil(purchaseID: "P-other", lines: ["L0000009"]) != nil)
+            #expect(try await store.lockouts(purchaseID: "P-none").map(\.failedAttempts) == [2, 1])
+            // A success clears the ID's count from its own line; a running line lock stays.
+            #expect(try await !store.recordFailedAttempt(purchaseID: "P-1", lines: ["L0000001"], policy: policy))
+            try await store.recordSuccessfulAttempt(purchaseID: "P-1", lineID: "L0000001")
+            #expect(try await store.lockouts(purchaseID: "P-1").map(\.lineID) == ["L0000009"])
             try await store.recordSuccessfulAttempt(purchaseID: "P-1", lineID: "L0000009")
-            #expect(try await store.credential(purchaseID: "P-1")?.failedAttempts == 0)
             #expect(try await store.lineLockedUntil("L0000009") != nil)
+            // When a lock ends, counting starts over: the next failure is the first, not a new lock.
+            let brief = LockoutPolicy(failuresPerID: 2, failuresPerLine: 100, duration: .seconds(1))
+            #expect(try await !store.recordFailedAttempt(purchaseID: "P-2", lines: ["L0000007"], policy: brief))
+            #expect(try await store.recordFailedAttempt(purchaseID: "P-2", lines: ["L0000007"], policy: brief))
+            try await Task.sleep(for: .milliseconds(1_100))
+            #expect(try await store.lockedUntil(purchaseID: "P-2", lines: ["L0000007"]) == nil)
+            #expect(try await !store.recordFailedAttempt(purchaseID: "P-2", lines: ["L0000007"], policy: brief))
+            #expect(try await store.lockouts(purchaseID: "P-2").map(\.failedAttempts) == [1])
+            // Unlocking a line clears its own lock and every ID's for it.
+            #expect(try await store.unlock(lineID: "L0000009"))
+            #expect(try await store.lockedUntil(purchaseID: "P-none", lines: ["L0000009"]) == nil)
+            #expect(try await store.lockouts(purchaseID: "P-none").map(\.lineID) == ["L0000008"])
             #expect(try await store.revokeCredential(purchaseID: "P-1"))
             #expect(try await !store.revokeCredential(purchaseID: "P-1"))
             #expect(try await store.credential(purchaseID: "P-1")?.isRevoked == true)

@@ -195,6 +195,28 @@ extension ScenarioTests {
         #expect(metrics.contains("matomete_authorization_lockouts_total 2"), "locked, unlocked, locked again")
         #expect(metrics.contains(#"matomete_authorizations_total{outcome="locked"}"#))
 
+        // From an address no line holds: refused before any password work, counted against nothing,
+        // however many times; the ID's owner is not locked out by it.
+        for attempt in 0..<5 {
+            #expect(try await authorize("P-0", "guess \(attempt)", from: "10.9.9.9", reference: "c-8").1 == 403)
+        }
+        #expect(try await authorize("P-0", passwords["P-0"]!, from: "10.0.0.7", reference: "c-9").1 == 201)
+        // From another line: an ID that exists and one that does not lock alike, on the third failure,
+        // for that line only. The owner, on their own line, still buys.
+        for id in ["P-0", "P-nobody"] {
+            var answers: [Int] = []
+            for attempt in 0..<4 {
+                answers.append(try await authorize(id, "guess \(attempt)", from: "10.0.2.5", reference: "c-10").1)
+            }
+            #expect(answers == [403, 403, 429, 429], "\(id)")
+        }
+        #expect(try await authorize("P-0", passwords["P-0"]!, from: "10.0.0.7", reference: "c-11").1 == 201)
+        let lockouts = try await system.database.withStore { store in
+            try await store.lockouts(purchaseID: "P-0")
+        }
+        // Counted for the lines the attempts came from (one earlier from line 1), none for the address of no line.
+        #expect(lockouts.map(\.lineID) == ["L0000001", "L0000002"])
+
         // A gateway that trusts no proxy ignores the header: the request comes
         // from 127.0.0.1, which no line holds, whatever the header claims.
         let plainPort = try EmbeddedPostgres.freePort()

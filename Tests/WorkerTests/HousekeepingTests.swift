@@ -30,6 +30,14 @@ import Testing
                        ('L1', 'm', 'charge', 'c-kept', 'r-kept', true, now() - interval '12 months'),
                        ('L2', 'm', 'charge', 'c-new', 'r-new', false, now())
                 """, logger: logger)
+            // Failure counts: one a week old and unlocked (forgotten), one recent, one still locked.
+            try await store.client.query(
+                """
+                INSERT INTO purchase_id_lockouts (purchase_id, line_id, failed_attempts, locked_until, updated_at)
+                VALUES ('P-stale', 'L1', 2, NULL, now() - interval '8 days'),
+                       ('P-recent', 'L1', 2, NULL, now() - interval '1 day'),
+                       ('P-locked', 'L1', 5, now() + interval '1 hour', now() - interval '8 days')
+                """, logger: logger)
             let housekeeping = Housekeeping(
                 store: store, interval: .milliseconds(50), resultRetentionMonths: 13,
                 readiness: Readiness(["database"]), logger: logger)
@@ -48,6 +56,9 @@ import Testing
             // Kept as long as results: a repeat within the retention gets its first answer.
             #expect(tokens == ["still-valid", "used-12-months-ago"])
             #expect(results == ["r-kept", "r-new"])
+            let counted = try await store.client.fetch(
+                "SELECT purchase_id FROM purchase_id_lockouts ORDER BY 1", String.self, logger: logger)
+            #expect(counted == ["P-locked", "P-recent"])
             running.cancel()
             await running.value
             // Another round forgets nothing more.
