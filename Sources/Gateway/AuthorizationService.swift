@@ -3,6 +3,7 @@ import Billing
 import Foundation
 import Logging
 import Metrics
+import NIOCore
 import NIOPosix
 import Store
 
@@ -41,6 +42,8 @@ public enum AuthorizationDecision: Sendable, Equatable {
     /// Refused, with an HTTP status and a code. Authentication failures all
     /// say `authentication_failed`, whichever factor failed.
     case refused(status: Int, code: String)
+    /// Not decided: too many password checks running and waiting; try again after this many seconds.
+    case busy(retryAfterSeconds: Int)
 }
 
 /// Decides purchase authorizations: the password must be right, the purchase
@@ -61,15 +64,20 @@ public struct AuthorizationService: Sendable {
     public var logger: Logger
     /// The amount range a purchase must fall in (¥1 to ¥1,000,000 by default).
     public var limits = BillingLimits()
+    /// Bounds the password checks running and waiting at once.
+    public var gate: PasswordCheckGate
 
-    /// A service; ``limits`` starts at the defaults.
+    /// A service; ``limits`` starts at the defaults; `gate` lets as many checks run as there are cores,
+    /// and 64 wait up to 2 seconds each, unless given.
     public init(
-        store: BillingStore, signer: AuthorizationSigner, lifetime: Duration, policy: LockoutPolicy, logger: Logger
+        store: BillingStore, signer: AuthorizationSigner, lifetime: Duration, policy: LockoutPolicy,
+        gate: PasswordCheckGate? = nil, logger: Logger
     ) {
         self.store = store
         self.signer = signer
         self.lifetime = lifetime
         self.policy = policy
+        self.gate = gate ?? PasswordCheckGate(maxConcurrent: System.coreCount, maxWaiting: 64, maxWait: .seconds(2))
         self.logger = logger
     }
 
@@ -117,8 +125,14 @@ public struct AuthorizationService: Sendable {
                     parallelism: $0.parallelism)
             } ?? Self.decoy
         let password = request.password
-        // scrypt is deliberately slow: off the cooperative threads.
-        let matches = try await NIOThreadPool.singleton.runIfActive { hash?.matches(password) ?? false }
+        // scrypt is deliberately slow: off the cooperative threads, and only so many at once. Turned away, the
+        // request counts no failure: it was never checked.
+        let checked = try await gate.run {
+            try await NIOThreadPool.singleton.runIfActive { hash?.matches(password) ?? false }
+        }
+        guard let matches = checked else {
+            return record(.busy(retryAfterSeconds: max(1, Int(gate.maxWait.components.seconds))))
+        }
         guard let credential, matches, !credential.isRevoked, lines.contains(credential.lineID) else {
             let lockedNow = try await store.recordFailedAttempt(
                 purchaseID: request.purchaseId, lines: lines, policy: policy)
@@ -165,6 +179,7 @@ public struct AuthorizationService: Sendable {
         switch decision {
         case .issued: WorkerMetricsBridge.decisions(outcome: "issued").increment()
         case .refused(_, let code): WorkerMetricsBridge.decisions(outcome: code).increment()
+        case .busy: WorkerMetricsBridge.decisions(outcome: "busy").increment()
         }
         return decision
     }

@@ -30,8 +30,8 @@ public enum GatewayRoutes {
     /// `service` (503 until the database is open) with the client's address from `resolver`, and the
     /// shared endpoints reporting `readiness`.
     public static func application(
-        service: ServiceHolder, resolver: ClientAddressResolver, address: HTTPAddress, readiness: Readiness,
-        logger: Logger
+        service: ServiceHolder, resolver: ClientAddressResolver, address: HTTPAddress, limits: HTTPLimits,
+        readiness: Readiness, logger: Logger
     ) -> some ApplicationProtocol {
         let router = Router(context: GatewayContext.self)
         router.post("v1/authorizations") { request, context -> Response in
@@ -65,9 +65,14 @@ public enum GatewayRoutes {
                     ])
             case .refused(let status, let code):
                 return json(status, ["error": code])
+            case .busy(let seconds):
+                var response = json(503, ["error": "busy"])
+                response.headers[.retryAfter] = "\(seconds)"
+                return response
             }
         }
-        return HTTPEndpoints.application(router: router, address: address, readiness: readiness, logger: logger)
+        return HTTPEndpoints.application(
+            router: router, address: address, readiness: readiness, limits: limits, logger: logger)
     }
 
     /// Whether a `Content-Type` is `application/json`, with or without
@@ -109,20 +114,23 @@ public final class ServiceHolder: Sendable {
 /// that opens the store (waiting for the database) and keeps `/healthz` honest.
 public enum GatewayProcess {
     /// Runs the gateway until SIGTERM or SIGINT: authorizations signed by `signer`, valid for `lifetime`,
-    /// with lock-outs by `policy`, served at `address`.
+    /// with lock-outs by `policy` and password checks bounded by `gate`, served at `address` within `limits`.
     public static func run(
         database: DatabaseConfiguration, signer: AuthorizationSigner, lifetime: Duration, policy: LockoutPolicy,
-        resolver: ClientAddressResolver, address: HTTPAddress, logger: Logger
+        gate: PasswordCheckGate, resolver: ClientAddressResolver, address: HTTPAddress, limits: HTTPLimits,
+        logger: Logger
     ) async throws {
         let client = PostgresClient(configuration: database.clientConfiguration, backgroundLogger: logger)
         let readiness = Readiness(["database"])
         let holder = ServiceHolder()
         let app = GatewayRoutes.application(
-            service: holder, resolver: resolver, address: address, readiness: readiness, logger: logger)
+            service: holder, resolver: resolver, address: address, limits: limits, readiness: readiness,
+            logger: logger)
         let opener = StoreOpener(
             client: client, holder: holder, readiness: readiness, logger: logger,
             make: { store in
-                AuthorizationService(store: store, signer: signer, lifetime: lifetime, policy: policy, logger: logger)
+                AuthorizationService(
+                    store: store, signer: signer, lifetime: lifetime, policy: policy, gate: gate, logger: logger)
             })
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import Synchronization
@@ -54,9 +55,10 @@ public enum HTTPEndpoints {
         application(router: Router(), address: address, readiness: readiness, logger: logger)
     }
 
-    /// The endpoints added to `router`, served at `address`.
+    /// The endpoints added to `router`, served at `address` within `limits`.
     public static func application<Context: RequestContext>(
-        router: Router<Context>, address: HTTPAddress, readiness: Readiness, logger: Logger
+        router: Router<Context>, address: HTTPAddress, readiness: Readiness, limits: HTTPLimits = HTTPLimits(),
+        logger: Logger
     ) -> some ApplicationProtocol where Context.Source == ApplicationRequestContextSource {
         router.get("healthz") { _, _ -> Response in
             Response(
@@ -76,9 +78,10 @@ public enum HTTPEndpoints {
         var serverLogger = logger
         serverLogger.logLevel = max(logger.logLevel, .notice)
         return Application(
-            router: router,
+            router: router, server: limits.server,
             configuration: ApplicationConfiguration(
-                address: .hostname(address.host, port: address.port), serverName: nil),
+                address: .hostname(address.host, port: address.port), serverName: nil,
+                availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections)),
             onServerRunning: { channel in
                 logger.info(
                     "HTTP endpoints listening",

@@ -21,6 +21,9 @@ struct AuthGateway: AsyncParsableCommand {
             line of origin (known and unknown IDs alike) and per line; at the limit the ID, for that \
             line only, or the line is locked (429) for a while. \
             Authentication failures all answer 403 authentication_failed, whichever factor failed. \
+            Password checks run --max-password-checks at once; beyond, a request waits its turn up to \
+            --password-check-wait-ms, else gets 503 busy with Retry-After. Slow or idle connections are \
+            closed (--idle-timeout-seconds, --request-read-timeout-seconds). \
             Also serves /healthz, /livez and /metrics. Stops gracefully on SIGTERM (exit 0).
             """)
 
@@ -66,6 +69,42 @@ struct AuthGateway: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds a lock lasts. [env: MATOMETE_LOCKOUT_SECONDS] (default: 900)"))
     var lockoutSeconds: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "Password checks (scrypt, 32 MiB each) running at once. [env: MATOMETE_MAX_PASSWORD_CHECKS] (default: the number of cores)"
+        ))
+    var maxPasswordChecks: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Password checks waiting for their turn at once; beyond, 503 busy at once. [env: MATOMETE_PASSWORD_CHECK_QUEUE] (default: 64)"
+        ))
+    var passwordCheckQueue: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Milliseconds a password check waits for its turn before 503 busy with Retry-After. [env: MATOMETE_PASSWORD_CHECK_WAIT_MS] (default: 2000)"
+        ))
+    var passwordCheckWaitMs: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Seconds a connection may stay idle, or take to send its request head, before it is closed. [env: MATOMETE_IDLE_TIMEOUT_SECONDS] (default: 10)"
+        ))
+    var idleTimeoutSeconds: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Seconds after a request's head by which its body must be read in full, or the connection is closed. [env: MATOMETE_REQUEST_READ_TIMEOUT_SECONDS] (default: 10)"
+        ))
+    var requestReadTimeoutSeconds: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Connections held at once; beyond, new ones wait in the listen backlog. [env: MATOMETE_MAX_CONNECTIONS] (default: 1024)"
+        ))
+    var maxConnections: Int?
+
     @Option(help: ArgumentHelp("trace … critical. [env: MATOMETE_LOG_LEVEL] (default: info)"))
     var logLevel: String?
 
@@ -110,6 +149,18 @@ struct AuthGateway: AsyncParsableCommand {
             failuresPerLine: try number(maxFailuresPerLine, "MATOMETE_MAX_FAILURES_PER_LINE", 20, 1...100_000),
             duration: .seconds(try number(lockoutSeconds, "MATOMETE_LOCKOUT_SECONDS", 900, 1...86_400)))
         let lifetime = Duration.seconds(try number(tokenLifetime, "MATOMETE_TOKEN_LIFETIME", 300, 10...3600))
+        let gate = PasswordCheckGate(
+            maxConcurrent: try number(
+                maxPasswordChecks, "MATOMETE_MAX_PASSWORD_CHECKS", ProcessInfo.processInfo.activeProcessorCount,
+                1...1024),
+            maxWaiting: try number(passwordCheckQueue, "MATOMETE_PASSWORD_CHECK_QUEUE", 64, 0...100_000),
+            maxWait: .milliseconds(try number(passwordCheckWaitMs, "MATOMETE_PASSWORD_CHECK_WAIT_MS", 2000, 0...60_000))
+        )
+        let limits = HTTPLimits(
+            idleTimeout: .seconds(try number(idleTimeoutSeconds, "MATOMETE_IDLE_TIMEOUT_SECONDS", 10, 1...3600)),
+            requestReadTimeout: .seconds(
+                try number(requestReadTimeoutSeconds, "MATOMETE_REQUEST_READ_TIMEOUT_SECONDS", 10, 1...3600)),
+            maxConnections: try number(maxConnections, "MATOMETE_MAX_CONNECTIONS", 1024, 1...1_000_000))
         let address = try HTTPAddress(value(httpAddress, "MATOMETE_HTTP_ADDRESS") ?? "0.0.0.0:8443")
         let levelText = value(logLevel, "MATOMETE_LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: levelText) else {
@@ -123,6 +174,7 @@ struct AuthGateway: AsyncParsableCommand {
             "Starting", metadata: ["database": "\(database)", "key.id": "\(id)", "trusted.proxies": "\(proxies)"])
         try await GatewayProcess.run(
             database: database, signer: AuthorizationSigner(keyID: id, privateKey: privateKey), lifetime: lifetime,
-            policy: policy, resolver: ClientAddressResolver(trustedProxies: proxies), address: address, logger: logger)
+            policy: policy, gate: gate, resolver: ClientAddressResolver(trustedProxies: proxies), address: address,
+            limits: limits, logger: logger)
     }
 }

@@ -36,12 +36,14 @@ extension ScenarioTests {
     }
 
     /// Starts an auth gateway signing with the tests' current key; its log goes next to the workers'.
-    static func gateway(_ system: TestSystem, trustedProxies: String?, port: Int) throws -> (Process, URL) {
+    static func gateway(
+        _ system: TestSystem, trustedProxies: String?, port: Int, arguments: [String] = []
+    ) throws -> (Process, URL) {
         let log = system.logDirectory.appendingPathComponent("auth-gateway-\(port).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let process = Process()
         process.executableURL = try Processes.builtExecutable("auth-gateway")
-        process.arguments = ["--max-failures-per-id", "3", "--lockout-seconds", "60"]
+        process.arguments = ["--max-failures-per-id", "3", "--lockout-seconds", "60"] + arguments
         var environment = [
             "MATOMETE_DATABASE_URL": system.database.configuration.url,
             "MATOMETE_HTTP_ADDRESS": "127.0.0.1:\(port)",
