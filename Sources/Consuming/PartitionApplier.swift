@@ -50,8 +50,16 @@ public enum ApplyFailure: Sendable, Equatable {
     /// (for example, claimed an id the batch was adding): nothing was
     /// applied; the batch runs again at once and sees the change.
     case raced
-    /// Anything else (a lost connection, a restart): retrying may succeed.
+    /// A lost connection, a restart: retrying will succeed in time. Retried
+    /// with backoff for as long as it takes.
     case transient
+    /// An error that is neither clearly passing nor clearly the content's
+    /// fault (a trigger's exception, a missing object). Retried with backoff
+    /// ``PartitionMachine/unexpectedFailureAttempts`` times in a row; then
+    /// treated as refused content (`reason`): the batch is halved until the
+    /// message is found, and dead-lettered with the error, so that it cannot
+    /// hold up its partition.
+    case unexpected(reason: String)
 }
 
 /// One message read and what the applier made of it (once).

@@ -191,16 +191,14 @@ struct PartitionMachine<Prepared: Sendable> {
             resync = true
             return .rolledBackTogether
         case .failed(.refusedContent(let reason)) where work.deadLetter == nil:
-            guard work.messages.count > 1, let last = work.messages.last else {
-                let offset = work.messages[0].offset
-                let through = max(offset, isolation?.through ?? offset)
-                isolation = Isolation(through: through, size: 1, refused: (offset, reason))
-                return .deadLettering(offset: offset)
-            }
-            let size = max(1, work.messages.count / 2)
-            isolation = Isolation(through: max(last.offset, isolation?.through ?? last.offset), size: size)
-            return .isolating(through: isolation!.through, size: size)
-        case .failed(.transient), .failed(.refusedContent):
+            return isolate(work, reason: reason)
+        case .failed(.unexpected(let reason))
+        where work.deadLetter == nil && failures + 1 >= Self.unexpectedFailureAttempts:
+            // Retried enough: as if the content were refused, so that one message cannot stop the partition.
+            failures += 1
+            resync = true
+            return isolate(work, reason: reason)
+        case .failed(.transient), .failed(.refusedContent), .failed(.unexpected):
             // A dead letter refused too is retried like a lost connection.
             failures += 1
             resync = true
@@ -208,6 +206,24 @@ struct PartitionMachine<Prepared: Sendable> {
             schedule = .waiting(until: now + backoff)
             return .failed(attempt: failures, retryIn: backoff)
         }
+    }
+
+    /// Failures in a row of a batch with an unexpected error
+    /// (``ApplyFailure/unexpected(reason:)``) after which it is isolated as if
+    /// its content were refused: about 3 seconds of backoff in all.
+    static var unexpectedFailureAttempts: Int { 5 }
+
+    /// Halves `work` to find the message whose content is refused for `reason`; a batch of one is dead-lettered.
+    private mutating func isolate(_ work: PartitionWork<Prepared>, reason: String) -> Finished {
+        guard work.messages.count > 1, let last = work.messages.last else {
+            let offset = work.messages[0].offset
+            let through = max(offset, isolation?.through ?? offset)
+            isolation = Isolation(through: through, size: 1, refused: (offset, reason))
+            return .deadLettering(offset: offset)
+        }
+        let size = max(1, work.messages.count / 2)
+        isolation = Isolation(through: max(last.offset, isolation?.through ?? last.offset), size: size)
+        return .isolating(through: isolation!.through, size: size)
     }
 
     /// The stored offset moved to `newStored`: what is before it leaves the backlog.

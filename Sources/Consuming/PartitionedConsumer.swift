@@ -218,7 +218,7 @@ public struct PartitionedConsumer<Applier: PartitionApplier>: Sendable {
         } catch {
             let outcome: BatchOutcome =
                 switch applier.failure(of: error) {
-                case .staleOffset, .refusedContent, .raced: .rolledBackTogether
+                case .staleOffset, .refusedContent, .raced, .unexpected: .rolledBackTogether
                 case .transient: .failed(.transient)
                 }
             return zip(job.batches, prepared).map {

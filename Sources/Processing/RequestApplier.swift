@@ -47,6 +47,8 @@ extension StoreApplier {
         case .refusedContent:
             .refusedContent(reason: "the database refused the message: \(String(reflecting: error).prefix(300))")
         case .transient: .transient
+        case .unexpected:
+            .unexpected(reason: "the database failed the message: \(String(reflecting: error).prefix(300))")
         }
     }
 }

@@ -48,8 +48,17 @@ public enum StoreFailure: Sendable, Equatable {
     /// exceeded, such as an index entry too large): the same batch fails again
     /// however often it is retried.
     case refusedContent
-    /// A connection or server problem that a retry can cure.
+    /// A connection or server problem that a retry can cure: no SQLSTATE
+    /// (the connection), or classes 08 (connection), 40 (a serialization
+    /// failure or deadlock), 53 (insufficient resources), 57 (an operator's
+    /// intervention: shutdown, cancel), 58 (a system error) and 55P03 (a lock
+    /// not available).
     case transient
+    /// Any other SQLSTATE (a trigger's exception, an undefined object, a
+    /// permission, an internal error): neither clearly passing nor clearly
+    /// the data's fault. The engine retries it a few times, then treats it
+    /// as the data's fault (see ``ApplyFailure/unexpected(reason:)``).
+    case unexpected
 
     /// Classifies `error`, as thrown by a store operation.
     public init(_ error: any Error) {
@@ -65,8 +74,17 @@ public enum StoreFailure: Sendable, Equatable {
         if let transaction = error as? PostgresTransactionError, let inner = transaction.closureError {
             underlying = inner
         }
-        let state = (underlying as? PSQLError)?.serverInfo?[.sqlState]
-        let content = state.map { $0.hasPrefix("22") || $0.hasPrefix("23") || $0.hasPrefix("54") } == true
-        self = content ? .refusedContent : .transient
+        guard let state = (underlying as? PSQLError)?.serverInfo?[.sqlState], state.count == 5 else {
+            self = .transient
+            return
+        }
+        let errorClass = state.prefix(2)
+        if ["22", "23", "54"].contains(errorClass) {
+            self = .refusedContent
+        } else if ["08", "40", "53", "57", "58"].contains(errorClass) || state == "55P03" {
+            self = .transient
+        } else {
+            self = .unexpected
+        }
     }
 }

@@ -193,6 +193,43 @@ import Testing
                 .finish(5, .failed(.transient), at: 600, showing: .failed(attempt: 1, retryIn: .milliseconds(200))),
             ]
         },
+        Scenario(
+            name:
+                "an unexpected database error is retried five times, then isolated and dead-lettered; the rest goes on"
+        ) {
+            [
+                .assign(0, stored: 0),
+                .receive(0, [0, 1, 2]),
+                .round([[Planned(partition: 0, offsets: [0, 1, 2], expected: 0)]]),
+                .finish(
+                    0, .failed(.unexpected(reason: "P0001")), showing: .failed(attempt: 1, retryIn: .milliseconds(200))),
+                .round(at: 200, [[Planned(partition: 0, offsets: [0, 1, 2], resync: true, expected: 0)]]),
+                .finish(
+                    0, .failed(.unexpected(reason: "P0001")), at: 200,
+                    showing: .failed(attempt: 2, retryIn: .milliseconds(400))),
+                .round(at: 600, [[Planned(partition: 0, offsets: [0, 1, 2], resync: true, expected: 0)]]),
+                .finish(
+                    0, .failed(.unexpected(reason: "P0001")), at: 600,
+                    showing: .failed(attempt: 3, retryIn: .milliseconds(800))),
+                .round(at: 1400, [[Planned(partition: 0, offsets: [0, 1, 2], resync: true, expected: 0)]]),
+                .finish(
+                    0, .failed(.unexpected(reason: "P0001")), at: 1400,
+                    showing: .failed(attempt: 4, retryIn: .milliseconds(1600))),
+                .round(at: 2999, []),
+                .round(at: 3000, [[Planned(partition: 0, offsets: [0, 1, 2], resync: true, expected: 0)]]),
+                // The fifth: as if its content were refused.
+                .finish(
+                    0, .failed(.unexpected(reason: "P0001")), at: 3000, showing: .isolating(through: 2, size: 1)),
+                .round(at: 3000, [[Planned(partition: 0, offsets: [0], resync: true, expected: 0)]]),
+                .finish(0, .failed(.unexpected(reason: "P0001")), at: 3000, showing: .deadLettering(offset: 0)),
+                .round(
+                    at: 3000, [[Planned(partition: 0, offsets: [0], resync: true, deadLetter: "P0001", expected: 0)]]),
+                .finish(0, .applied(stored: 1, waiting: false), at: 3000, showing: .applied),
+                .round(at: 3000, [[Planned(partition: 0, offsets: [1], expected: 1)]]),
+                .finish(0, .applied(stored: 2, waiting: false), at: 3000, showing: .applied),
+                .round(at: 3000, [[Planned(partition: 0, offsets: [2], expected: 2)]]),
+            ]
+        },
         Scenario(name: "a skipped offset stops the partition until it is read again; nothing is lost") {
             [
                 .assign(0, stored: 0),

@@ -35,7 +35,7 @@ struct BadMessage {
 
 extension ScenarioTests {
     @Test(
-        "Bad input: 1,000 malformed or invalid messages, and 4 the database refuses, are each dead-lettered or rejected with their reason"
+        "Bad input: 1,000 malformed or invalid messages, and 8 the database refuses or fails on, are each dead-lettered or rejected with their reason"
     )
     func badInput() async throws {
         let system = try await TestSystem.start("bad-input")
@@ -52,6 +52,11 @@ extension ScenarioTests {
                 BEGIN
                     IF NEW.charge_id LIKE 'poison-%' THEN
                         RAISE EXCEPTION 'refused by a test trigger' USING ERRCODE = '22023';
+                    ELSIF NEW.charge_id LIKE 'limit-%' THEN
+                        RAISE EXCEPTION 'a limit exceeded' USING ERRCODE = '54000';
+                    ELSIF NEW.charge_id LIKE 'failing-%' THEN
+                        -- Neither a data error nor a passing one: retried a few times, then dead-lettered.
+                        RAISE EXCEPTION 'a trigger failing' USING ERRCODE = 'P0001';
                     END IF;
                     RETURN NEW;
                 END $$
@@ -81,6 +86,14 @@ extension ScenarioTests {
                 let (key, value) = Requests.charge(
                     KnownTraffic.merchant(charge.merchant), "poison-\(bad)", line: Requests.line(charge.line), 100)
                 charges.append((BadMessage(topics.charges, key: key, value, .deadLetter), false))
+            }
+            if bad % 500 == 0 {
+                for prefix in ["limit", "failing"] {
+                    let (key, value) = Requests.charge(
+                        KnownTraffic.merchant(charge.merchant), "\(prefix)-\(bad)", line: Requests.line(charge.line),
+                        100)
+                    charges.append((BadMessage(topics.charges, key: key, value, .deadLetter), false))
+                }
             }
         }
         #expect(bad == 1000)
@@ -138,8 +151,9 @@ extension ScenarioTests {
             #expect(outputs.deadLetters["dead-letter-\(topics.billingCycles)-0-\(report.offset)"] != nil)
         }
         #expect(valid == 5000)
-        // Eight kinds of fifty, the two bad commands and the four poison messages.
-        let expectedDeadLetters = 8 * 50 + 2 + 4
+        // Eight kinds of fifty, the two bad commands, the four poison messages and the two each over a limit
+        // and failing a trigger.
+        let expectedDeadLetters = 8 * 50 + 2 + 4 + 2 + 2
         #expect(outputs.deadLetters.count == expectedDeadLetters)
         traffic.verifyBills(outputs, cycles: [.september], idleLines: adsl.count)
         #expect(system.running.count == 4, "no worker exited")
