@@ -149,7 +149,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "Authorization", "Billing", "Store", "ServerKit",
+                "Authorization", "Billing", "JSON", "Store", "ServerKit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

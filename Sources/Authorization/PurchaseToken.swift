@@ -153,6 +153,7 @@ public struct AuthorizationVerifier: Sendable {
                 tokenID: tokenID, lineID: lineID, merchantID: merchantID, kind: kind, amount: amount,
                 reference: reference, expiresAt: expiresAt)
         }
+        guard StrictJSON.problem(in: payload) == nil else { return nil }
         return try? JSONDecoder().decode(PurchaseClaims.self, from: Data(payload))
     }
 

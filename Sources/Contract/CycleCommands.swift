@@ -1,5 +1,6 @@
 import Billing
 import Foundation
+import JSON
 
 /// An instruction read from `matomete.billing-cycles`.
 public enum CycleCommand: Sendable, Hashable {
@@ -23,6 +24,7 @@ extension CycleCommand {
 
     /// Decodes `{"type":"close","cycle":"2026-11"}`.
     public static func decode(value: some Collection<UInt8>) -> DecodedCycleCommand {
+        if let problem = StrictJSON.problem(in: value) { return .deadLetter(reason: "not strict JSON: \(problem)") }
         guard let fields = try? JSONDecoder().decode(Fields.self, from: Data(value)) else {
             return .deadLetter(reason: "not a JSON object with string fields type and cycle")
         }

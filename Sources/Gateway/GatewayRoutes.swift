@@ -2,6 +2,7 @@ import Authorization
 import Foundation
 import HTTPTypes
 import Hummingbird
+import JSON
 import Logging
 import NIOCore
 import PostgresNIO
@@ -40,7 +41,10 @@ public enum GatewayRoutes {
                 return json(415, ["error": "unsupported_media_type"])
             }
             let body = try await request.body.collect(upTo: 16 * 1024)
-            guard let purchase = try? JSONDecoder().decode(AuthorizationRequest.self, from: Data(buffer: body)) else {
+            // One set of rules for every JSON input: UTF-8, no key twice, integers as integers.
+            guard StrictJSON.problem(in: body.readableBytesView) == nil,
+                let purchase = try? JSONDecoder().decode(AuthorizationRequest.self, from: Data(buffer: body))
+            else {
                 return json(400, ["error": "invalid_request"])
             }
             guard let service = service.current else { return json(503, ["error": "unavailable"]) }

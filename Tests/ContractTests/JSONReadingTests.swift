@@ -114,3 +114,71 @@ struct JSONReadingTests {
         #expect(fastPathTaken < cases.count)
     }
 }
+
+@Suite("One strict reading of JSON for every input")
+struct StrictJSONTests {
+    @Test(
+        "Texts every reader takes alike",
+        arguments: [
+            #"{"type":"charge","amount":500,"n":-3,"z":0,"ok":true,"no":false,"none":null,"list":[1,"a",{"b":[]}]}"#,
+            #" { "a" : "\u00e9\ud83d\ude00\n\"" } "#, "[]", "{}", "\"text\"", "0", "-12",
+            #"{"a":{"a":1},"b":{"a":2}}"#,
+        ])
+    func taken(_ text: String) {
+        #expect(StrictJSON.problem(in: Array(text.utf8)) == nil)
+    }
+
+    @Test(
+        "Texts readers could read differently are refused, naming what is wrong",
+        arguments: [
+            (#"{"type":"close","cycle":"2026-11","cycle":"2026-01"}"#, "the key \"cycle\" twice"),
+            (#"{"cycle":"a","cy\u0063le":"b"}"#, "the key \"cycle\" twice"),
+            (#"{"amount":5e2}"#, "a fraction or an exponent"),
+            (#"{"amount":500.0}"#, "a fraction or an exponent"),
+            (#"{"amount":0500}"#, "a leading zero"),
+            (#"{"a":"\ud800"}"#, "a lone surrogate"),
+            (#"{"a":"\q"}"#, "an unknown escape"),
+            (#"{"a":1} x"#, "more after the JSON value"),
+            (#"{"a":1"#, "no ',' or '}'"),
+            (String(repeating: "[", count: 17) + String(repeating: "]", count: 17), "nested deeper than 16"),
+            ("{\"a\":\"tab\there\"}", "a control character"),
+        ])
+    func refused(_ text: String, _ what: String) {
+        let problem = StrictJSON.problem(in: Array(text.utf8))
+        #expect(problem?.contains(what) == true, "\(text): \(problem ?? "taken")")
+    }
+
+    @Test("UTF-8 only: a byte order mark, UTF-16 and bytes that are not UTF-8 are refused")
+    func encodings() {
+        let text = #"{"type":"close","cycle":"2026-11"}"#
+        #expect(StrictJSON.problem(in: [0xEF, 0xBB, 0xBF] + Array(text.utf8))?.contains("byte order mark") == true)
+        let utf16 = Array(text.utf16).flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+        #expect(StrictJSON.problem(in: utf16)?.contains("not UTF-8") == true)
+        #expect(StrictJSON.problem(in: [0xFF, 0xFE] + utf16)?.contains("not UTF-8") == true)
+        #expect(StrictJSON.problem(in: Array(#"{"a":""#.utf8) + [0xC3, 0x28] + Array(#""}"#.utf8)) != nil)
+    }
+
+    @Test("Requests and closes that break the rules are dead-lettered with the reason; none is read as another")
+    func decoders() {
+        let decoder = RequestDecoder()
+        for text in [
+            #"{"type":"charge","merchantId":"m1","chargeId":"c-1","lineId":"L0000001","amount":5e2,"authorization":"t"}"#,
+            #"{"type":"charge","merchantId":"m1","chargeId":"c-1","lineId":"L0000001","amount":500,"amount":1,"authorization":"t"}"#,
+            "\u{FEFF}"
+                + #"{"type":"charge","merchantId":"m1","chargeId":"c-1","lineId":"L0000001","amount":500,"authorization":"t"}"#,
+        ] {
+            guard case .deadLetter(let reason) = decoder.decode(value: Array(text.utf8), key: Array("L0000001".utf8))
+            else {
+                Issue.record("taken: \(text)")
+                continue
+            }
+            #expect(reason.hasPrefix("not strict JSON"), "\(reason)")
+        }
+        let twoCycles = #"{"type":"close","cycle":"2026-01","cycle":"2026-02"}"#
+        guard case .deadLetter(let reason) = CycleCommand.decode(value: Array(twoCycles.utf8)) else {
+            Issue.record("a close with two cycles was taken")
+            return
+        }
+        #expect(reason.contains("twice"))
+    }
+}

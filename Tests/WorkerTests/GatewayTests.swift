@@ -171,6 +171,31 @@ extension ScenarioTests {
             #expect((response as? HTTPURLResponse)?.statusCode == 415, "\(contentType)")
             #expect(String(decoding: data, as: UTF8.self) == #"{"error":"unsupported_media_type"}"#)
         }
+        // JSON that readers could read differently: a key twice, an amount as 5e2, UTF-16, a BOM. Refused unread.
+        let strictCases: [Data] = [
+            Data(
+                #"{"purchaseId":"P-0","password":"x","merchantId":"m-shop","kind":"charge","amount":500,"amount":1,"reference":"c-j"}"#
+                    .utf8),
+            Data(
+                #"{"purchaseId":"P-0","password":"x","merchantId":"m-shop","kind":"charge","amount":5e2,"reference":"c-j"}"#
+                    .utf8),
+            Data([0xEF, 0xBB, 0xBF])
+                + Data(
+                    #"{"purchaseId":"P-0","password":"x","merchantId":"m-shop","kind":"charge","amount":500,"reference":"c-j"}"#
+                        .utf8),
+            #"{"purchaseId":"P-0","password":"x","merchantId":"m-shop","kind":"charge","amount":500,"reference":"c-j"}"#
+                .data(using: .utf16LittleEndian)!,
+        ]
+        for body in strictCases {
+            var raw = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)/v1/authorizations")))
+            raw.httpMethod = "POST"
+            raw.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            raw.setValue("10.0.0.7", forHTTPHeaderField: "X-Forwarded-For")
+            raw.httpBody = body
+            let (data, response) = try await URLSession.shared.data(for: raw)
+            #expect((response as? HTTPURLResponse)?.statusCode == 400)
+            #expect(String(decoding: data, as: UTF8.self) == #"{"error":"invalid_request"}"#)
+        }
         // The right line but an ineligible one (ADSL without Flets.net) cannot buy: no such credential anyway.
         // Wrong passwords lock the ID after three; then even the right one is refused.
         for attempt in 0..<2 {
