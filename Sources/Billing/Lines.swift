@@ -15,6 +15,9 @@ public struct LineType: RawRepresentable, Hashable, Sendable, Codable, CustomStr
     /// Flets ADSL: eligible only with a Flets.net contract.
     public static let adsl = LineType(rawValue: "adsl")
 
+    /// The kinds the carrier sells, which an import may name.
+    public static let sold: [LineType] = [.hikariNext, .hikariLight, .bFlets, .adsl]
+
     /// The kind's name, for example `b-flets`.
     public var description: String { rawValue }
 

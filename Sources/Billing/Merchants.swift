@@ -86,3 +86,15 @@ public struct Merchant: Hashable, Sendable {
         self.tariffs = tariffs
     }
 }
+
+extension Merchant {
+    /// What a merchant's name may be, for an error message.
+    public static let nameRule =
+        "A merchant's name is 1 to 100 characters, not all spaces, with no control characters (tabs, line breaks)."
+
+    /// Whether `name` can be a merchant's name (``nameRule``): it is printed on settlements and statements.
+    public static func isWellFormedName(_ name: String) -> Bool {
+        (1...100).contains(name.count) && !name.allSatisfy(\.isWhitespace)
+            && !name.unicodeScalars.contains { $0.properties.generalCategory == .control }
+    }
+}

@@ -74,20 +74,22 @@ public struct PurchaseContext: Sendable, Hashable {
 }
 
 extension BillingStore {
-    /// Issues a purchase ID for a line with a hashed password. Fails if the ID exists.
+    /// Issues a purchase ID for a line with a hashed password. Fails if the ID exists; refused
+    /// (``StoreError/Code/invalidInput``) when the line does not.
     public func issueCredential(
         purchaseID: String, lineID: String, hash: [UInt8], salt: [UInt8], logRounds: Int, blockSize: Int,
         parallelism: Int
     ) async throws {
-        _ = try await client.withGuardedConnection { [logger] connection in
-            try await connection.query(
-                """
-                INSERT INTO purchase_credentials (purchase_id, line_id, password_hash, password_salt,
-                    scrypt_log_rounds, scrypt_block_size, scrypt_parallelism, status)
-                VALUES (\(purchaseID), \(lineID), \(ByteBuffer(bytes: hash)), \(ByteBuffer(bytes: salt)),
-                    \(logRounds), \(blockSize), \(parallelism), 'active')
-                """, logger: logger)
-        }
+        let inserted = try await client.fetch(
+            """
+            INSERT INTO purchase_credentials (purchase_id, line_id, password_hash, password_salt,
+                scrypt_log_rounds, scrypt_block_size, scrypt_parallelism, status)
+            SELECT \(purchaseID), line_id, \(ByteBuffer(bytes: hash)), \(ByteBuffer(bytes: salt)),
+                \(logRounds), \(blockSize), \(parallelism), 'active'
+            FROM lines WHERE line_id = \(lineID)
+            RETURNING 1
+            """, Int.self, logger: logger)
+        guard inserted.count == 1 else { throw StoreError(.invalidInput, "no such line: \(lineID)") }
     }
 
     /// Replaces a purchase ID's password and forgets its failures and locks. Returns false if there is no such

@@ -146,19 +146,32 @@ func copyText(_ value: String) -> String {
 /// The `matomete_settings` key of the default spending limit.
 let defaultSpendingLimitKey = "default_spending_limit_yen"
 
-/// Reads lines from CSV: a header row naming at least `line_id` and `line_type`,
-/// and optionally `flets_net` (`true` or `false`, exactly; empty for `false`),
-/// `status` (default `active`) and `spending_limit` (yen; empty for the
-/// default; `0` for none).
+/// Reads lines from CSV (RFC 4180, see ``CSV``): a header naming
+/// `line_id` and `line_type`, and optionally `flets_net` (`true` or `false`,
+/// exactly; empty for `false`), `status` (default `active`) and
+/// `spending_limit` (yen; empty for the default; `0` for none). Any other
+/// column, a column named twice, a record with another number of fields than
+/// the header, or a line type the carrier does not sell refuses the text,
+/// naming the line.
 public enum LineCSV {
-    /// `firstLine` is the file's line number of the first row after the header,
-    /// for the errors (when `text` is a later chunk of a long file).
+    /// The columns a header may name.
+    public static let columns = ["line_id", "line_type", "flets_net", "status", "spending_limit"]
+
+    /// `firstLine` is the file's line number of the first record after the
+    /// header, for the errors (when `text` is a later chunk of a long file).
     public static func parse(_ text: String, firstLine: Int = 2) throws(StoreError) -> [Line] {
-        var rows = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty }
-        guard !rows.isEmpty else { return [] }
-        let header = rows.removeFirst().split(separator: ",", omittingEmptySubsequences: false).map {
-            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        var records = try CSV.records(text, firstLine: firstLine - 1)
+        guard !records.isEmpty else { return [] }
+        let header = records.removeFirst().fields.map { $0.lowercased() }
+        for (index, name) in header.enumerated() {
+            guard columns.contains(name) else {
+                throw StoreError(
+                    .invalidInput,
+                    "the CSV header names \"\(name.prefix(40))\"; its columns are \(columns.joined(separator: ", "))")
+            }
+            guard !header[..<index].contains(name) else {
+                throw StoreError(.invalidInput, "the CSV header names \(name) twice")
+            }
         }
         guard let idColumn = header.firstIndex(of: "line_id"), let typeColumn = header.firstIndex(of: "line_type")
         else {
@@ -168,21 +181,29 @@ public enum LineCSV {
         let statusColumn = header.firstIndex(of: "status")
         let limitColumn = header.firstIndex(of: "spending_limit")
         var lines: [Line] = []
-        lines.reserveCapacity(rows.count)
-        for (number, row) in rows.enumerated() {
-            let fields = row.split(separator: ",", omittingEmptySubsequences: false).map {
-                $0.trimmingCharacters(in: .whitespaces)
+        lines.reserveCapacity(records.count)
+        for record in records {
+            let fields = record.fields
+            let place = "CSV line \(record.line)"
+            guard fields.count == header.count else {
+                throw StoreError(
+                    .invalidInput, "\(place): \(fields.count) fields, but the header names \(header.count) columns")
             }
             func field(_ column: Int?) -> String? {
-                guard let column, column < fields.count, !fields[column].isEmpty else { return nil }
+                guard let column, !fields[column].isEmpty else { return nil }
                 return fields[column]
             }
-            let place = "CSV line \(number + firstLine)"
             guard let id = field(idColumn), LineID(rawValue: id).isWellFormed else {
                 throw StoreError(.invalidInput, "\(place): line_id is missing or malformed")
             }
             guard let type = field(typeColumn) else {
                 throw StoreError(.invalidInput, "\(place): line_type is missing")
+            }
+            guard LineType.sold.map(\.rawValue).contains(type) else {
+                throw StoreError(
+                    .invalidInput,
+                    "\(place): line_type must be \(LineType.sold.map(\.rawValue).joined(separator: ", ")), not \(type.prefix(40))"
+                )
             }
             let status =
                 try field(statusColumn).map { text throws(StoreError) in

@@ -94,13 +94,20 @@ struct Credentials: AsyncParsableCommand {
         func run() async throws {
             let id =
                 purchaseID ?? "P" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(11).uppercased()
+            // The gateway's rule for a purchase ID, so that every ID issued can be typed and sent.
+            guard LineID(rawValue: id).isWellFormed else {
+                throw ValidationError("A purchase ID is 1 to 64 printable ASCII characters, without spaces.")
+            }
+            guard LineID(rawValue: line).isWellFormed else { throw ValidationError("\(line) is not a line id.") }
             let password = passwordStdin ? try readPassword() : generatePassword()
             let hash = try PasswordHash.make(password: password)
             let line = self.line
-            try await database.withStore { store in
-                try await store.issueCredential(
-                    purchaseID: id, lineID: line, hash: hash.hash, salt: hash.salt, logRounds: hash.logRounds,
-                    blockSize: hash.blockSize, parallelism: hash.parallelism)
+            try await Exit.mapping {
+                try await database.withStore { store in
+                    try await store.issueCredential(
+                        purchaseID: id, lineID: line, hash: hash.hash, salt: hash.salt, logRounds: hash.logRounds,
+                        blockSize: hash.blockSize, parallelism: hash.parallelism)
+                }
             }
             say("purchase ID  \(id)\nline         \(line)")
             if !passwordStdin { print("password     \(password)   (shown once: hand it to the line's user)") }
@@ -207,12 +214,10 @@ struct Addresses: AsyncParsableCommand {
                     ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
                     : try String(contentsOfFile: file, encoding: .utf8)
                 var assignments: [String: [String]] = [:]
-                for (number, row) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-                    let fields = row.split(separator: ",", omittingEmptySubsequences: false).map {
-                        $0.trimmingCharacters(in: .whitespaces)
-                    }
+                for record in try CSV.records(text) {
+                    let fields = record.fields
                     guard let line = fields.first, !line.isEmpty, line != "line_id" else { continue }
-                    let place = "row \(number + 1)"
+                    let place = "row \(record.line)"
                     guard LineID(rawValue: line).isWellFormed else {
                         throw StoreError(.invalidInput, "\(place): \(line) is not a line id")
                     }
@@ -279,9 +284,15 @@ struct Keys: ParsableCommand {
     }
 }
 
+/// A password from standard input: 8 to 256 bytes of UTF-8 (what the gateway takes), no control characters.
 private func readPassword() throws -> String {
     guard let line = readLine(strippingNewline: true), !line.isEmpty else {
         throw ValidationError("Give the password on standard input.")
+    }
+    guard line.count >= 8, line.utf8.count <= 256,
+        !line.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+    else {
+        throw ValidationError("A password is 8 to 256 bytes, at least 8 characters, with no control characters.")
     }
     return line
 }

@@ -183,14 +183,17 @@ struct LineCommands: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add lines, or update the type, status and limit of lines that exist, from CSV.",
             discussion: """
-                The header names line_id and line_type, and optionally flets_net (true or false, \
-                exactly; empty for false), status (active, suspended, terminated; default active) and \
+                CSV as RFC 4180 writes it (quoted fields may hold commas, quotes written twice and line \
+                breaks). The header names line_id and line_type (hikari-next, hikari-light, b-flets or \
+                adsl), and optionally flets_net (true or false, exactly; empty for false), status (active, suspended, terminated; default active) and \
                 spending_limit (whole yen; empty for the default, see `lines default-limit`; 0 for no \
                 limit). New lines start in --cycle: by default the cycle after the latest close, or the \
                 current month when none has closed (months close in order, so an earlier --cycle means \
                 closing every month from it on). Lines that exist keep their cycle and what they have \
                 spent. Rows go in 100,000 at a time, each batch in one transaction: re-running an import is \
-                safe. Exits 65 at the first malformed row, naming it (rows before its batch stay imported).
+                safe. Exits 65 at the first malformed row, naming it (rows before its batch stay imported), \
+                and for any column not named here, a column named twice, or a row with another number of \
+                fields than the header.
                 """)
         @OptionGroup var database: DatabaseOptions
         @Option(
@@ -228,11 +231,9 @@ struct LineCommands: AsyncParsableCommand {
                     var reader = CSVChunks(handle: handle, rowsPerChunk: 100_000)
                     var bar = size.map { ProgressBar(title: "Importing lines", total: $0, unit: .bytes) }
                     var total = 0
-                    var firstRow = 2
-                    while let (text, rows, bytesRead) = try reader.next() {
-                        let lines = try LineCSV.parse(text, firstLine: firstRow)
+                    while let (text, firstLine, bytesRead) = try reader.next() {
+                        let lines = try LineCSV.parse(text, firstLine: firstLine)
                         total += try await store.importLines(lines, openCycle: cycle)
-                        firstRow += rows
                         bar?.set(bytesRead)
                     }
                     bar?.finish()
@@ -276,7 +277,9 @@ struct LineCommands: AsyncParsableCommand {
     }
 }
 
-/// Reads a CSV file a chunk of rows at a time, each chunk with the header row.
+/// Reads a CSV file a chunk of records at a time, each chunk with the header
+/// record. A record ends at a line break outside double quotes (a quoted
+/// field may hold line breaks).
 struct CSVChunks {
     let handle: FileHandle
     let rowsPerChunk: Int
@@ -285,38 +288,67 @@ struct CSVChunks {
     private var position = 0
     private var finished = false
     private var bytesRead = 0
+    /// The file's line number of the next record.
+    private var line = 1
 
     init(handle: FileHandle, rowsPerChunk: Int) {
         self.handle = handle
         self.rowsPerChunk = rowsPerChunk
     }
 
-    /// The next chunk as CSV text with the header, its row count and the bytes read so far.
+    /// The next chunk as CSV text with the header, the file's line number of its first record after the
+    /// header, and the bytes read so far.
     mutating func next() throws -> (String, Int, Int)? {
+        if header == nil {
+            guard let (record, lines) = try nextRecord() else { return nil }
+            header = record
+            line += lines
+        }
+        let firstLine = line
         var rows: [String] = []
-        while rows.count < rowsPerChunk {
-            let row: String
-            if let newline = pending[position...].firstIndex(of: UInt8(ascii: "\n")) {
-                row = String(decoding: pending[position..<newline], as: UTF8.self)
-                position = newline + 1
-            } else if !finished {
-                // Keep the unread tail only, then read on: no row is moved twice.
+        while rows.count < rowsPerChunk, let (record, lines) = try nextRecord() {
+            rows.append(record)
+            line += lines
+        }
+        guard let header, !rows.isEmpty else { return nil }
+        return (([header] + rows).joined(separator: "\n"), firstLine, bytesRead)
+    }
+
+    /// The next record's text and the lines it spans; `nil` at the end of the file.
+    private mutating func nextRecord() throws -> (String, Int)? {
+        var quoted = false
+        var lines = 1
+        var index = position
+        while true {
+            if index == pending.count {
+                if finished {
+                    guard position < pending.count else { return nil }
+                    let record = String(decoding: pending[position...], as: UTF8.self)
+                    position = pending.count
+                    return (record, lines)
+                }
+                // Keep the unread tail only, then read on: no record is moved twice.
                 pending = Array(pending[position...])
+                index -= position
                 position = 0
                 let data = try handle.read(upToCount: 4 << 20) ?? Data()
                 if data.isEmpty { finished = true } else { pending.append(contentsOf: data) }
                 bytesRead += data.count
                 continue
-            } else if position < pending.count {
-                row = String(decoding: pending[position...], as: UTF8.self)
-                position = pending.count
-            } else {
-                break
             }
-            if header == nil { header = row } else if !row.isEmpty { rows.append(row) }
+            let byte = pending[index]
+            if byte == UInt8(ascii: "\"") {
+                quoted.toggle()
+            } else if byte == UInt8(ascii: "\n") {
+                if !quoted {
+                    let record = String(decoding: pending[position..<index], as: UTF8.self)
+                    position = index + 1
+                    return (record, lines)
+                }
+                lines += 1
+            }
+            index += 1
         }
-        guard let header, !rows.isEmpty else { return nil }
-        return (([header] + rows).joined(separator: "\n"), rows.count, bytesRead)
     }
 }
 
@@ -387,6 +419,7 @@ struct MerchantCommands: AsyncParsableCommand {
             guard merchant.id.isWellFormed else {
                 throw ValidationError("The id \(id) is not a well-formed merchant id.")
             }
+            guard Merchant.isWellFormedName(name) else { throw ValidationError(Merchant.nameRule) }
             try await Exit.mapping {
                 let added = try await database.withStore { store in
                     guard try await store.merchants()[merchant.id] == nil else { return false }
@@ -424,7 +457,10 @@ struct MerchantCommands: AsyncParsableCommand {
             try await Exit.mapping {
                 let updated = try await database.withStore { store -> Merchant? in
                     guard var merchant = try await store.merchants()[MerchantID(rawValue: id)] else { return nil }
-                    if let name { merchant.name = name }
+                    if let name {
+                        guard Merchant.isWellFormedName(name) else { throw ValidationError(Merchant.nameRule) }
+                        merchant.name = name
+                    }
                     if let status { merchant.status = status }
                     if tariff.isGiven {
                         // Parts not given keep what applies from that cycle on.

@@ -13,6 +13,13 @@ struct AuthenticationStoreTests {
     func lockouts() async throws {
         let database = try await TestDatabase.create(partitions: 4)
         try await database.withStore { store in
+            // A purchase ID is issued for a line that exists only.
+            await #expect(throws: StoreError.self) {
+                try await store.issueCredential(
+                    purchaseID: "P-1", lineID: "L0000001", hash: [1], salt: [2], logRounds: 10, blockSize: 8,
+                    parallelism: 1)
+            }
+            try await store.importLines([Line(id: "L0000001", type: .hikariNext)], openCycle: .november)
             try await store.issueCredential(
                 purchaseID: "P-1", lineID: "L0000001", hash: [1, 2, 3], salt: [4, 5], logRounds: 10, blockSize: 8,
                 parallelism: 1)

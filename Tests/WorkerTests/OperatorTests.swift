@@ -37,6 +37,34 @@ extension ScenarioTests {
         try "line_id,line_type,flets_net\nL9999997,adsl,maybe\n".write(to: bad, atomically: true, encoding: .utf8)
         let maybe = try await tool.run(["lines", "import", bad.path])
         #expect(maybe.status == 65 && maybe.errors.contains("CSV line 2: flets_net must be true or false"), "\(maybe)")
+        // CSV as RFC 4180 writes it: quotes understood, columns and fields counted, line types the carrier sells.
+        for (text, why) in [
+            (
+                "line_id,line_type\nL9999995,\"b-flets,\"\"x\"\"\"\n",
+                "CSV line 2: line_type must be hikari-next, hikari-light, b-flets, adsl, not b-flets,\"x\""
+            ),
+            ("line_id,line_type\n\"L9999995,b-flets\n", "CSV line 2: a quote is never closed"),
+            ("line_id,line_type\nL9999995,b\"flets\n", "CSV line 2: a quote inside a field"),
+            ("line_id,line_type,colour\nL9999995,b-flets,red\n", "the CSV header names \"colour\""),
+            ("line_id,line_type,line_type\nL9999995,b-flets,adsl\n", "names line_type twice"),
+            ("line_id,line_type\nL9999995,b-flets,extra\n", "CSV line 2: 3 fields, but the header names 2"),
+            ("line_id,line_type\n\nL9999995,fiber-max\n", "CSV line 3: line_type must be hikari-next"),
+        ] {
+            try text.write(to: bad, atomically: true, encoding: .utf8)
+            let result = try await tool.run(["lines", "import", bad.path])
+            #expect(result.status == 65 && result.errors.contains(why), "\(text): \(result)")
+        }
+        // Purchase IDs: a line that exists, an ID the gateway can take, a password of 8 characters or more.
+        for (arguments, input, status, why) in [
+            (["--line", "L0000001", "--purchase-id", "P-short"], "short", 64, "8 to 256 bytes"),
+            (["--line", "L9999999", "--purchase-id", "P-none"], "long enough 1", 65, "no such line: L9999999"),
+            (["--line", "L0000001", "--purchase-id", "P\tT"], "long enough 1", 64, "1 to 64 printable ASCII"),
+            (["--line", "L0000001", "--purchase-id", "Ｐ１"], "long enough 1", 64, "1 to 64 printable ASCII"),
+        ] {
+            let result = try await tool.run(
+                ["credentials", "issue", "--password-stdin"] + arguments, input: input)
+            #expect(result.status == status && result.errors.contains(why), "\(arguments): \(result)")
+        }
         // New lines start in --cycle: this month by default (nothing closed yet); never a month not begun.
         let thisMonth = BillingCycle(containing: Int64(Date().timeIntervalSince1970))
         let later = try await tool.run(["lines", "import", "--cycle", thisMonth.next.description, csv.path])
@@ -57,6 +85,13 @@ extension ScenarioTests {
         ])
         #expect(custom.status == 0, "\(custom)")
         #expect(try await tool.run(["merchants", "add", "--id", "m-shop", "--name", "Again"]).status == 1)
+        // A name is printed on settlements: 1 to 100 characters, no control characters.
+        for name in ["Tab\there", String(repeating: "x", count: 101), "   "] {
+            let result = try await tool.run(["merchants", "add", "--id", "m-named", "--name", name])
+            #expect(result.status == 64 && result.errors.contains("1 to 100 characters"), "\(result)")
+        }
+        #expect(
+            try await tool.run(["merchants", "update", "--id", "m-shop", "--name", "Line\nbreak"]).status == 64)
         #expect(
             try await tool.run(["merchants", "add", "--id", "m-x", "--name", "X", "--rate-percent", "5.555"]).status
                 == 64)
@@ -219,15 +254,21 @@ struct Tool {
         return process
     }
 
-    func run(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> Result {
+    func run(
+        _ arguments: [String], environment extra: [String: String] = [:], input: String? = nil
+    ) async throws -> Result {
         let process = try process(arguments, environment: extra)
         let output = Pipe()
+        let stdin = Pipe()
+        process.standardInput = stdin
         // Standard error to a file: reading two pipes one after the other could block on the second.
         let errors = system.logDirectory.appendingPathComponent("matomete-\(UUID().uuidString.prefix(8)).err")
         _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
         process.standardOutput = output
         process.standardError = try FileHandle(forWritingTo: errors)
         try process.run()
+        if let input { stdin.fileHandleForWriting.write(Data((input + "\n").utf8)) }
+        try stdin.fileHandleForWriting.close()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         guard try await Processes.waitForExit(process, within: .seconds(180)) else {
             throw TestFailure("matomete \(arguments.joined(separator: " ")) did not exit")
