@@ -13,8 +13,9 @@ import Logging
 /// Tests and `matomete dev` use it. PostgreSQL refuses to run as root, so when
 /// this process is root the server runs as the `postgres` user (or `nobody`).
 public final class EmbeddedPostgres: Sendable {
-    /// Where clients connect (database `postgres`, user `matomete`, no password:
-    /// only loopback connections are accepted, and only trusted ones).
+    /// Where clients connect: database `postgres`, user `matomete` with a
+    /// random password (SCRAM-SHA-256), on loopback only. No local user is
+    /// trusted: the socket takes only the server's own OS user (peer).
     public let configuration: DatabaseConfiguration
     /// The scratch directory holding the data, the socket and the server log.
     public let directory: URL
@@ -46,19 +47,52 @@ public final class EmbeddedPostgres: Sendable {
             directory
             ?? URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
                 "matomete-pg-\(UUID().uuidString.prefix(8).lowercased())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let runAs = getuid() == 0 ? unprivilegedUser() : nil
-        if let runAs {
-            try runProcess("/bin/chown", ["-R", runAs, directory.path])
-        }
+        try FileManager.default.createDirectory(
+            at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let data = directory.appendingPathComponent("data")
+        let fresh = !FileManager.default.fileExists(atPath: data.appendingPathComponent("PG_VERSION").path)
+        // The password lives beside the data, readable by this user only (a kept directory reuses it).
+        let passwordFile = directory.appendingPathComponent("password")
+        let password: String
+        if !fresh, let kept = try? String(contentsOf: passwordFile, encoding: .utf8) {
+            password = kept
+        } else {
+            var generator = SystemRandomNumberGenerator()
+            password = (0..<32).map { _ in String(UInt8.random(in: 0...15, using: &generator), radix: 16) }.joined()
+            guard
+                FileManager.default.createFile(
+                    atPath: passwordFile.path, contents: Data(password.utf8), attributes: [.posixPermissions: 0o600])
+            else { throw StoreError(.unavailable, "cannot write \(passwordFile.path)") }
+        }
+        let runAs = getuid() == 0 ? unprivilegedUser() : nil
+        let serverFile = directory.appendingPathComponent("initdb-password")
+        if fresh {
+            // initdb reads the password from a file; the server's user must be able to, for that moment.
+            guard
+                FileManager.default.createFile(
+                    atPath: serverFile.path, contents: Data(password.utf8), attributes: [.posixPermissions: 0o600])
+            else { throw StoreError(.unavailable, "cannot write \(serverFile.path)") }
+        }
+        if let runAs {
+            try runProcess("/bin/chown", [runAs, directory.path])
+            if fresh { try runProcess("/bin/chown", [runAs, serverFile.path]) }
+            if FileManager.default.fileExists(atPath: data.path) {
+                try runProcess("/bin/chown", ["-R", runAs, data.path])
+            }
+        }
         let server = EmbeddedPostgres(
             configuration: DatabaseConfiguration(
-                host: "127.0.0.1", port: try freePort(), username: "matomete", database: "postgres"),
+                host: "127.0.0.1", port: try freePort(), username: "matomete", password: password,
+                database: "postgres"),
             directory: directory, binaries: binaries, runAs: runAs, logger: logger)
-        if !FileManager.default.fileExists(atPath: data.appendingPathComponent("PG_VERSION").path) {
+        if fresh {
+            defer { try? FileManager.default.removeItem(at: serverFile) }
             try await server.run(
-                "initdb", ["-D", data.path, "-U", "matomete", "--auth=trust", "--encoding=UTF8", "--locale=C", "-N"])
+                "initdb",
+                [
+                    "-D", data.path, "-U", "matomete", "--pwfile=\(serverFile.path)", "--auth-host=scram-sha-256",
+                    "--auth-local=peer", "--encoding=UTF8", "--locale=C", "-N",
+                ])
         }
         var options = [
             "-p \(server.configuration.port)", "-k \(directory.path)", "-c listen_addresses=127.0.0.1",

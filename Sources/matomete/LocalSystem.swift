@@ -45,7 +45,10 @@ final class LocalSystem: @unchecked Sendable {
     static func start(kafka: String? = nil, partitions: Int = 12) async throws -> LocalSystem {
         let directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
             "matomete-local-\(UUID().uuidString.prefix(8).lowercased())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        // Not listable by others: it holds the logs (each 0600) and the database (0700, its server's user's
+        // own, which must be able to pass through: hence 0711, not 0700).
+        try FileManager.default.createDirectory(
+            at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
         let plan = Topics().layout(partitions: partitions)
         let cluster: EmbeddedKafkaCluster?
         let bootstrapServers: String

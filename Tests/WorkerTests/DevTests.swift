@@ -1,5 +1,7 @@
 import Foundation
 import MatometeTestSupport
+import PostgresNIO
+import Store
 import Testing
 
 extension ScenarioTests {
@@ -44,7 +46,29 @@ extension ScenarioTests {
             let hasKey = String(decoding: environ, as: UTF8.self).contains("MATOMETE_SIGNING_KEY=")
             #expect(hasKey == (fields[0] == "auth-gateway"), "\(fields[0]): signing key in its environment: \(hasKey)")
         }
+        // The database takes its password only (it used to trust every local user); its directory is its own.
+        let url = try #require(
+            text.split(separator: "\n").first { $0.hasPrefix("MATOMETE_DATABASE_URL=") }.map {
+                String($0.dropFirst("MATOMETE_DATABASE_URL=".count))
+            })
+        let database = try DatabaseConfiguration(url: url)
+        #expect(database.password?.count == 32)
+        func connect(password: String?) async throws {
+            let connection = try await PostgresConnection.connect(
+                configuration: PostgresConnection.Configuration(
+                    host: database.host, port: database.port, username: database.username, password: password,
+                    database: database.database, tls: .disable),
+                id: 1, logger: TestSystem.logger)
+            try await connection.close()
+        }
+        try await connect(password: database.password)
+        await #expect(throws: (any Error).self) { try await connect(password: nil) }
+        await #expect(throws: (any Error).self) { try await connect(password: "not the password") }
         if let logs {
+            for (path, expected) in [("", 0o711), ("/postgres", 0o700), ("/postgres/password", 0o600)] {
+                let mode = (try? FileManager.default.attributesOfItem(atPath: logs + path)[.posixPermissions]) as? Int
+                #expect(mode == expected, "\(logs + path): \(String(mode ?? 0, radix: 8))")
+            }
             let files =
                 (try? FileManager.default.contentsOfDirectory(atPath: logs))?.filter { $0.hasSuffix(".log") } ?? []
             #expect(!files.isEmpty)
