@@ -36,6 +36,10 @@ struct PipelineBenchmark: AsyncParsableCommand {
               close      --close-lines lines (3 charges each, a
                          quarter with a subscription) closed by 1,
                          then 2 billing-cycle workers
+              hot line   --hot-line-charges forged charges to one
+                         line while 400 valid charges/s go to other
+                         lines of its partition and of another
+                         partition of the same worker
             and the peak resident memory of every worker process.
             Exits 1 if a phase fails.
             """)
@@ -50,6 +54,8 @@ struct PipelineBenchmark: AsyncParsableCommand {
         parsing: .upToNextOption,
         help: "Line counts of the close phases (each closed by 1 and by 2 workers; 0 skips).")
     var closeLines: [Int] = [100_000, 1_000_000]
+    @Option(help: "Forged charges flooding one line in the hot-line phase (0 skips it).") var hotLineCharges = 10_000
+    @Flag(help: "Run the hot-line phase only.") var hotLineOnly = false
     @Flag(help: "Print the figures as JSON.") var json = false
     @Flag(help: "Keep the processes' logs (the directory named at the start) instead of deleting them at the end.")
     var keepLogs = false
@@ -93,6 +99,13 @@ struct PipelineBenchmark: AsyncParsableCommand {
         var report = Report(
             machine: Report.Machine.current, lines: lines, charges: charges, partitions: partitions)
 
+        if hotLineOnly {
+            progress("Hot line: \(hotLineCharges.formatted()) forged charges to one line")
+            report.hotLine = try await hotLinePhase(
+                cluster, server, workload: workload, keys: keys, logs: logs, logger: logger)
+            if json { try printJSON(report) } else { print(report.table) }
+            return
+        }
         // Limit (a): the broker and librdkafka, no processing.
         progress("Limit (a): raw librdkafka consume-then-produce")
         report.kafkaLimit = try await kafkaLimit(cluster, workload: workload, logger: logger)
@@ -131,6 +144,12 @@ struct PipelineBenchmark: AsyncParsableCommand {
                 report.closes.append(close)
                 for (name, mib) in peaks { memory[name] = max(memory[name] ?? 0, mib) }
             }
+        }
+        if hotLineCharges > 0 {
+            try await settle(server, dropping: ["latency"], logger: logger)
+            progress("Hot line: \(hotLineCharges.formatted()) forged charges to one line")
+            report.hotLine = try await hotLinePhase(
+                cluster, server, workload: workload, keys: keys, logs: logs, logger: logger)
         }
         report.peakMemoryMiB = memory
         if json {

@@ -34,6 +34,20 @@ struct Report: Encodable {
         }
     }
 
+    /// One line flooded with refused charges; what other lines waited meanwhile (ms).
+    struct HotLine: Encodable {
+        struct Figures: Encodable {
+            var p50: Double
+            var p99: Double
+            var max: Double
+        }
+        var flood: Int
+        var victimsPerSecond: Int
+        var refused: Int
+        var samePartition: Figures
+        var otherPartition: Figures
+    }
+
     struct Close: Encodable {
         var lines: Int
         var workers: Int
@@ -55,6 +69,7 @@ struct Report: Encodable {
     var pipeline: [Int: Double] = [:]
     var latency: Latency?
     var closes: [Close] = []
+    var hotLine: HotLine?
     var peakMemoryMiB: [String: Double] = [:]
 
     var lowerLimit: Double { min(kafkaLimit, copyLimit) }
@@ -89,6 +104,15 @@ struct Report: Encodable {
                 "close \(close.lines.formatted()) lines, \(close.workers) worker\(close.workers == 1 ? "" : "s")",
                 rate(close.linesPerSecond) + " lines/s", String(format: "%.1f s", close.seconds))
         }
+        if let hotLine {
+            row(
+                "hot line: \(hotLine.flood.formatted()) refused, same partition p50",
+                String(format: "%.0f ms", hotLine.samePartition.p50),
+                String(format: "p99 %.0f ms, max %.0f ms", hotLine.samePartition.p99, hotLine.samePartition.max))
+            row(
+                "hot line: other partition, same worker p50", String(format: "%.0f ms", hotLine.otherPartition.p50),
+                String(format: "p99 %.0f ms, max %.0f ms", hotLine.otherPartition.p99, hotLine.otherPartition.max))
+        }
         for (name, mib) in peakMemoryMiB.sorted(by: { $0.key < $1.key }) {
             row("peak RSS \(name)", String(format: "%.0f MiB", mib))
         }
@@ -97,7 +121,7 @@ struct Report: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case machine, lines, charges, partitions, kafkaLimit, copyLimit, pipeline, latency, closes, peakMemoryMiB
-        case lowerLimit, verificationsPerCore
+        case lowerLimit, verificationsPerCore, hotLine
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -114,6 +138,7 @@ struct Report: Encodable {
             Dictionary(uniqueKeysWithValues: pipeline.map { ("\($0.key)", $0.value) }), forKey: .pipeline)
         try container.encodeIfPresent(latency, forKey: .latency)
         try container.encode(closes, forKey: .closes)
+        try container.encodeIfPresent(hotLine, forKey: .hotLine)
         try container.encode(peakMemoryMiB, forKey: .peakMemoryMiB)
     }
 }

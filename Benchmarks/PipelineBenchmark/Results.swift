@@ -82,13 +82,17 @@ final class ResultReader: Sendable {
     func stamps() -> [String: (published: Int64, arrived: Int64)] { answers.withLock { $0.stamps } }
 
     /// Waits until `count` requests are accepted; returns when the last arrived.
-    func waitForAccepted(_ count: Int, within limit: Duration, label: String) async throws -> ContinuousClock.Instant {
+    func waitForAccepted(
+        _ count: Int, within limit: Duration, label: String, allowingRejections: Bool = false
+    ) async throws -> ContinuousClock.Instant {
         let deadline = ContinuousClock.now + limit
         var lastReport = ContinuousClock.now
         while true {
             let (seen, last, rejected) = answers.withLock { ($0.accepted.count, $0.last, $0.rejected) }
             if seen >= count, let last { return last }
-            guard rejected == 0 else { throw BenchError("\(label): \(rejected) charges were rejected") }
+            guard rejected == 0 || allowingRejections else {
+                throw BenchError("\(label): \(rejected) charges were rejected")
+            }
             guard ContinuousClock.now < deadline else {
                 throw BenchError("\(label): only \(seen) of \(count) charges were accepted within \(limit)")
             }
