@@ -54,12 +54,14 @@ public enum ApplyFailure: Sendable, Equatable {
     /// with backoff for as long as it takes.
     case transient
     /// An error that is neither clearly passing nor clearly the content's
-    /// fault (a trigger's exception, a missing object). Retried with backoff
-    /// ``PartitionMachine/unexpectedFailureAttempts`` times in a row; then
-    /// treated as refused content (`reason`): the batch is halved until the
-    /// message is found, and dead-lettered with the error, so that it cannot
-    /// hold up its partition.
-    case unexpected(reason: String)
+    /// fault (a trigger's exception, an internal error), with its SQLSTATE
+    /// `code`. Retried with backoff 5 times in a row; then treated as refused
+    /// content (`reason`): the batch is halved until the message is found,
+    /// and dead-lettered with the error, so that it cannot hold up its
+    /// partition. The same code again from the next message right after such
+    /// a dead letter is the database's fault, not the message's: retried
+    /// with backoff until it passes, never dead-lettered.
+    case unexpected(reason: String, code: String)
 }
 
 /// One message read and what the applier made of it (once).

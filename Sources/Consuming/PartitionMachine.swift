@@ -60,6 +60,10 @@ struct PartitionMachine<Prepared: Sendable> {
     /// commit whose answer was lost, another worker, a rollback shared with
     /// other partitions' batches): read it before the next batch, which runs alone.
     private(set) var resync = false
+    /// Batches failed in a row with an unexpected database error.
+    var unexpectedFailures = 0
+    /// The SQLSTATE of the unexpected error whose message was just dead-lettered, until a batch applies.
+    var deadLetteredCode: String?
     /// Failed batches in a row.
     private(set) var failures = 0
     /// Fetching is paused because the backlog is long.
@@ -176,6 +180,8 @@ struct PartitionMachine<Prepared: Sendable> {
         case .applied(let newStored, let waiting):
             advance(to: newStored)
             failures = 0
+            unexpectedFailures = 0
+            if work.deadLetter == nil { deadLetteredCode = nil }
             resync = false
             if waiting { schedule = .waiting(until: now + waitRetry) }
             return .applied
@@ -192,12 +198,25 @@ struct PartitionMachine<Prepared: Sendable> {
             return .rolledBackTogether
         case .failed(.refusedContent(let reason)) where work.deadLetter == nil:
             return isolate(work, reason: reason)
-        case .failed(.unexpected(let reason))
-        where work.deadLetter == nil && failures + 1 >= Self.unexpectedFailureAttempts:
-            // Retried enough: as if the content were refused, so that one message cannot stop the partition.
+        case .failed(.unexpected(let reason, let code))
+        where work.deadLetter == nil && deadLetteredCode != code
+            && (isolation != nil || unexpectedFailures + 1 >= Self.unexpectedFailureAttempts):
+            // Retried enough, or already narrowing down: as if the content were refused, so that one
+            // message cannot stop the partition.
+            unexpectedFailures += 1
             failures += 1
             resync = true
-            return isolate(work, reason: reason)
+            let finished = isolate(work, reason: reason)
+            if case .deadLettering = finished { deadLetteredCode = code }
+            return finished
+        case .failed(.unexpected) where work.deadLetter == nil:
+            // Within its retries, or the same error as the dead letter just before: waited out.
+            unexpectedFailures += 1
+            failures += 1
+            resync = true
+            let backoff = Retrying.delay(attempt: failures)
+            schedule = .waiting(until: now + backoff)
+            return .failed(attempt: failures, retryIn: backoff)
         case .failed(.transient), .failed(.refusedContent), .failed(.unexpected):
             // A dead letter refused too is retried like a lost connection.
             failures += 1

@@ -48,7 +48,9 @@ extension StoreApplier {
             .refusedContent(reason: "the database refused the message: \(String(reflecting: error).prefix(300))")
         case .transient: .transient
         case .unexpected:
-            .unexpected(reason: "the database failed the message: \(String(reflecting: error).prefix(300))")
+            .unexpected(
+                reason: "the database failed the message: \(String(reflecting: error).prefix(300))",
+                code: StoreFailure.sqlState(of: error) ?? "")
         }
     }
 }

@@ -48,16 +48,20 @@ public enum StoreFailure: Sendable, Equatable {
     /// exceeded, such as an index entry too large): the same batch fails again
     /// however often it is retried.
     case refusedContent
-    /// A connection or server problem that a retry can cure: no SQLSTATE
-    /// (the connection), or classes 08 (connection), 40 (a serialization
-    /// failure or deadlock), 53 (insufficient resources), 57 (an operator's
-    /// intervention: shutdown, cancel), 58 (a system error) and 55P03 (a lock
-    /// not available).
+    /// A problem of the server, the connection or the schema, never of one
+    /// message (Matomete's statements are fixed, their data bound): no
+    /// SQLSTATE (the connection), or classes 08 (connection), 25 (a read-only
+    /// transaction during a failover), 28 (authentication), 3D and 3F (no
+    /// such database or schema), 40 (a serialization failure or deadlock),
+    /// 42 (a missing table or permission during a deploy), 53 (insufficient
+    /// resources), 55 (an object in use, a lock not available), 57 (an
+    /// operator's intervention: shutdown, cancel), 58 (a system error), 72
+    /// (snapshot too old) and F0 (configuration). Retried until it passes.
     case transient
-    /// Any other SQLSTATE (a trigger's exception, an undefined object, a
-    /// permission, an internal error): neither clearly passing nor clearly
+    /// Any other SQLSTATE (a trigger's exception, `P0001`; an internal error,
+    /// `XX000`; a feature not supported): neither clearly passing nor clearly
     /// the data's fault. The engine retries it a few times, then treats it
-    /// as the data's fault (see ``ApplyFailure/unexpected(reason:)``).
+    /// as the data's fault (see ``ApplyFailure/unexpected(reason:code:)``).
     case unexpected
 
     /// Classifies `error`, as thrown by a store operation.
@@ -70,21 +74,26 @@ public enum StoreFailure: Sendable, Equatable {
             self = .raced
             return
         }
-        var underlying = error
-        if let transaction = error as? PostgresTransactionError, let inner = transaction.closureError {
-            underlying = inner
-        }
-        guard let state = (underlying as? PSQLError)?.serverInfo?[.sqlState], state.count == 5 else {
+        guard let state = Self.sqlState(of: error), state.count == 5 else {
             self = .transient
             return
         }
         let errorClass = state.prefix(2)
         if ["22", "23", "54"].contains(errorClass) {
             self = .refusedContent
-        } else if ["08", "40", "53", "57", "58"].contains(errorClass) || state == "55P03" {
+        } else if ["08", "25", "28", "3D", "3F", "40", "42", "53", "55", "57", "58", "72", "F0"].contains(errorClass) {
             self = .transient
         } else {
             self = .unexpected
         }
+    }
+
+    /// The SQLSTATE PostgreSQL answered `error` with, if it did.
+    public static func sqlState(of error: any Error) -> String? {
+        var underlying = error
+        if let transaction = error as? PostgresTransactionError, let inner = transaction.closureError {
+            underlying = inner
+        }
+        return (underlying as? PSQLError)?.serverInfo?[.sqlState]
     }
 }

@@ -202,32 +202,81 @@ import Testing
                 .receive(0, [0, 1, 2]),
                 .round([[Planned(partition: 0, offsets: [0, 1, 2], expected: 0)]]),
                 .finish(
-                    0, .failed(.unexpected(reason: "P0001")), showing: .failed(attempt: 1, retryIn: .milliseconds(200))),
+                    0, .failed(.unexpected(reason: "P0001", code: "P0001")),
+                    showing: .failed(attempt: 1, retryIn: .milliseconds(200))),
                 .round(at: 200, [[Planned(partition: 0, offsets: [0, 1, 2], resync: true, expected: 0)]]),
                 .finish(
-                    0, .failed(.unexpected(reason: "P0001")), at: 200,
+                    0, .failed(.unexpected(reason: "P0001", code: "P0001")), at: 200,
                     showing: .failed(attempt: 2, retryIn: .milliseconds(400))),
                 .round(at: 600, [[Planned(partition: 0, offsets: [0, 1, 2], resync: true, expected: 0)]]),
                 .finish(
-                    0, .failed(.unexpected(reason: "P0001")), at: 600,
+                    0, .failed(.unexpected(reason: "P0001", code: "P0001")), at: 600,
                     showing: .failed(attempt: 3, retryIn: .milliseconds(800))),
                 .round(at: 1400, [[Planned(partition: 0, offsets: [0, 1, 2], resync: true, expected: 0)]]),
                 .finish(
-                    0, .failed(.unexpected(reason: "P0001")), at: 1400,
+                    0, .failed(.unexpected(reason: "P0001", code: "P0001")), at: 1400,
                     showing: .failed(attempt: 4, retryIn: .milliseconds(1600))),
                 .round(at: 2999, []),
                 .round(at: 3000, [[Planned(partition: 0, offsets: [0, 1, 2], resync: true, expected: 0)]]),
                 // The fifth: as if its content were refused.
                 .finish(
-                    0, .failed(.unexpected(reason: "P0001")), at: 3000, showing: .isolating(through: 2, size: 1)),
+                    0, .failed(.unexpected(reason: "P0001", code: "P0001")), at: 3000,
+                    showing: .isolating(through: 2, size: 1)),
                 .round(at: 3000, [[Planned(partition: 0, offsets: [0], resync: true, expected: 0)]]),
-                .finish(0, .failed(.unexpected(reason: "P0001")), at: 3000, showing: .deadLettering(offset: 0)),
+                .finish(
+                    0, .failed(.unexpected(reason: "P0001", code: "P0001")), at: 3000,
+                    showing: .deadLettering(offset: 0)),
                 .round(
                     at: 3000, [[Planned(partition: 0, offsets: [0], resync: true, deadLetter: "P0001", expected: 0)]]),
                 .finish(0, .applied(stored: 1, waiting: false), at: 3000, showing: .applied),
                 .round(at: 3000, [[Planned(partition: 0, offsets: [1], expected: 1)]]),
                 .finish(0, .applied(stored: 2, waiting: false), at: 3000, showing: .applied),
                 .round(at: 3000, [[Planned(partition: 0, offsets: [2], expected: 2)]]),
+            ]
+        },
+        Scenario(
+            name:
+                "the same unexpected error from the next message right after its dead letter is waited out, not dead-lettered"
+        ) {
+            [
+                .assign(0, stored: 0),
+                .receive(0, [0, 1]),
+                .round([[Planned(partition: 0, offsets: [0, 1], expected: 0)]]),
+                .finish(
+                    0, .failed(.unexpected(reason: "r", code: "XX000")),
+                    showing: .failed(attempt: 1, retryIn: .milliseconds(200))),
+                .round(at: 200, [[Planned(partition: 0, offsets: [0, 1], resync: true, expected: 0)]]),
+                .finish(
+                    0, .failed(.unexpected(reason: "r", code: "XX000")), at: 200,
+                    showing: .failed(attempt: 2, retryIn: .milliseconds(400))),
+                .round(at: 600, [[Planned(partition: 0, offsets: [0, 1], resync: true, expected: 0)]]),
+                .finish(
+                    0, .failed(.unexpected(reason: "r", code: "XX000")), at: 600,
+                    showing: .failed(attempt: 3, retryIn: .milliseconds(800))),
+                .round(at: 1400, [[Planned(partition: 0, offsets: [0, 1], resync: true, expected: 0)]]),
+                .finish(
+                    0, .failed(.unexpected(reason: "r", code: "XX000")), at: 1400,
+                    showing: .failed(attempt: 4, retryIn: .milliseconds(1600))),
+                .round(at: 3000, [[Planned(partition: 0, offsets: [0, 1], resync: true, expected: 0)]]),
+                .finish(
+                    0, .failed(.unexpected(reason: "r", code: "XX000")), at: 3000,
+                    showing: .isolating(through: 1, size: 1)),
+                .round(at: 3000, [[Planned(partition: 0, offsets: [0], resync: true, expected: 0)]]),
+                .finish(
+                    0, .failed(.unexpected(reason: "r", code: "XX000")), at: 3000, showing: .deadLettering(offset: 0)),
+                .round(at: 3000, [[Planned(partition: 0, offsets: [0], resync: true, deadLetter: "r", expected: 0)]]),
+                .finish(0, .applied(stored: 1, waiting: false), at: 3000, showing: .applied),
+                .round(at: 3000, [[Planned(partition: 0, offsets: [1], expected: 1)]]),
+                // The database, not the message: backed off, however long it lasts.
+                .finish(
+                    0, .failed(.unexpected(reason: "r", code: "XX000")), at: 3000,
+                    showing: .failed(attempt: 1, retryIn: .milliseconds(200))),
+                .round(at: 3200, [[Planned(partition: 0, offsets: [1], resync: true, expected: 1)]]),
+                .finish(
+                    0, .failed(.unexpected(reason: "r", code: "XX000")), at: 3200,
+                    showing: .failed(attempt: 2, retryIn: .milliseconds(400))),
+                .round(at: 3600, [[Planned(partition: 0, offsets: [1], resync: true, expected: 1)]]),
+                .finish(0, .applied(stored: 2, waiting: false), at: 3600, showing: .applied),
             ]
         },
         Scenario(name: "a skipped offset stops the partition until it is read again; nothing is lost") {
