@@ -116,6 +116,14 @@ public struct AuthorizationService: Sendable {
             WorkerMetricsBridge.lockedAttempts.increment()
             return record(.refused(status: 429, code: "locked"))
         }
+        // Counted as failed before the password is checked, so that guesses sent at once cannot pass a limit
+        // together; a success takes its count back.
+        let counted = try await store.recordFailedAttempt(
+            purchaseID: request.purchaseId, lines: lines, policy: policy)
+        if counted.overLimit {
+            WorkerMetricsBridge.lockedAttempts.increment()
+            return record(.refused(status: 429, code: "locked"))
+        }
         let credential = try await store.credential(purchaseID: request.purchaseId)
         let now = Date()
         let hash =
@@ -126,23 +134,26 @@ public struct AuthorizationService: Sendable {
             } ?? Self.decoy
         let password = request.password
         // scrypt is deliberately slow: off the cooperative threads, and only so many at once. Turned away, the
-        // request counts no failure: it was never checked.
+        // request's count is taken back: it was never checked.
         let checked = try await gate.run {
             try await NIOThreadPool.singleton.runIfActive { hash?.matches(password) ?? false }
         }
         guard let matches = checked else {
+            try await store.takeBackAttempt(purchaseID: request.purchaseId, lines: lines, policy: policy)
             return record(.busy(retryAfterSeconds: max(1, Int(gate.maxWait.components.seconds))))
         }
         guard let credential, matches, !credential.isRevoked, lines.contains(credential.lineID) else {
-            let lockedNow = try await store.recordFailedAttempt(
-                purchaseID: request.purchaseId, lines: lines, policy: policy)
-            if lockedNow { WorkerMetricsBridge.lockouts.increment() }
+            if counted.reachedLimit { WorkerMetricsBridge.lockouts.increment() }
             logger.notice(
                 "Purchase authentication failed",
                 metadata: ["purchase.id": "\(request.purchaseId)", "lines.at.address": "\(lines.count)"])
-            return record(.refused(status: lockedNow ? 429 : 403, code: lockedNow ? "locked" : "authentication_failed"))
+            return record(
+                .refused(
+                    status: counted.reachedLimit ? 429 : 403,
+                    code: counted.reachedLimit ? "locked" : "authentication_failed"))
         }
-        try await store.recordSuccessfulAttempt(purchaseID: credential.purchaseID, lineID: credential.lineID)
+        try await store.recordSuccessfulAttempt(
+            purchaseID: credential.purchaseID, lineID: credential.lineID, lines: lines, policy: policy)
 
         // Authenticated: the line and the merchant must be able to take the purchase.
         let context = try await store.purchaseContext(lineID: credential.lineID, merchantID: request.merchantId)

@@ -61,6 +61,14 @@ public struct LockoutPolicy: Sendable, Hashable {
     }
 }
 
+/// What counting one more failed attempt showed.
+public struct AttemptCount: Sendable, Hashable {
+    /// This attempt brought the ID (for one line) or a line to its limit, and locked it.
+    public var reachedLimit: Bool
+    /// The ID or a line was past its limit already: another attempt locked it meanwhile.
+    public var overLimit: Bool
+}
+
 /// What the gateway needs to know about a line and a merchant to authorize a purchase.
 public struct PurchaseContext: Sendable, Hashable {
     /// The line's kind, for example `hikari-next` (`nil`: no such line).
@@ -177,13 +185,17 @@ extension BillingStore {
         ).map { PurchaseIDLockout(purchaseID: $0, lineID: $1, failedAttempts: $2, lockedUntil: $3) }
     }
 
-    /// Counts a failed attempt against `purchaseID` (whether it exists or not)
-    /// for each line the request came from, and against those lines; locks
-    /// either once it reaches its limit (``LockoutPolicy``). Returns whether
-    /// this attempt locked something.
-    public func recordFailedAttempt(purchaseID: String, lines: [String], policy: LockoutPolicy) async throws -> Bool {
+    /// Counts an attempt as failed against `purchaseID` (whether it exists or
+    /// not) for each line the request came from, and against those lines;
+    /// locks either once it reaches its limit (``LockoutPolicy``). The gateway
+    /// counts every attempt so before it checks the password, so that
+    /// concurrent guesses cannot slip past a limit, and takes a success's
+    /// count back (``recordSuccessfulAttempt(purchaseID:lineID:lines:policy:)``).
+    public func recordFailedAttempt(
+        purchaseID: String, lines: [String], policy: LockoutPolicy
+    ) async throws -> AttemptCount {
         try await transaction { [self] connection in
-            var locked = false
+            var count = AttemptCount(reachedLimit: false, overLimit: false)
             for line in lines.sorted() {
                 let idCount = try await countFailure(
                     on: connection, table: "purchase_id_lockouts", key: "purchase_id, line_id",
@@ -191,9 +203,12 @@ extension BillingStore {
                 let lineCount = try await countFailure(
                     on: connection, table: "line_lockouts", key: "line_id", values: [line],
                     limit: policy.failuresPerLine, policy: policy)
-                locked = locked || idCount == policy.failuresPerID || lineCount == policy.failuresPerLine
+                count.reachedLimit =
+                    count.reachedLimit || idCount == policy.failuresPerID || lineCount == policy.failuresPerLine
+                count.overLimit =
+                    count.overLimit || idCount > policy.failuresPerID || lineCount > policy.failuresPerLine
             }
-            return locked
+            return count
         }
     }
 
@@ -227,17 +242,48 @@ extension BillingStore {
         ).first ?? 0
     }
 
-    /// Clears the counts a successful authentication ends: the ID's failures
-    /// from its own line, and the line's failures unless the line is locked.
-    public func recordSuccessfulAttempt(purchaseID: String, lineID: String) async throws {
+    /// A successful authentication of `purchaseID` on its line `lineID`,
+    /// counted first as a failure from `lines`: clears the ID's failures from
+    /// its own line (and its lock there), and takes the one count back from
+    /// each line, lifting a line's lock that count set. Other failures of the
+    /// lines stay: a success on one's own ID never wipes the count of one's
+    /// guesses at others'.
+    public func recordSuccessfulAttempt(
+        purchaseID: String, lineID: String, lines: [String], policy: LockoutPolicy
+    ) async throws {
         try await transaction { [self] connection in
+            try await takeBack(on: connection, purchaseID: purchaseID, lines: lines, policy: policy)
             try await connection.query(
                 "DELETE FROM purchase_id_lockouts WHERE purchase_id = \(purchaseID) AND line_id = \(lineID)",
                 logger: logger)
-            try await connection.query(
-                "DELETE FROM line_lockouts WHERE line_id = \(lineID) AND (locked_until IS NULL OR locked_until < now())",
-                logger: logger)
         }
+    }
+
+    /// Takes back the count of an attempt counted as failed from `lines`
+    /// whose password was never checked (the gateway was too busy), lifting
+    /// a lock that count set.
+    public func takeBackAttempt(purchaseID: String, lines: [String], policy: LockoutPolicy) async throws {
+        try await transaction { [self] connection in
+            try await takeBack(on: connection, purchaseID: purchaseID, lines: lines, policy: policy)
+        }
+    }
+
+    private func takeBack(
+        on connection: PostgresConnection, purchaseID: String, lines: [String], policy: LockoutPolicy
+    ) async throws {
+        let lines = lines.sorted()
+        try await connection.query(
+            """
+            UPDATE purchase_id_lockouts SET failed_attempts = greatest(failed_attempts - 1, 0),
+                locked_until = CASE WHEN failed_attempts - 1 < \(policy.failuresPerID) THEN NULL ELSE locked_until END
+            WHERE purchase_id = \(purchaseID) AND line_id = ANY(\(lines))
+            """, logger: logger)
+        try await connection.query(
+            """
+            UPDATE line_lockouts SET failed_attempts = greatest(failed_attempts - 1, 0),
+                locked_until = CASE WHEN failed_attempts - 1 < \(policy.failuresPerLine) THEN NULL ELSE locked_until END
+            WHERE line_id = ANY(\(lines))
+            """, logger: logger)
     }
 
     /// The lines currently assigned an address prefix containing `address`.
