@@ -90,11 +90,13 @@ public struct Merchant: Hashable, Sendable {
 extension Merchant {
     /// What a merchant's name may be, for an error message.
     public static let nameRule =
-        "A merchant's name is 1 to 100 characters, not all spaces, with no control characters (tabs, line breaks)."
+        "A merchant's name is 1 to 100 characters, not all spaces, with no control or formatting characters (tabs, line breaks, direction overrides)."
 
     /// Whether `name` can be a merchant's name (``nameRule``): it is printed on settlements and statements.
     public static func isWellFormedName(_ name: String) -> Bool {
         (1...100).contains(name.count) && !name.allSatisfy(\.isWhitespace)
-            && !name.unicodeScalars.contains { $0.properties.generalCategory == .control }
+            && !name.unicodeScalars.contains {
+                [.control, .format, .lineSeparator, .paragraphSeparator].contains($0.properties.generalCategory)
+            }
     }
 }

@@ -3,7 +3,7 @@
 /// breaks and quotes (written twice: `"a ""b"", c"`). Anything else refuses
 /// the whole text, naming the line: a quote inside an unquoted field, text
 /// after a closing quote, a quote never closed. Spaces around an unquoted
-/// field are dropped. Blank lines are skipped.
+/// field are dropped. Blank lines are skipped, and so is a byte order mark.
 public enum CSV {
     /// One record and the line of the text it starts on (1 for the first).
     public struct Record: Sendable, Hashable {
@@ -23,6 +23,8 @@ public enum CSV {
         var quoted = false  // inside quotes
         var wasQuoted = false  // the current field was quoted, and its quotes are closed
         var bytes = Array(text.utf8)[...]
+        // A byte order mark, as spreadsheets write one, is not part of the first field.
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
 
         func endField() {
             let text = String(decoding: field, as: UTF8.self)
@@ -56,7 +58,7 @@ public enum CSV {
             switch byte {
             case UInt8(ascii: ","):
                 endField()
-            case UInt8(ascii: "\r") where bytes.first == UInt8(ascii: "\n"):
+            case UInt8(ascii: "\r") where bytes.first == UInt8(ascii: "\n") || bytes.isEmpty:
                 continue
             case UInt8(ascii: "\n"):
                 endRecord()

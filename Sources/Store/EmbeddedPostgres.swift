@@ -15,7 +15,8 @@ import Logging
 public final class EmbeddedPostgres: Sendable {
     /// Where clients connect: database `postgres`, user `matomete` with a
     /// random password (SCRAM-SHA-256), on loopback only. No local user is
-    /// trusted: the socket takes only the server's own OS user (peer).
+    /// trusted: the socket (peer authentication, and no OS user is named
+    /// `matomete`) takes nobody; `pg_ctl` only pings it.
     public let configuration: DatabaseConfiguration
     /// The scratch directory holding the data, the socket and the server log.
     public let directory: URL
@@ -54,7 +55,14 @@ public final class EmbeddedPostgres: Sendable {
         // The password lives beside the data, readable by this user only (a kept directory reuses it).
         let passwordFile = directory.appendingPathComponent("password")
         let password: String
-        if !fresh, let kept = try? String(contentsOf: passwordFile, encoding: .utf8) {
+        if !fresh {
+            // Data from before passwords trusted every local user: refused rather than left open.
+            guard let kept = try? String(contentsOf: passwordFile, encoding: .utf8) else {
+                throw StoreError(
+                    .unavailable,
+                    "\(directory.path) holds a database without a password file (made by an earlier version, which "
+                        + "trusted every local user); remove the directory to start afresh")
+            }
             password = kept
         } else {
             var generator = SystemRandomNumberGenerator()

@@ -341,7 +341,9 @@ struct CSVChunks {
                 quoted.toggle()
             } else if byte == UInt8(ascii: "\n") {
                 if !quoted {
-                    let record = String(decoding: pending[position..<index], as: UTF8.self)
+                    // CRLF ends a record too: its CR is not part of the last field.
+                    let end = index > position && pending[index - 1] == UInt8(ascii: "\r") ? index - 1 : index
+                    let record = String(decoding: pending[position..<end], as: UTF8.self)
                     position = index + 1
                     return (record, lines)
                 }

@@ -1,3 +1,4 @@
+import Billing
 import Store
 import Testing
 
@@ -24,5 +25,15 @@ struct CSVTests {
         } catch {
             #expect(error.message == message)
         }
+    }
+}
+
+@Suite("Lines from CSV as spreadsheets write it")
+struct LineCSVTests {
+    @Test("CRLF line ends and a byte order mark are read as a plain file is")
+    func crlfAndBOM() throws {
+        let lines = try LineCSV.parse("\u{FEFF}line_id,line_type\r\nL0000001,adsl\r\nL0000002,b-flets\r")
+        #expect(lines.map(\.id.rawValue) == ["L0000001", "L0000002"])
+        #expect(lines.map(\.type) == [.adsl, .bFlets])
     }
 }

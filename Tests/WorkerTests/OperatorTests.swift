@@ -23,7 +23,8 @@ extension ScenarioTests {
         // Lines: a file in two chunks' worth is not needed; one bad row stops the import with 65.
         let csv = system.logDirectory.appendingPathComponent("lines.csv")
         let rows = (0..<40).map { "\(Requests.line($0)),\($0 == 39 ? "adsl,false" : "hikari-next,true")" }
-        try (["line_id,line_type,flets_net"] + rows).joined(separator: "\n").write(
+        // As a spreadsheet writes it: CRLF line ends.
+        try (["line_id,line_type,flets_net"] + rows).joined(separator: "\r\n").write(
             to: csv, atomically: true, encoding: .utf8)
         let imported = try await tool.run(["lines", "import", csv.path])
         #expect(imported.status == 0, "\(imported)")
