@@ -391,6 +391,23 @@ let migrations: [Migration] = [
             "ALTER TABLE purchase_credentials DROP COLUMN failed_attempts, DROP COLUMN locked_until",
         ]
     },
+    Migration(version: 11, name: "message-signing keys, sealed") { _ in
+        [
+            // The secrets merchants and the line system sign their requests
+            // with, each sealed (AES-256-GCM) under a key-encryption key the
+            // database never holds: a copy of this table reveals none.
+            """
+            CREATE TABLE message_signing_keys (
+                key_id text PRIMARY KEY,
+                owner_kind text NOT NULL CHECK (owner_kind IN ('merchant', 'line-system')),
+                owner_id text NOT NULL,
+                sealed_secret bytea NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                revoked_at timestamptz)
+            """,
+            "CREATE INDEX message_signing_keys_owner ON message_signing_keys (owner_kind, owner_id)",
+        ]
+    },
 ]
 
 /// The channel on which PostgreSQL announces new outbox messages.

@@ -22,7 +22,7 @@ struct Matomete: AsyncParsableCommand {
         subcommands: [
             Demo.self, Dev.self, Migrate.self, TopicCommands.self, LineCommands.self, MerchantCommands.self,
             CycleCommands.self, Settlements.self, Status.self, DeadLetterCommands.self, Credentials.self,
-            Addresses.self, Keys.self,
+            Addresses.self, Keys.self, LineSystemCommands.self,
         ])
 }
 
@@ -250,11 +250,13 @@ struct Keys: ParsableCommand {
 
     struct Generate: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Make a new Ed25519 key pair: the private key for the gateway, the public one for the workers.")
+            abstract:
+                "Make a new Ed25519 key pair (the private key for the gateway, the public one for the workers) and a key-encryption key (for the workers and this tool: it seals the message-signing secrets in the database)."
+        )
         @Option(help: "The key id.") var id = "k\(Int(Date().timeIntervalSince1970))"
         @Option(
             help: ArgumentHelp(
-                "Write the three lines to this new file, readable by its owner only (0600), instead of standard output; an existing file is left alone (exit 1).",
+                "Write the four lines to this new file, readable by its owner only (0600), instead of standard output; an existing file is left alone (exit 1).",
                 valueName: "file"))
         var output: String?
 
@@ -264,6 +266,7 @@ struct Keys: ParsableCommand {
                 MATOMETE_SIGNING_KEY_ID=\(id)
                 MATOMETE_SIGNING_KEY=\(key.rawRepresentation.base64EncodedString())
                 MATOMETE_AUTHORIZATION_KEYS=\(id)=\(key.publicKey.rawRepresentation.base64EncodedString())
+                MATOMETE_KEY_ENCRYPTION_KEY=\(SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.base64EncodedString())
 
                 """
             guard let output else { return writeOut(text) }

@@ -357,7 +357,7 @@ struct CSVChunks {
 struct MerchantCommands: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merchants", abstract: "Merchants and their fee schedules.",
-        subcommands: [Add.self, Update.self, List.self])
+        subcommands: [Add.self, Update.self, List.self, MerchantKeys.self])
 
     /// A fee schedule from the command line; each part defaults to the launch tariff.
     struct TariffOptions: ParsableArguments {

@@ -63,3 +63,81 @@ struct TestVectorTests {
                 == .failure(.invalid))
     }
 }
+
+/// The signing example in `docs/merchants.md`: an outside implementer can check
+/// their request signing against it (it was computed with Python's `hmac`).
+@Suite("The documented request-signing test vector")
+struct SigningTestVectorTests {
+    static func documented() throws -> [String: String] {
+        let page = try String(
+            contentsOf: JSONSchema.checkout.appendingPathComponent("docs/merchants.md"), encoding: .utf8)
+        let start = try #require(page.range(of: "<!-- signing-test-vector -->"))
+        let end = try #require(page.range(of: "<!-- /signing-test-vector -->"))
+        var fields: [String: String] = [:]
+        for line in page[start.upperBound..<end.lowerBound].split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields[String(line[..<colon])] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return fields
+    }
+
+    @Test("The documented signature is the documented message signed with the documented secret, and it verifies")
+    func vector() throws {
+        let vector = try Self.documented()
+        let secretHex = try #require(vector["secret (hex)"])
+        let secret = try #require(MessageSignature.bytes(hex: secretHex))
+        let topic = try #require(vector["topic"])
+        let timestampText = try #require(vector["timestamp"])
+        let timestamp = try #require(Int64(timestampText))
+        let keyID = try #require(vector["key id"])
+        let key = Array(try #require(vector["key"]).utf8)
+        let value = Array(try #require(vector["value"]).utf8)
+        let text = String(
+            decoding: MessageSignature.textToSign(
+                topic: topic, timestamp: timestamp, keyID: keyID, key: key, value: value),
+            as: UTF8.self)
+        #expect(text.split(separator: "\n").last == vector["SHA-256 of the value"].map { Substring($0) })
+        #expect(text.split(separator: "\n").dropLast().last == vector["SHA-256 of the key"].map { Substring($0) })
+        let signature = MessageSignature.signature(
+            secret: secret, topic: topic, timestamp: timestamp, keyID: keyID, key: key, value: value)
+        #expect(signature == vector["matomete-signature"])
+        #expect(
+            MessageSignature.isValid(
+                signature, secret: secret, topic: topic, timestamp: timestamp, keyID: keyID, key: key, value: value))
+        // Any change to what is signed, or another secret, fails.
+        var other = secret
+        other[0] ^= 1
+        #expect(
+            !MessageSignature.isValid(
+                signature, secret: other, topic: topic, timestamp: timestamp, keyID: keyID, key: key, value: value))
+        #expect(
+            !MessageSignature.isValid(
+                signature, secret: secret, topic: "matomete.cancellations", timestamp: timestamp, keyID: keyID,
+                key: key, value: value))
+        #expect(
+            !MessageSignature.isValid(
+                signature, secret: secret, topic: topic, timestamp: timestamp + 1, keyID: keyID, key: key,
+                value: value))
+        #expect(
+            !MessageSignature.isValid(
+                signature, secret: secret, topic: topic, timestamp: timestamp, keyID: keyID, key: [UInt8]?.none,
+                value: value))
+        #expect(
+            !MessageSignature.isValid(
+                signature, secret: secret, topic: topic, timestamp: timestamp, keyID: keyID, key: key,
+                value: value + [0x20]))
+    }
+
+    @Test("Sealed secrets open only with their key-encryption key and for their own key id")
+    func sealing() throws {
+        let sealer = try SecretSealer(keyEncryptionKey: Array(repeating: 7, count: 32))
+        let secret = Array(repeating: UInt8(42), count: 32)
+        let sealed = try sealer.seal(secret, keyID: "mk-1")
+        #expect(sealed.count == 12 + 32 + 16)
+        #expect(try sealer.open(sealed, keyID: "mk-1") == secret)
+        #expect(throws: (any Error).self) { try sealer.open(sealed, keyID: "mk-2") }
+        let other = try SecretSealer(keyEncryptionKey: Array(repeating: 8, count: 32))
+        #expect(throws: (any Error).self) { try other.open(sealed, keyID: "mk-1") }
+        #expect(throws: SecretSealerError.self) { try SecretSealer(keyEncryptionKey: [1, 2, 3]) }
+    }
+}

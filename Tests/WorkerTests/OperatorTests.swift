@@ -98,6 +98,57 @@ extension ScenarioTests {
                 == 64)
         #expect(try await tool.run(["merchants", "add", "--id", "m-game", "--name", "Game"]).status == 0)
         #expect(try await tool.run(["merchants", "update", "--id", "m-game", "--status", "suspended"]).status == 0)
+
+        // Message-signing keys: created with a secret shown once and kept sealed; two valid at once; revoked.
+        let encryption = ["MATOMETE_KEY_ENCRYPTION_KEY": Data(repeating: 9, count: 32).base64EncodedString()]
+        var secrets: [String: String] = [:]
+        for _ in 0..<2 {
+            let created = try await tool.run(
+                ["merchants", "keys", "create", "--merchant", "m-shop"], environment: encryption)
+            #expect(created.status == 0, "\(created)")
+            let fields = created.output.split(separator: "\n").map {
+                $0.split(separator: " ", omittingEmptySubsequences: true)
+            }
+            let keyID = try #require(fields.first { $0.first == "key" }?.last.map(String.init))
+            let secret = try #require(fields.first { $0.first == "secret" }?[1]).description
+            #expect(secret.count == 64)
+            secrets[keyID] = secret
+        }
+        let third = try await tool.run(
+            ["merchants", "keys", "create", "--merchant", "m-shop"], environment: encryption)
+        #expect(third.status == 65 && third.errors.contains("already holds 2 valid keys"), "\(third)")
+        let unknown = try await tool.run(
+            ["merchants", "keys", "create", "--merchant", "m-none"], environment: encryption)
+        #expect(unknown.status == 65 && unknown.errors.contains("no such merchant: m-none"), "\(unknown)")
+        let noKEK = try await tool.run(["merchants", "keys", "create", "--merchant", "m-video"])
+        #expect(noKEK.status == 64 && noKEK.errors.contains("key-encryption key"), "\(noKEK)")
+        let stored = try await system.database.withClient { client in
+            try await client.query(
+                "SELECT encode(sealed_secret, 'hex') FROM message_signing_keys", logger: TestSystem.logger
+            ).collect().map { try $0.decode(String.self) }
+        }
+        #expect(stored.count == 2)
+        for secret in secrets.values {
+            #expect(!stored.contains { $0.contains(secret) }, "a secret is stored in the clear")
+        }
+        let revokedKey = try #require(secrets.keys.sorted().first)
+        #expect(
+            try await tool.run(["merchants", "keys", "revoke", "--merchant", "m-shop", "--key-id", revokedKey]).status
+                == 0)
+        #expect(
+            try await tool.run(["merchants", "keys", "revoke", "--merchant", "m-shop", "--key-id", revokedKey]).status
+                == 1)
+        #expect(
+            try await tool.run([
+                "merchants", "keys", "revoke", "--merchant", "m-video", "--key-id", secrets.keys.sorted().last!,
+            ]).status == 1)
+        let keyList =
+            try await tool.json(["merchants", "keys", "list", "--merchant", "m-shop", "--json"]) as? [[String: Any]]
+            ?? []
+        #expect(keyList.count == 2)
+        #expect(keyList.filter { $0["valid"] as? Bool == true }.count == 1)
+        let lineSystem = try await tool.run(["line-system", "keys", "create"], environment: encryption)
+        #expect(lineSystem.status == 0 && lineSystem.output.contains("lk-"), "\(lineSystem)")
         #expect(try await tool.run(["merchants", "update", "--id", "m-none", "--status", "suspended"]).status == 1)
         let listed = try await tool.json(["merchants", "list", "--json"]) as? [[String: Any]] ?? []
         let video = listed.first { $0["id"] as? String == "m-video" }
@@ -221,7 +272,9 @@ extension ScenarioTests {
         #expect(generated.status == 0, "\(generated)")
         let keyMode = try FileManager.default.attributesOfItem(atPath: keys.path)[.posixPermissions] as? Int
         #expect(keyMode == 0o600)
-        #expect(try String(contentsOf: keys, encoding: .utf8).contains("MATOMETE_SIGNING_KEY="))
+        let generatedKeys = try String(contentsOf: keys, encoding: .utf8)
+        #expect(
+            generatedKeys.contains("MATOMETE_SIGNING_KEY=") && generatedKeys.contains("MATOMETE_KEY_ENCRYPTION_KEY="))
         #expect(try await tool.run(["keys", "generate", "--output", keys.path]).status == 1)
 
         // PostgreSQL not reachable: 69, so a script can tell it from a refusal.

@@ -1,0 +1,144 @@
+import Crypto
+import Foundation
+
+/// How a merchant (or the carrier's line system) proves it sent a request:
+/// an HMAC-SHA256, under a secret only it and Matomete hold, of the
+/// message's topic, key, value and a timestamp, carried in three headers.
+///
+/// The text signed is six lines joined by LF, with no LF at the end:
+///
+///     matomete-request-v1
+///     <topic>
+///     <timestamp: milliseconds since 1970-01-01T00:00:00Z, decimal>
+///     <key id>
+///     <SHA-256 of the Kafka key's bytes, lowercase hex; "-" when there is no key>
+///     <SHA-256 of the value's bytes, lowercase hex>
+///
+/// Hashing the key and value makes the text printable and binary-safe, so a
+/// shell (`sha256sum`, `openssl dgst -hmac`) can sign as well as a library.
+public enum MessageSignature {
+    /// The headers a signed request carries.
+    public enum Header {
+        /// The id of the key it is signed with.
+        public static let keyID = "matomete-key-id"
+        /// When it was signed, in milliseconds since 1970, decimal.
+        public static let timestamp = "matomete-timestamp"
+        /// `v1=` and the HMAC-SHA256, lowercase hex (64 characters).
+        public static let signature = "matomete-signature"
+    }
+
+    /// A secret's length in bytes.
+    public static let secretBytes = 32
+
+    /// The text signed for a message (see ``MessageSignature``).
+    public static func textToSign(
+        topic: String, timestamp: Int64, keyID: String, key: (some Collection<UInt8>)?, value: some Collection<UInt8>
+    ) -> [UInt8] {
+        let keyHash = key.map { hex(SHA256.hash(data: Array($0))) } ?? "-"
+        let valueHash = hex(SHA256.hash(data: Array(value)))
+        return Array("matomete-request-v1\n\(topic)\n\(timestamp)\n\(keyID)\n\(keyHash)\n\(valueHash)".utf8)
+    }
+
+    /// The `matomete-signature` header's value for a message signed with `secret`.
+    public static func signature(
+        secret: [UInt8], topic: String, timestamp: Int64, keyID: String, key: (some Collection<UInt8>)?,
+        value: some Collection<UInt8>
+    ) -> String {
+        let text = textToSign(topic: topic, timestamp: timestamp, keyID: keyID, key: key, value: value)
+        let mac = HMAC<SHA256>.authenticationCode(for: text, using: SymmetricKey(data: secret))
+        return "v1=" + hex(mac)
+    }
+
+    /// Whether `header` is the signature of the message under `secret`, compared in constant time.
+    public static func isValid(
+        _ header: String, secret: [UInt8], topic: String, timestamp: Int64, keyID: String,
+        key: (some Collection<UInt8>)?, value: some Collection<UInt8>
+    ) -> Bool {
+        guard header.hasPrefix("v1="), header.utf8.count == 67, let mac = bytes(hex: header.dropFirst(3)) else {
+            return false
+        }
+        let text = textToSign(topic: topic, timestamp: timestamp, keyID: keyID, key: key, value: value)
+        return HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: text, using: SymmetricKey(data: secret))
+    }
+
+    /// Lowercase hex of `bytes`.
+    public static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// The bytes of lowercase or uppercase hex; `nil` when it is not hex of whole bytes.
+    public static func bytes(hex: some StringProtocol) -> [UInt8]? {
+        let digits = Array(hex.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digits.count / 2)
+        var index = 0
+        while index < digits.count {
+            guard let high = value(of: digits[index]), let low = value(of: digits[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+            index += 2
+        }
+        return bytes
+    }
+
+    private static func value(of digit: UInt8) -> UInt8? {
+        switch digit {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): digit - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
+
+/// Keeps the message-signing secrets unreadable in the database: each is
+/// sealed (AES-256-GCM) under the key-encryption key, which lives only in
+/// the workers' and the operator tool's configuration
+/// (`MATOMETE_KEY_ENCRYPTION_KEY`), and bound to its key id, so that a
+/// stolen copy of the database reveals no secret and a sealed secret moved
+/// to another key's row does not open.
+public struct SecretSealer: Sendable {
+    private let key: SymmetricKey
+
+    /// A sealer with the 32-byte key-encryption key.
+    public init(keyEncryptionKey: [UInt8]) throws(SecretSealerError) {
+        guard keyEncryptionKey.count == 32 else { throw SecretSealerError("the key-encryption key must be 32 bytes") }
+        key = SymmetricKey(data: keyEncryptionKey)
+    }
+
+    /// A sealer with the key-encryption key in base64, as configured.
+    public init(base64: String) throws(SecretSealerError) {
+        guard let bytes = Data(base64Encoded: base64.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw SecretSealerError("the key-encryption key is not base64")
+        }
+        try self.init(keyEncryptionKey: Array(bytes))
+    }
+
+    /// `secret` sealed for the key `keyID`: nonce, ciphertext and tag, in one.
+    public func seal(_ secret: [UInt8], keyID: String) throws -> [UInt8] {
+        let box = try AES.GCM.seal(secret, using: key, authenticating: Array(keyID.utf8))
+        guard let combined = box.combined else { throw SecretSealerError("cannot seal") }
+        return Array(combined)
+    }
+
+    /// The secret sealed for `keyID`; throws when it was sealed under another
+    /// key-encryption key, for another key id, or altered.
+    public func open(_ sealed: [UInt8], keyID: String) throws -> [UInt8] {
+        let box = try AES.GCM.SealedBox(combined: sealed)
+        return Array(try AES.GCM.open(box, using: key, authenticating: Array(keyID.utf8)))
+    }
+}
+
+/// A key-encryption key that cannot be used.
+public struct SecretSealerError: Error, CustomStringConvertible {
+    /// What is wrong with it.
+    public var description: String
+
+    init(_ description: String) { self.description = description }
+}

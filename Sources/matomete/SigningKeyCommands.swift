@@ -1,0 +1,189 @@
+import ArgumentParser
+import Authorization
+import Foundation
+import Store
+
+/// Where the key-encryption key comes from: the sealed message-signing secrets open only with it.
+struct KeyEncryptionOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "A file holding the key-encryption key (base64 of 32 bytes; `matomete keys generate` makes one). [env: MATOMETE_KEY_ENCRYPTION_KEY_FILE, or the key itself in MATOMETE_KEY_ENCRYPTION_KEY]",
+            valueName: "path"))
+    var keyEncryptionKeyFile: String?
+
+    func sealer() throws -> SecretSealer {
+        let environment = ProcessInfo.processInfo.environment
+        let text: String
+        if let path = keyEncryptionKeyFile ?? environment["MATOMETE_KEY_ENCRYPTION_KEY_FILE"] {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } else if let key = environment["MATOMETE_KEY_ENCRYPTION_KEY"], !key.isEmpty {
+            text = key
+        } else {
+            throw ValidationError(
+                "Give the key-encryption key with --key-encryption-key-file, MATOMETE_KEY_ENCRYPTION_KEY_FILE or MATOMETE_KEY_ENCRYPTION_KEY."
+            )
+        }
+        do {
+            return try SecretSealer(base64: text)
+        } catch {
+            throw ValidationError("The key-encryption key: \(error.description).")
+        }
+    }
+}
+
+/// `create`, `list` and `revoke` of message-signing keys, for one owner.
+enum SigningKeyActions {
+    /// Makes a key for `owner`, stores its secret sealed, and prints the id and the secret once.
+    static func create(
+        for owner: KeyOwner, prefix: String, database: DatabaseOptions, sealer: SecretSealer
+    )
+        async throws
+    {
+        var generator = SystemRandomNumberGenerator()
+        let secret = (0..<MessageSignature.secretBytes).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let keyID = prefix + MessageSignature.hex((0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let sealed = try sealer.seal(secret, keyID: keyID)
+        try await Exit.mapping {
+            try await database.withStore {
+                try await $0.addSigningKey(keyID: keyID, owner: owner, sealedSecret: sealed)
+            }
+        }
+        say("key id  \(keyID)\nowner   \(owner)")
+        writeOut(
+            "secret  \(MessageSignature.hex(secret))   (shown once: hand it over by a secure channel; only a sealed copy is kept)\n"
+        )
+    }
+
+    /// Prints the keys of `owner`, revoked ones too.
+    static func list(of owner: KeyOwner, database: DatabaseOptions, output: OutputOptions) async throws {
+        let keys = try await Exit.mapping { try await database.withStore { try await $0.signingKeys(of: owner) } }
+        struct Row: Encodable {
+            var keyId: String
+            var createdAt: Date
+            var revokedAt: Date?
+            var valid: Bool
+        }
+        if output.json {
+            return try output.print(
+                keys.map {
+                    Row(keyId: $0.keyID, createdAt: $0.createdAt, revokedAt: $0.revokedAt, valid: $0.revokedAt == nil)
+                })
+        }
+        guard !keys.isEmpty else { return say("\(owner) has no keys.") }
+        printTable(
+            header: ["key id", "created", "state"],
+            rows: keys.map {
+                [
+                    $0.keyID, $0.createdAt.formatted(.iso8601),
+                    $0.revokedAt.map { "revoked \($0.formatted(.iso8601))" } ?? "valid",
+                ]
+            })
+    }
+
+    /// Revokes `keyID` of `owner`; exit 1 when it has no such valid key.
+    static func revoke(_ keyID: String, of owner: KeyOwner, database: DatabaseOptions) async throws {
+        let revoked = try await Exit.mapping {
+            try await database.withStore { try await $0.revokeSigningKey(keyID: keyID, of: owner) }
+        }
+        guard revoked else {
+            Exit.complain("\(owner) has no valid key \(keyID)")
+            throw ExitCode.failure
+        }
+        say("Revoked \(keyID) of \(owner): messages signed with it are refused from the workers' next key refresh.")
+    }
+}
+
+/// `matomete merchants keys …`: the keys a merchant signs its requests with.
+struct MerchantKeys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys",
+        abstract: "The keys a merchant signs its charges and cancellations with (at most two valid at once).",
+        discussion: """
+            Each request a merchant sends carries an HMAC-SHA256 of its topic, key, value and a timestamp \
+            under one of its keys (docs/merchants.md, "Signing requests"). Rotate by creating a second key, \
+            moving the merchant's producers to it, then revoking the first.
+            """,
+        subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a key for a merchant; prints its id and secret once. Exits 65 if it holds two valid keys.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var encryption: KeyEncryptionOptions
+        @Option(help: "The merchant id.") var merchant: String
+
+        func run() async throws {
+            try await SigningKeyActions.create(
+                for: .merchant(merchant), prefix: "mk-", database: database, sealer: try encryption.sealer())
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A merchant's keys, revoked ones too.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+        @Option(help: "The merchant id.") var merchant: String
+
+        func run() async throws {
+            try await SigningKeyActions.list(of: .merchant(merchant), database: database, output: output)
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a merchant's key for good. Exits 1 if the merchant has no such valid key.")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "The merchant id.") var merchant: String
+        @Option(help: "The key id.") var keyID: String
+
+        func run() async throws {
+            try await SigningKeyActions.revoke(keyID, of: .merchant(merchant), database: database)
+        }
+    }
+}
+
+/// `matomete line-system keys …`: the keys the carrier's line system signs line terminations with.
+struct LineSystemCommands: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "line-system", abstract: "The carrier's line system, as Matomete knows it.",
+        subcommands: [Keys.self])
+
+    struct Keys: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The keys the line system signs line terminations with (at most two valid at once).",
+            subcommands: [Create.self, List.self, Revoke.self])
+
+        struct Create: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Make a key for the line system; prints its id and secret once.")
+            @OptionGroup var database: DatabaseOptions
+            @OptionGroup var encryption: KeyEncryptionOptions
+
+            func run() async throws {
+                try await SigningKeyActions.create(
+                    for: .lineSystem, prefix: "lk-", database: database, sealer: try encryption.sealer())
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "The line system's keys, revoked ones too.")
+            @OptionGroup var database: DatabaseOptions
+            @OptionGroup var output: OutputOptions
+
+            func run() async throws {
+                try await SigningKeyActions.list(of: .lineSystem, database: database, output: output)
+            }
+        }
+
+        struct Revoke: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Revoke a line-system key for good. Exits 1 if there is no such valid key.")
+            @OptionGroup var database: DatabaseOptions
+            @Option(help: "The key id.") var keyID: String
+
+            func run() async throws {
+                try await SigningKeyActions.revoke(keyID, of: .lineSystem, database: database)
+            }
+        }
+    }
+}
