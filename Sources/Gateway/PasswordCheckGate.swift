@@ -51,16 +51,28 @@ public final class PasswordCheckGate: Sendable {
     }
 
     private func enter() async -> Bool {
+        // A waiter whose request is cancelled (its client gone) leaves the queue at once.
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        return await withTaskCancellationHandler {
+            await admit(id)
+        } onCancel: {
+            expire(id)
+        }
+    }
+
+    private func admit(_ id: UInt64) async -> Bool {
         await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let admission = state.withLock { state -> Admission in
                 if state.running < maxConcurrent {
                     state.running += 1
                     return .now
                 }
-                guard state.waiting.count < maxWaiting else { return .refused }
-                state.nextID += 1
-                state.waiting.append(Waiter(id: state.nextID, continuation: continuation))
-                return .queued(state.nextID)
+                guard state.waiting.count < maxWaiting, !Task.isCancelled else { return .refused }
+                state.waiting.append(Waiter(id: id, continuation: continuation))
+                return .queued(id)
             }
             switch admission {
             case .now: continuation.resume(returning: true)
@@ -75,7 +87,7 @@ public final class PasswordCheckGate: Sendable {
         }
     }
 
-    /// Turns a waiter away when its wait is over, if it is still waiting.
+    /// Turns a waiter away when its wait is over or its request is cancelled, if it is still waiting.
     private func expire(_ id: UInt64) {
         let waiter = state.withLock { state -> Waiter? in
             guard let index = state.waiting.firstIndex(where: { $0.id == id }) else { return nil }

@@ -54,6 +54,23 @@ struct PasswordCheckGateTests {
         #expect(await queued.value == "queued")
         #expect(gate.load == (0, 0))
 
+        // A waiter whose request is cancelled (its client gone) leaves the queue at once, unrun, long
+        // before its 30 s wait would end.
+        let third = Hold()
+        let busy = Task {
+            await gate.run {
+                await third.wait(); return "busy"
+            }
+        }
+        try await Self.until { gate.load == (1, 0) }
+        let abandoned = Task { await gate.run { "abandoned" } }
+        try await Self.until { gate.load == (1, 1) }
+        abandoned.cancel()
+        #expect(await abandoned.value == nil)
+        #expect(gate.load == (1, 0))
+        third.release()
+        #expect(await busy.value == "busy")
+
         // A wait longer than the gate allows ends unrun, and frees its place in the queue.
         let brief = PasswordCheckGate(maxConcurrent: 1, maxWaiting: 4, maxWait: .milliseconds(100))
         let second = Hold()
