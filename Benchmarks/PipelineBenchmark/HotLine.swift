@@ -46,29 +46,16 @@ extension PipelineBenchmark {
         let victimRate = 400
         let victims = Array(messages[1..<(1 + victimRate * 6)])
         var sentAt: [String: (ContinuousClock.Instant, Int32)] = [:]
-        let start = ContinuousClock.now
-        var sent = 0
         var floodSent = false
-        var deliveries: [Task<Bool, Never>] = []
-        while sent < victims.count {
-            if !floodSent, ContinuousClock.now - start > .milliseconds(500) {
-                deliveries.append(Task { [flood] in await producer.send(flood).allDelivered })
-                floodSent = true
+        try await sendPaced(victims, rate: victimRate, producer: producer, label: "hot line") { elapsed in
+            // Half a second in, the flood, all at once, as an attacker would send it.
+            guard !floodSent, elapsed > .milliseconds(500) else { return [] }
+            floodSent = true
+            return flood
+        } sending: { range, now in
+            for index in range {
+                sentAt[workload.requests[index + 1].chargeID.rawValue] = (now, victims[index].partition!.rawValue)
             }
-            let due = min(victims.count, Int(Double(victimRate) * (ContinuousClock.now - start).seconds) + 1)
-            if due > sent {
-                let now = ContinuousClock.now
-                for index in sent..<due {
-                    sentAt[workload.requests[index + 1].chargeID.rawValue] = (now, victims[index].partition!.rawValue)
-                }
-                let batch = Array(victims[sent..<due])
-                deliveries.append(Task { await producer.send(batch).allDelivered })
-                sent = due
-            }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        for delivery in deliveries where !(await delivery.value) {
-            throw BenchError("hot line: the producer could not deliver every message")
         }
         _ = try await reader.waitForAccepted(
             victims.count, within: .seconds(300), label: prefix, allowingRejections: true)

@@ -259,25 +259,10 @@ struct PipelineBenchmark: AsyncParsableCommand {
         // the wall clock (ms) to compare with the pipeline's own stamps.
         var sentAt: [String: (instant: ContinuousClock.Instant, wall: Int64)] = [:]
         sentAt.reserveCapacity(total)
-        let start = ContinuousClock.now
-        var sent = 0
-        var deliveries: [Task<Bool, Never>] = []
-        while sent < total {
-            let due = min(total, Int(Double(rate) * (ContinuousClock.now - start).seconds) + 1)
-            if due > sent {
-                let now = ContinuousClock.now
-                let wallNow = Int64(Date().timeIntervalSince1970 * 1000)
-                for index in sent..<due {
-                    sentAt[workload.requests[index].chargeID.rawValue] = (now, wallNow)
-                }
-                let batch = Array(messages[sent..<due])
-                deliveries.append(Task { await producer.send(batch).allDelivered })
-                sent = due
-            }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        for delivery in deliveries where !(await delivery.value) {
-            throw BenchError("latency: the producer could not deliver every charge")
+        try await sendPaced(Array(messages[0..<total]), rate: rate, producer: producer, label: "latency") {
+            range, now in
+            let wallNow = Int64(Date().timeIntervalSince1970 * 1000)
+            for index in range { sentAt[workload.requests[index].chargeID.rawValue] = (now, wallNow) }
         }
         _ = try await reader.waitForAccepted(total, within: .seconds(120), label: prefix)
         await producer.shutdown()
@@ -295,6 +280,35 @@ struct PipelineBenchmark: AsyncParsableCommand {
                 stages: stages),
             peaks
         )
+    }
+
+    /// Sends `messages` at `rate` a second, in 5 ms ticks: each tick sends what
+    /// the rate owes by then, and first whatever `extra` returns for the time
+    /// elapsed. `sending` is told which messages go and when. Throws unless
+    /// every message was delivered.
+    func sendPaced(
+        _ messages: [KafkaProducerMessage], rate: Int, producer: KafkaProducer, label: String,
+        extra: (Duration) -> [KafkaProducerMessage] = { _ in [] },
+        sending: (Range<Int>, ContinuousClock.Instant) -> Void
+    ) async throws {
+        let start = ContinuousClock.now
+        var sent = 0
+        var deliveries: [Task<Bool, Never>] = []
+        while sent < messages.count {
+            let more = extra(ContinuousClock.now - start)
+            if !more.isEmpty { deliveries.append(Task { await producer.send(more).allDelivered }) }
+            let due = min(messages.count, Int(Double(rate) * (ContinuousClock.now - start).seconds) + 1)
+            if due > sent {
+                sending(sent..<due, ContinuousClock.now)
+                let batch = Array(messages[sent..<due])
+                deliveries.append(Task { await producer.send(batch).allDelivered })
+                sent = due
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        for delivery in deliveries where !(await delivery.value) {
+            throw BenchError("\(label): the producer could not deliver every message")
+        }
     }
 
     /// Where the latency goes, from wall-clock stamps in milliseconds: the

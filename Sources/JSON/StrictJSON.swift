@@ -73,8 +73,8 @@ public enum StrictJSON {
         mutating func value(depth: Int) throws(Failure) {
             guard let byte = current else { throw Failure("the JSON text ends early", at: index) }
             switch byte {
-            case UInt8(ascii: "{"): try object(depth: depth + 1)
-            case UInt8(ascii: "["): try array(depth: depth + 1)
+            case UInt8(ascii: "{"): try container(depth: depth + 1, isObject: true)
+            case UInt8(ascii: "["): try container(depth: depth + 1, isObject: false)
             case UInt8(ascii: "\""): _ = try string()
             case UInt8(ascii: "t"): try expect("true")
             case UInt8(ascii: "f"): try expect("false")
@@ -84,63 +84,44 @@ public enum StrictJSON {
             }
         }
 
-        mutating func object(depth: Int) throws(Failure) {
+        /// An object (`{`, its keys each once) or an array (`[`), from its opening bracket to its closing one.
+        mutating func container(depth: Int, isObject: Bool) throws(Failure) {
             guard depth <= StrictJSON.maximumDepth else {
                 throw Failure("nested deeper than \(StrictJSON.maximumDepth)", at: index)
             }
+            let close = isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")
             index += 1
             skipWhitespace()
-            if current == UInt8(ascii: "}") {
+            if current == close {
                 index += 1
                 return
             }
             var keys = Set<String>()
             while true {
                 skipWhitespace()
-                let start = index
-                guard current == UInt8(ascii: "\"") else {
-                    throw Failure("an object key that is not a string", at: index)
+                if isObject {
+                    let start = index
+                    guard current == UInt8(ascii: "\"") else {
+                        throw Failure("an object key that is not a string", at: index)
+                    }
+                    let key = try string()
+                    guard keys.insert(key).inserted else {
+                        throw Failure("the key \"\(key.prefix(64))\" twice in one object", at: start)
+                    }
+                    skipWhitespace()
+                    guard current == UInt8(ascii: ":") else { throw Failure("no ':' after a key", at: index) }
+                    index += 1
+                    skipWhitespace()
                 }
-                let key = try string()
-                guard keys.insert(key).inserted else {
-                    throw Failure("the key \"\(key.prefix(64))\" twice in one object", at: start)
-                }
-                skipWhitespace()
-                guard current == UInt8(ascii: ":") else { throw Failure("no ':' after a key", at: index) }
-                index += 1
-                skipWhitespace()
                 try value(depth: depth)
                 skipWhitespace()
-                switch current {
-                case UInt8(ascii: ","): index += 1
-                case UInt8(ascii: "}"):
+                if current == UInt8(ascii: ",") {
+                    index += 1
+                } else if current == close {
                     index += 1
                     return
-                default: throw Failure("no ',' or '}' after a value", at: index)
-                }
-            }
-        }
-
-        mutating func array(depth: Int) throws(Failure) {
-            guard depth <= StrictJSON.maximumDepth else {
-                throw Failure("nested deeper than \(StrictJSON.maximumDepth)", at: index)
-            }
-            index += 1
-            skipWhitespace()
-            if current == UInt8(ascii: "]") {
-                index += 1
-                return
-            }
-            while true {
-                skipWhitespace()
-                try value(depth: depth)
-                skipWhitespace()
-                switch current {
-                case UInt8(ascii: ","): index += 1
-                case UInt8(ascii: "]"):
-                    index += 1
-                    return
-                default: throw Failure("no ',' or ']' after a value", at: index)
+                } else {
+                    throw Failure("no ',' or '\(Character(Unicode.Scalar(close)))' after a value", at: index)
                 }
             }
         }
