@@ -120,6 +120,29 @@ public struct SecretSealer: Sendable {
         try self.init(keyEncryptionKey: Array(bytes))
     }
 
+    /// The key-encryption key as configured: read from the file `file` when
+    /// one is named (or from `MATOMETE_KEY_ENCRYPTION_KEY_FILE`), else the
+    /// key itself from `MATOMETE_KEY_ENCRYPTION_KEY`.
+    public static func configured(
+        file: String?, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(SecretSealerError) -> SecretSealer {
+        let text: String
+        if let path = file ?? environment["MATOMETE_KEY_ENCRYPTION_KEY_FILE"] {
+            do {
+                text = try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw SecretSealerError("cannot read the key-encryption key file \(path)")
+            }
+        } else if let key = environment["MATOMETE_KEY_ENCRYPTION_KEY"], !key.isEmpty {
+            text = key
+        } else {
+            throw SecretSealerError(
+                "no key-encryption key: give --key-encryption-key-file, MATOMETE_KEY_ENCRYPTION_KEY_FILE or MATOMETE_KEY_ENCRYPTION_KEY"
+            )
+        }
+        return try SecretSealer(base64: text)
+    }
+
     /// `secret` sealed for the key `keyID`: nonce, ciphertext and tag, in one.
     public func seal(_ secret: [UInt8], keyID: String) throws -> [UInt8] {
         let box = try AES.GCM.seal(secret, using: key, authenticating: Array(keyID.utf8))
@@ -141,4 +164,44 @@ public struct SecretSealerError: Error, CustomStringConvertible {
     public var description: String
 
     init(_ description: String) { self.description = description }
+}
+
+/// Signs requests with one key: what a merchant's producer (or the line
+/// system's) does before each send.
+public struct RequestSigner: Sendable, Hashable {
+    /// The key's id, as `matomete merchants keys create` printed it.
+    public var keyID: String
+    /// The key's secret: 32 bytes.
+    public var secret: [UInt8]
+
+    /// A signer with the key `keyID` and its secret.
+    public init(keyID: String, secret: [UInt8]) {
+        self.keyID = keyID
+        self.secret = secret
+    }
+
+    /// A new key: a random secret, and an id of `keyIDPrefix` and 16 random hex digits.
+    public static func generate(keyIDPrefix: String) -> RequestSigner {
+        var generator = SystemRandomNumberGenerator()
+        let secret = (0..<MessageSignature.secretBytes).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let id = (0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        return RequestSigner(keyID: keyIDPrefix + MessageSignature.hex(id), secret: secret)
+    }
+
+    /// The three signing headers, by name, for a message to `topic` signed
+    /// at `timestamp` (milliseconds since 1970; now by default).
+    public func headers(
+        topic: String, key: (some Collection<UInt8>)?, value: some Collection<UInt8>,
+        timestamp: Int64 = Int64(Date().timeIntervalSince1970 * 1000)
+    ) -> [(name: String, value: String)] {
+        [
+            (MessageSignature.Header.keyID, keyID),
+            (MessageSignature.Header.timestamp, String(timestamp)),
+            (
+                MessageSignature.Header.signature,
+                MessageSignature.signature(
+                    secret: secret, topic: topic, timestamp: timestamp, keyID: keyID, key: key, value: value)
+            ),
+        ]
+    }
 }

@@ -30,6 +30,10 @@ public enum DeadLetterHeaders {
     public static let maximumKeyBytes = 1024
     /// On a replayed message: the id of the dead letter it came from.
     public static let replayedFrom = "matomete-replayed-from"
+    /// The original's headers a dead letter keeps, as they were (when each
+    /// is UTF-8 text of at most 128 bytes): its signature, so that the
+    /// sender's developers see which key signed it, and a replay carries it.
+    public static let keptFromOriginal = ["matomete-key-id", "matomete-timestamp", "matomete-signature"]
 
     /// The stable id of the dead letter for the message at this position
     /// (also its `id` header).
@@ -63,6 +67,8 @@ public struct DeadLetter: Sendable {
     public var key: [UInt8]?
     /// The original value, byte for byte.
     public var value: [UInt8]
+    /// The original's headers kept (``DeadLetterHeaders/keptFromOriginal``), by name.
+    public var originalHeaders: [(name: String, value: String)]
 
     /// Reads a message of the dead-letter topic from its parts; `nil` when it
     /// lacks the headers a worker writes (it was not put there by Matomete).
@@ -86,6 +92,7 @@ public struct DeadLetter: Sendable {
         self.offset = offset
         self.timestamp = timestamp
         self.value = value
+        originalHeaders = DeadLetterHeaders.keptFromOriginal.compactMap { name in text(name).map { (name, $0) } }
         if let encoded = text(DeadLetterHeaders.originalKeyBase64), let bytes = Data(base64Encoded: encoded) {
             self.key = Array(bytes)
         } else {

@@ -14,6 +14,12 @@ enum DeadLetters {
             DeadLetterHeaders.sourceTopic: position.topic, DeadLetterHeaders.sourcePartition: "\(position.partition)",
             DeadLetterHeaders.sourceOffset: "\(source.offset)", DeadLetterHeaders.error: printable(reason),
         ]
+        for name in DeadLetterHeaders.keptFromOriginal {
+            if let bytes = source.header(name), bytes.count <= 128, let text = String(validating: bytes, as: UTF8.self)
+            {
+                headers[name] = printable(text)
+            }
+        }
         var key: String?
         var value = Array(source.value)
         var originalKey = source.key.map(Array.init)

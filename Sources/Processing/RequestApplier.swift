@@ -66,6 +66,8 @@ public struct RequestApplier: StoreApplier {
     var accepts: Set<RequestKind>
     /// Checks the purchase authorization of every charge and subscription.
     var verifier: AuthorizationVerifier?
+    /// Checks who signed each request, before anything else is read from it.
+    var signatures: RequestSignatureVerifier?
     /// Now, in seconds since 1970.
     var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
 
@@ -73,13 +75,17 @@ public struct RequestApplier: StoreApplier {
     var topics: Topics { processor.topics }
 
     /// An applier of the requests in `accepts` for the consumer group `group`;
-    /// charges and subscriptions must carry an authorization `verifier` accepts.
+    /// each request must be signed by its sender with a key `signatures`
+    /// accepts, and charges and subscriptions must carry an authorization
+    /// `verifier` accepts.
     public init(
-        processor: RequestProcessor, group: String, accepts: Set<RequestKind>, verifier: AuthorizationVerifier? = nil
+        processor: RequestProcessor, group: String, accepts: Set<RequestKind>,
+        signatures: RequestSignatureVerifier?, verifier: AuthorizationVerifier? = nil
     ) {
         self.processor = processor
         self.group = group
         self.accepts = accepts
+        self.signatures = signatures
         self.verifier = verifier
     }
 
@@ -91,16 +97,28 @@ public struct RequestApplier: StoreApplier {
         case refused(RefusedRequest)
         /// Not a request at all: to the dead letters, for this reason.
         case deadLetter(String)
+        /// Not signed by its sender: to the dead letters, for this reason.
+        case unsigned(SignatureFailure)
     }
 
     /// Batches of several partitions share a transaction.
     public var appliesTogether: Bool { true }
 
-    /// Decodes the message and checks its authorization: its signature and
-    /// what it is for. Its expiry is judged when the request is applied (a
-    /// repeat of a request gets the first answer, however old its authorization).
+    /// Checks who signed the message, decodes it, checks that its signer is
+    /// its sender, and checks its purchase authorization: its signature and
+    /// what it is for. The authorization's expiry is judged when the request
+    /// is applied (a repeat of a request gets the first answer, however old
+    /// its authorization).
     public func prepare(_ message: KafkaConsumerMessage) -> Prepared {
+        var signer: KeyOwner?
+        if let signatures {
+            switch signatures.signer(of: message) {
+            case .success(let owner): signer = owner
+            case .failure(let failure): return .unsigned(failure)
+            }
+        }
         let (decoded, token) = decoder.decodeWithAuthorization(value: message.value, key: message.key)
+        if let signer, let failure = Self.mismatch(of: signer, decoded) { return .unsigned(failure) }
         switch decoded {
         case .request(let request) where accepts.contains(request.kind):
             switch authorize(request, token: token) {
@@ -122,8 +140,30 @@ public struct RequestApplier: StoreApplier {
         }
     }
 
+    /// Why a request signed by `signer` is not its sender's: a merchant's
+    /// request needs a key of the merchant it names, a line termination one
+    /// of the line system. `nil` when it is, or when the message is not a
+    /// request (it is dead-lettered for that).
+    private static func mismatch(of signer: KeyOwner, _ decoded: DecodedMessage) -> SignatureFailure? {
+        let type: String
+        let merchant: String?
+        switch decoded {
+        case .request(let request): (type, merchant) = (request.kind.rawValue, request.merchantID?.rawValue)
+        case .refused(let refused): (type, merchant) = (refused.requestType, refused.merchantID)
+        case .deadLetter: return nil
+        }
+        let sender: KeyOwner = type == RequestKind.lineTermination.rawValue ? .lineSystem : .merchant(merchant ?? "")
+        guard signer != sender else { return nil }
+        let claimed =
+            sender == .lineSystem
+            ? "a line termination, which only the line system signs"
+            : merchant.map { "from merchant \($0.prefix(64))" } ?? "from no merchant (no merchantId)"
+        return SignatureFailure(.wrongSigner, "signed with a key of \(signer); the request is \(claimed)")
+    }
+
     /// Every message of every batch, in one transaction.
     public func apply(_ batches: [PreparedBatch<Prepared>]) async throws -> [Int] {
+        let batches = try await withNewKeys(batches)
         var partitionBatches: [PartitionBatch] = []
         var tallies: [BatchTally] = []
         partitionBatches.reserveCapacity(batches.count)
@@ -137,6 +177,29 @@ public struct RequestApplier: StoreApplier {
             record(tally, outcomes[index], topic: partitionBatches[index].cursor.topic)
         }
         return batches.map(\.messages.count)
+    }
+
+    /// The batches with every message that named a key unknown when it was
+    /// prepared made again, after the keys are read again: a key created
+    /// before its first message is read counts at once, whatever the
+    /// refresh interval. (A flood of made-up key ids costs one small read of
+    /// the keys per batch.)
+    private func withNewKeys(_ batches: [PreparedBatch<Prepared>]) async throws -> [PreparedBatch<Prepared>] {
+        func unknownKey(_ prepared: Prepared) -> Bool {
+            if case .unsigned(let failure) = prepared { return failure.keyUnknown }
+            return false
+        }
+        guard let signatures, batches.contains(where: { $0.messages.contains { unknownKey($0.1) } }) else {
+            return batches
+        }
+        try await signatures.ring.refresh()
+        return batches.map { batch in
+            var batch = batch
+            batch.messages = batch.messages.map { message, prepared in
+                (message, unknownKey(prepared) ? prepare(message) : prepared)
+            }
+            return batch
+        }
     }
 
     /// The requests for the rules, and the answers decided without them.
@@ -157,6 +220,10 @@ public struct RequestApplier: StoreApplier {
             case .deadLetter(let reason):
                 extra.append(DeadLetters.message(for: message, reason: reason, topic: topics.deadLetters))
                 tally.deadLettered += 1
+            case .unsigned(let failure):
+                extra.append(DeadLetters.message(for: message, reason: failure.reason, topic: topics.deadLetters))
+                tally.deadLettered += 1
+                tally.signatureRefusals[failure.refusal, default: 0] += 1
             }
         }
         let partitionBatch = PartitionBatch(

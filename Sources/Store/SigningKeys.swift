@@ -12,6 +12,14 @@ public enum KeyOwner: Sendable, Hashable, CustomStringConvertible {
     /// one can be rolled out before the old one is revoked.
     public static let activeKeysAtMost = 2
 
+    /// How its key ids start: `mk-` for a merchant's keys, `lk-` for the line system's.
+    public var keyIDPrefix: String {
+        switch self {
+        case .merchant: "mk-"
+        case .lineSystem: "lk-"
+        }
+    }
+
     var kind: String {
         switch self {
         case .merchant: "merchant"

@@ -17,12 +17,12 @@ import Store
 public enum WorkerProcess {
     /// What the process does once its store is open.
     public enum Work: Sendable {
-        /// Applies charges and subscription starts from the charges topic, checking each purchase
-        /// authorization with `verifier`; housekeeping runs beside it.
-        case charges(verifier: AuthorizationVerifier)
-        /// Applies charge and subscription cancellations and line terminations from the cancellations topic;
-        /// housekeeping runs beside it.
-        case cancellations
+        /// Applies charges and subscription starts from the charges topic, checking each one's signature
+        /// with `signing` and its purchase authorization with `verifier`; housekeeping runs beside it.
+        case charges(signing: RequestSigningSettings, verifier: AuthorizationVerifier)
+        /// Applies charge and subscription cancellations and line terminations from the cancellations topic,
+        /// checking each one's signature with `signing`; housekeeping runs beside it.
+        case cancellations(signing: RequestSigningSettings)
         /// Begins the closes asked for on the billing-cycles topic and closes lines and settles, sharing the work
         /// with the other billing-cycle workers: `chunkLines` lines per close transaction, `concurrency` chunks
         /// at once; `allowEarlyClose` accepts closing the current month.
@@ -93,23 +93,28 @@ struct WorkerService: Service {
 
     private func runWork(store: BillingStore, topics: Topics) async throws {
         switch work {
-        case .charges(let verifier):
+        case .charges(let signing, let verifier):
             try await withHousekeeping(store) {
-                try await consumer(
-                    topic: topics.charges,
-                    applier: RequestApplier(
-                        processor: RequestProcessor(store: store, topics: topics), group: settings.groupID,
-                        accepts: [.charge, .subscription], verifier: verifier)
-                ).run()
+                try await withSigningKeys(store, signing) { signatures in
+                    try await consumer(
+                        topic: topics.charges,
+                        applier: RequestApplier(
+                            processor: RequestProcessor(store: store, topics: topics), group: settings.groupID,
+                            accepts: [.charge, .subscription], signatures: signatures, verifier: verifier)
+                    ).run()
+                }
             }
-        case .cancellations:
+        case .cancellations(let signing):
             try await withHousekeeping(store) {
-                try await consumer(
-                    topic: topics.cancellations,
-                    applier: RequestApplier(
-                        processor: RequestProcessor(store: store, topics: topics), group: settings.groupID,
-                        accepts: [.chargeCancellation, .subscriptionCancellation, .lineTermination])
-                ).run()
+                try await withSigningKeys(store, signing) { signatures in
+                    try await consumer(
+                        topic: topics.cancellations,
+                        applier: RequestApplier(
+                            processor: RequestProcessor(store: store, topics: topics), group: settings.groupID,
+                            accepts: [.chargeCancellation, .subscriptionCancellation, .lineTermination],
+                            signatures: signatures)
+                    ).run()
+                }
             }
         case .billingCycles(let allowEarlyClose, let chunkLines, let concurrency):
             let commands = consumer(
@@ -157,6 +162,28 @@ struct WorkerService: Service {
         }
     }
 
+    /// Reads the signing keys (waiting for the database if need be), then
+    /// runs `work` with a verifier over them and refreshes them beside it.
+    private func withSigningKeys(
+        _ store: BillingStore, _ signing: RequestSigningSettings,
+        _ work: @escaping @Sendable (RequestSignatureVerifier) async throws -> Void
+    ) async throws {
+        let ring = SigningKeyRing(store: store, sealer: signing.sealer, interval: signing.refresh, logger: logger)
+        try await Retrying.database("read the signing keys", readiness: readiness, logger: logger) {
+            try await ring.refresh()
+        }
+        if ring.count == 0 {
+            logger.warning(
+                "No valid signing key: every request is refused until one is created (matomete merchants keys create)"
+            )
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await ring.run() }
+            defer { group.cancelAll() }
+            try await work(RequestSignatureVerifier(ring: ring, window: signing.window))
+        }
+    }
+
     private func consumer<Applier: PartitionApplier>(topic: String, applier: Applier) -> PartitionedConsumer<Applier> {
         var configuration = KafkaConsumerConfiguration(
             bootstrapServers: settings.bootstrapServers, groupID: settings.groupID)
@@ -165,8 +192,8 @@ struct WorkerService: Service {
         // No waiting for a batch to fill: what arrives while a round's
         // transactions run is the next round's batch already.
         configuration.readBatchFill = .zero
-        // Requests carry everything in their value; their headers are never read.
-        configuration.readHeaders = false
+        // Requests carry their signature in headers; the billing-cycle commands need none.
+        configuration.readHeaders = topic != Topics(prefix: settings.topicPrefix).billingCycles
         return PartitionedConsumer(
             topic: topic, configuration: configuration, applier: applier, batchSize: settings.batchSize,
             readiness: readiness, logger: logger)

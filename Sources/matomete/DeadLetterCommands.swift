@@ -190,12 +190,16 @@ extension DeadLetter {
         return id == DeadLetterHeaders.id(topic: sourceTopic, partition: sourcePartition, offset: sourceOffset)
     }
 
-    /// The original message again, for its source topic (or `topic`), marked
-    /// with the dead letter it came from. Requests carry their own ids, so a
-    /// replay of a message that was applied after all is answered, not applied twice.
+    /// The original message again, for its source topic (or `topic`), with
+    /// its signature as it was, marked with the dead letter it came from.
+    /// Requests carry their own ids, so a replay of a message that was
+    /// applied after all is answered, not applied twice. Its signature is
+    /// judged like any other: past the window it is refused as stale, and
+    /// only its sender can sign it afresh.
     func replay(to topic: String? = nil) -> KafkaProducerMessage {
         KafkaProducerMessage(
             topic: topic ?? sourceTopic, key: key, value: value,
-            headers: [KafkaHeader(name: DeadLetterHeaders.replayedFrom, text: id)])
+            headers: originalHeaders.map { KafkaHeader(name: $0.name, text: $0.value) }
+                + [KafkaHeader(name: DeadLetterHeaders.replayedFrom, text: id)])
     }
 }

@@ -62,10 +62,14 @@ struct DemoRun {
     ]
 
     func run() async throws -> Bool {
+        let cycle = BillingCycle(containing: Int64(Date().timeIntervalSince1970))
+        let plan = try await withPostgresClient(system.postgres.configuration, logger: logger) { client in
+            let store = try await BillingStore.open(client: client, logger: logger)
+            return try await prepare(store, cycle: cycle)
+        }
         try system.launchAll()
         say("Starting 2 charge workers, a cancellation worker, a billing-cycle worker, a relay and the auth gateway…")
         try await system.waitUntilReady()
-        let cycle = BillingCycle(containing: Int64(Date().timeIntervalSince1970))
         let collector = OutputCollector(system: system)
         let reading = Task { try await collector.run() }
         defer { reading.cancel() }
@@ -73,9 +77,13 @@ struct DemoRun {
         let producer = try KafkaProducer(
             configuration: KafkaProducerConfiguration(bootstrapServers: system.bootstrapServerList),
             logger: logger)
-        let plan = try await withPostgresClient(system.postgres.configuration, logger: logger) { client in
-            let store = try await BillingStore.open(client: client, logger: logger)
-            return try await prepare(store, cycle: cycle)
+        /// Each merchant signs what it sends with its own key.
+        func signed(_ topic: String, _ purchase: Purchase, _ value: String) -> KafkaProducerMessage {
+            let headers = plan.signers[purchase.merchant]!.headers(
+                topic: topic, key: Array(purchase.line.utf8), value: Array(value.utf8))
+            return KafkaProducerMessage(
+                topic: topic, key: purchase.line, value: value,
+                headers: headers.map { KafkaHeader(name: $0.name, text: $0.value) })
         }
 
         // Purchases through the gateway, then to Kafka with their authorizations.
@@ -99,7 +107,7 @@ struct DemoRun {
         }
         bar.finish()
         let charges = authorized.map { purchase, token in
-            KafkaProducerMessage(topic: system.topics.charges, key: purchase.line, value: purchase.json(token))
+            signed(system.topics.charges, purchase, purchase.json(token))
         }
         try await producer.send(charges).throwIfAnyFailed()
         try await collector.waitForResults(charges.count, title: "Applying purchases")
@@ -109,9 +117,7 @@ struct DemoRun {
         let cancels = authorized.map(\.0).filter { $0.kind == "charge" && accepted.contains($0.reference) }
             .enumerated().filter { $0.offset % 25 == 0 }.map(\.element)
         try await producer.send(
-            cancels.map {
-                KafkaProducerMessage(topic: system.topics.cancellations, key: $0.line, value: $0.cancelJSON)
-            }
+            cancels.map { signed(system.topics.cancellations, $0, $0.cancelJSON) }
         ).throwIfAnyFailed()
         try await collector.waitForResults(charges.count + cancels.count, title: "Applying cancellations")
 
@@ -132,6 +138,8 @@ struct DemoRun {
 
     struct Plan {
         var purchases: [Purchase]
+        /// Each merchant's signing key, by merchant id.
+        var signers: [String: RequestSigner]
     }
 
     struct Purchase: Sendable {
@@ -169,8 +177,10 @@ struct DemoRun {
             return Line(id: LineID(rawValue: Self.line(number)), type: type)
         }
         _ = try await store.importLines(lineRecords, openCycle: cycle)
+        var signers: [String: RequestSigner] = [:]
         for merchant in Self.merchants {
             try await store.upsertMerchant(Merchant(id: MerchantID(rawValue: merchant.id), name: merchant.name))
+            signers[merchant.id] = try await system.addSigningKey(for: .merchant(merchant.id), in: store)
         }
         var addresses: [String: [String]] = [:]
         for number in 0..<lines { addresses[Self.line(number)] = [Self.address(number) + "/32"] }
@@ -217,7 +227,7 @@ struct DemoRun {
                     amount: monthly ?? merchant.one[index % merchant.one.count],
                     reference: "\(monthly == nil ? "c" : "s")-\(index)"))
         }
-        return Plan(purchases: planned)
+        return Plan(purchases: planned, signers: signers)
     }
 
     /// Asks the gateway, as the carrier's proxy does, with the line's address.

@@ -45,6 +45,10 @@ struct Dev: AsyncParsableCommand {
         say(
             "MATOMETE_AUTHORIZATION_KEYS=\(system.keyID)=\(system.signingKey.publicKey.rawRepresentation.base64EncodedString())"
         )
+        say("MATOMETE_KEY_ENCRYPTION_KEY=\(system.keyEncryptionKey)")
+        say(
+            "Every request must be signed: add a merchant (matomete merchants add), give it a key (matomete merchants keys create) and sign as docs/merchants.md shows (examples/signed-producer.sh)."
+        )
         say("Logs: \(system.directory.path)")
         if system.cluster != nil {
             say("Note: the mock brokers keep at most 5 MiB per partition and drop the oldest beyond that.")

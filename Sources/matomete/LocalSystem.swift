@@ -1,4 +1,5 @@
 import ArgumentParser
+import Authorization
 import Contract
 import Crypto
 import Foundation
@@ -19,6 +20,8 @@ final class LocalSystem: @unchecked Sendable {
     let directory: URL
     let signingKey = Curve25519.Signing.PrivateKey()
     let keyID = "local"
+    /// The key-encryption key the message-signing secrets are sealed under, base64.
+    let keyEncryptionKey = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.base64EncodedString()
     let gatewayPort: Int
     private(set) var processes: [(name: String, process: Process, port: Int)] = []
     static let logger: Logger = {
@@ -105,6 +108,11 @@ final class LocalSystem: @unchecked Sendable {
         for name in ["MATOMETE_SIGNING_KEY", "MATOMETE_SIGNING_KEY_FILE", "MATOMETE_SIGNING_KEY_ID"] {
             environment[name] = nil
         }
+        // Only the workers that check signatures open the signing secrets.
+        for name in ["MATOMETE_KEY_ENCRYPTION_KEY", "MATOMETE_KEY_ENCRYPTION_KEY_FILE"] { environment[name] = nil }
+        if name == "charge-worker" || name == "cancellation-worker" {
+            environment["MATOMETE_KEY_ENCRYPTION_KEY"] = keyEncryptionKey
+        }
         if name == "auth-gateway" {
             environment["MATOMETE_SIGNING_KEY"] = signingKey.rawRepresentation.base64EncodedString()
             environment["MATOMETE_SIGNING_KEY_ID"] = keyID
@@ -119,6 +127,16 @@ final class LocalSystem: @unchecked Sendable {
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         processes.append((name, process, port))
+    }
+
+    /// Creates a signing key for `owner` as `matomete merchants keys create`
+    /// does, and returns it for signing.
+    func addSigningKey(for owner: KeyOwner, in store: BillingStore) async throws -> RequestSigner {
+        let signer = RequestSigner.generate(keyIDPrefix: owner.keyIDPrefix)
+        let sealer = try SecretSealer(base64: keyEncryptionKey)
+        try await store.addSigningKey(
+            keyID: signer.keyID, owner: owner, sealedSecret: try sealer.seal(signer.secret, keyID: signer.keyID))
+        return signer
     }
 
     /// An executable built next to this one.

@@ -12,19 +12,8 @@ struct KeyEncryptionOptions: ParsableArguments {
     var keyEncryptionKeyFile: String?
 
     func sealer() throws -> SecretSealer {
-        let environment = ProcessInfo.processInfo.environment
-        let text: String
-        if let path = keyEncryptionKeyFile ?? environment["MATOMETE_KEY_ENCRYPTION_KEY_FILE"] {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } else if let key = environment["MATOMETE_KEY_ENCRYPTION_KEY"], !key.isEmpty {
-            text = key
-        } else {
-            throw ValidationError(
-                "Give the key-encryption key with --key-encryption-key-file, MATOMETE_KEY_ENCRYPTION_KEY_FILE or MATOMETE_KEY_ENCRYPTION_KEY."
-            )
-        }
         do {
-            return try SecretSealer(base64: text)
+            return try SecretSealer.configured(file: keyEncryptionKeyFile)
         } catch {
             throw ValidationError("The key-encryption key: \(error.description).")
         }
@@ -34,14 +23,9 @@ struct KeyEncryptionOptions: ParsableArguments {
 /// `create`, `list` and `revoke` of message-signing keys, for one owner.
 enum SigningKeyActions {
     /// Makes a key for `owner`, stores its secret sealed, and prints the id and the secret once.
-    static func create(
-        for owner: KeyOwner, prefix: String, database: DatabaseOptions, sealer: SecretSealer
-    )
-        async throws
-    {
-        var generator = SystemRandomNumberGenerator()
-        let secret = (0..<MessageSignature.secretBytes).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        let keyID = prefix + MessageSignature.hex((0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    static func create(for owner: KeyOwner, database: DatabaseOptions, sealer: SecretSealer) async throws {
+        let key = RequestSigner.generate(keyIDPrefix: owner.keyIDPrefix)
+        let (keyID, secret) = (key.keyID, key.secret)
         let sealed = try sealer.seal(secret, keyID: keyID)
         try await Exit.mapping {
             try await database.withStore {
@@ -52,6 +36,7 @@ enum SigningKeyActions {
         writeOut(
             "secret  \(MessageSignature.hex(secret))   (shown once: hand it over by a secure channel; only a sealed copy is kept)\n"
         )
+        say("The workers accept it from their next read of the keys (every 10 s by default).")
     }
 
     /// Prints the keys of `owner`, revoked ones too.
@@ -114,7 +99,7 @@ struct MerchantKeys: AsyncParsableCommand {
 
         func run() async throws {
             try await SigningKeyActions.create(
-                for: .merchant(merchant), prefix: "mk-", database: database, sealer: try encryption.sealer())
+                for: .merchant(merchant), database: database, sealer: try encryption.sealer())
         }
     }
 
@@ -161,7 +146,7 @@ struct LineSystemCommands: AsyncParsableCommand {
 
             func run() async throws {
                 try await SigningKeyActions.create(
-                    for: .lineSystem, prefix: "lk-", database: database, sealer: try encryption.sealer())
+                    for: .lineSystem, database: database, sealer: try encryption.sealer())
             }
         }
 

@@ -18,7 +18,8 @@ struct OversizedTests {
         let database = try await TestDatabase.create(partitions: 4)
         try await database.withStore { store in
             let applier = RequestApplier(
-                processor: RequestProcessor(store: store), group: "g", accepts: [.charge, .subscription])
+                processor: RequestProcessor(store: store), group: "g", accepts: [.charge, .subscription],
+                signatures: nil)
             let partition = KafkaTopicPartition(topic: "matomete.charges", partition: 0)
             let huge = [UInt8](repeating: UInt8(ascii: "Z"), count: 1_040_000)
             let longID = String(repeating: "é", count: 300_000)

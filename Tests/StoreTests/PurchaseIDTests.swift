@@ -261,7 +261,7 @@ extension PurchaseIDTests {
         try await database.withStore { store in
             let applier = RequestApplier(
                 processor: RequestProcessor(store: store), group: "g",
-                accepts: [.chargeCancellation, .subscriptionCancellation, .lineTermination])
+                accepts: [.chargeCancellation, .subscriptionCancellation, .lineTermination], signatures: nil)
             let partition = KafkaTopicPartition(topic: "matomete.cancellations", partition: 0)
             for json in [
                 #"{"type":"charge","merchantId":"m1","chargeId":"c","lineId":"L0000001","amount":5,"description":"d"}"#,

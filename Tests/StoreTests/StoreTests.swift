@@ -411,7 +411,8 @@ struct StoreTests {
             try await store.upsertMerchant(Merchant(id: "m1", name: "Points shop"))
             try await store.importLines(Make.lines(2), openCycle: .november)
             var applier = RequestApplier(
-                processor: RequestProcessor(store: store), group: "g", accepts: [.charge, .subscription])
+                processor: RequestProcessor(store: store), group: "g", accepts: [.charge, .subscription],
+                signatures: nil)
             applier.now = { 1_000 }
             let partition = KafkaTopicPartition(topic: "matomete.charges", partition: 0)
             func message(_ offset: KafkaOffset) -> KafkaConsumerMessage {

@@ -151,9 +151,9 @@ extension ScenarioTests {
             #expect(outputs.deadLetters["dead-letter-\(topics.billingCycles)-0-\(report.offset)"] != nil)
         }
         #expect(valid == 5000)
-        // Eight kinds of fifty, the two bad commands, the four poison messages and the two each over a limit
+        // Nine kinds of fifty, the two bad commands, the four poison messages and the two each over a limit
         // and failing a trigger.
-        let expectedDeadLetters = 8 * 50 + 2 + 4 + 2 + 2
+        let expectedDeadLetters = 9 * 50 + 2 + 4 + 2 + 2
         #expect(outputs.deadLetters.count == expectedDeadLetters)
         traffic.verifyBills(outputs, cycles: [.september], idleLines: adsl.count)
         #expect(system.running.count == 4, "no worker exited")
@@ -187,8 +187,10 @@ extension ScenarioTests {
             let unknown = "L9\(String(format: "%06d", number))"
             return BadMessage(topics.charges, key: unknown, charge("500", line: unknown), .rejected("unknown_line"))
         case 7:
-            return BadMessage(
-                topics.charges, key: line, charge("500", merchant: "m-unknown"), .rejected("unknown_merchant"))
+            // No key belongs to a merchant that does not exist: a request naming one is signed with
+            // someone else's key (the test signs it with the line system's), so it is dead-lettered
+            // (signature_wrong_signer) and no results topic hears of it.
+            return BadMessage(topics.charges, key: line, charge("500", merchant: "m-unknown"), .deadLetter)
         case 8:
             let adsl = "A\(String(format: "%07d", number % 50))"
             return BadMessage(topics.charges, key: adsl, charge("500", line: adsl), .rejected("line_not_eligible"))

@@ -24,6 +24,7 @@ extension ScenarioTests {
         process.environment = [
             "MATOMETE_DATABASE_URL": "postgres://matomete:secret@127.0.0.1:\(unreachable)/nowhere",
             "MATOMETE_AUTHORIZATION_KEYS": TestKeys.acceptedKeys,
+            "MATOMETE_KEY_ENCRYPTION_KEY": TestKeys.keyEncryptionKey,
         ]
         let errors = Pipe()
         process.standardError = errors
@@ -66,6 +67,8 @@ extension ScenarioTests {
             ("charge-worker", "--database-connections", "database connections must be 1 to 200"),
             ("charge-worker", "--fetch-wait-ms", "fetch wait must be 1 to 10000 ms"),
             ("billing-cycle-worker", "--close-concurrency", "--close-concurrency must be 1 to 32"),
+            ("cancellation-worker", "--signature-window-seconds", "signature window must be 1 to 86400 s"),
+            ("cancellation-worker", "--signing-key-refresh-seconds", "signing-key refresh must be 1 to 3600 s"),
         ] {
             let (output, status) = try await Self.run(name, [option, "0"])
             #expect(status == 64, "\(name) \(option) 0 is a usage error")
@@ -74,6 +77,9 @@ extension ScenarioTests {
         let (noKeys, noKeysStatus) = try await Self.run("charge-worker", [])
         #expect(noKeysStatus == 64, "a charge worker without the gateway's keys does not start")
         #expect(noKeys.contains("MATOMETE_AUTHORIZATION_KEYS"))
+        let (noSealer, noSealerStatus) = try await Self.run("cancellation-worker", [])
+        #expect(noSealerStatus == 64, "a cancellation worker that cannot open the signing keys does not start")
+        #expect(noSealer.contains("MATOMETE_KEY_ENCRYPTION_KEY"))
     }
 
     private static func run(_ name: String, _ arguments: [String]) async throws -> (String, Int32) {

@@ -42,6 +42,8 @@ final class TestSystem: Sendable {
     private let producer: KafkaProducer
     private let admin: KafkaAdmin
     private let workers = Mutex<[WorkerProcess]>([])
+    /// The signing key of each merchant set up, and of the line system.
+    private let signers = Mutex<[KeyOwner: RequestSigner]>([:])
     private let launches = Atomic<Int>(0)
 
     private init(
@@ -83,10 +85,55 @@ final class TestSystem: Sendable {
 
     // MARK: Reference data
 
+    /// Adds `merchants` and `lines`, with a signing key for each merchant
+    /// and one for the line system: ``produce(_:_:)`` signs with them.
     func setUp(merchants: [Merchant], lines: [Line], openCycle: BillingCycle) async throws {
         try await database.withStore { store in
             for merchant in merchants { try await store.upsertMerchant(merchant) }
             _ = try await store.importLines(lines, openCycle: openCycle)
+        }
+        try await addSigningKeys(for: merchants.map { .merchant($0.id.rawValue) } + [.lineSystem])
+    }
+
+    /// Gives each owner that has none a signing key, stored sealed as
+    /// `matomete merchants keys create` stores it.
+    @discardableResult
+    func addSigningKeys(for owners: [KeyOwner]) async throws -> [KeyOwner: RequestSigner] {
+        let missing = signers.withLock { held in owners.filter { held[$0] == nil } }
+        let added = Dictionary(uniqueKeysWithValues: Set(missing).map { ($0, TestKeys.newSigningKey(for: $0)) })
+        try await database.withStore { store in
+            for (owner, signer) in added {
+                try await store.addSigningKey(
+                    keyID: signer.keyID, owner: owner,
+                    sealedSecret: try TestKeys.sealer.seal(signer.secret, keyID: signer.keyID))
+            }
+        }
+        signers.withLock { $0.merge(added) { old, _ in old } }
+        return added
+    }
+
+    /// Signs `owner`'s requests with `signer` from now on (a key made elsewhere, by the operator tool).
+    func useSigningKey(_ signer: RequestSigner, for owner: KeyOwner) {
+        signers.withLock { $0[owner] = signer }
+    }
+
+    /// The key ``produce(_:_:)`` signs `owner`'s requests with.
+    func signer(of owner: KeyOwner) -> RequestSigner? { signers.withLock { $0[owner] } }
+
+    /// Who sends `value`: the line system for a line termination, else the
+    /// merchant it names. Anything else (not JSON, no merchant, a merchant
+    /// without a key) is signed by the line system, so that its signature
+    /// passes and the rest of it is judged: that is what the tests of bad
+    /// input send. Tests of signatures sign for themselves.
+    private func sender(of value: [UInt8]) -> RequestSigner? {
+        let object = try? JSONSerialization.jsonObject(with: Data(value)) as? [String: Any]
+        return signers.withLock { held in
+            if object?["type"] as? String != "line-termination", let merchant = object?["merchantId"] as? String,
+                let signer = held[.merchant(merchant)]
+            {
+                return signer
+            }
+            return held[.lineSystem]
         }
     }
 
@@ -113,6 +160,8 @@ final class TestSystem: Sendable {
         environment["MATOMETE_DATABASE_URL"] = database.configuration.url
         environment["MATOMETE_HTTP_ADDRESS"] = "127.0.0.1:\(httpPort)"
         environment["MATOMETE_AUTHORIZATION_KEYS"] = TestKeys.acceptedKeys
+        environment["MATOMETE_KEY_ENCRYPTION_KEY"] = TestKeys.keyEncryptionKey
+        environment["MATOMETE_SIGNING_KEY_REFRESH_SECONDS"] = "1"
         environment["MATOMETE_LOG_LEVEL"] =
             ProcessInfo.processInfo.environment["MATOMETE_TEST_WORKER_LOG_LEVEL"] ?? "info"
         // Quick takeover after a SIGKILL: the group notices a dead member in 6 s.
@@ -180,8 +229,14 @@ final class TestSystem: Sendable {
     {
         var reports: [KafkaDeliveryReport] = []
         for chunk in stride(from: 0, to: messages.count, by: 10_000) {
-            let batch = messages[chunk..<min(chunk + 10_000, messages.count)].map {
-                KafkaProducerMessage(topic: topic, key: $0.key, value: $0.value)
+            let batch = messages[chunk..<min(chunk + 10_000, messages.count)].map { message in
+                let headers =
+                    topic == topics.billingCycles
+                    ? []
+                    : (sender(of: message.value)?.headers(topic: topic, key: message.key, value: message.value) ?? [])
+                return KafkaProducerMessage(
+                    topic: topic, key: message.key, value: message.value,
+                    headers: headers.map { KafkaHeader(name: $0.name, value: Array($0.value.utf8)) })
             }
             let results = await producer.send(batch)
             try results.throwIfAnyFailed()
@@ -471,6 +526,15 @@ enum TestKeys {
     static var currentPrivateKey: String { currentKey.rawRepresentation.base64EncodedString() }
     static let retired = AuthorizationSigner(keyID: "test-1", privateKey: Curve25519.Signing.PrivateKey())
     static var acceptedKeys: String { "test-2=\(current.publicKey.rawRepresentation.base64EncodedString())" }
+
+    /// The workers' key-encryption key, base64.
+    static let keyEncryptionKey = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.base64EncodedString()
+    static let sealer = try! SecretSealer(base64: keyEncryptionKey)  // 32 random bytes: always a valid key.
+
+    /// A fresh signing key for `owner`, with an id of the form `matomete` gives.
+    static func newSigningKey(for owner: KeyOwner) -> RequestSigner {
+        RequestSigner.generate(keyIDPrefix: owner.keyIDPrefix)
+    }
 
     /// A token for exactly this request, valid for an hour (or as told).
     static func token(
