@@ -260,7 +260,8 @@ let package = Package(
         .testTarget(
             name: "StoreTests",
             dependencies: [
-                "Store", "Processing", "Consuming", "Kafka", "Billing", "Contract", "MatometeTestSupport",
+                "Store", "Processing", "Consuming", "Kafka", "Billing", "Contract", "Authorization",
+                "MatometeTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
