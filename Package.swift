@@ -229,7 +229,8 @@ let package = Package(
         .executableTarget(
             name: "PipelineBenchmark",
             dependencies: [
-                "Kafka", "Store", "Billing", "Contract", "Authorization", "BenchmarkSupport", "CKafkaRawBench",
+                "Kafka", "Store", "Billing", "Contract", "Authorization", "Processing", "BenchmarkSupport",
+                "CKafkaRawBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -26,6 +26,7 @@ final class Workers: @unchecked Sendable {
         environment["MATOMETE_DATABASE_URL"] = database.url
         environment["MATOMETE_TOPIC_PREFIX"] = prefix
         environment["MATOMETE_AUTHORIZATION_KEYS"] = keys
+        environment["MATOMETE_KEY_ENCRYPTION_KEY"] = Workload.keyEncryptionKey
         environment["MATOMETE_ALLOW_EARLY_CLOSE"] = "true"
         // Warnings only, unless the caller asks for more (MATOMETE_LOG_LEVEL=info
         // with --keep-logs to follow rebalances).
@@ -130,10 +131,13 @@ final class Workers: @unchecked Sendable {
 /// Creates Matomete's topics under `prefix` on the embedded cluster.
 func createTopics(_ cluster: EmbeddedKafkaCluster, prefix: String, partitions: Int) throws -> Topics {
     let topics = Topics(prefix: prefix)
-    for topic in [topics.charges, topics.cancellations, topics.merchantResults, topics.lineBills] {
+    for topic in [
+        topics.charges, topics.cancellations, topics.merchantResults("m-bench"), topics.lineSystemResults,
+        topics.lineBills,
+    ] {
         try cluster.createTopic(topic, partitions: partitions)
     }
-    for topic in [topics.billingCycles, topics.settlements, topics.deadLetters] {
+    for topic in [topics.billingCycles, topics.settlements, topics.merchantSettlements("m-bench"), topics.deadLetters] {
         try cluster.createTopic(topic, partitions: 1)
     }
     return topics

@@ -33,6 +33,7 @@ extension PipelineBenchmark {
 
         // The flood: one line, forged authorizations (each refused), all on partition 0.
         let hotLine = workload.requests[0].lineID.rawValue
+        // Signed by the merchant: each one's signature is checked, then its authorization refused.
         let flood = (0..<hotLineCharges).map { index in
             var message = KafkaProducerMessage(
                 topic: topics.charges, key: Array(hotLine.utf8),
@@ -40,7 +41,7 @@ extension PipelineBenchmark {
                     #"{"type":"charge","merchantId":"m-bench","chargeId":"flood-\#(index)","lineId":"\#(hotLine)","amount":100,"authorization":"v1.bench.forged.forged"}"#
                         .utf8))
             message.partition = KafkaPartition(rawValue: 0)
-            return message
+            return workload.signed(message)
         }
         // Victims: 400 charges/s to other lines for 6 seconds, alternating partitions 0 and 1.
         let victimRate = 400

@@ -9,6 +9,7 @@ import Foundation
 import Kafka
 import Logging
 import PostgresNIO
+import Processing
 import Store
 
 /// The whole pipeline against its limits, measured in one run on the embedded
@@ -27,10 +28,12 @@ struct PipelineBenchmark: AsyncParsableCommand {
                          same charge messages (C, no processing)
               limit (b)  PostgreSQL COPY of the rows the charge path
                          writes (charge, outbox, authorization)
-              checks     Ed25519 checks of the same tokens, one core
+              checks     Ed25519 checks of the same tokens, and
+                         HMAC checks of the charges' signatures,
+                         one core each
               pipeline   --charges authorized one-time charges for
                          --lines lines until every accepted result is
-                         on merchant-results; 1, then 2 charge workers
+                         on the merchant's results; 1, then 2 charge workers
               latency    --rate charges/s for --seconds: produce to
                          result, p50, p99, p99.9
               close      --close-lines lines (3 charges each, a
@@ -116,6 +119,8 @@ struct PipelineBenchmark: AsyncParsableCommand {
         // What checking the authorizations costs on its own, one core.
         progress("Verifying authorizations on one core")
         report.verificationsPerCore = try verificationRate(workload, signer: signer)
+        progress("Checking request signatures on one core")
+        report.signatureChecksPerCore = try signatureCheckRate(workload)
 
         var memory: [String: Double] = [:]
         for workers in [1, 2] {
@@ -204,6 +209,30 @@ struct PipelineBenchmark: AsyncParsableCommand {
             }
         }
         return Double(count) / (ContinuousClock.now - start).seconds
+    }
+
+    /// What checking the merchant's signature of each charge costs on its
+    /// own, one core: the headers read, the key looked up, both hashes and
+    /// the HMAC, as a charge worker does before decoding a charge.
+    private func signatureCheckRate(_ workload: Workload) throws -> Double {
+        let ring = SigningKeyRing([
+            workload.messageSigner.keyID: .init(owner: .merchant("m-bench"), secret: workload.messageSigner.secret)
+        ])
+        let verifier = RequestSignatureVerifier(ring: ring, window: .seconds(300))
+        let partition = KafkaTopicPartition(topic: "bench.charges", partition: 0)
+        let messages = workload.messages(topic: partition.topic).prefix(20_000).enumerated().map { index, message in
+            KafkaConsumerMessage(
+                topicPartition: partition, offset: KafkaOffset(Int64(index)), key: message.key.map { $0[...] },
+                value: message.value[...], headers: message.headers,
+                timestampMilliseconds: Int64(Date().timeIntervalSince1970 * 1000))
+        }
+        let start = ContinuousClock.now
+        for message in messages {
+            guard case .success = verifier.signer(of: message) else {
+                throw BenchError("a benchmark charge's signature did not verify")
+            }
+        }
+        return Double(messages.count) / (ContinuousClock.now - start).seconds
     }
 
     // MARK: Pipeline
@@ -367,7 +396,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
             try workers.launch("outbox-relay")
             try await workers.waitUntilReady()
             let reader = try ResultReader(
-                bootstrapServers: cluster.bootstrapServerList, topic: topics.merchantResults, logger: logger)
+                bootstrapServers: cluster.bootstrapServerList, topic: topics.merchantResults("m-bench"), logger: logger)
             let reading = Task { try await reader.run() }
             while !reader.isAssigned { try await Task.sleep(for: .milliseconds(50)) }
             return ChargePath(

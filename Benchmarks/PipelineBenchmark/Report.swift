@@ -65,6 +65,8 @@ struct Report: Encodable {
     var copyLimit: Double = 0
     /// Ed25519 authorization checks a second on one core (part of every charge).
     var verificationsPerCore: Double = 0
+    /// HMAC-SHA256 request-signature checks a second on one core (part of every request).
+    var signatureChecksPerCore: Double = 0
     /// Charges/s by charge-worker count.
     var pipeline: [Int: Double] = [:]
     var latency: Latency?
@@ -86,6 +88,11 @@ struct Report: Encodable {
         row("limit (a) Kafka consume→produce, raw C", rate(kafkaLimit) + " msg/s")
         row("limit (b) PostgreSQL COPY of the rows", rate(copyLimit) + " /s")
         row("authorization checks, one core", rate(verificationsPerCore) + " /s", "Ed25519, each charge needs one")
+        row(
+            "request signature checks, one core", rate(signatureChecksPerCore) + " /s",
+            String(
+                format: "HMAC; at the 1-worker rate, %.1f%% of one core",
+                100 * (pipeline[1] ?? 0) / max(signatureChecksPerCore, 1)))
         for (workers, value) in pipeline.sorted(by: { $0.key < $1.key }) {
             row(
                 "charges, \(workers) charge worker\(workers == 1 ? "" : "s")", rate(value) + " /s",
@@ -121,7 +128,7 @@ struct Report: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case machine, lines, charges, partitions, kafkaLimit, copyLimit, pipeline, latency, closes, peakMemoryMiB
-        case lowerLimit, verificationsPerCore, hotLine
+        case lowerLimit, verificationsPerCore, signatureChecksPerCore, hotLine
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -134,6 +141,7 @@ struct Report: Encodable {
         try container.encode(copyLimit, forKey: .copyLimit)
         try container.encode(lowerLimit, forKey: .lowerLimit)
         try container.encode(verificationsPerCore, forKey: .verificationsPerCore)
+        try container.encode(signatureChecksPerCore, forKey: .signatureChecksPerCore)
         try container.encode(
             Dictionary(uniqueKeysWithValues: pipeline.map { ("\($0.key)", $0.value) }), forKey: .pipeline)
         try container.encodeIfPresent(latency, forKey: .latency)

@@ -1,5 +1,6 @@
 import Authorization
 import Billing
+import Crypto
 import Foundation
 import Kafka
 import Logging
@@ -16,6 +17,10 @@ struct Workload: Sendable {
     /// The signed authorizations, as the charges carry them.
     let tokens: [String]
     private let values: [[UInt8]]
+    /// The merchant's message-signing key: every charge is signed with it when it is sent.
+    let messageSigner = RequestSigner.generate(keyIDPrefix: "mk-")
+    /// The workers' key-encryption key (base64), which the stored signing secret is sealed under.
+    static let keyEncryptionKey = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.base64EncodedString()
 
     var count: Int { requests.count }
 
@@ -52,11 +57,21 @@ struct Workload: Sendable {
         self.values = values
     }
 
-    /// The charges as Kafka messages keyed by line, in order.
+    /// The charges as Kafka messages keyed by line, in order, signed now by the merchant.
     func messages(topic: String) -> [KafkaProducerMessage] {
         zip(requests, values).map { request, value in
-            KafkaProducerMessage(topic: topic, key: Array(request.lineID.rawValue.utf8), value: value)
+            signed(KafkaProducerMessage(topic: topic, key: Array(request.lineID.rawValue.utf8), value: value))
         }
+    }
+
+    /// `message` with the merchant's signature headers, signed now.
+    func signed(_ message: KafkaProducerMessage) -> KafkaProducerMessage {
+        var message = message
+        message.headers =
+            messageSigner.headers(topic: message.topic, key: message.key, value: message.value).map {
+                KafkaHeader(name: $0.name, text: $0.value)
+            }
+        return message
     }
 
     /// The lines (no spending limit) and the merchant.
@@ -65,6 +80,10 @@ struct Workload: Sendable {
         try await withPostgresClient(database, logger: logger) { client in
             let store = try await BillingStore.open(client: client, logger: logger)
             try await store.upsertMerchant(Merchant(id: "m-bench", name: "Benchmark"))
+            let sealer = try SecretSealer(base64: Self.keyEncryptionKey)
+            try await store.addSigningKey(
+                keyID: messageSigner.keyID, owner: .merchant("m-bench"),
+                sealedSecret: try sealer.seal(messageSigner.secret, keyID: messageSigner.keyID))
             try await store.importLines(
                 (0..<count).map {
                     Line(id: LineID(rawValue: String(format: "L%07d", $0)), type: .hikariNext, spendingLimit: 0)

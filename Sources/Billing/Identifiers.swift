@@ -7,6 +7,8 @@ public protocol BillingIdentifier: RawRepresentable, Hashable, Comparable, Senda
 where RawValue == String {
     /// Wraps `rawValue` as it is, unchecked; ``isWellFormed`` says whether it may be used.
     init(rawValue: String)
+    /// Whether the identifier may be used.
+    var isWellFormed: Bool { get }
 }
 
 extension BillingIdentifier {
@@ -38,6 +40,23 @@ public struct MerchantID: BillingIdentifier {
     public var rawValue: String
     /// Wraps a merchant id, unchecked.
     public init(rawValue: String) { self.rawValue = rawValue }
+
+    /// Whether the id is 1 to 64 ASCII letters, digits, `-` and `_`: it
+    /// names the merchant's own Kafka topics (`<prefix>.merchant.<id>.results`),
+    /// so it holds only what a topic name may, and no `.`, so that one
+    /// merchant's topic prefix never covers another's.
+    public var isWellFormed: Bool {
+        let utf8 = rawValue.utf8
+        return (1...64).contains(utf8.count)
+            && utf8.allSatisfy {
+                switch $0 {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
+                    true
+                default: false
+                }
+            }
+    }
 }
 
 /// A one-time charge, unique per merchant.

@@ -12,11 +12,21 @@ public struct Topics: Sendable, Hashable {
     public var cancellations: String { "\(prefix).cancellations" }
     /// `<prefix>.billing-cycles`: commands to close a month, from the scheduler or operators.
     public var billingCycles: String { "\(prefix).billing-cycles" }
-    /// `<prefix>.merchant-results`: the result of every request, keyed by merchant id.
-    public var merchantResults: String { "\(prefix).merchant-results" }
+    /// `<prefix>.merchant.<merchant>.`: what every topic of one merchant's
+    /// own starts with; the merchant's principal may read the topics under
+    /// it (a prefixed ACL), and no other merchant's (ids hold no `.`).
+    public func merchantPrefix(_ merchant: String) -> String { "\(prefix).merchant.\(merchant)." }
+    /// `<prefix>.merchant.<merchant>.results`: the result of each of the merchant's requests, keyed by line id.
+    public func merchantResults(_ merchant: String) -> String { merchantPrefix(merchant) + "results" }
+    /// `<prefix>.merchant.<merchant>.settlements`: the merchant's own settlement for each closed cycle.
+    public func merchantSettlements(_ merchant: String) -> String { merchantPrefix(merchant) + "settlements" }
+    /// `<prefix>.line-system.results`: the result of each line termination, keyed by line id, for the carrier's
+    /// line system.
+    public var lineSystemResults: String { "\(prefix).line-system.results" }
     /// `<prefix>.line-bills`: every line's bill for each closed cycle, for the carrier's billing system.
     public var lineBills: String { "\(prefix).line-bills" }
-    /// `<prefix>.settlements`: every billed merchant's settlement for each closed cycle, for finance.
+    /// `<prefix>.settlements`: every billed merchant's settlement for each closed cycle, for finance (each
+    /// merchant also reads its own on ``merchantSettlements(_:)``).
     public var settlements: String { "\(prefix).settlements" }
     /// `<prefix>.dead-letters`: messages that could not be applied, with their original key and value.
     public var deadLetters: String { "\(prefix).dead-letters" }
@@ -30,6 +40,8 @@ public struct TopicLayout: Sendable, Hashable {
     public var partitions: Int
     /// What it carries, in a few words.
     public var purpose: String
+    /// Topic settings it is created with, by name.
+    public var configuration: [String: String] = [:]
 }
 
 extension Topics {
@@ -40,15 +52,32 @@ extension Topics {
     /// dead-letters have three.
     public func layout(partitions: Int) -> [TopicLayout] {
         [
+            // The broker's append time is a request's time: signatures are judged against it, and no
+            // producer can set it (docs/merchants.md, "Signing requests").
             TopicLayout(
-                name: charges, partitions: partitions, purpose: "merchants' charges and subscriptions, keyed by line"),
+                name: charges, partitions: partitions, purpose: "merchants' charges and subscriptions, keyed by line",
+                configuration: ["message.timestamp.type": "LogAppendTime"]),
             TopicLayout(
-                name: cancellations, partitions: partitions, purpose: "merchants' cancellations, keyed by line"),
+                name: cancellations, partitions: partitions, purpose: "merchants' cancellations, keyed by line",
+                configuration: ["message.timestamp.type": "LogAppendTime"]),
             TopicLayout(name: billingCycles, partitions: 1, purpose: "close commands, in order"),
-            TopicLayout(name: merchantResults, partitions: partitions, purpose: "accepted or rejected, per request"),
+            TopicLayout(
+                name: lineSystemResults, partitions: partitions, purpose: "accepted or rejected, per line termination"),
             TopicLayout(name: lineBills, partitions: partitions, purpose: "each line's bill per cycle"),
             TopicLayout(name: settlements, partitions: 3, purpose: "each merchant's settlement per cycle"),
             TopicLayout(name: deadLetters, partitions: 3, purpose: "messages that are not requests, with their bytes"),
+        ]
+    }
+
+    /// A merchant's own topics, created when the merchant is added: its
+    /// results (keyed by line, `partitions` of them) and its settlements (one).
+    public func merchantLayout(_ merchant: String, partitions: Int) -> [TopicLayout] {
+        [
+            TopicLayout(
+                name: merchantResults(merchant), partitions: partitions,
+                purpose: "accepted or rejected, per request of \(merchant)"),
+            TopicLayout(
+                name: merchantSettlements(merchant), partitions: 1, purpose: "\(merchant)'s settlement per cycle"),
         ]
     }
 }

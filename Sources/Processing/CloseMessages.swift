@@ -3,7 +3,8 @@ import Contract
 import Store
 
 /// A close's line bills and settlements as the contract publishes them, on
-/// `line-bills` and `settlements`.
+/// `line-bills`, and on `settlements` (finance's) and the merchant's own
+/// settlements topic.
 public struct CloseMessages: ClosePublisher {
     /// Where they are published.
     public var topics: Topics
@@ -23,10 +24,12 @@ public struct CloseMessages: ClosePublisher {
         )
     }
 
-    /// The settlement's message, keyed by merchant.
-    public func settlement(_ settlement: Settlement) throws -> OutboxMessage {
+    /// The settlement's message, keyed by merchant, for finance and for the merchant.
+    public func settlement(_ settlement: Settlement) throws -> [OutboxMessage] {
         let message = SettlementMessage(settlement)
-        return OutboxMessage(
-            topic: topics.settlements, key: message.merchantId, id: message.id, payload: try message.jsonBytes())
+        let json = try message.jsonBytes()
+        return [topics.settlements, topics.merchantSettlements(message.merchantId)].map {
+            OutboxMessage(topic: $0, key: message.merchantId, id: message.id, payload: json)
+        }
     }
 }

@@ -154,8 +154,7 @@ public struct RequestProcessor: Sendable {
                         topic: batch.cursor.topic, partition: batch.cursor.partition, offset: sourced.offset)
                     let request = sourced.request
                     state.tell(
-                        MerchantResultMessage(id: id, request: request, outcome: outcome),
-                        topic: topics.merchantResults,
+                        MerchantResultMessage(id: id, request: request, outcome: outcome), topics: topics,
                         keeping: RequestResult(
                             resultID: id, lineID: request.lineID, merchantID: request.merchantID,
                             requestType: request.kind.rawValue, requestID: request.reference,
@@ -165,7 +164,7 @@ public struct RequestProcessor: Sendable {
                     let id = MerchantResultMessage.id(
                         topic: batch.cursor.topic, partition: batch.cursor.partition, offset: refusal.offset)
                     state.tell(
-                        MerchantResultMessage(id: id, refused: refusal.refused), topic: topics.merchantResults,
+                        MerchantResultMessage(id: id, refused: refusal.refused), topics: topics,
                         keeping: RequestResult(id, refused: refusal.refused))
                 }
                 outcomes.append(batchOutcomes)
@@ -236,12 +235,17 @@ extension BatchState {
         return outcome
     }
 
-    /// Publishes `result` to the merchant (keyed by merchant; by line for a
-    /// termination) and keeps `record` of it in the results history.
-    fileprivate mutating func tell(_ result: MerchantResultMessage, topic: String, keeping record: RequestResult) {
-        outbox.append(
-            OutboxMessage(
-                topic: topic, key: result.merchantId ?? result.lineId, id: result.id, payload: result.jsonBytes))
+    /// Publishes `result` to its sender alone — the merchant's own results
+    /// topic, or the line system's for a line termination — keyed by line
+    /// (without a key when the line id echoed is not well-formed),
+    /// and keeps `record` of it in the results history. (A request reaches
+    /// the rules only with a well-formed merchant id, and, signed, only
+    /// from that merchant.)
+    fileprivate mutating func tell(_ result: MerchantResultMessage, topics: Topics, keeping record: RequestResult) {
+        let topic = result.merchantId.map(topics.merchantResults) ?? topics.lineSystemResults
+        // A refusal echoes the line id as written: only a well-formed one is a key (none otherwise).
+        let key = LineID(rawValue: result.lineId).isWellFormed ? result.lineId : nil
+        outbox.append(OutboxMessage(topic: topic, key: key, id: result.id, payload: result.jsonBytes))
         results.append(record)
     }
 }

@@ -26,8 +26,8 @@ public protocol ClosePublisher: Sendable {
     /// `merchantId`, `kind`, `reference`, `description` and `amount`, kept with
     /// the stored bill (``BillingStore/lineStatement(_:cycle:)`` reads them back).
     func lineBill(_ bill: LineBill) -> (message: OutboxMessage, items: [UInt8])
-    /// A merchant's settlement's message.
-    func settlement(_ settlement: Settlement) throws -> OutboxMessage
+    /// A merchant's settlement's messages: the same one for each topic it goes to.
+    func settlement(_ settlement: Settlement) throws -> [OutboxMessage]
 }
 
 /// What one chunk of a shard did.
@@ -398,7 +398,7 @@ extension BillingStore {
                     AS s(merchant_id, lines, gross, average, rule, rate, threshold, per_line, fee, net, items, credit)
                 """, logger: logger)
         }
-        try await connection.insertOutbox(try settlements.map(publisher.settlement), logger: logger)
+        try await connection.insertOutbox(try settlements.flatMap(publisher.settlement), logger: logger)
         try await connection.query(
             "UPDATE cycle_closes SET status = 'closed', closed_at = now() WHERE cycle = \(cycle.description)",
             logger: logger)

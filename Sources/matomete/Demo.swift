@@ -180,6 +180,7 @@ struct DemoRun {
         var signers: [String: RequestSigner] = [:]
         for merchant in Self.merchants {
             try await store.upsertMerchant(Merchant(id: MerchantID(rawValue: merchant.id), name: merchant.name))
+            try await system.createTopics(system.topics.merchantLayout(merchant.id, partitions: 3))
             signers[merchant.id] = try await system.addSigningKey(for: .merchant(merchant.id), in: store)
         }
         var addresses: [String: [String]] = [:]
@@ -319,7 +320,8 @@ final class OutputCollector: Sendable {
             configuration: KafkaConsumerConfiguration(
                 bootstrapServers: system.bootstrapServerList, groupID: "demo-reader"),
             logger: LocalSystem.logger)
-        try consumer.subscribe([topics.merchantResults, topics.lineBills, topics.settlements])
+        let results = Set(DemoRun.merchants.map { topics.merchantResults($0.id) })
+        try consumer.subscribe(results.sorted() + [topics.lineBills, topics.settlements])
         let decoder = JSONDecoder()
         while !Task.isCancelled {
             for event in try await consumer.poll(timeout: .milliseconds(100)) {
@@ -332,7 +334,7 @@ final class OutputCollector: Sendable {
                         for message in messages {
                             let data = Data(message.value)
                             switch message.topicPartition.topic {
-                            case topics.merchantResults:
+                            case let topic where results.contains(topic):
                                 if let result = try? decoder.decode(MerchantResultMessage.self, from: data) {
                                     state.results[result.id] = result
                                 }

@@ -63,7 +63,11 @@ final class LocalSystem: @unchecked Sendable {
                 requestTimeout: .seconds(15), logger: logger)
             // -1: the brokers' default replication factor.
             try await admin.createTopics(
-                plan.map { KafkaTopicSpecification(name: $0.name, partitions: $0.partitions, replicationFactor: -1) })
+                plan.map {
+                    KafkaTopicSpecification(
+                        name: $0.name, partitions: $0.partitions, replicationFactor: -1, configuration: $0.configuration
+                    )
+                })
         } else {
             let embedded = try EmbeddedKafkaCluster(brokers: 3, logger: logger)
             for topic in plan { try embedded.createTopic(topic.name, partitions: topic.partitions) }
@@ -127,6 +131,24 @@ final class LocalSystem: @unchecked Sendable {
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         processes.append((name, process, port))
+    }
+
+    /// Creates `topics` (a merchant's own, when it is added), leaving those that exist.
+    func createTopics(_ topics: [TopicLayout]) async throws {
+        if let cluster {
+            for topic in topics { try cluster.createTopic(topic.name, partitions: topic.partitions) }
+        } else {
+            let admin = try KafkaAdmin(
+                settings: KafkaClientSettings(bootstrapServers: bootstrapServerList), requestTimeout: .seconds(15),
+                logger: Self.logger)
+            try await admin.createTopics(
+                topics.map {
+                    KafkaTopicSpecification(
+                        name: $0.name, partitions: $0.partitions, replicationFactor: -1, configuration: $0.configuration
+                    )
+                }
+            )
+        }
     }
 
     /// Creates a signing key for `owner` as `matomete merchants keys create`

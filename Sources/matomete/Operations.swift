@@ -91,7 +91,8 @@ struct ClusterOptions: ParsableArguments {
 
 struct TopicCommands: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "topics", abstract: "Matomete's Kafka topics.", subcommands: [Create.self, List.self])
+        commandName: "topics", abstract: "Matomete's Kafka topics, and who may use them.",
+        subcommands: [Create.self, List.self, ACLs.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -99,12 +100,15 @@ struct TopicCommands: AsyncParsableCommand {
             discussion: """
                 The request topics and the output topics keyed by line take --partitions each: the \
                 most worker processes of one kind that can share the work. billing-cycles has one \
-                partition (closes run in order); settlements and dead-letters have three.
+                partition (closes run in order); settlements and dead-letters have three. With \
+                --merchant, also that merchant's own topics (its results, with --partitions, and \
+                its settlements, one): run it when a merchant is added.
                 """)
         @OptionGroup var cluster: ClusterOptions
         @OptionGroup var output: OutputOptions
         @Option(help: "Partitions of the request topics (the most workers of one kind that share work).")
         var partitions = 48
+        @Option(help: "Also create this merchant's own topics. Repeatable.") var merchant: [String] = []
         @Option(help: "Copies of each partition (3 in production; 1 for a single broker).")
         var replicationFactor = 3
 
@@ -113,20 +117,77 @@ struct TopicCommands: AsyncParsableCommand {
             guard (1...10).contains(replicationFactor) else {
                 throw ValidationError("The replication factor must be 1 to 10.")
             }
+            for id in merchant where !MerchantID(rawValue: id).isWellFormed {
+                throw ValidationError("\(id) is not a merchant id: 1 to 64 letters, digits, - and _.")
+            }
         }
 
         func run() async throws {
             try await Exit.mapping {
                 let admin = try cluster.admin()
                 let created = try await admin.createTopics(
-                    cluster.topics.layout(partitions: partitions).map {
-                        KafkaTopicSpecification(
-                            name: $0.name, partitions: $0.partitions, replicationFactor: replicationFactor)
-                    })
+                    (cluster.topics.layout(partitions: partitions)
+                        + merchant.flatMap { cluster.topics.merchantLayout($0, partitions: partitions) }).map {
+                            KafkaTopicSpecification(
+                                name: $0.name, partitions: $0.partitions, replicationFactor: replicationFactor,
+                                configuration: $0.configuration)
+                        })
                 if !output.json {
                     say("Created \(created.count) topics; the others existed already and are left as they are.")
                 }
                 try await TopicCommands.List.show(admin: admin, topics: cluster.topics, output: output)
+            }
+        }
+    }
+
+    struct ACLs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "acls",
+            abstract: "Print the kafka-acls.sh commands that grant each party its access, and no more.",
+            discussion: """
+                One principal per party: each worker kind reads its input topic in its own group; the \
+                relay writes every output; operators (User:matomete-operator) create topics, write \
+                billing-cycles (nobody else may close a month) and replay dead letters; the line \
+                system writes cancellations and reads its results; the billing system reads \
+                line-bills; finance reads settlements. With --merchant, each merchant's principal \
+                (User:merchant-<id>) writes the two request topics and reads only the topics under \
+                <prefix>.merchant.<id>. in groups named <id>.…; run it for every merchant added. The \
+                commands read the broker from $BOOTSTRAP and the admin's client settings from \
+                $ADMIN_CONFIG (deploy/kafka/README.md). The brokers must refuse what no ACL allows \
+                (allow.everyone.if.no.acl.found=false).
+                """)
+        @Option(
+            name: .customLong("topic-prefix"),
+            help: ArgumentHelp(
+                "Prefix of every topic name. [env: MATOMETE_TOPIC_PREFIX] (default: matomete)", valueName: "prefix"))
+        var topicPrefix: String?
+        @Option(help: "A merchant whose ACLs to print. Repeatable.") var merchant: [String] = []
+        @Flag(help: "Only the merchants' ACLs, not the carrier's parties'.") var merchantsOnly = false
+        @OptionGroup var output: OutputOptions
+
+        func validate() throws {
+            for id in merchant where !MerchantID(rawValue: id).isWellFormed {
+                throw ValidationError("\(id) is not a merchant id: 1 to 64 letters, digits, - and _.")
+            }
+        }
+
+        func run() throws {
+            let access = KafkaAccess(
+                topics: Topics(
+                    prefix: topicPrefix ?? ProcessInfo.processInfo.environment["MATOMETE_TOPIC_PREFIX"] ?? "matomete"))
+            let entries = (merchantsOnly ? [] : access.carrier) + merchant.flatMap(access.merchant)
+            if output.json {
+                struct Row: Encodable {
+                    var principal, operation, resource, pattern, name: String
+                }
+                try output.print(
+                    entries.map {
+                        Row(
+                            principal: $0.principal, operation: $0.operation, resource: $0.resource.rawValue,
+                            pattern: $0.pattern.rawValue, name: $0.name)
+                    })
+            } else {
+                writeOut(entries.map(\.command).joined(separator: "\n") + "\n")
             }
         }
     }
@@ -419,7 +480,7 @@ struct MerchantCommands: AsyncParsableCommand {
                 id: MerchantID(rawValue: id), name: name,
                 tariffs: TariffSchedule(versions: [try tariff.version(base: .standard)]))
             guard merchant.id.isWellFormed else {
-                throw ValidationError("The id \(id) is not a well-formed merchant id.")
+                throw ValidationError("The id \(id) is not a merchant id: 1 to 64 letters, digits, - and _.")
             }
             guard Merchant.isWellFormedName(name) else { throw ValidationError(Merchant.nameRule) }
             try await Exit.mapping {
@@ -433,6 +494,9 @@ struct MerchantCommands: AsyncParsableCommand {
                     throw ExitCode.failure
                 }
                 say("Added \(id) (\(name)): \(describe(merchant.tariffs.versions[0])).")
+                say(
+                    "Next: its topics (matomete topics create --merchant \(id)), its Kafka ACLs (matomete topics acls --merchant \(id) --merchants-only) and its signing key (matomete merchants keys create --merchant \(id))."
+                )
             }
         }
     }

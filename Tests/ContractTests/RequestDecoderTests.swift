@@ -56,6 +56,14 @@ struct RequestDecoderTests {
             BadCase(name: "not JSON", json: "hello", key: "L0000001", refusal: nil),
             BadCase(name: "truncated", json: #"{"type":"charge","merchantId":"m1""#, key: "L0000001", refusal: nil),
             BadCase(name: "an array", json: "[1,2,3]", key: "L0000001", refusal: nil),
+            BadCase(
+                name: "a merchant id with a dot, which would reach past its topic prefix",
+                json: #"{"type":"charge-cancel","merchantId":"m-a.results","chargeId":"c-1","lineId":"L0000001"}"#,
+                key: "L0000001", refusal: nil),
+            BadCase(
+                name: "a merchant id with a slash",
+                json: #"{"type":"charge-cancel","merchantId":"m/../b","chargeId":"c-1","lineId":"L0000001"}"#,
+                key: "L0000001", refusal: nil),
             BadCase(name: "no type", json: #"{"merchantId":"m1"}"#, key: "L0000001", refusal: nil),
             BadCase(name: "unknown type", json: #"{"type":"refund","merchantId":"m1"}"#, key: "L0000001", refusal: nil),
             BadCase(

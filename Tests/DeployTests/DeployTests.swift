@@ -46,7 +46,7 @@ struct DeployTests {
         }
         var help: [String: String] = [:]
         for name in executables { help[name] = try text(name, []) }
-        for subcommand in [["migrate"], ["topics", "create"]] {
+        for subcommand in [["migrate"], ["topics", "create"], ["topics", "acls"]] {
             help["matomete " + subcommand.joined(separator: " ")] = try text("matomete", subcommand)
         }
         return help
@@ -81,6 +81,60 @@ struct DeployTests {
             #expect(text.contains(flag + " "), "\(place): \(name) has no \(flag)")
         }
         return name
+    }
+
+    @Test("Kafka access: the scripts run the tool's own commands, every principal granted has a user, no ACL means no")
+    func kafkaAccess() throws {
+        let folder = Self.deploy.appendingPathComponent("kafka")
+        func read(_ name: String) throws -> String {
+            try String(contentsOf: folder.appendingPathComponent(name), encoding: .utf8)
+        }
+        let help = try Self.help()
+        let acls = try read("acls.sh")
+        #expect(acls.contains("matomete topics acls \"$@\" | sh -eu"))
+        let readme = try read("README.md")
+        for line in readme.split(separator: "\n") where line.hasPrefix("matomete ") || line.hasPrefix("./acls.sh") {
+            let words = line.split(separator: " ").map(String.init)
+            let command = words[0] == "./acls.sh" ? "matomete topics acls" : "matomete \(words[1]) \(words[2])"
+            for flag in words where flag.hasPrefix("--") {
+                if let text = help[command] {
+                    #expect(text.contains(flag), "\(command) has no \(flag), as README.md says")
+                } else if command != "matomete merchants add" && command != "matomete merchants keys" {
+                    Issue.record("README.md runs \(command), which is not checked here")
+                }
+            }
+        }
+        // Every principal the tool grants (merchants aside) has a user made by users.sh, and no other.
+        let process = Process()
+        process.executableURL = try Processes.builtExecutable("matomete")
+        process.arguments = ["topics", "acls", "--json"]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let entries = try #require(try JSONSerialization.jsonObject(with: data) as? [[String: String]])
+        let principals = Set(entries.compactMap { $0["principal"]?.replacingOccurrences(of: "User:", with: "") })
+        let users = try read("users.sh")
+        // The default list: from `set -- ` to the `fi` that ends it, over continued lines.
+        let start = try #require(users.range(of: "set -- ")).upperBound
+        let end = try #require(users.range(of: "\nfi", range: start..<users.endIndex)).lowerBound
+        let listed = users[start..<end].split(whereSeparator: { " \\\n".contains($0) }).map(String.init)
+        #expect(Set(listed) == principals, "users.sh makes \(listed.sorted()); the ACLs name \(principals.sorted())")
+        let broker = try read("broker-security.properties")
+        for setting in [
+            "allow.everyone.if.no.acl.found=false", "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "auto.create.topics.enable=false", "authorizer.class.name=",
+        ] {
+            #expect(broker.contains(setting), "the brokers need \(setting)")
+        }
+        for script in ["acls.sh", "users.sh"] {
+            let check = Process()
+            check.executableURL = URL(fileURLWithPath: "/bin/sh")
+            check.arguments = ["-n", folder.appendingPathComponent(script).path]
+            try check.run()
+            check.waitUntilExit()
+            #expect(check.terminationStatus == 0, "\(script) is valid sh")
+        }
     }
 
     @Test("Kubernetes manifests match their schemas; commands, flags and variables are the executables' own")

@@ -42,7 +42,7 @@ struct OversizedTests {
             #expect(
                 letter.headers[DeadLetterHeaders.originalSHA256]
                     == SHA256.hash(data: huge).map { String(format: "%02x", $0) }.joined())
-            let result = try #require(try await store.outboxMessages(topic: "matomete.merchant-results").first)
+            let result = try #require(try await store.outboxMessages(topic: "matomete.merchant.m1.results").first)
             #expect(result.payload.count < 1_000)
             let decoded = try JSONDecoder().decode(MerchantResultMessage.self, from: Data(result.payload))
             #expect(decoded.requestId == String(repeating: "é", count: 32) && decoded.lineId == decoded.requestId)

@@ -111,7 +111,7 @@ struct StoreTests {
             #expect(try await store.lineStatement("L0000002")?.total == 0)
             #expect(try await store.storedOffset(feeder.cursor) == 3)
             // Results: one per applied request, none for the refused batches.
-            #expect(try await store.outboxMessages(topic: "matomete.merchant-results").count == 3)
+            #expect(try await store.outboxMessages(topic: "matomete.merchant.m1.results").count == 3)
         }
     }
 
@@ -152,7 +152,7 @@ struct StoreTests {
             #expect(stale?.code == .staleOffset)
             #expect(try await store.storedOffset(cursor(0)) == 2, "the other partition's offset is rolled back too")
             #expect(try await store.lineStatement("L0000003")?.total == 0)
-            #expect(try await store.outboxMessages(topic: "matomete.merchant-results").count == 3)
+            #expect(try await store.outboxMessages(topic: "matomete.merchant.m1.results").count == 3)
 
             // A batch that expects no stored offset where one is stored, listed first or last.
             for order in [[0, 1], [1, 0]] {
@@ -171,7 +171,7 @@ struct StoreTests {
             #expect(twice?.code == .staleOffset)
             #expect(try await store.storedOffset(cursor(0)) == 2)
             #expect(try await store.storedOffset(cursor(1)) == 1)
-            #expect(try await store.outboxMessages(topic: "matomete.merchant-results").count == 3)
+            #expect(try await store.outboxMessages(topic: "matomete.merchant.m1.results").count == 3)
         }
     }
 
@@ -261,7 +261,8 @@ struct StoreTests {
             let second = try await store.claimOutbox(limit: 10)
             #expect(first.count == 3 && second.count == 2)
             #expect(Set(first.map(\.message.id)).isDisjoint(with: second.map(\.message.id)))
-            #expect(first.allSatisfy { $0.message.topic == "matomete.merchant-results" && $0.message.key == "m1" })
+            #expect(
+                first.allSatisfy { $0.message.topic == "matomete.merchant.m1.results" && $0.message.key == "L0000001" })
             // A relay that dies without acknowledging: after its lease the messages come back.
             try await store.acknowledge(second.map(\.sequence))
             #expect(try await store.claimOutbox(limit: 10).isEmpty)
@@ -372,9 +373,11 @@ struct StoreTests {
             let farm = try await store.results(merchant: "m2")
             #expect(farm.map(\.resultID).sorted() == ["result-matomete.charges-5-2", "result-matomete.charges-5-3"])
             #expect(try await store.results(merchant: "m1", limit: 1).count == 1)
-            // Told is kept: every result published has its row.
-            let published = try await store.outboxMessages(topic: "matomete.merchant-results").map(\.id)
-            #expect(Set(published) == Set(line.map(\.resultID) + farm.map(\.resultID)))
+            // Told is kept: every result published has its row, and each goes to its own merchant's topic only.
+            let toShop = try await store.outboxMessages(topic: "matomete.merchant.m1.results").map(\.id)
+            let toFarm = try await store.outboxMessages(topic: "matomete.merchant.m2.results").map(\.id)
+            #expect(Set(toShop + toFarm) == Set(line.map(\.resultID) + farm.map(\.resultID)))
+            #expect(toFarm.sorted() == farm.map(\.resultID).sorted())
         }
     }
 
@@ -400,7 +403,7 @@ struct StoreTests {
             #expect(kept.count == 2)
             #expect(kept.allSatisfy { $0.lineID == "" && !$0.accepted && $0.reason == "invalid_request" })
             #expect(Set(kept.map(\.requestID)) == ["c-1", ""])
-            #expect(try await store.outboxMessages(topic: "matomete.merchant-results").count == 2)
+            #expect(try await store.outboxMessages(topic: "matomete.merchant.m1.results").count == 2)
         }
     }
 

@@ -247,9 +247,9 @@ extension ScenarioTests {
             try await client.query(
                 """
                 INSERT INTO outbox (topic, message_key, message_id, payload)
-                VALUES (\(system.topics.merchantResults), 'm1', 'result-huge', decode(repeat('7b', 1100000), 'hex')),
-                       (\(system.topics.merchantResults), 'm1', 'result-a', convert_to('{"id":"result-a","requestType":"charge","requestId":"c","lineId":"L","status":"accepted"}', 'UTF8')),
-                       (\(system.topics.merchantResults), 'm1', 'result-b', convert_to('{"id":"result-b","requestType":"charge","requestId":"c","lineId":"L","status":"accepted"}', 'UTF8'))
+                VALUES (\(system.topics.lineSystemResults), 'L', 'result-huge', decode(repeat('7b', 1100000), 'hex')),
+                       (\(system.topics.lineSystemResults), 'L', 'result-a', convert_to('{"id":"result-a","requestType":"line-termination","requestId":"","lineId":"L","status":"accepted"}', 'UTF8')),
+                       (\(system.topics.lineSystemResults), 'L', 'result-b', convert_to('{"id":"result-b","requestType":"line-termination","requestId":"","lineId":"L","status":"accepted"}', 'UTF8'))
                 """, logger: TestSystem.logger)
         }
         try await system.waitUntilIdle(within: .seconds(60))

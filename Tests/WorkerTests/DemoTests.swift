@@ -11,8 +11,14 @@ extension ScenarioTests {
     func demo() async throws {
         let cluster = try EmbeddedKafkaCluster(brokers: 3, logger: TestSystem.logger)
         let topics = Topics()
-        for topic in [topics.charges, topics.cancellations, topics.merchantResults, topics.lineBills] {
+        for topic in [topics.charges, topics.cancellations, topics.lineSystemResults, topics.lineBills] {
             try cluster.createTopic(topic, partitions: 6)
+        }
+        // `matomete demo` creates each merchant's topics as it adds the merchant; this mock takes no CreateTopics.
+        for merchant in ["points-shop", "farm-game", "video", "fan-club"] {
+            for topic in topics.merchantLayout(merchant, partitions: 3) {
+                try cluster.createTopic(topic.name, partitions: topic.partitions)
+            }
         }
         for topic in [topics.billingCycles, topics.settlements, topics.deadLetters] {
             try cluster.createTopic(topic, partitions: 1)

@@ -28,7 +28,8 @@ extension ScenarioTests {
             try cluster.moveLeader(
                 topic: system.topics.charges, partition: KafkaPartition(partition), to: partition % 3 + 1)
             try cluster.moveLeader(
-                topic: system.topics.merchantResults, partition: KafkaPartition(partition), to: (partition + 1) % 3 + 1)
+                topic: system.topics.merchantResults(KnownTraffic.merchant(0)), partition: KafkaPartition(partition),
+                to: (partition + 1) % 3 + 1)
         }
         // Retriable errors on the next requests of every client.
         cluster.injectErrors([.notLeaderForPartition, .requestTimedOut, .notEnoughReplicas], on: .produce)

@@ -98,6 +98,8 @@ extension ScenarioTests {
             try await tool.run(["merchants", "add", "--id", "m-x", "--name", "X", "--rate-percent", "5.555"]).status
                 == 64)
         #expect(try await tool.run(["merchants", "add", "--id", "m-game", "--name", "Game"]).status == 0)
+        let dotted = try await tool.run(["merchants", "add", "--id", "m-a.x", "--name", "Dotted"])
+        #expect(dotted.status == 64 && dotted.errors.contains("letters, digits"), "\(dotted)")
         #expect(try await tool.run(["merchants", "update", "--id", "m-game", "--status", "suspended"]).status == 0)
 
         // Message-signing keys: created with a secret shown once and kept sealed; two valid at once; revoked.

@@ -214,7 +214,7 @@ struct ScenarioTests {
         #expect(metrics.contains("matomete_outbox_backlog"))
         let (relayMetrics, _) = try await HTTP.get(port: try await relay.httpPort(), path: "/metrics")
         #expect(relayMetrics.contains("matomete_outbox_claim_duration_seconds_bucket"))
-        #expect(relayMetrics.contains(#"matomete_outbox_published_total{topic="matomete.merchant-results"}"#))
+        #expect(relayMetrics.contains(#"matomete_outbox_published_total{topic="matomete.merchant.m-video.results"}"#))
 
         // Graceful stop: every worker exits 0 on SIGTERM.
         for (worker, status) in try await system.stopAll() {

@@ -39,6 +39,7 @@ final class TestSystem: Sendable {
     let topics: Topics
     let logDirectory: URL
     let inputPartitions: Int
+    let outputPartitions: Int
     private let producer: KafkaProducer
     private let admin: KafkaAdmin
     private let workers = Mutex<[WorkerProcess]>([])
@@ -46,14 +47,19 @@ final class TestSystem: Sendable {
     private let signers = Mutex<[KeyOwner: RequestSigner]>([:])
     private let launches = Atomic<Int>(0)
 
+    /// The merchants whose own topics exist, read by ``outputs()``.
+    private let merchants = Mutex<Set<String>>([])
+
     private init(
-        cluster: EmbeddedKafkaCluster, database: TestDatabase, topics: Topics, logDirectory: URL, inputPartitions: Int
+        cluster: EmbeddedKafkaCluster, database: TestDatabase, topics: Topics, logDirectory: URL, inputPartitions: Int,
+        outputPartitions: Int
     ) throws {
         self.cluster = cluster
         self.database = database
         self.topics = topics
         self.logDirectory = logDirectory
         self.inputPartitions = inputPartitions
+        self.outputPartitions = outputPartitions
         var configuration = KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServerList)
         configuration.linger = .milliseconds(2)
         producer = try KafkaProducer(configuration: configuration, logger: Self.logger)
@@ -72,7 +78,7 @@ final class TestSystem: Sendable {
             try cluster.createTopic(topic, partitions: inputPartitions)
         }
         try cluster.createTopic(topics.billingCycles, partitions: 1)
-        for topic in [topics.merchantResults, topics.lineBills, topics.settlements, topics.deadLetters] {
+        for topic in [topics.lineSystemResults, topics.lineBills, topics.settlements, topics.deadLetters] {
             try cluster.createTopic(topic, partitions: outputPartitions)
         }
         let database = try await TestDatabase.create(partitions: 8, on: server)
@@ -80,7 +86,8 @@ final class TestSystem: Sendable {
             "matomete-worker-tests/\(name)-\(UUID().uuidString.prefix(6).lowercased())")
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
         return try TestSystem(
-            cluster: cluster, database: database, topics: topics, logDirectory: logs, inputPartitions: inputPartitions)
+            cluster: cluster, database: database, topics: topics, logDirectory: logs, inputPartitions: inputPartitions,
+            outputPartitions: outputPartitions)
     }
 
     // MARK: Reference data
@@ -99,6 +106,7 @@ final class TestSystem: Sendable {
     /// `matomete merchants keys create` stores it.
     @discardableResult
     func addSigningKeys(for owners: [KeyOwner]) async throws -> [KeyOwner: RequestSigner] {
+        for case .merchant(let merchant) in owners { addMerchantTopics(merchant) }
         let missing = signers.withLock { held in owners.filter { held[$0] == nil } }
         let added = Dictionary(uniqueKeysWithValues: Set(missing).map { ($0, TestKeys.newSigningKey(for: $0)) })
         try await database.withStore { store in
@@ -114,7 +122,17 @@ final class TestSystem: Sendable {
 
     /// Signs `owner`'s requests with `signer` from now on (a key made elsewhere, by the operator tool).
     func useSigningKey(_ signer: RequestSigner, for owner: KeyOwner) {
+        if case .merchant(let merchant) = owner { addMerchantTopics(merchant) }
         signers.withLock { $0[owner] = signer }
+    }
+
+    /// Creates `merchant`'s own topics, as adding a merchant does, unless they exist.
+    private func addMerchantTopics(_ merchant: String) {
+        guard merchants.withLock({ $0.insert(merchant).inserted }) else { return }
+        for topic in topics.merchantLayout(merchant, partitions: outputPartitions) {
+            // The mock cluster creates a topic on its first message too: one that exists is left as it is.
+            try? cluster.createTopic(topic.name, partitions: topic.partitions)
+        }
     }
 
     /// The key ``produce(_:_:)`` signs `owner`'s requests with.
@@ -368,18 +386,30 @@ final class TestSystem: Sendable {
     /// The published outputs, each id once; fails the test if two copies of
     /// one id differ (repeats must be exact).
     func outputs() async throws -> Outputs {
-        let all = try await readAll([
-            topics.merchantResults, topics.lineBills, topics.settlements, topics.deadLetters,
-        ])
+        /// What a topic carries, and for whom.
+        enum Carries {
+            case results(merchant: String?)
+            case bills
+            case settlements(merchant: String?)
+            case deadLetters
+        }
+        var carries: [String: Carries] = [
+            topics.lineSystemResults: .results(merchant: nil), topics.lineBills: .bills,
+            topics.settlements: .settlements(merchant: nil), topics.deadLetters: .deadLetters,
+        ]
+        for merchant in merchants.withLock({ $0 }) {
+            carries[topics.merchantResults(merchant)] = .results(merchant: merchant)
+            carries[topics.merchantSettlements(merchant)] = .settlements(merchant: merchant)
+        }
+        let all = try await readAll(carries.keys.sorted())
         var outputs = Outputs()
         let decoder = JSONDecoder()
         // Everything published must match the documented contract.
-        let schemas = [
-            topics.merchantResults: try JSONSchema(named: "merchant-results"),
-            topics.lineBills: try JSONSchema(named: "line-bills"),
-            topics.settlements: try JSONSchema(named: "settlements"),
-            topics.deadLetters: try JSONSchema(named: "dead-letters"),
-        ]
+        let resultSchema = try JSONSchema(named: "merchant-results")
+        let billSchema = try JSONSchema(named: "line-bills")
+        let settlementSchema = try JSONSchema(named: "settlements")
+        let deadLetterSchema = try JSONSchema(named: "dead-letters")
+        var merchantsSettlements: [String: SettlementMessage] = [:]
         for (topic, messages) in all {
             var byID: [String: KafkaConsumerMessage] = [:]
             for message in messages {
@@ -398,26 +428,46 @@ final class TestSystem: Sendable {
                 byID[id] = message
             }
             for (id, message) in byID {
-                let violations =
-                    topic == topics.deadLetters
-                    ? schemas[topic]!.violations(
+                func check(_ schema: JSONSchema) {
+                    let violations = schema.violations(of: message.value)
+                    if !violations.isEmpty { Issue.record("\(id) does not match its schema: \(violations)") }
+                }
+                switch carries[topic]! {
+                case .results(let merchant):
+                    check(resultSchema)
+                    let result = try decoder.decode(MerchantResultMessage.self, from: Data(message.value))
+                    // Confidentiality: each result reaches its own sender's topic, and no other.
+                    #expect(
+                        result.merchantId == merchant,
+                        "\(id) of \(result.merchantId ?? "the line system") is on \(topic)")
+                    #expect(outputs.results[id] == nil, "\(id) is on two results topics")
+                    outputs.results[id] = result
+                case .bills:
+                    check(billSchema)
+                    outputs.bills[id] = try decoder.decode(LineBillMessage.self, from: Data(message.value))
+                case .settlements(let merchant?):
+                    check(settlementSchema)
+                    let settlement = try decoder.decode(SettlementMessage.self, from: Data(message.value))
+                    #expect(settlement.merchantId == merchant, "\(id) is on \(topic)")
+                    merchantsSettlements[id] = settlement
+                case .settlements(nil):
+                    check(settlementSchema)
+                    outputs.settlements[id] = try decoder.decode(SettlementMessage.self, from: Data(message.value))
+                case .deadLetters:
+                    let violations = deadLetterSchema.violations(
                         ofHeaders: Dictionary(
                             message.headers.map { ($0.name, String(decoding: $0.value ?? [], as: UTF8.self)) }
                         ) { $1 })
-                    : schemas[topic]!.violations(of: message.value)
-                if !violations.isEmpty { Issue.record("\(id) does not match its schema: \(violations)") }
-                switch topic {
-                case topics.merchantResults:
-                    outputs.results[id] = try decoder.decode(MerchantResultMessage.self, from: Data(message.value))
-                case topics.lineBills:
-                    outputs.bills[id] = try decoder.decode(LineBillMessage.self, from: Data(message.value))
-                case topics.settlements:
-                    outputs.settlements[id] = try decoder.decode(SettlementMessage.self, from: Data(message.value))
-                default:
+                    if !violations.isEmpty { Issue.record("\(id) does not match its schema: \(violations)") }
                     outputs.deadLetters[id] = message
                 }
             }
         }
+        // Each merchant reads on its own topic exactly the settlements finance reads of it.
+        #expect(
+            merchantsSettlements.mapValues(ExpectedSettlement.init)
+                == outputs.settlements.mapValues(ExpectedSettlement.init),
+            "the merchants' own settlements are finance's")
         return outputs
     }
 
