@@ -28,3 +28,4 @@ printf '%s' "$value" >"$file"
 kcat -P -b "$MATOMETE_BOOTSTRAP_SERVERS" -t "$topic" -k "$key" \
     -H "matomete-key-id=$MATOMETE_KEY_ID" -H "matomete-timestamp=$timestamp" -H "matomete-signature=v1=$mac" "$file"
 echo "sent to $topic, key $key, signed with $MATOMETE_KEY_ID at $timestamp"
+echo "its result comes back on your own results topic, matomete.merchant.<your merchant id>.results (docs/merchants.md, \"Your topics\")"

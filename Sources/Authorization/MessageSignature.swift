@@ -34,9 +34,18 @@ public enum MessageSignature {
     public static func textToSign(
         topic: String, timestamp: Int64, keyID: String, key: (some Collection<UInt8>)?, value: some Collection<UInt8>
     ) -> [UInt8] {
-        let keyHash = key.map { hex(SHA256.hash(data: Array($0))) } ?? "-"
-        let valueHash = hex(SHA256.hash(data: Array(value)))
-        return Array("matomete-request-v1\n\(topic)\n\(timestamp)\n\(keyID)\n\(keyHash)\n\(valueHash)".utf8)
+        let keyHash = if let key { sha256Hex(key) } else { "-" }
+        return Array("matomete-request-v1\n\(topic)\n\(timestamp)\n\(keyID)\n\(keyHash)\n\(sha256Hex(value))".utf8)
+    }
+
+    /// The SHA-256 of `bytes`, lowercase hex; hashed in place when they are contiguous (no copy).
+    static func sha256Hex(_ bytes: some Collection<UInt8>) -> String {
+        var hasher = SHA256()
+        let hashed: Void? = bytes.withContiguousStorageIfAvailable {
+            hasher.update(bufferPointer: UnsafeRawBufferPointer($0))
+        }
+        if hashed == nil { hasher.update(data: Array(bytes)) }
+        return hex(hasher.finalize())
     }
 
     /// The `matomete-signature` header's value for a message signed with `secret`.
@@ -54,11 +63,22 @@ public enum MessageSignature {
         _ header: String, secret: [UInt8], topic: String, timestamp: Int64, keyID: String,
         key: (some Collection<UInt8>)?, value: some Collection<UInt8>
     ) -> Bool {
+        isValid(
+            header, key: SymmetricKey(data: secret), topic: topic, timestamp: timestamp, keyID: keyID, messageKey: key,
+            value: value)
+    }
+
+    /// Whether `header` is the signature of the message under the HMAC key
+    /// `key` (the secret, ready for use), compared in constant time.
+    public static func isValid(
+        _ header: String, key: SymmetricKey, topic: String, timestamp: Int64, keyID: String,
+        messageKey: (some Collection<UInt8>)?, value: some Collection<UInt8>
+    ) -> Bool {
         guard header.hasPrefix("v1="), header.utf8.count == 67, let mac = bytes(hex: header.dropFirst(3)) else {
             return false
         }
-        let text = textToSign(topic: topic, timestamp: timestamp, keyID: keyID, key: key, value: value)
-        return HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: text, using: SymmetricKey(data: secret))
+        let text = textToSign(topic: topic, timestamp: timestamp, keyID: keyID, key: messageKey, value: value)
+        return HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: text, using: key)
     }
 
     /// Lowercase hex of `bytes`.

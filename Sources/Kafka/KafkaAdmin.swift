@@ -117,8 +117,21 @@ public final class KafkaAdmin: Sendable {
         }
     }
 
+    /// The names of every topic that starts with `prefix`, sorted.
+    public func topicNames(startingWith prefix: String) async throws(KafkaError) -> [String] {
+        try await descriptions { $0.hasPrefix(prefix) }.keys.sorted()
+    }
+
     /// The descriptions of those of `topics` that exist, by name.
     private func descriptions(of topics: [String]) async throws(KafkaError) -> [String: KafkaTopicDescription] {
+        let wanted = Set(topics)
+        return try await descriptions { wanted.contains($0) }
+    }
+
+    /// The descriptions of the topics that exist whose names `include` takes, by name.
+    private func descriptions(
+        where include: @escaping @Sendable (String) -> Bool
+    ) async throws(KafkaError) -> [String: KafkaTopicDescription] {
         let handle = self.handle
         let timeout = Int32(requestTimeout.milliseconds)
         return try await blocking.run { () throws(KafkaError) in
@@ -129,7 +142,7 @@ public final class KafkaAdmin: Sendable {
             for index in 0..<Int(metadata!.pointee.topic_cnt) {
                 let topic = metadata!.pointee.topics[index]
                 let name = String(cString: topic.topic)
-                guard topics.contains(name), topic.err == RD_KAFKA_RESP_ERR_NO_ERROR else { continue }
+                guard include(name), topic.err == RD_KAFKA_RESP_ERR_NO_ERROR else { continue }
                 let partitions = (0..<Int(topic.partition_cnt)).map { index in
                     let partition = topic.partitions[index]
                     return KafkaTopicDescription.Partition(

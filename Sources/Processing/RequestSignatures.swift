@@ -1,4 +1,5 @@
 import Authorization
+import Crypto
 import Foundation
 import Kafka
 import Logging
@@ -15,13 +16,13 @@ public final class SigningKeyRing: Sendable {
     public struct Key: Sendable {
         /// Who signs with it.
         public var owner: KeyOwner
-        /// The HMAC secret.
-        public var secret: [UInt8]
+        /// The HMAC secret, ready for use.
+        public var secret: SymmetricKey
 
         /// A key of `owner`.
         public init(owner: KeyOwner, secret: [UInt8]) {
             self.owner = owner
-            self.secret = secret
+            self.secret = SymmetricKey(data: secret)
         }
     }
 
@@ -133,6 +134,11 @@ public struct RequestSignatureVerifier: Sendable {
     /// Now, in milliseconds since 1970: the reference when Kafka gives a message no timestamp.
     public var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
 
+    /// The signing headers, in the order they are read.
+    private static let headerNames = [
+        MessageSignature.Header.keyID, MessageSignature.Header.timestamp, MessageSignature.Header.signature,
+    ]
+
     /// The longest `matomete-timestamp` header read: 19 digits hold any `Int64`.
     private static let timestampDigitsAtMost = 19
 
@@ -147,26 +153,20 @@ public struct RequestSignatureVerifier: Sendable {
     /// headers present once each; the key known and valid; the timestamp
     /// within the window; the signature.
     public func signer(of message: KafkaConsumerMessage) -> Result<KeyOwner, SignatureFailure> {
-        var found: [String: [UInt8]] = [:]
-        for header in message.headers
-        where header.name == MessageSignature.Header.keyID || header.name == MessageSignature.Header.timestamp
-            || header.name == MessageSignature.Header.signature
-        {
-            guard found[header.name] == nil else {
+        // The three headers, each once; a header without a value reads as empty.
+        var found: [[UInt8]?] = [nil, nil, nil]
+        for header in message.headers {
+            guard let index = Self.headerNames.firstIndex(of: header.name) else { continue }
+            guard found[index] == nil else {
                 return .failure(SignatureFailure(.missing, "the header \(header.name) is given twice"))
             }
-            found[header.name] = header.value ?? []
+            found[index] = header.value ?? []
         }
-        let names = [
-            MessageSignature.Header.keyID, MessageSignature.Header.timestamp, MessageSignature.Header.signature,
-        ]
-        let absent = names.filter { found[$0] == nil }
-        guard absent.isEmpty else {
+        guard let keyIDBytes = found[0], let digits = found[1], let signatureBytes = found[2] else {
+            let absent = zip(Self.headerNames, found).filter { $0.1 == nil }.map(\.0)
             return .failure(SignatureFailure(.missing, "no \(absent.joined(separator: ", ")) header"))
         }
-        guard let keyID = String(validating: found[MessageSignature.Header.keyID]!, as: UTF8.self),
-            keyID.utf8.count <= 64
-        else {
+        guard let keyID = String(validating: keyIDBytes, as: UTF8.self), keyID.utf8.count <= 64 else {
             return .failure(SignatureFailure(.invalid, "matomete-key-id is not a key id"))
         }
         guard let key = ring.key(keyID) else {
@@ -174,7 +174,6 @@ public struct RequestSignatureVerifier: Sendable {
             failure.keyUnknown = true
             return .failure(failure)
         }
-        let digits = found[MessageSignature.Header.timestamp]!
         guard !digits.isEmpty, digits.count <= Self.timestampDigitsAtMost,
             digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
             let timestamp = Int64(String(decoding: digits, as: UTF8.self))
@@ -189,11 +188,11 @@ public struct RequestSignatureVerifier: Sendable {
                     "signed at \(timestamp) ms, \((reference - timestamp) / 1000) s from the message's time \(reference) ms; the window is ±\(window / 1000) s"
                 ))
         }
-        let signature = String(decoding: found[MessageSignature.Header.signature]!.prefix(100), as: UTF8.self)
+        let signature = String(decoding: signatureBytes.prefix(100), as: UTF8.self)
         guard
             MessageSignature.isValid(
-                signature, secret: key.secret, topic: message.topicPartition.topic, timestamp: timestamp,
-                keyID: keyID, key: message.key, value: message.value)
+                signature, key: key.secret, topic: message.topicPartition.topic, timestamp: timestamp,
+                keyID: keyID, messageKey: message.key, value: message.value)
         else {
             return .failure(SignatureFailure(.invalid, "the signature does not match key \(keyID)"))
         }

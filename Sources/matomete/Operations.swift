@@ -213,7 +213,16 @@ struct TopicCommands: AsyncParsableCommand {
         }
 
         static func show(admin: KafkaAdmin, topics: Topics, output: OutputOptions) async throws {
-            let plan = topics.layout(partitions: 0)
+            // The shared topics, then every merchant's own that exists.
+            let merchants = Set(
+                try await admin.topicNames(startingWith: "\(topics.prefix).merchant.").compactMap { name in
+                    name.dropFirst(topics.prefix.count + ".merchant.".count).split(separator: ".").first.map(
+                        String.init)
+                })
+            let wanted =
+                topics.layout(partitions: 0) + merchants.sorted().flatMap { topics.merchantLayout($0, partitions: 0) }
+            let existing = Set(try await admin.topicNames(startingWith: "\(topics.prefix)."))
+            let plan = wanted.filter { existing.contains($0.name) || !$0.name.hasPrefix("\(topics.prefix).merchant.") }
             let descriptions = try await admin.describeTopics(plan.map(\.name))
             var rows: [Row] = []
             for (entry, description) in zip(plan, descriptions) {

@@ -36,7 +36,9 @@ enum SigningKeyActions {
         writeOut(
             "secret  \(MessageSignature.hex(secret))   (shown once: hand it over by a secure channel; only a sealed copy is kept)\n"
         )
-        say("The workers accept it from their next read of the keys (every 10 s by default).")
+        say(
+            "The workers accept it at once (they read the keys again on meeting a new key id); a revocation counts from their next read (every 10 s by default)."
+        )
     }
 
     /// Prints the keys of `owner`, revoked ones too.
