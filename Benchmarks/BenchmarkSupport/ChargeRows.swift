@@ -27,7 +27,7 @@ public func copyChargeRows(
         let id = MerchantResultMessage.id(topic: "matomete.charges", partition: 0, offset: Int64(index))
         let result = MerchantResultMessage(
             id: id, request: .charge(request), outcome: .accepted(BillingCycle("2026-11")!))
-        outbox.writeString("matomete.merchant-results\t\(request.merchantID)\t\(id)\t\\\\x")
+        outbox.writeString("matomete.merchant.\(request.merchantID).results\t\(request.lineID)\t\(id)\t\\\\x")
         for byte in try encoder.encode(result) {
             outbox.writeInteger(hexDigits[Int(byte >> 4)])
             outbox.writeInteger(hexDigits[Int(byte & 0x0f)])

@@ -3,7 +3,7 @@ import Kafka
 import Logging
 import Synchronization
 
-/// Reads `<prefix>.merchant-results` while a phase runs and notes when each
+/// Reads the benchmark merchant's results topic while a phase runs and notes when each
 /// request's first answer arrived. It reads only `requestId` and `status`
 /// from each message, without a JSON decoder, to stay light beside the workers.
 final class ResultReader: Sendable {

@@ -83,7 +83,9 @@ struct Workload: Sendable {
             let sealer = try SecretSealer(base64: Self.keyEncryptionKey)
             try await store.addSigningKey(
                 keyID: messageSigner.keyID, owner: .merchant("m-bench"),
-                sealedSecret: try sealer.seal(messageSigner.secret, keyID: messageSigner.keyID))
+                sealedSecret: try sealer.seal(
+                    messageSigner.secret,
+                    boundTo: KeyOwner.merchant("m-bench").sealingContext(keyID: messageSigner.keyID)))
             try await store.importLines(
                 (0..<count).map {
                     Line(id: LineID(rawValue: String(format: "L%07d", $0)), type: .hikariNext, spendingLimit: 0)

@@ -163,18 +163,19 @@ public struct SecretSealer: Sendable {
         return try SecretSealer(base64: text)
     }
 
-    /// `secret` sealed for the key `keyID`: nonce, ciphertext and tag, in one.
-    public func seal(_ secret: [UInt8], keyID: String) throws -> [UInt8] {
-        let box = try AES.GCM.seal(secret, using: key, authenticating: Array(keyID.utf8))
+    /// `secret` sealed and bound to `context` (the key's id and owner): nonce, ciphertext and tag, in one.
+    public func seal(_ secret: [UInt8], boundTo context: String) throws -> [UInt8] {
+        let box = try AES.GCM.seal(secret, using: key, authenticating: Array(context.utf8))
         guard let combined = box.combined else { throw SecretSealerError("cannot seal") }
         return Array(combined)
     }
 
-    /// The secret sealed for `keyID`; throws when it was sealed under another
-    /// key-encryption key, for another key id, or altered.
-    public func open(_ sealed: [UInt8], keyID: String) throws -> [UInt8] {
+    /// The secret sealed and bound to `context`; throws when it was sealed
+    /// under another key-encryption key, bound to something else (another
+    /// key id or owner), or altered.
+    public func open(_ sealed: [UInt8], boundTo context: String) throws -> [UInt8] {
         let box = try AES.GCM.SealedBox(combined: sealed)
-        return Array(try AES.GCM.open(box, using: key, authenticating: Array(keyID.utf8)))
+        return Array(try AES.GCM.open(box, using: key, authenticating: Array(context.utf8)))
     }
 }
 

@@ -122,8 +122,12 @@ public struct KafkaAccess: Sendable {
         return entries
     }
 
+    /// What a merchant's consumer groups are named with: `merchant-<id>.`,
+    /// which no other party's groups start with, whatever the id.
+    public static func merchantGroupPrefix(_ merchant: String) -> String { "merchant-\(merchant)." }
+
     /// The ACLs of one merchant: it writes its requests, reads what is under
-    /// its own prefix, in consumer groups named `<merchant>.…`.
+    /// its own prefix, in consumer groups named `merchant-<id>.…`.
     public func merchant(_ merchant: String) -> [Entry] {
         let principal = Principal.merchant(merchant)
         return [
@@ -134,7 +138,9 @@ public struct KafkaAccess: Sendable {
             Entry(
                 principal: principal, operation: "Read", resource: .topic, pattern: .prefixed,
                 name: topics.merchantPrefix(merchant)),
-            Entry(principal: principal, operation: "Read", resource: .group, pattern: .prefixed, name: "\(merchant)."),
+            Entry(
+                principal: principal, operation: "Read", resource: .group, pattern: .prefixed,
+                name: Self.merchantGroupPrefix(merchant)),
         ]
     }
 

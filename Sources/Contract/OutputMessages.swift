@@ -1,6 +1,8 @@
 import Billing
 
-/// Sent to `matomete.merchant-results` (key: merchant id) for every request.
+/// Sent for every request to its sender's own results topic
+/// (`matomete.merchant.<id>.results`, or `matomete.line-system.results` for a
+/// line termination), keyed by line id.
 public struct MerchantResultMessage: Codable, Hashable, Sendable {
     /// Stable: derived from the request's place in its topic, so a consumer can drop repeats.
     public var id: String

@@ -119,7 +119,7 @@ public struct RequestProcessor: Sendable {
     /// one by one.
     ///
     /// Each request's result, and each refusal's, goes to the outbox for
-    /// `merchant-results` and is kept in the results history; the batches'
+    /// its sender's results topic and is kept in the results history; the batches'
     /// extra messages follow. `now` (seconds since 1970) judges whether an
     /// authorization presented for the first time has expired.
     ///

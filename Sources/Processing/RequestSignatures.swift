@@ -26,7 +26,10 @@ public final class SigningKeyRing: Sendable {
         }
     }
 
-    private let keys: Mutex<[String: Key]>
+    /// The keys held, with the number of the refresh that read them.
+    private let keys: Mutex<(generation: Int, byID: [String: Key])>
+    /// Refreshes begun: a refresh stores what it read only if no later one has stored already.
+    private let refreshes = Atomic<Int>(0)
     private let store: BillingStore?
     private let sealer: SecretSealer?
     /// How often the keys are read again.
@@ -36,7 +39,7 @@ public final class SigningKeyRing: Sendable {
     /// A ring of the valid keys in `store`, opened with `sealer`; call
     /// ``refresh()`` before using it.
     public init(store: BillingStore, sealer: SecretSealer, interval: Duration, logger: Logger) {
-        self.keys = Mutex([:])
+        self.keys = Mutex((0, [:]))
         self.store = store
         self.sealer = sealer
         self.interval = interval
@@ -46,7 +49,7 @@ public final class SigningKeyRing: Sendable {
     /// A ring that holds exactly `keys`, by key id (for tools and tests that
     /// sign and check without a database).
     public init(_ keys: [String: Key]) {
-        self.keys = Mutex(keys)
+        self.keys = Mutex((0, keys))
         self.store = nil
         self.sealer = nil
         self.interval = .seconds(3600)
@@ -55,33 +58,39 @@ public final class SigningKeyRing: Sendable {
 
     /// The valid key `keyID`, if the ring holds it.
     public func key(_ keyID: String) -> Key? {
-        keys.withLock { $0[keyID] }
+        keys.withLock { $0.byID[keyID] }
     }
 
     /// How many keys the ring holds.
-    public var count: Int { keys.withLock { $0.count } }
+    public var count: Int { keys.withLock { $0.byID.count } }
 
     /// Reads every valid key again. A key whose secret does not open (sealed
     /// under another key-encryption key) is left out and logged: messages
     /// signed with it are refused, never applied.
     public func refresh() async throws {
         guard let store, let sealer else { return }
+        let generation = refreshes.add(1, ordering: .relaxed).newValue
         var fresh: [String: Key] = [:]
         for stored in try await store.signingKeys() where stored.revokedAt == nil {
             do {
                 fresh[stored.keyID] = Key(
-                    owner: stored.owner, secret: try sealer.open(stored.sealedSecret, keyID: stored.keyID))
+                    owner: stored.owner,
+                    secret: try sealer.open(
+                        stored.sealedSecret, boundTo: stored.owner.sealingContext(keyID: stored.keyID)))
             } catch {
                 logger.error(
                     "A signing key does not open with this key-encryption key; messages signed with it are refused",
                     metadata: ["key.id": "\(stored.keyID)", "key.owner": "\(stored.owner)"])
             }
         }
-        let previous = keys.withLock { keys in
-            defer { keys = fresh }
-            return Set(keys.keys)
+        // A refresh begun earlier that ends later (the timer's, beside one a batch asked for) must not
+        // bring back a key the later one no longer read.
+        let previous = keys.withLock { keys -> Set<String>? in
+            guard generation > keys.generation else { return nil }
+            defer { keys = (generation, fresh) }
+            return Set(keys.byID.keys)
         }
-        if previous != Set(fresh.keys) {
+        if let previous, previous != Set(fresh.keys) {
             logger.info("Signing keys read", metadata: ["keys": "\(fresh.count)"])
         }
     }
@@ -174,18 +183,22 @@ public struct RequestSignatureVerifier: Sendable {
             failure.keyUnknown = true
             return .failure(failure)
         }
-        guard !digits.isEmpty, digits.count <= Self.timestampDigitsAtMost,
+        // Decimal digits as the number prints (no sign, no leading zero): the text signed is that number.
+        guard !digits.isEmpty, digits.count <= Self.timestampDigitsAtMost, digits == [0x30] || digits[0] != 0x30,
             digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
             let timestamp = Int64(String(decoding: digits, as: UTF8.self))
         else {
-            return .failure(SignatureFailure(.invalid, "matomete-timestamp is not milliseconds in decimal"))
+            return .failure(
+                SignatureFailure(.invalid, "matomete-timestamp is not milliseconds in decimal, without leading zeros"))
         }
         let reference = message.timestampMilliseconds ?? now()
-        guard timestamp >= reference - window, timestamp <= reference + window else {
+        // Far-off times on either side must not overflow: a difference that does is out of any window.
+        let (difference, overflow) = reference.subtractingReportingOverflow(timestamp)
+        guard !overflow, difference.magnitude <= UInt64(window) else {
             return .failure(
                 SignatureFailure(
                     .stale,
-                    "signed at \(timestamp) ms, \((reference - timestamp) / 1000) s from the message's time \(reference) ms; the window is ±\(window / 1000) s"
+                    "signed at \(timestamp) ms, \(overflow ? "beyond any window" : "\(difference / 1000) s") from the message's time \(reference) ms; the window is ±\(window / 1000) s"
                 ))
         }
         let signature = String(decoding: signatureBytes.prefix(100), as: UTF8.self)

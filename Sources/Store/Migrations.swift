@@ -408,6 +408,25 @@ let migrations: [Migration] = [
             "CREATE INDEX message_signing_keys_owner ON message_signing_keys (owner_kind, owner_id)",
         ]
     },
+    Migration(version: 12, name: "merchant ids name their own Kafka topics") { _ in
+        [
+            // A merchant id is part of its topics' names and of the prefix its Kafka principal may read:
+            // letters, digits, - and _ only (no '.', so no prefix covers another merchant's). An id from
+            // before must be changed first; the migration stops, naming them.
+            """
+            DO $$
+            DECLARE unfit text;
+            BEGIN
+                SELECT string_agg(merchant_id, ', ' ORDER BY merchant_id) INTO unfit
+                FROM merchants WHERE merchant_id !~ '^[A-Za-z0-9_-]{1,64}$';
+                IF unfit IS NOT NULL THEN
+                    RAISE EXCEPTION 'merchant ids that cannot name Kafka topics (letters, digits, - and _ only): %', unfit;
+                END IF;
+            END $$
+            """,
+            "ALTER TABLE merchants ADD CONSTRAINT merchant_id_names_topics CHECK (merchant_id ~ '^[A-Za-z0-9_-]{1,64}$')",
+        ]
+    },
 ]
 
 /// The channel on which PostgreSQL announces new outbox messages.

@@ -20,6 +20,11 @@ public enum KeyOwner: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// What a key's sealed secret is bound to: its id and its owner, so that
+    /// a sealed secret copied to another key's row, or a row given to another
+    /// owner, does not open.
+    public func sealingContext(keyID: String) -> String { "\(keyID)\n\(kind)\n\(id)" }
+
     var kind: String {
         switch self {
         case .merchant: "merchant"

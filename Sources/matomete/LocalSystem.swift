@@ -157,7 +157,8 @@ final class LocalSystem: @unchecked Sendable {
         let signer = RequestSigner.generate(keyIDPrefix: owner.keyIDPrefix)
         let sealer = try SecretSealer(base64: keyEncryptionKey)
         try await store.addSigningKey(
-            keyID: signer.keyID, owner: owner, sealedSecret: try sealer.seal(signer.secret, keyID: signer.keyID))
+            keyID: signer.keyID, owner: owner,
+            sealedSecret: try sealer.seal(signer.secret, boundTo: owner.sealingContext(keyID: signer.keyID)))
         return signer
     }
 

@@ -151,7 +151,7 @@ struct TopicCommands: AsyncParsableCommand {
                 system writes cancellations and reads its results; the billing system reads \
                 line-bills; finance reads settlements. With --merchant, each merchant's principal \
                 (User:merchant-<id>) writes the two request topics and reads only the topics under \
-                <prefix>.merchant.<id>. in groups named <id>.…; run it for every merchant added. The \
+                <prefix>.merchant.<id>. in groups named merchant-<id>.…; run it for every merchant added. The \
                 commands read the broker from $BOOTSTRAP and the admin's client settings from \
                 $ADMIN_CONFIG (deploy/kafka/README.md). The brokers must refuse what no ACL allows \
                 (allow.everyone.if.no.acl.found=false).

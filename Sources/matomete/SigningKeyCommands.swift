@@ -26,7 +26,7 @@ enum SigningKeyActions {
     static func create(for owner: KeyOwner, database: DatabaseOptions, sealer: SecretSealer) async throws {
         let key = RequestSigner.generate(keyIDPrefix: owner.keyIDPrefix)
         let (keyID, secret) = (key.keyID, key.secret)
-        let sealed = try sealer.seal(secret, keyID: keyID)
+        let sealed = try sealer.seal(secret, boundTo: owner.sealingContext(keyID: keyID))
         try await Exit.mapping {
             try await database.withStore {
                 try await $0.addSigningKey(keyID: keyID, owner: owner, sealedSecret: sealed)

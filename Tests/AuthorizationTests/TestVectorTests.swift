@@ -132,12 +132,12 @@ struct SigningTestVectorTests {
     func sealing() throws {
         let sealer = try SecretSealer(keyEncryptionKey: Array(repeating: 7, count: 32))
         let secret = Array(repeating: UInt8(42), count: 32)
-        let sealed = try sealer.seal(secret, keyID: "mk-1")
+        let sealed = try sealer.seal(secret, boundTo: "mk-1")
         #expect(sealed.count == 12 + 32 + 16)
-        #expect(try sealer.open(sealed, keyID: "mk-1") == secret)
-        #expect(throws: (any Error).self) { try sealer.open(sealed, keyID: "mk-2") }
+        #expect(try sealer.open(sealed, boundTo: "mk-1") == secret)
+        #expect(throws: (any Error).self) { try sealer.open(sealed, boundTo: "mk-2") }
         let other = try SecretSealer(keyEncryptionKey: Array(repeating: 8, count: 32))
-        #expect(throws: (any Error).self) { try other.open(sealed, keyID: "mk-1") }
+        #expect(throws: (any Error).self) { try other.open(sealed, boundTo: "mk-1") }
         #expect(throws: SecretSealerError.self) { try SecretSealer(keyEncryptionKey: [1, 2, 3]) }
     }
 }

@@ -59,6 +59,26 @@ struct KafkaAccessTests {
         #expect(Self.reach(P.operators, "Write") == inputs)
     }
 
+    @Test("Consumer groups: each party its own, a merchant's never another's, whatever the id")
+    func groups() {
+        typealias P = KafkaAccess.Principal
+        // Merchants named like the carrier's parties, and one the start of another.
+        let merchants = ["finance", "line-system", "billing-system", "matomete-operator", "m-a", "m-ab"]
+        let entries = Self.access.carrier + merchants.flatMap(Self.access.merchant)
+        let groups =
+            ["matomete-charge-worker", "matomete-cancellation-worker", "matomete-billing-cycle-worker"]
+            + ["finance.reader", "line-system.reader", "billing-system.reader", "matomete-operator.replay"]
+            + merchants.map { KafkaAccess.merchantGroupPrefix($0) + "reader" }
+        for merchant in merchants {
+            let principal = P.merchant(merchant)
+            let reachable = groups.filter { group in entries.contains { $0.allows(principal, "Read", .group, group) } }
+            #expect(
+                reachable == [KafkaAccess.merchantGroupPrefix(merchant) + "reader"], "\(merchant) joins \(reachable)")
+        }
+        #expect(entries.contains { $0.allows(P.finance, "Read", .group, "finance.reader") })
+        #expect(!entries.contains { $0.allows(P.finance, "Read", .group, "matomete-charge-worker") })
+    }
+
     @Test("Each ACL is one kafka-acls.sh command, quoted")
     func commands() {
         let entry = Self.access.merchant("m-a")[2]

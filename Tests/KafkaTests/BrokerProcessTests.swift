@@ -37,7 +37,7 @@ struct BrokerProcessTests {
         #expect(try await admin.describeTopics(["process-test"]).first?.partitions.count == 4)
         // Every topic Matomete uses, with --partitions; a --topic naming one of them wins.
         let matomete = [
-            "matomete.charges", "matomete.cancellations", "matomete.billing-cycles", "matomete.merchant-results",
+            "matomete.charges", "matomete.cancellations", "matomete.billing-cycles", "matomete.line-system.results",
             "matomete.line-bills", "matomete.settlements", "matomete.dead-letters",
         ]
         #expect(try await admin.describeTopics(matomete).map(\.partitions.count) == [6, 6, 1, 6, 6, 2, 3])

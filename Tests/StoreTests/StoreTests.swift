@@ -297,7 +297,7 @@ struct StoreTests {
             try await store.client.query(
                 """
                 INSERT INTO outbox (topic, message_key, message_id, payload)
-                SELECT 'matomete.merchant-results', 'm1', 'r-' || n, '\\x7b7d'::bytea FROM generate_series(1, 8000) n
+                SELECT 'matomete.merchant.m1.results', 'm1', 'r-' || n, '\\x7b7d'::bytea FROM generate_series(1, 8000) n
                 """, logger: TestServer.logger)
             let clock = ContinuousClock()
             var claimed: [ClaimedMessage] = []

@@ -1,3 +1,4 @@
+import Authorization
 import Billing
 import Contract
 import Foundation
@@ -101,6 +102,20 @@ extension ScenarioTests {
             topics.charges, charges.map { ($0.message.key, $0.message.value) })
         let cancellationReports = try await system.produceBytes(
             topics.cancellations, cancellations.map { ($0.key, $0.value) })
+        // Valid charges sent unsigned, and forged: signed under a real key id with another secret.
+        let merchant = KnownTraffic.merchant(0)
+        let realKey = try #require(system.signer(of: .merchant(merchant)))
+        let forger = RequestSigner(keyID: realKey.keyID, secret: RequestSigner.generate(keyIDPrefix: "mk-").secret)
+        let forgeries = (0..<40).map { index in
+            let (key, value) = Requests.charge(merchant, "forged-\(index)", line: Requests.line(index), 100)
+            let headers =
+                index % 2 == 0
+                ? [] : forger.headers(topic: topics.charges, key: key.map { Array($0.utf8) }, value: Array(value.utf8))
+            return KafkaProducerMessage(
+                topic: topics.charges, key: key, value: value,
+                headers: headers.map { KafkaHeader(name: $0.name, text: $0.value) })
+        }
+        let forgeryReports = try await system.send(forgeries)
         // Two bad commands for the billing-cycle workers, then the real close.
         let cycleReports = try await system.produce(
             topics.billingCycles,
@@ -147,13 +162,23 @@ extension ScenarioTests {
             }
         }
         for (message, report) in zip(cancellations, cancellationReports) { check(message, report) }
+        for (index, report) in forgeryReports.enumerated() {
+            let id = "dead-letter-\(report.topicPartition.topic)-\(report.topicPartition.partition)-\(report.offset)"
+            let error = outputs.deadLetters[id]?.header(DeadLetterHeaders.error).map {
+                String(decoding: $0, as: UTF8.self)
+            }
+            #expect(
+                error?.hasPrefix(index % 2 == 0 ? "signature_missing" : "signature_invalid") == true,
+                "forgery \(index): \(error ?? "no dead letter")")
+            #expect(outputs.results["result-\(id.dropFirst("dead-letter-".count))"] == nil, "no merchant hears of it")
+        }
         for report in cycleReports {
             #expect(outputs.deadLetters["dead-letter-\(topics.billingCycles)-0-\(report.offset)"] != nil)
         }
         #expect(valid == 5000)
-        // Nine kinds of fifty, the two bad commands, the four poison messages and the two each over a limit
+        // Nine kinds of fifty, the forty forgeries, the two bad commands, the four poison messages and the two each over a limit
         // and failing a trigger.
-        let expectedDeadLetters = 9 * 50 + 2 + 4 + 2 + 2
+        let expectedDeadLetters = 9 * 50 + 2 + 4 + 2 + 2 + forgeries.count
         #expect(outputs.deadLetters.count == expectedDeadLetters)
         traffic.verifyBills(outputs, cycles: [.september], idleLines: adsl.count)
         #expect(system.running.count == 4, "no worker exited")

@@ -21,7 +21,8 @@ extension ScenarioTests {
         try await system.setUp(
             merchants: [shopA, shopB].map { Merchant(id: MerchantID(rawValue: $0), name: $0) }, lines: lines,
             openCycle: .september)
-        try system.launch(.charges)
+        // Keys read again only every ten minutes: a new key must count at once all the same.
+        let chargeWorker = try system.launch(.charges, arguments: ["--signing-key-refresh-seconds", "600"])
         try system.launch(.cancellations)
         try system.launch(.billingCycles)
         try system.launch(.relay)
@@ -67,7 +68,8 @@ extension ScenarioTests {
         try await system.database.withStore { store in
             try await store.addSigningKey(
                 keyID: keyB2.keyID, owner: .merchant(shopB),
-                sealedSecret: try TestKeys.sealer.seal(keyB2.secret, keyID: keyB2.keyID))
+                sealedSecret: try TestKeys.sealer.seal(
+                    keyB2.secret, boundTo: KeyOwner.merchant(shopB).sealingContext(keyID: keyB2.keyID)))
         }
         try await system.send([
             signed(system.topics.charges, Requests.charge(shopB, "b-2", line: line(2), 700), by: keyB2),
@@ -78,7 +80,10 @@ extension ScenarioTests {
             try await $0.revokeSigningKey(keyID: keyB.keyID, of: .merchant(shopB))
         }
         #expect(revoked)
-        try await Task.sleep(for: .seconds(2.5))  // the workers read the keys every second here
+        // A revocation counts from the next read of the keys: here a charge worker started afresh.
+        chargeWorker.process.terminate()
+        #expect(try await Processes.waitForExit(chargeWorker.process, within: .seconds(30)))
+        try system.launch(.charges)
         try await system.send([
             signed(system.topics.charges, Requests.charge(shopB, "b-4", line: line(3), 1100), by: keyB),
             signed(system.topics.charges, Requests.charge(shopB, "b-5", line: line(3), 1300), by: keyB2),
@@ -105,6 +110,12 @@ extension ScenarioTests {
                 "signature_invalid", "signature_missing", "signature_stale", "signature_wrong_signer",
                 "signature_wrong_signer",
             ])
+        // A reader of A's topic (all A's principal may read) sees A's two answers, nothing of B's.
+        let readByA =
+            try await system.readAll([system.topics.merchantResults(shopA)])[
+                system.topics.merchantResults(shopA)] ?? []
+        let decoded = try readByA.map { try JSONDecoder().decode(MerchantResultMessage.self, from: Data($0.value)) }
+        #expect(Set(decoded.map(\.requestId)) == ["a-1", "b-1"] && decoded.allSatisfy { $0.merchantId == shopA })
         let bill = try #require(outputs.bills(of: .september)[line(0)])
         #expect(bill.total == 500, "B's charge is still billed")
         let settlement = try #require(outputs.settlements(of: .september)[shopB])

@@ -113,7 +113,8 @@ final class TestSystem: Sendable {
             for (owner, signer) in added {
                 try await store.addSigningKey(
                     keyID: signer.keyID, owner: owner,
-                    sealedSecret: try TestKeys.sealer.seal(signer.secret, keyID: signer.keyID))
+                    sealedSecret: try TestKeys.sealer.seal(
+                        signer.secret, boundTo: owner.sealingContext(keyID: signer.keyID)))
             }
         }
         signers.withLock { $0.merge(added) { old, _ in old } }
@@ -264,8 +265,11 @@ final class TestSystem: Sendable {
     }
 
     /// Produces messages as they are (headers included) and waits until Kafka has them all.
-    func send(_ messages: [KafkaProducerMessage]) async throws {
-        try await producer.send(messages).throwIfAnyFailed()
+    @discardableResult
+    func send(_ messages: [KafkaProducerMessage]) async throws -> [KafkaDeliveryReport] {
+        let results = await producer.send(messages)
+        try results.throwIfAnyFailed()
+        return try results.map { try $0.get() }
     }
 
     func close(_ cycle: BillingCycle) async throws {
