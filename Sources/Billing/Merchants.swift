@@ -29,6 +29,18 @@ public struct Tariff: Hashable, Sendable, Codable {
 
     /// The launch tariff: 5%, or ¥31.5 per line below ¥600 a line.
     public static let standard = Tariff(rateBasisPoints: 500, perLineThreshold: 600, perLineFeeTenths: 315)
+
+    /// The same schedule as bands, tax included: the per-line fee from ¥0,
+    /// the percentage from the threshold (from ¥0 when the threshold is 0 or less).
+    public var banded: BandedTariff {
+        let percentage = TariffBand(from: max(perLineThreshold, .zero), .percentage(basisPoints: rateBasisPoints))
+        let bands =
+            perLineThreshold > .zero
+            ? [TariffBand(from: 0, .perLine(sen: perLineFeeTenths * 10)), percentage] : [percentage]
+        // A tariff's fields are checked where they are read (0–100 %, a fee of 0 or more); should one not be,
+        // its bands say what is wrong at the first settlement rather than here.
+        return (try? BandedTariff(bands: bands, tax: .included)) ?? BandedTariff.unchecked(bands: bands, tax: .included)
+    }
 }
 
 /// A tariff that applies from a cycle on.

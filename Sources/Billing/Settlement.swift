@@ -169,8 +169,11 @@ public struct Settlement: Hashable, Sendable {
     public var tariff: Tariff
     /// Which rule set the fee: per line when the average per line was below the threshold, else percentage.
     public var feeRule: FeeRule
-    /// The carrier's fee, in whole yen, rounded down once.
+    /// The carrier's fee, in whole yen, rounded down once: with the tax added, when the tariff adds it
+    /// (``feeDetail`` has the fee before tax, the tax and the band).
     public var fee: Yen
+    /// How the fee was worked out: the band, the fee before tax, the tax and its rate.
+    public var feeDetail: Fee
 
     /// `gross − fee`. Negative when per-line fees exceed a small gross: the
     /// merchant then owes the carrier.
@@ -182,26 +185,27 @@ public struct Settlement: Hashable, Sendable {
         totals.lines == 0 ? .zero : Yen(floorDivide(totals.gross.amount, totals.lines))
     }
 
-    /// Settles one merchant's cycle.
-    ///
-    /// If `gross / lines` is below the tariff's threshold — compared exactly, as
-    /// `gross < threshold × lines` — the fee is the per-line fee × `lines`;
-    /// otherwise the percentage of `gross`. Computed in tenths of a yen or
-    /// basis points and rounded down once. A gross of zero or less has no fee.
-    public init(merchantID: MerchantID, cycle: BillingCycle, totals: MerchantTotals, tariff: Tariff) {
+    /// Settles one merchant's cycle with the tariff's bands
+    /// (``BandedTariff/fee(for:taxRate:)``): if `gross / lines` is below the
+    /// tariff's threshold — compared exactly, as `gross < threshold × lines` —
+    /// the fee is the per-line fee × `lines`; otherwise the percentage of
+    /// `gross`. Computed in sen or basis points and rounded down once. A gross
+    /// of zero or less has no fee. `tax` gives the rate for a tariff that adds it.
+    public init(
+        merchantID: MerchantID, cycle: BillingCycle, totals: MerchantTotals, tariff: Tariff,
+        tax: ConsumptionTax = .japan
+    ) {
         self.merchantID = merchantID
         self.cycle = cycle
         self.totals = totals
         self.tariff = tariff
-        let belowThreshold = totals.gross.amount < tariff.perLineThreshold.amount * totals.lines
-        feeRule = belowThreshold ? .perLine : .percentage
-        if totals.gross <= .zero {
-            fee = .zero
-        } else if belowThreshold {
-            fee = Yen(totals.lines * tariff.perLineFeeTenths / 10)
-        } else {
-            fee = Yen(totals.gross.amount * tariff.rateBasisPoints / 10_000)
-        }
+        feeDetail = tariff.banded.fee(for: totals, taxRate: tax.rate(for: cycle))
+        feeRule =
+            switch feeDetail.rule {
+            case .perLine: .perLine
+            case .percentage: .percentage
+            }
+        fee = feeDetail.total
     }
 }
 
