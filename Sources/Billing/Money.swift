@@ -53,3 +53,24 @@ extension Sequence where Element == Yen {
     /// The total of the amounts.
     public func sum() -> Yen { reduce(.zero, +) }
 }
+
+/// Exact decimals as written by people: `"31.5"` yen, `"4.75"` percent.
+public enum FixedPoint {
+    /// `text` — ASCII digits, at most one `.` and at most `decimals` digits
+    /// after it, no sign, under a billion — as an integer in units of
+    /// 10^-decimals (`"4.75"`, 2 → 475); `nil` for anything else.
+    public static func parse(_ text: String, decimals: Int) -> Int64? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let wholeText = parts.first, (1...9).contains(wholeText.count),
+            wholeText.allSatisfy({ $0.isASCII && $0.isNumber }), let whole = Int64(wholeText)
+        else { return nil }
+        var fraction = parts.count == 2 ? String(parts[1]) : ""
+        guard parts.count == 1 || !fraction.isEmpty, fraction.count <= decimals,
+            fraction.allSatisfy({ $0.isASCII && $0.isNumber })
+        else { return nil }
+        fraction += String(repeating: "0", count: decimals - fraction.count)
+        var scale: Int64 = 1
+        for _ in 0..<decimals { scale *= 10 }
+        return whole * scale + (Int64(fraction) ?? 0)
+    }
+}

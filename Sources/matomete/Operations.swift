@@ -457,7 +457,7 @@ struct MerchantCommands: AsyncParsableCommand {
         func version(base: Tariff) throws -> TariffVersion {
             var tariff = base
             if let ratePercent {
-                guard let points = fixedPoint(ratePercent, decimals: 2), (0...10_000).contains(points) else {
+                guard let points = FixedPoint.parse(ratePercent, decimals: 2), (0...10_000).contains(points) else {
                     throw ValidationError("--rate-percent must be 0 to 100 with at most two decimals.")
                 }
                 tariff.rateBasisPoints = points
@@ -467,7 +467,7 @@ struct MerchantCommands: AsyncParsableCommand {
                 tariff.perLineThreshold = Yen(perLineThreshold)
             }
             if let perLineFee {
-                guard let tenths = fixedPoint(perLineFee, decimals: 1), tenths >= 0 else {
+                guard let tenths = FixedPoint.parse(perLineFee, decimals: 1), tenths >= 0 else {
                     throw ValidationError("--per-line-fee must be yen with at most one decimal, e.g. 31.5.")
                 }
                 tariff.perLineFeeTenths = tenths
@@ -605,19 +605,5 @@ func percent(_ basisPoints: Int64) -> String {
 }
 
 func tenths(_ value: Int64) -> String { value % 10 == 0 ? "\(value / 10)" : "\(value / 10).\(value % 10)" }
-
-/// A decimal such as "4.75" as an exact integer in units of 10^-decimals (475).
-func fixedPoint(_ text: String, decimals: Int) -> Int64? {
-    let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-    guard parts.count <= 2, let whole = Int64(parts[0]), whole >= 0, whole < 1_000_000_000 else { return nil }
-    var fraction = parts.count == 2 ? String(parts[1]) : ""
-    guard fraction.count <= decimals, fraction.allSatisfy(\.isASCII), fraction.allSatisfy(\.isNumber) else {
-        return nil
-    }
-    fraction += String(repeating: "0", count: decimals - fraction.count)
-    var scale: Int64 = 1
-    for _ in 0..<decimals { scale *= 10 }
-    return whole * scale + (Int64(fraction) ?? 0)
-}
 
 extension MerchantStatus: ExpressibleByArgument {}
