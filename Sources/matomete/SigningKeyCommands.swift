@@ -20,6 +20,23 @@ struct KeyEncryptionOptions: ParsableArguments {
     }
 }
 
+/// The merchant a keys command is for: `matomete merchants keys create m-shop`
+/// or `… --merchant m-shop`.
+struct MerchantNaming: ParsableArguments {
+    @Argument(help: ArgumentHelp("The merchant id (or give it with --merchant).", valueName: "merchant"))
+    var positional: String?
+    @Option(help: "The merchant id.") var merchant: String?
+
+    func id() throws -> String {
+        switch (positional, merchant) {
+        case (let id?, nil), (nil, let id?): return id
+        case (let first?, let second?) where first == second: return first
+        case (.some, .some): throw ValidationError("Two different merchants given; name one.")
+        case (nil, nil): throw ValidationError("Name the merchant: matomete merchants keys <command> MERCHANT.")
+        }
+    }
+}
+
 /// `create`, `list` and `revoke` of message-signing keys, for one owner.
 enum SigningKeyActions {
     /// Makes a key for `owner`, stores its secret sealed, and prints the id and the secret once.
@@ -97,11 +114,11 @@ struct MerchantKeys: AsyncParsableCommand {
             abstract: "Make a key for a merchant; prints its id and secret once. Exits 65 if it holds two valid keys.")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var encryption: KeyEncryptionOptions
-        @Option(help: "The merchant id.") var merchant: String
+        @OptionGroup var merchant: MerchantNaming
 
         func run() async throws {
             try await SigningKeyActions.create(
-                for: .merchant(merchant), database: database, sealer: try encryption.sealer())
+                for: .merchant(try merchant.id()), database: database, sealer: try encryption.sealer())
         }
     }
 
@@ -109,10 +126,10 @@ struct MerchantKeys: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "A merchant's keys, revoked ones too.")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var output: OutputOptions
-        @Option(help: "The merchant id.") var merchant: String
+        @OptionGroup var merchant: MerchantNaming
 
         func run() async throws {
-            try await SigningKeyActions.list(of: .merchant(merchant), database: database, output: output)
+            try await SigningKeyActions.list(of: .merchant(try merchant.id()), database: database, output: output)
         }
     }
 
@@ -120,11 +137,11 @@ struct MerchantKeys: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Revoke a merchant's key for good. Exits 1 if the merchant has no such valid key.")
         @OptionGroup var database: DatabaseOptions
-        @Option(help: "The merchant id.") var merchant: String
+        @OptionGroup var merchant: MerchantNaming
         @Option(help: "The key id.") var keyID: String
 
         func run() async throws {
-            try await SigningKeyActions.revoke(keyID, of: .merchant(merchant), database: database)
+            try await SigningKeyActions.revoke(keyID, of: .merchant(try merchant.id()), database: database)
         }
     }
 }

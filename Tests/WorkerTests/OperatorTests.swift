@@ -146,10 +146,11 @@ extension ScenarioTests {
                 "merchants", "keys", "revoke", "--merchant", "m-video", "--key-id", secrets.keys.sorted().last!,
             ]).status == 1)
         let keyList =
-            try await tool.json(["merchants", "keys", "list", "--merchant", "m-shop", "--json"]) as? [[String: Any]]
+            try await tool.json(["merchants", "keys", "list", "m-shop", "--json"]) as? [[String: Any]]
             ?? []
         #expect(keyList.count == 2)
         #expect(keyList.filter { $0["valid"] as? Bool == true }.count == 1)
+        #expect(try await tool.run(["merchants", "keys", "list", "m-shop", "--merchant", "m-video"]).status == 64)
         let lineSystem = try await tool.run(["line-system", "keys", "create"], environment: encryption)
         #expect(lineSystem.status == 0 && lineSystem.output.contains("lk-"), "\(lineSystem)")
         #expect(try await tool.run(["merchants", "update", "--id", "m-none", "--status", "suspended"]).status == 1)
