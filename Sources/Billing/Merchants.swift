@@ -48,12 +48,18 @@ public struct TariffVersion: Hashable, Sendable, Codable {
     /// The first cycle it applies to.
     public var effectiveFrom: BillingCycle
     /// The fee schedule in force from ``effectiveFrom`` until a later version starts.
-    public var tariff: Tariff
+    public var tariff: BandedTariff
 
     /// A tariff that takes effect in the cycle `effectiveFrom`.
-    public init(effectiveFrom: BillingCycle, tariff: Tariff) {
+    public init(effectiveFrom: BillingCycle, tariff: BandedTariff) {
         self.effectiveFrom = effectiveFrom
         self.tariff = tariff
+    }
+
+    /// A tariff of the launch's shape (a percentage, or a fee per line below a
+    /// threshold), tax included, that takes effect in the cycle `effectiveFrom`.
+    public init(effectiveFrom: BillingCycle, tariff: Tariff) {
+        self.init(effectiveFrom: effectiveFrom, tariff: tariff.banded)
     }
 }
 
@@ -63,16 +69,16 @@ public struct TariffSchedule: Hashable, Sendable {
     /// Versions in any order.
     public var versions: [TariffVersion]
     /// What applies before the first version (or when there is none).
-    public var fallback: Tariff
+    public var fallback: BandedTariff
 
     /// A schedule of `versions`; with none, every cycle uses `fallback` (the launch tariff unless told otherwise).
-    public init(versions: [TariffVersion] = [], fallback: Tariff = .standard) {
+    public init(versions: [TariffVersion] = [], fallback: BandedTariff = .launch) {
         self.versions = versions
         self.fallback = fallback
     }
 
     /// The tariff in force for `cycle`: the latest version starting no later.
-    public func tariff(for cycle: BillingCycle) -> Tariff {
+    public func tariff(for cycle: BillingCycle) -> BandedTariff {
         versions.filter { $0.effectiveFrom <= cycle }.max { $0.effectiveFrom < $1.effectiveFrom }?.tariff ?? fallback
     }
 }

@@ -166,7 +166,7 @@ public struct Settlement: Hashable, Sendable {
     /// The merchant's lines, gross, items and credits over the cycle's bills.
     public var totals: MerchantTotals
     /// The tariff in force for the cycle.
-    public var tariff: Tariff
+    public var tariff: BandedTariff
     /// Which rule set the fee: per line when the average per line was below the threshold, else percentage.
     public var feeRule: FeeRule
     /// The carrier's fee, in whole yen, rounded down once: with the tax added, when the tariff adds it
@@ -192,14 +192,14 @@ public struct Settlement: Hashable, Sendable {
     /// `gross`. Computed in sen or basis points and rounded down once. A gross
     /// of zero or less has no fee. `tax` gives the rate for a tariff that adds it.
     public init(
-        merchantID: MerchantID, cycle: BillingCycle, totals: MerchantTotals, tariff: Tariff,
+        merchantID: MerchantID, cycle: BillingCycle, totals: MerchantTotals, tariff: BandedTariff,
         tax: ConsumptionTax = .japan
     ) {
         self.merchantID = merchantID
         self.cycle = cycle
         self.totals = totals
         self.tariff = tariff
-        feeDetail = tariff.banded.fee(for: totals, taxRate: tax.rate(for: cycle))
+        feeDetail = tariff.fee(for: totals, taxRate: tax.rate(for: cycle))
         feeRule =
             switch feeDetail.rule {
             case .perLine: .perLine

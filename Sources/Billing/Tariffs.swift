@@ -8,6 +8,7 @@ public enum BandRule: Hashable, Sendable, Codable {
 
 /// One band of a banded tariff: from its lower bound on (the merchant's
 /// average billed amount per line, in yen, inclusive) its rule sets the fee.
+/// As JSON: `{"from": 600, "percentBasisPoints": 500}` or `{"from": 0, "perLineSen": 3150}`.
 public struct TariffBand: Hashable, Sendable, Codable {
     /// The smallest average per line in the band, in yen. The first band's is 0.
     public var lowerBound: Yen
@@ -18,6 +19,36 @@ public struct TariffBand: Hashable, Sendable, Codable {
     public init(from lowerBound: Yen, _ rule: BandRule) {
         self.lowerBound = lowerBound
         self.rule = rule
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case from, perLineSen, percentBasisPoints
+    }
+
+    /// Reads `{"from": …, "perLineSen": …}` or `{"from": …, "percentBasisPoints": …}`.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        lowerBound = Yen(try container.decode(Int64.self, forKey: .from))
+        switch (
+            try container.decodeIfPresent(Int64.self, forKey: .perLineSen),
+            try container.decodeIfPresent(Int64.self, forKey: .percentBasisPoints)
+        ) {
+        case (let sen?, nil): rule = .perLine(sen: sen)
+        case (nil, let points?): rule = .percentage(basisPoints: points)
+        default:
+            throw DecodingError.dataCorruptedError(
+                forKey: .perLineSen, in: container, debugDescription: "a band has exactly one rule")
+        }
+    }
+
+    /// Writes the band as ``init(from:)`` reads it.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(lowerBound.amount, forKey: .from)
+        switch rule {
+        case .perLine(let sen): try container.encode(sen, forKey: .perLineSen)
+        case .percentage(let points): try container.encode(points, forKey: .percentBasisPoints)
+        }
     }
 }
 
@@ -31,7 +62,9 @@ public enum TaxTreatment: String, Hashable, Sendable, Codable {
 
 /// A fee schedule by bands of the merchant's average billed amount per line
 /// (gross ÷ lines, compared exactly: `gross ≥ bound × lines`), and whether
-/// consumption tax is included in it or added to it.
+/// consumption tax is included in it or added to it. As JSON:
+/// `{"bands": [band, …], "tax": "included"}`; reading it checks it as
+/// ``init(bands:tax:)`` does.
 public struct BandedTariff: Hashable, Sendable, Codable {
     /// The bands, lowest first; the first starts at 0.
     public private(set) var bands: [TariffBand]
@@ -65,6 +98,25 @@ public struct BandedTariff: Hashable, Sendable, Codable {
         self.tax = tax
     }
 
+    private enum CodingKeys: String, CodingKey {
+        case bands, tax
+    }
+
+    /// Reads and checks a tariff.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        try self.init(
+            bands: try container.decode([TariffBand].self, forKey: .bands),
+            tax: try container.decode(TaxTreatment.self, forKey: .tax))
+    }
+
+    /// Writes the tariff as ``init(from:)`` reads it.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(bands, forKey: .bands)
+        try container.encode(tax, forKey: .tax)
+    }
+
     /// Bands as given, unchecked: for a stored tariff whose fields were
     /// checked when they were written.
     static func unchecked(bands: [TariffBand], tax: TaxTreatment) -> BandedTariff {
@@ -81,6 +133,22 @@ public struct BandedTariff: Hashable, Sendable, Codable {
     public static let launch = try! BandedTariff(  // Constant, valid bands.
         bands: [TariffBand(from: 0, .perLine(sen: 3150)), TariffBand(from: 600, .percentage(basisPoints: 500))],
         tax: .included)
+
+    /// The tariff in the launch's three numbers, for readers of that shape
+    /// (the settlement message's `tariff`): the percentage of the last
+    /// percentage band, the lower bound of the first percentage band (the
+    /// average below which a fee per line applies), and the first band's fee
+    /// per line in tenths of a yen (rounded down; 0 when it is a percentage).
+    /// Exact for a tariff of the launch's shape; ``bands`` say the rest.
+    public var summary: Tariff {
+        let percentages = bands.compactMap { band -> (Yen, Int64)? in
+            if case .percentage(let points) = band.rule { (band.lowerBound, points) } else { nil }
+        }
+        let firstPerLine: Int64 = if case .perLine(let sen) = bands[0].rule { sen / 10 } else { 0 }
+        return Tariff(
+            rateBasisPoints: percentages.last?.1 ?? 0, perLineThreshold: percentages.first?.0 ?? 0,
+            perLineFeeTenths: firstPerLine)
+    }
 
     /// The band `totals` fall in: the last whose lower bound × lines the gross
     /// reaches. A gross of zero or less is in the first band.
@@ -135,6 +203,15 @@ public struct Fee: Hashable, Sendable {
 
     /// What the carrier keeps: the fee and its tax.
     public var total: Yen { beforeTax + tax }
+
+    /// A fee as worked out (or as stored).
+    public init(band: Int, rule: BandRule, beforeTax: Yen, tax: Yen, taxRate: Int64) {
+        self.band = band
+        self.rule = rule
+        self.beforeTax = beforeTax
+        self.tax = tax
+        self.taxRate = taxRate
+    }
 }
 
 /// Japan's consumption tax over time: each rate with the first billed month

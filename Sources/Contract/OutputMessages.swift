@@ -87,12 +87,35 @@ public struct LineBillMessage: Codable, Hashable, Sendable {
 public struct SettlementMessage: Codable, Hashable, Sendable {
     /// The tariff applied, as exact integers.
     public struct TariffFields: Codable, Hashable, Sendable {
-        /// 500 = 5%.
+        /// 500 = 5%. For a tariff of other bands than the launch's two: the last percentage band's.
         public var rateBasisPoints: Int64
-        /// The average per line, in yen, below which the per-line fee applies (600).
+        /// The average per line, in yen, below which the per-line fee applies (600). For other bands: where
+        /// the first percentage band starts.
         public var perLineThreshold: Int64
-        /// 315 = ¥31.5.
+        /// 315 = ¥31.5. For other bands: the first band's fee per line (0 when it is a percentage).
         public var perLineFeeTenths: Int64
+        /// Every band, lowest first.
+        public var bands: [BandFields]
+        /// `included` (the fee is the whole charge) or `added` (consumption tax is added to it).
+        public var tax: String
+    }
+
+    /// One band of a tariff: from `from` yen of average per line on, a fee per line or a percentage.
+    public struct BandFields: Codable, Hashable, Sendable {
+        /// The smallest average billed amount per line in the band, in yen.
+        public var from: Int64
+        /// The fee per line in sen (hundredths of a yen: 3150 = ¥31.5), when the band charges per line.
+        public var perLineSen: Int64?
+        /// The percentage in basis points (300 = 3 %), when the band charges a percentage.
+        public var percentBasisPoints: Int64?
+
+        init(_ band: TariffBand) {
+            from = band.lowerBound.amount
+            switch band.rule {
+            case .perLine(let sen): perLineSen = sen
+            case .percentage(let points): percentBasisPoints = points
+            }
+        }
     }
 
     /// `settlement-<merchant>-<cycle>`: stable, so finance can drop repeats.
@@ -111,7 +134,16 @@ public struct SettlementMessage: Codable, Hashable, Sendable {
     public var feeRule: String
     /// The tariff applied.
     public var tariff: TariffFields
-    /// The carrier's fee in yen, rounded down once.
+    /// Which band applied, counted from 1, as in `tariff.bands`.
+    public var band: Int
+    /// The fee before tax in yen, rounded down once (the whole fee when the tariff includes tax).
+    public var feeBeforeTax: Int64
+    /// The consumption tax on it in yen, rounded down once; 0 when the tariff includes tax.
+    public var tax: Int64
+    /// The consumption tax rate of the billed month applied, in basis points (1000 = 10 %); 0 when the
+    /// tariff includes tax.
+    public var taxRateBasisPoints: Int64
+    /// What the carrier keeps, in yen: `feeBeforeTax + tax`.
     public var fee: Int64
     /// `grossAmount − fee`: what the carrier pays the merchant; negative when the merchant owes.
     public var netAmount: Int64
@@ -129,10 +161,15 @@ public struct SettlementMessage: Codable, Hashable, Sendable {
         grossAmount = settlement.totals.gross.amount
         averagePerLine = settlement.averagePerLine.amount
         feeRule = settlement.feeRule.rawValue
+        let summary = settlement.tariff.summary
         tariff = TariffFields(
-            rateBasisPoints: settlement.tariff.rateBasisPoints,
-            perLineThreshold: settlement.tariff.perLineThreshold.amount,
-            perLineFeeTenths: settlement.tariff.perLineFeeTenths)
+            rateBasisPoints: summary.rateBasisPoints, perLineThreshold: summary.perLineThreshold.amount,
+            perLineFeeTenths: summary.perLineFeeTenths, bands: settlement.tariff.bands.map(BandFields.init),
+            tax: settlement.tariff.tax.rawValue)
+        band = settlement.feeDetail.band + 1
+        feeBeforeTax = settlement.feeDetail.beforeTax.amount
+        tax = settlement.feeDetail.tax.amount
+        taxRateBasisPoints = settlement.feeDetail.taxRate
         fee = settlement.fee.amount
         netAmount = settlement.net.amount
         itemCount = settlement.totals.itemCount

@@ -366,17 +366,12 @@ extension BillingStore {
         var schedules: [MerchantID: TariffSchedule] = [:]
         let tariffRows = try await connection.query(
             """
-            SELECT merchant_id, effective_from, rate_basis_points, per_line_threshold_yen, per_line_fee_tenths
+            SELECT merchant_id, effective_from, tariff::text
             FROM merchant_tariffs WHERE merchant_id = ANY(\(totals.map(\.0.rawValue)))
             """, logger: logger)
-        for try await (merchant, from, rate, threshold, fee) in tariffRows.decode(
-            (String, String, Int64, Int64, Int64).self)
-        {
-            let from = try storedCycle(from)
+        for try await (merchant, from, tariff) in tariffRows.decode((String, String, String).self) {
             schedules[MerchantID(rawValue: merchant), default: TariffSchedule()].versions.append(
-                TariffVersion(
-                    effectiveFrom: from,
-                    tariff: Tariff(rateBasisPoints: rate, perLineThreshold: Yen(threshold), perLineFeeTenths: fee)))
+                TariffVersion(effectiveFrom: try storedCycle(from), tariff: try BandedTariff(storedJSON: tariff)))
         }
         let settlements = totals.map { merchant, total in
             Settlement(
@@ -387,15 +382,20 @@ extension BillingStore {
             try await connection.query(
                 """
                 INSERT INTO settlements (merchant_id, cycle, lines, gross_yen, average_per_line_yen, fee_rule,
-                    rate_basis_points, per_line_threshold_yen, per_line_fee_tenths, fee_yen, net_yen, item_count, credit_yen)
-                SELECT merchant_id, \(cycle.description), lines, gross, average, rule, rate, threshold, per_line, fee, net, items, credit
+                    rate_basis_points, per_line_threshold_yen, per_line_fee_tenths, fee_yen, net_yen, item_count, credit_yen,
+                    tariff, band, fee_before_tax_yen, tax_yen, tax_rate_basis_points)
+                SELECT merchant_id, \(cycle.description), lines, gross, average, rule, rate, threshold, per_line, fee, net, items, credit,
+                    tariff::jsonb, band, before_tax, tax, tax_rate
                 FROM unnest(\(settlements.map(\.merchantID.rawValue)), \(settlements.map(\.totals.lines)),
                             \(settlements.map(\.totals.gross.amount)), \(settlements.map(\.averagePerLine.amount)),
-                            \(settlements.map(\.feeRule.rawValue)), \(settlements.map(\.tariff.rateBasisPoints)),
-                            \(settlements.map(\.tariff.perLineThreshold.amount)), \(settlements.map(\.tariff.perLineFeeTenths)),
+                            \(settlements.map(\.feeRule.rawValue)), \(settlements.map(\.tariff.summary.rateBasisPoints)),
+                            \(settlements.map(\.tariff.summary.perLineThreshold.amount)), \(settlements.map(\.tariff.summary.perLineFeeTenths)),
                             \(settlements.map(\.fee.amount)), \(settlements.map(\.net.amount)), \(settlements.map(\.totals.itemCount)),
-                            \(settlements.map(\.totals.creditAmount.amount)))
-                    AS s(merchant_id, lines, gross, average, rule, rate, threshold, per_line, fee, net, items, credit)
+                            \(settlements.map(\.totals.creditAmount.amount)), \(settlements.map(\.tariff.storedJSON)),
+                            \(settlements.map(\.feeDetail.band)), \(settlements.map(\.feeDetail.beforeTax.amount)),
+                            \(settlements.map(\.feeDetail.tax.amount)), \(settlements.map(\.feeDetail.taxRate)))
+                    AS s(merchant_id, lines, gross, average, rule, rate, threshold, per_line, fee, net, items, credit,
+                         tariff, band, before_tax, tax, tax_rate)
                 """, logger: logger)
         }
         try await connection.insertOutbox(try settlements.flatMap(publisher.settlement), logger: logger)

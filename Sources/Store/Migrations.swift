@@ -427,6 +427,30 @@ let migrations: [Migration] = [
             "ALTER TABLE merchants ADD CONSTRAINT merchant_id_names_topics CHECK (merchant_id ~ '^[A-Za-z0-9_-]{1,64}$')",
         ]
     },
+    Migration(version: 13, name: "tariffs by bands, with consumption tax") { _ in
+        [
+            // A tariff is its bands and its tax treatment (JSON, as BandedTariff reads it). The three
+            // numbers stay, written as the tariff's summary, for readers of the launch's shape.
+            "ALTER TABLE merchant_tariffs ADD COLUMN tariff jsonb",
+            """
+            UPDATE merchant_tariffs SET tariff = jsonb_build_object(
+                'tax', 'included',
+                'bands', CASE WHEN per_line_threshold_yen > 0 THEN jsonb_build_array(
+                        jsonb_build_object('from', 0, 'perLineSen', per_line_fee_tenths * 10),
+                        jsonb_build_object('from', per_line_threshold_yen, 'percentBasisPoints', rate_basis_points))
+                    ELSE jsonb_build_array(jsonb_build_object('from', 0, 'percentBasisPoints', rate_basis_points))
+                    END)
+            """,
+            "ALTER TABLE merchant_tariffs ALTER COLUMN tariff SET NOT NULL",
+            // A settlement keeps the tariff it used, the band, the fee before tax, the tax and its rate
+            // (NULL tariff and band: settled before this version, tax included).
+            """
+            ALTER TABLE settlements ADD COLUMN tariff jsonb, ADD COLUMN band integer,
+                ADD COLUMN fee_before_tax_yen bigint, ADD COLUMN tax_yen bigint NOT NULL DEFAULT 0,
+                ADD COLUMN tax_rate_basis_points bigint NOT NULL DEFAULT 0
+            """,
+        ]
+    },
 ]
 
 /// The channel on which PostgreSQL announces new outbox messages.

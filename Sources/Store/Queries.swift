@@ -161,16 +161,33 @@ extension BillingStore {
         let rows = try await client.fetch(
             """
             SELECT merchant_id, lines, gross_yen, rate_basis_points, per_line_threshold_yen, per_line_fee_tenths,
-                   item_count, credit_yen, fee_yen, fee_rule
+                   item_count, credit_yen, fee_yen, fee_rule, tariff::text, band, fee_before_tax_yen, tax_yen,
+                   tax_rate_basis_points
             FROM settlements WHERE cycle = \(cycle.description) ORDER BY merchant_id
-            """, (String, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, String).self, logger: logger)
-        return rows.map { merchant, lines, gross, rate, threshold, perLine, items, credit, fee, rule in
+            """,
+            (
+                String, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, String, String?, Int?, Int64?, Int64,
+                Int64
+            )
+            .self, logger: logger)
+        return try rows.map { row in
+            let (merchant, lines, gross, rate, threshold, perLine, items, credit, fee, rule) =
+                (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9)
+            // Settled before tariffs had bands: the three numbers, tax included.
+            let tariff =
+                try row.10.map(BandedTariff.init(storedJSON:))
+                ?? Tariff(rateBasisPoints: rate, perLineThreshold: Yen(threshold), perLineFeeTenths: perLine).banded
             var settlement = Settlement(
                 merchantID: MerchantID(rawValue: merchant), cycle: cycle,
                 totals: MerchantTotals(lines: lines, gross: Yen(gross), itemCount: items, creditAmount: Yen(credit)),
-                tariff: Tariff(rateBasisPoints: rate, perLineThreshold: Yen(threshold), perLineFeeTenths: perLine))
+                tariff: tariff)
             settlement.fee = Yen(fee)
             settlement.feeRule = FeeRule(rawValue: rule) ?? settlement.feeRule
+            if let band = row.11, band < tariff.bands.count {
+                settlement.feeDetail = Fee(
+                    band: band, rule: tariff.bands[band].rule, beforeTax: Yen(row.12 ?? fee), tax: Yen(row.13),
+                    taxRate: row.14)
+            }
             return settlement
         }
     }

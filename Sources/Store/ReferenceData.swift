@@ -12,15 +12,18 @@ extension BillingStore {
                 ON CONFLICT (merchant_id) DO UPDATE SET name = excluded.name, status = excluded.status, updated_at = now()
                 """, logger: logger)
             for version in merchant.tariffs.versions {
+                let summary = version.tariff.summary
                 try await connection.query(
                     """
-                    INSERT INTO merchant_tariffs (merchant_id, effective_from, rate_basis_points, per_line_threshold_yen, per_line_fee_tenths)
-                    VALUES (\(merchant.id.rawValue), \(version.effectiveFrom.description), \(version.tariff.rateBasisPoints),
-                            \(version.tariff.perLineThreshold.amount), \(version.tariff.perLineFeeTenths))
+                    INSERT INTO merchant_tariffs (merchant_id, effective_from, rate_basis_points, per_line_threshold_yen,
+                                                  per_line_fee_tenths, tariff)
+                    VALUES (\(merchant.id.rawValue), \(version.effectiveFrom.description), \(summary.rateBasisPoints),
+                            \(summary.perLineThreshold.amount), \(summary.perLineFeeTenths), \(version.tariff.storedJSON)::jsonb)
                     ON CONFLICT (merchant_id, effective_from) DO UPDATE SET
                         rate_basis_points = excluded.rate_basis_points,
                         per_line_threshold_yen = excluded.per_line_threshold_yen,
-                        per_line_fee_tenths = excluded.per_line_fee_tenths
+                        per_line_fee_tenths = excluded.per_line_fee_tenths,
+                        tariff = excluded.tariff
                     """, logger: logger)
             }
         }
@@ -35,16 +38,10 @@ extension BillingStore {
                 id: MerchantID(rawValue: id), name: name, status: MerchantStatus(rawValue: status) ?? .suspended)
         }
         let tariffs = try await client.query(
-            """
-            SELECT merchant_id, effective_from, rate_basis_points, per_line_threshold_yen, per_line_fee_tenths
-            FROM merchant_tariffs
-            """, logger: logger)
-        for try await (id, from, rate, threshold, fee) in tariffs.decode((String, String, Int64, Int64, Int64).self) {
-            let cycle = try storedCycle(from)
+            "SELECT merchant_id, effective_from, tariff::text FROM merchant_tariffs", logger: logger)
+        for try await (id, from, tariff) in tariffs.decode((String, String, String).self) {
             merchants[MerchantID(rawValue: id)]?.tariffs.versions.append(
-                TariffVersion(
-                    effectiveFrom: cycle,
-                    tariff: Tariff(rateBasisPoints: rate, perLineThreshold: Yen(threshold), perLineFeeTenths: fee)))
+                TariffVersion(effectiveFrom: try storedCycle(from), tariff: try BandedTariff(storedJSON: tariff)))
         }
         return merchants
     }

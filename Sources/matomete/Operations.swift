@@ -539,7 +539,7 @@ struct MerchantCommands: AsyncParsableCommand {
                     if let status { merchant.status = status }
                     if tariff.isGiven {
                         // Parts not given keep what applies from that cycle on.
-                        let base = merchant.tariffs.tariff(for: try tariff.cycle())
+                        let base = merchant.tariffs.tariff(for: try tariff.cycle()).summary
                         merchant.tariffs.versions.append(try tariff.version(base: base))
                     }
                     try await store.upsertMerchant(merchant)
@@ -563,6 +563,8 @@ struct MerchantCommands: AsyncParsableCommand {
             var id: String
             var name: String
             var status: String
+            /// The tariff in force this month, band by band.
+            var tariff: String
             var rateBasisPoints: Int64
             var perLineThresholdYen: Int64
             var perLineFeeTenths: Int64
@@ -574,30 +576,38 @@ struct MerchantCommands: AsyncParsableCommand {
                 let merchants = try await database.withStore { try await $0.merchants() }
                 let cycle = BillingCycle(containing: Int64(Date().timeIntervalSince1970))
                 let rows = merchants.values.sorted { $0.id.rawValue < $1.id.rawValue }.map { merchant in
-                    let tariff = merchant.tariffs.tariff(for: cycle)
+                    let tariff = merchant.tariffs.tariff(for: cycle).summary
                     return Row(
                         id: merchant.id.rawValue, name: merchant.name, status: merchant.status.rawValue,
-                        rateBasisPoints: tariff.rateBasisPoints, perLineThresholdYen: tariff.perLineThreshold.amount,
+                        tariff: describe(merchant.tariffs.tariff(for: cycle)), rateBasisPoints: tariff.rateBasisPoints,
+                        perLineThresholdYen: tariff.perLineThreshold.amount,
                         perLineFeeTenths: tariff.perLineFeeTenths, tariffVersions: merchant.tariffs.versions.count)
                 }
                 if output.json { return try output.print(rows) }
                 printTable(
-                    header: ["id", "name", "status", "rate", "per line below", "per-line fee", "versions"],
-                    rows: rows.map {
-                        [
-                            $0.id, $0.name, $0.status, percent($0.rateBasisPoints), "¥\($0.perLineThresholdYen)",
-                            "¥\(tenths($0.perLineFeeTenths))", "\($0.tariffVersions)",
-                        ]
-                    })
+                    header: ["id", "name", "status", "fee this month", "versions"],
+                    rows: rows.map { [$0.id, $0.name, $0.status, $0.tariff, "\($0.tariffVersions)"] })
             }
         }
     }
 }
 
 func describe(_ version: TariffVersion) -> String {
-    let tariff = version.tariff
-    return
-        "from \(version.effectiveFrom), \(percent(tariff.rateBasisPoints)) of gross, or ¥\(tenths(tariff.perLineFeeTenths)) a line below ¥\(tariff.perLineThreshold.amount) a line"
+    "from \(version.effectiveFrom), \(describe(version.tariff))"
+}
+
+/// A tariff band by band: `¥31.5 a line from ¥0, 5% from ¥600; tax included`.
+func describe(_ tariff: BandedTariff) -> String {
+    let bands = tariff.bands.map { band in
+        let rule =
+            switch band.rule {
+            case .perLine(let sen):
+                "¥\(sen / 100)\(sen % 100 == 0 ? "" : String(format: ".%02d", sen % 100).replacing(/0$/, with: "")) a line"
+            case .percentage(let points): "\(percent(points)) of gross"
+            }
+        return "\(rule) from ¥\(band.lowerBound.amount)"
+    }
+    return bands.joined(separator: ", ") + "; tax \(tariff.tax.rawValue)"
 }
 
 func percent(_ basisPoints: Int64) -> String {

@@ -40,7 +40,7 @@ struct SettlementTests {
     func feeRule(_ example: FeeCase) {
         let settlement = Settlement(
             merchantID: "m1", cycle: cycle, totals: MerchantTotals(lines: example.lines, gross: example.gross),
-            tariff: .standard)
+            tariff: .launch)
         #expect(settlement.feeRule == example.rule)
         #expect(settlement.fee == example.fee)
         #expect(settlement.net == example.gross - example.fee)
@@ -49,10 +49,10 @@ struct SettlementTests {
     @Test("Average per line is shown rounded down, also for negative gross")
     func averagePerLine() {
         let positive = Settlement(
-            merchantID: "m1", cycle: cycle, totals: MerchantTotals(lines: 3, gross: 1_000), tariff: .standard)
+            merchantID: "m1", cycle: cycle, totals: MerchantTotals(lines: 3, gross: 1_000), tariff: .launch)
         #expect(positive.averagePerLine == 333)
         let negative = Settlement(
-            merchantID: "m1", cycle: cycle, totals: MerchantTotals(lines: 3, gross: -1_000), tariff: .standard)
+            merchantID: "m1", cycle: cycle, totals: MerchantTotals(lines: 3, gross: -1_000), tariff: .launch)
         #expect(negative.averagePerLine == -334)
     }
 
@@ -60,13 +60,13 @@ struct SettlementTests {
     func tariffChangeMidYear() {
         let revised = Tariff(rateBasisPoints: 450, perLineThreshold: 500, perLineFeeTenths: 250)
         let schedule = TariffSchedule(versions: [
-            TariffVersion(effectiveFrom: BillingCycle("2011-07")!, tariff: .standard),
+            TariffVersion(effectiveFrom: BillingCycle("2011-07")!, tariff: Tariff.standard),
             TariffVersion(effectiveFrom: BillingCycle("2012-04")!, tariff: revised),
         ])
-        #expect(schedule.tariff(for: BillingCycle("2011-06")!) == .standard)  // before any version: fallback
-        #expect(schedule.tariff(for: BillingCycle("2012-03")!) == .standard)
-        #expect(schedule.tariff(for: BillingCycle("2012-04")!) == revised)
-        #expect(schedule.tariff(for: BillingCycle("2013-01")!) == revised)
+        #expect(schedule.tariff(for: BillingCycle("2011-06")!) == .launch)  // before any version: fallback
+        #expect(schedule.tariff(for: BillingCycle("2012-03")!) == .launch)
+        #expect(schedule.tariff(for: BillingCycle("2012-04")!) == revised.banded)
+        #expect(schedule.tariff(for: BillingCycle("2013-01")!) == revised.banded)
 
         // Average ¥550: per line under the launch tariff, 4.5% under the revised one.
         let totals = MerchantTotals(lines: 10, gross: 5_500)

@@ -79,12 +79,16 @@ struct SchemaTests {
             subscriptions: [], credits: [])
         let encoder = JSONEncoder()
         #expect(try JSONSchema(named: "line-bills").violations(of: encoder.encode(LineBillMessage(bill))).isEmpty)
-        let settlement = try #require(
-            MerchantTotals.of([bill]).first.map {
-                Settlement(merchantID: $0.key, cycle: november, totals: $0.value, tariff: .standard)
-            })
-        let violations = try JSONSchema(named: "settlements").violations(
-            of: encoder.encode(SettlementMessage(settlement)))
-        #expect(violations.isEmpty, "\(violations)")
+        let totals = try #require(MerchantTotals.of([bill]).first)
+        // The launch tariff, and a banded one with tax added.
+        let banded = try BandedTariff(
+            bands: [TariffBand(from: 0, .perLine(sen: 2_500)), TariffBand(from: 1_501, .percentage(basisPoints: 300))],
+            tax: .added)
+        for tariff in [BandedTariff.launch, banded] {
+            let settlement = Settlement(merchantID: totals.key, cycle: november, totals: totals.value, tariff: tariff)
+            let violations = try JSONSchema(named: "settlements").violations(
+                of: encoder.encode(SettlementMessage(settlement)))
+            #expect(violations.isEmpty, "\(violations)")
+        }
     }
 }
