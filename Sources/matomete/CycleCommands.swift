@@ -116,19 +116,24 @@ struct Settlements: AsyncParsableCommand {
     }
 }
 
-/// The settlement table: merchant, lines, gross, average, rule, fee, net, and a total row.
+/// The settlement table: merchant, lines, gross, average, the fee's rule and
+/// band, the fee before tax, the tax added, net, and a total row.
 func printSettlements(_ settlements: [SettlementMessage], names: [MerchantID: String]) {
     var rows = settlements.sorted { $0.merchantId < $1.merchantId }.map { settlement in
         [
             names[MerchantID(rawValue: settlement.merchantId)] ?? settlement.merchantId, settlement.lines.formatted(),
             settlement.grossAmount.formatted(), settlement.averagePerLine.formatted(), settlement.feeRule,
-            settlement.fee.formatted(), settlement.netAmount.formatted(),
+            "\(settlement.band)/\(settlement.tariff.bands.count)", settlement.feeBeforeTax.formatted(),
+            settlement.tax.formatted(), settlement.netAmount.formatted(),
         ]
     }
     rows.append([
         "total", settlements.reduce(0) { $0 + $1.lines }.formatted(),
-        settlements.reduce(0) { $0 + $1.grossAmount }.formatted(), "", "",
-        settlements.reduce(0) { $0 + $1.fee }.formatted(), settlements.reduce(0) { $0 + $1.netAmount }.formatted(),
+        settlements.reduce(0) { $0 + $1.grossAmount }.formatted(), "", "", "",
+        settlements.reduce(0) { $0 + $1.feeBeforeTax }.formatted(), settlements.reduce(0) { $0 + $1.tax }.formatted(),
+        settlements.reduce(0) { $0 + $1.netAmount }.formatted(),
     ])
-    printTable(header: ["merchant", "lines", "gross ¥", "avg/line ¥", "fee rule", "fee ¥", "net ¥"], rows: rows)
+    printTable(
+        header: ["merchant", "lines", "gross ¥", "avg/line ¥", "fee rule", "band", "fee ¥", "tax ¥", "net ¥"],
+        rows: rows)
 }

@@ -165,6 +165,15 @@ struct DemoRun {
         }
     }
 
+    /// The 2012 revision's shape: a fixed amount per line for an average of ¥901–1,500 a line, 3 % from
+    /// ¥1,501, tax added (press coverage of 2012-05-29); the per-line amounts and the bands below ¥901 are
+    /// examples (docs/finance.md).
+    static let banded2012 = try! BandedTariff(  // Constant, valid bands.
+        bands: [
+            TariffBand(from: 0, .perLine(sen: 2_500)), TariffBand(from: 601, .perLine(sen: 3_500)),
+            TariffBand(from: 901, .perLine(sen: 4_550)), TariffBand(from: 1_501, .percentage(basisPoints: 300)),
+        ], tax: .added)
+
     static func line(_ number: Int) -> String { "L\(String(format: "%07d", number))" }
     static func address(_ number: Int) -> String { "10.\(number / 65536).\(number / 256 % 256).\(number % 256)" }
 
@@ -179,7 +188,13 @@ struct DemoRun {
         _ = try await store.importLines(lineRecords, openCycle: cycle)
         var signers: [String: RequestSigner] = [:]
         for merchant in Self.merchants {
-            try await store.upsertMerchant(Merchant(id: MerchantID(rawValue: merchant.id), name: merchant.name))
+            // The video service is on a 2012-style banded tariff, tax added; the others on the launch tariff.
+            let tariffs =
+                merchant.id == "video"
+                ? TariffSchedule(versions: [TariffVersion(effectiveFrom: cycle, tariff: Self.banded2012)])
+                : TariffSchedule()
+            try await store.upsertMerchant(
+                Merchant(id: MerchantID(rawValue: merchant.id), name: merchant.name, tariffs: tariffs))
             try await system.createTopics(system.topics.merchantLayout(merchant.id, partitions: 3))
             signers[merchant.id] = try await system.addSigningKey(for: .merchant(merchant.id), in: store)
         }
@@ -271,6 +286,7 @@ struct DemoRun {
         printSettlements(
             settlements,
             names: Dictionary(uniqueKeysWithValues: Self.merchants.map { (MerchantID(rawValue: $0.id), $0.name) }))
+        say("Video Service is on a 2012-style banded tariff, tax added: \(describe(Self.banded2012)).")
         let gross = settlements.reduce(0) { $0 + $1.grossAmount }
 
         // Reconciliation from what was sent and answered, against the bills and settlements published.

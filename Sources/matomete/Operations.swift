@@ -427,7 +427,7 @@ struct CSVChunks {
 struct MerchantCommands: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merchants", abstract: "Merchants and their fee schedules.",
-        subcommands: [Add.self, Update.self, List.self, MerchantKeys.self])
+        subcommands: [Add.self, Update.self, List.self, Show.self, Tariffs.self, MerchantKeys.self])
 
     /// A fee schedule from the command line; each part defaults to the launch tariff.
     struct TariffOptions: ParsableArguments {
@@ -550,6 +550,114 @@ struct MerchantCommands: AsyncParsableCommand {
                     throw ExitCode.failure
                 }
                 say("Updated \(id): \(updated.name), \(updated.status.rawValue).")
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "A merchant: its status and every fee schedule it has had, band by band. Exits 1 if none.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The merchant id.") var id: String
+
+        struct Version: Encodable {
+            var from: String?
+            var tariff: BandedTariff
+            var description: String
+        }
+
+        struct Shown: Encodable {
+            var id, name, status: String
+            var schedules: [Version]
+        }
+
+        func run() async throws {
+            try await Exit.mapping {
+                guard
+                    let merchant = try await database.withStore({ try await $0.merchants() })[MerchantID(rawValue: id)]
+                else {
+                    Exit.complain("no merchant \(id)")
+                    throw ExitCode.failure
+                }
+                let versions = merchant.tariffs.versions.sorted { $0.effectiveFrom < $1.effectiveFrom }
+                let schedules =
+                    [
+                        Version(
+                            from: nil, tariff: merchant.tariffs.fallback,
+                            description: describe(merchant.tariffs.fallback))
+                    ]
+                    + versions.map {
+                        Version(from: $0.effectiveFrom.description, tariff: $0.tariff, description: describe($0.tariff))
+                    }
+                if output.json {
+                    return try output.print(
+                        Shown(
+                            id: id, name: merchant.name, status: merchant.status.rawValue, schedules: schedules))
+                }
+                say("\(id): \(merchant.name), \(merchant.status.rawValue)")
+                printTable(
+                    header: ["from", "fee schedule"],
+                    rows: schedules.map {
+                        [
+                            $0.from ?? (versions.isEmpty ? "always" : "before \(versions[0].effectiveFrom)"),
+                            $0.description,
+                        ]
+                    })
+            }
+        }
+    }
+
+    struct Tariffs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Give many merchants new fee schedules at once, from a tariff file.",
+            discussion: """
+                The file is strict JSON (docs/finance.md, "Tariff files"): {"tariffs": [{"merchant": …, \
+                "from": "YYYY-MM", "tax": "included" or "added", "bands": [{"from": 0, "perLine": "25"}, \
+                {"from": 1501, "percent": "3"}, …]}, …]}. Each schedule applies to settlements of its month \
+                and later; settlements already made keep their fee. The whole file is checked first: an \
+                error (naming the entry, the band and the field) exits 65, a merchant that does not exist \
+                exits 1, and nothing is changed.
+                """)
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The tariff file.") var file: String
+
+        func run() async throws {
+            let bytes: [UInt8]
+            do {
+                let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: file))
+                bytes = Array(try handle.read(upToCount: TariffFile.maximumBytes + 1) ?? Data())
+            } catch {
+                Exit.complain("cannot read \(file): \(error.localizedDescription)")
+                throw Exit.dataError
+            }
+            let tariffs: TariffFile
+            do {
+                tariffs = try TariffFile(bytes)
+            } catch {
+                Exit.complain("\(file): \(error.description)")
+                throw Exit.dataError
+            }
+            try await Exit.mapping {
+                try await database.withStore { store in
+                    var merchants = try await store.merchants()
+                    let unknown = tariffs.entries.map(\.merchant).filter { merchants[$0] == nil }
+                    guard unknown.isEmpty else {
+                        Exit.complain("no merchant \(unknown.map(\.rawValue).joined(separator: ", ")); nothing changed")
+                        throw ExitCode.failure
+                    }
+                    for entry in tariffs.entries {
+                        merchants[entry.merchant]!.tariffs.versions.removeAll { $0.effectiveFrom == entry.from }
+                        merchants[entry.merchant]!.tariffs.versions.append(
+                            TariffVersion(effectiveFrom: entry.from, tariff: entry.tariff))
+                    }
+                    for merchant in Set(tariffs.entries.map(\.merchant)).sorted() {
+                        try await store.upsertMerchant(merchants[merchant]!)
+                    }
+                }
+                for entry in tariffs.entries {
+                    say("\(entry.merchant) from \(entry.from): \(describe(entry.tariff))")
+                }
             }
         }
     }

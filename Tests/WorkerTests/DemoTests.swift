@@ -38,31 +38,43 @@ extension ScenarioTests {
         #expect(process.terminationStatus == 0, "\(text)")
         #expect(text.contains("Every yen reconciles."))
 
-        // The settlement table: merchant, lines, gross, average, rule, fee, net.
+        // The settlement table: merchant, lines, gross, average, rule, band, fee, tax, net.
         func number(_ cell: Substring) -> Int64? { Int64(cell.replacingOccurrences(of: ",", with: "")) }
         let lines = text.split(separator: "\n")
         let start = try #require(lines.firstIndex { $0.hasPrefix("merchant") })
         var rows: [[Substring]] = []
+        var names: [String] = []
         for line in lines[(start + 2)...] {
             if line.hasPrefix("total") || line.isEmpty { break }
-            // The name may hold spaces: the six figures are the last fields.
+            // The name may hold spaces: the eight figures are the last fields.
             let fields = line.split(separator: " ")
-            rows.append(Array(fields.suffix(6)))
+            rows.append(Array(fields.suffix(8)))
+            names.append(fields.dropLast(8).joined(separator: " "))
         }
         #expect(rows.count == 4, "one row per merchant")
         var gross: Int64 = 0
-        for row in rows {
-            let (lineCount, rowGross, average, rule, fee, net) = (
+        for (name, row) in zip(names, rows) {
+            let (lineCount, rowGross, average, rule, band, fee, tax, net) = (
                 try #require(number(row[0])), try #require(number(row[1])), try #require(number(row[2])), row[3],
-                try #require(number(row[4])), try #require(number(row[5]))
+                row[4], try #require(number(row[5])), try #require(number(row[6])), try #require(number(row[7]))
             )
             #expect(average == rowGross / lineCount)
-            let perLine = rowGross < 600 * lineCount
-            #expect(rule == (perLine ? "per-line" : "percentage"))
-            #expect(fee == (perLine ? 315 * lineCount / 10 : rowGross * 500 / 10_000))
-            #expect(net == rowGross - fee)
+            if name == "Video Service" {
+                // Banded, tax added (10 % this month): ¥25, ¥35, ¥45.5 a line from ¥0, ¥601, ¥901; 3 % from ¥1,501.
+                let bounds: [Int64] = [0, 601, 901, 1_501]
+                let index = bounds.lastIndex { rowGross >= $0 * lineCount }!
+                let expected = index == 3 ? rowGross * 300 / 10_000 : lineCount * [2_500, 3_500, 4_550][index] / 100
+                #expect(band == "\(index + 1)/4" && rule == (index == 3 ? "percentage" : "per-line"))
+                #expect(fee == expected && tax == expected * 1_000 / 10_000, "\(row)")
+            } else {
+                let perLine = rowGross < 600 * lineCount
+                #expect(rule == (perLine ? "per-line" : "percentage") && band == (perLine ? "1/2" : "2/2"))
+                #expect(fee == (perLine ? 315 * lineCount / 10 : rowGross * 500 / 10_000) && tax == 0)
+            }
+            #expect(net == rowGross - fee - tax)
             gross += rowGross
         }
+        #expect(text.contains("Video Service is on a 2012-style banded tariff, tax added"))
         // The same rows as the settlements on the topic, read here.
         let published = try await Self.readSettlements(cluster, topic: topics.settlements)
         #expect(published.count == 4)
@@ -70,11 +82,13 @@ extension ScenarioTests {
             values.map(String.init).joined(separator: " ") + " \(rule)"
         }
         let printed = rows.compactMap { row -> String? in
-            let values = [0, 1, 2, 4, 5].compactMap { number(row[$0]) }
-            return values.count == 5 ? figures(values, row[3]) : nil
+            let values = [0, 1, 2, 5, 6, 7].compactMap { number(row[$0]) }
+            return values.count == 6 ? figures(values, row[3]) : nil
         }.sorted()
         let onTopic = published.map {
-            figures([$0.lines, $0.grossAmount, $0.averagePerLine, $0.fee, $0.netAmount], Substring($0.feeRule))
+            figures(
+                [$0.lines, $0.grossAmount, $0.averagePerLine, $0.feeBeforeTax, $0.tax, $0.netAmount],
+                Substring($0.feeRule))
         }.sorted()
         #expect(printed == onTopic)
         let reconciliation = lines.filter {

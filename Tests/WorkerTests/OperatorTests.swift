@@ -159,6 +159,42 @@ extension ScenarioTests {
         #expect(video?["rateBasisPoints"] as? Int == 450 && video?["perLineFeeTenths"] as? Int == 300)
         #expect(listed.first { $0["id"] as? String == "m-game" }?["status"] as? String == "suspended")
 
+        // Tariff files: a banded schedule with tax added, checked whole before anything changes.
+        let files = FileManager.default.temporaryDirectory.appendingPathComponent("tariffs-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: files, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: files) }
+        func tariffFile(_ name: String, _ text: String) throws -> String {
+            let url = files.appendingPathComponent(name)
+            try text.write(to: url, atomically: true, encoding: .utf8)
+            return url.path
+        }
+        let banded = try tariffFile(
+            "banded.json",
+            #"{"tariffs":[{"merchant":"m-game","from":"2030-01","tax":"added","bands":[{"from":0,"perLine":"25"},{"from":901,"perLine":"45.5"},{"from":1501,"percent":"3"}]}]}"#
+        )
+        let applied = try await tool.run(["merchants", "tariffs", banded])
+        #expect(applied.status == 0 && applied.output.contains("¥45.5 a line from ¥901"), "\(applied)")
+        let badBand = try tariffFile(
+            "bad.json",
+            #"{"tariffs":[{"merchant":"m-game","from":"2031-01","tax":"added","bands":[{"from":0,"perLine":"25"},{"from":0,"percent":"3"}]}]}"#
+        )
+        let badFile = try await tool.run(["merchants", "tariffs", badBand])
+        #expect(badFile.status == 65 && badFile.errors.contains("band 2 (from ¥0) does not start above band 1"))
+        let noOne = try tariffFile(
+            "nobody.json",
+            #"{"tariffs":[{"merchant":"m-nobody","from":"2031-01","tax":"added","bands":[{"from":0,"percent":"3"}]}]}"#)
+        #expect(try await tool.run(["merchants", "tariffs", noOne]).status == 1)
+        let shown = try await tool.json(["merchants", "show", "m-game", "--json"]) as? [String: Any] ?? [:]
+        let schedules = shown["schedules"] as? [[String: Any]] ?? []
+        // The launch tariff before anything, the one `merchants add` gave this month, then the file's.
+        #expect(
+            schedules.compactMap { $0["from"] as? String }
+                == [BillingCycle(containing: Int64(Date().timeIntervalSince1970)).description, "2030-01"], "\(shown)")
+        #expect(
+            (schedules.last?["description"] as? String)
+                == "¥25 a line from ¥0, ¥45.5 a line from ¥901, 3% of gross from ¥1501; tax added")
+        #expect(try await tool.run(["merchants", "show", "m-nobody"]).status == 1)
+
         // m-shop signs with the key the tool made and did not revoke; the others with keys of the test's.
         let shopKey = try #require(secrets.keys.sorted().last)
         system.useSigningKey(
