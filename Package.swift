@@ -143,7 +143,7 @@ let package = Package(
             name: "charge-worker", dependencies: ["Workers", "Authorization"], swiftSettings: strictness),
         .executableTarget(name: "cancellation-worker", dependencies: ["Workers"], swiftSettings: strictness),
         .executableTarget(
-            name: "billing-cycle-worker", dependencies: ["Workers", "ServerKit"], swiftSettings: strictness),
+            name: "billing-cycle-worker", dependencies: ["Workers", "ServerKit", "Billing"], swiftSettings: strictness),
         .executableTarget(name: "outbox-relay", dependencies: ["Workers"], swiftSettings: strictness),
         // The purchase authentication gateway: HTTP in front of the credentials and line addresses.
         .target(

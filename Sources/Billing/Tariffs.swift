@@ -242,6 +242,23 @@ public struct ConsumptionTax: Hashable, Sendable {
         (BillingCycle(year: 2019, month: 10)!, 1000),
     ])
 
+    /// A table written as `MONTH=PERCENT,…` (`2014-04=8,2019-10=10`; a
+    /// percentage to two decimals), as the billing-cycle worker is configured.
+    public init(parsing text: String) throws(TariffError) {
+        var rates: [(BillingCycle, Int64)] = []
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: "=")
+            guard parts.count == 2, let cycle = BillingCycle(String(parts[0])),
+                let points = FixedPoint.parse(String(parts[1]), decimals: 2)
+            else {
+                throw TariffError("\"\(item.prefix(40))\" is not MONTH=PERCENT, e.g. 2019-10=10")
+            }
+            rates.append((cycle, points))
+        }
+        guard !rates.isEmpty else { throw TariffError("no rates given") }
+        try self.init(rates: rates)
+    }
+
     /// The rate in force for `cycle`, in basis points: the latest starting no later (0 before the first).
     public func rate(for cycle: BillingCycle) -> Int64 {
         rates.last { $0.from <= cycle }?.basisPoints ?? 0

@@ -155,14 +155,16 @@ extension BillingStore {
     /// and a call before the lines are done, or after the settlement, does
     /// nothing. Returns whether this call settled.
     @discardableResult
-    public func settle(_ cycle: BillingCycle, publishing publisher: any ClosePublisher) async throws -> Bool {
+    public func settle(
+        _ cycle: BillingCycle, publishing publisher: any ClosePublisher, tax: ConsumptionTax = .japan
+    ) async throws -> Bool {
         try await transaction { [self] connection in
             let status = try await connection.fetch(
                 "SELECT status FROM cycle_closes WHERE cycle = \(cycle.description) FOR UPDATE", String.self,
                 logger: logger
             ).first
             guard status == "settling" else { return false }
-            try await settle(cycle, publisher: publisher, on: connection)
+            try await settle(cycle, publisher: publisher, tax: tax, on: connection)
             return true
         }
     }
@@ -347,7 +349,7 @@ extension BillingStore {
     /// Computes every merchant's settlement from the shards' sums, in the
     /// transaction that holds the cycle's row lock.
     private func settle(
-        _ cycle: BillingCycle, publisher: any ClosePublisher, on connection: PostgresConnection
+        _ cycle: BillingCycle, publisher: any ClosePublisher, tax: ConsumptionTax, on connection: PostgresConnection
     ) async throws {
         var totals: [(MerchantID, MerchantTotals)] = []
         let rows = try await connection.query(
@@ -376,7 +378,7 @@ extension BillingStore {
         let settlements = totals.map { merchant, total in
             Settlement(
                 merchantID: merchant, cycle: cycle, totals: total,
-                tariff: (schedules[merchant] ?? TariffSchedule()).tariff(for: cycle))
+                tariff: (schedules[merchant] ?? TariffSchedule()).tariff(for: cycle), tax: tax)
         }
         if !settlements.isEmpty {
             try await connection.query(

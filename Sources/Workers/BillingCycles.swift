@@ -23,6 +23,8 @@ struct CycleCloser: Sendable {
     var publisher: CloseMessages
     var chunkLines: Int
     var concurrency: Int = 1
+    /// The consumption tax rates by month, for tariffs that add tax.
+    var tax: ConsumptionTax = .japan
     var readiness: Readiness
     var logger: Logger
 
@@ -51,7 +53,7 @@ struct CycleCloser: Sendable {
             }
             // Once every line is billed, one worker settles (the others find it done).
             let settled = try await Retrying.database("settle a cycle", readiness: readiness, logger: logger) {
-                try await store.settle(cycle, publishing: publisher)
+                try await store.settle(cycle, publishing: publisher, tax: tax)
             }
             if settled { logger.notice("Cycle closed and settled", metadata: ["cycle": "\(cycle)"]) }
             try? await Task.sleep(for: .milliseconds(250))

@@ -1,4 +1,5 @@
 import Authorization
+import Billing
 import Consuming
 import Contract
 import Foundation
@@ -26,7 +27,8 @@ public enum WorkerProcess {
         /// Begins the closes asked for on the billing-cycles topic and closes lines and settles, sharing the work
         /// with the other billing-cycle workers: `chunkLines` lines per close transaction, `concurrency` chunks
         /// at once; `allowEarlyClose` accepts closing the current month.
-        case billingCycles(allowEarlyClose: Bool, chunkLines: Int, concurrency: Int)
+        /// Tariffs that add tax add it at `tax`'s rate for the month billed.
+        case billingCycles(allowEarlyClose: Bool, chunkLines: Int, concurrency: Int, tax: ConsumptionTax)
         /// Publishes the outbox to Kafka, holding each claimed batch for `lease` before another relay may
         /// publish it.
         case relay(lease: Duration)
@@ -116,7 +118,7 @@ struct WorkerService: Service {
                     ).run()
                 }
             }
-        case .billingCycles(let allowEarlyClose, let chunkLines, let concurrency):
+        case .billingCycles(let allowEarlyClose, let chunkLines, let concurrency, let tax):
             let commands = consumer(
                 topic: topics.billingCycles,
                 applier: CycleCommandApplier(
@@ -124,7 +126,7 @@ struct WorkerService: Service {
                     logger: logger))
             let closer = CycleCloser(
                 store: store, publisher: CloseMessages(topics: topics), chunkLines: chunkLines,
-                concurrency: concurrency, readiness: readiness, logger: logger)
+                concurrency: concurrency, tax: tax, readiness: readiness, logger: logger)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await commands.run() }
                 group.addTask { try await closer.run() }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Billing
 import Foundation
 import ServerKit
 import Workers
@@ -34,6 +35,12 @@ struct BillingCycleWorker: AsyncParsableCommand {
         ))
     var closeConcurrency: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "Japan's consumption tax rates by the first month each applies to, as MONTH=PERCENT, comma-separated; used for tariffs that add tax. [env: MATOMETE_CONSUMPTION_TAX] (default: 2000-01=5,2014-04=8,2019-10=10)",
+            valueName: "rates"))
+    var consumptionTax: String?
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let early = allowEarlyClose || environment["MATOMETE_ALLOW_EARLY_CLOSE"] == "true"
@@ -41,8 +48,15 @@ struct BillingCycleWorker: AsyncParsableCommand {
             chunkLines, "MATOMETE_CHUNK_LINES", default: 1000, in: 1...100_000, name: "--chunk-lines")
         let concurrency = try Options.integer(
             closeConcurrency, "MATOMETE_CLOSE_CONCURRENCY", default: 4, in: 1...32, name: "--close-concurrency")
+        let rates = consumptionTax ?? environment["MATOMETE_CONSUMPTION_TAX"] ?? "2000-01=5,2014-04=8,2019-10=10"
+        let tax: ConsumptionTax
+        do {
+            tax = try ConsumptionTax(parsing: rates)
+        } catch {
+            throw ValidationError("--consumption-tax: \(error.description).")
+        }
         try await WorkerProcess.run(
             options.resolve(for: .billingCycleWorker),
-            work: .billingCycles(allowEarlyClose: early, chunkLines: chunk, concurrency: concurrency))
+            work: .billingCycles(allowEarlyClose: early, chunkLines: chunk, concurrency: concurrency, tax: tax))
     }
 }

@@ -129,6 +129,16 @@ struct TariffTests {
         #expect(error?.description.contains(reason) == true, "\(error?.description ?? "accepted")")
     }
 
+    @Test("A tax table as configured: MONTH=PERCENT, comma-separated")
+    func parsedTaxTable() throws {
+        let table = try ConsumptionTax(parsing: "2000-01=5,2014-04=8,2019-10=10")
+        #expect(table == ConsumptionTax.japan)
+        #expect(try ConsumptionTax(parsing: "2030-01=12.5").rate(for: try #require(BillingCycle("2030-02"))) == 1_250)
+        for bad in ["", "2014-04", "2014-04=8%", "2014-4=8", "2014-04=8,2014-04=10", "2014-04=101"] {
+            #expect(throws: TariffError.self, "\(bad)") { try ConsumptionTax(parsing: bad) }
+        }
+    }
+
     @Test("A tax table with two rates in one month, or a rate out of range, is refused")
     func invalidTaxTable() throws {
         let april = try #require(BillingCycle("2014-04"))

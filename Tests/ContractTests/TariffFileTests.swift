@@ -1,5 +1,7 @@
 import Billing
 import Contract
+import Foundation
+import MatometeTestSupport
 import Testing
 
 /// Tariff files: one strict reader, every error naming the entry, the band and the field.
@@ -27,6 +29,14 @@ struct TariffFileTests {
                 TariffBand(from: 901, .perLine(sen: 4_550)), TariffBand(from: 1_501, .percentage(basisPoints: 300)),
             ])
         #expect(file.entries[1].tariff == BandedTariff.launch)
+    }
+
+    @Test("The shipped example is the 2012-style tariff of docs/finance.md")
+    func shippedExample() throws {
+        let url = JSONSchema.checkout.appendingPathComponent("examples/tariff-2012.json")
+        let file = try TariffFile(Array(try Data(contentsOf: url)))
+        #expect(file.entries.count == 1)
+        #expect(file.entries[0].tariff == (try TariffFile(Array(Self.example2012.utf8))).entries[0].tariff)
     }
 
     static func withBand(_ band: String) -> String {

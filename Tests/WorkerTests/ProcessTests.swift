@@ -67,6 +67,7 @@ extension ScenarioTests {
             ("charge-worker", "--database-connections", "database connections must be 1 to 200"),
             ("charge-worker", "--fetch-wait-ms", "fetch wait must be 1 to 10000 ms"),
             ("billing-cycle-worker", "--close-concurrency", "--close-concurrency must be 1 to 32"),
+            ("billing-cycle-worker", "--consumption-tax", #""0" is not MONTH=PERCENT"#),
             ("cancellation-worker", "--signature-window-seconds", "signature window must be 1 to 86400 s"),
             ("cancellation-worker", "--signing-key-refresh-seconds", "signing-key refresh must be 1 to 3600 s"),
         ] {
