@@ -174,6 +174,9 @@ public struct Settlement: Hashable, Sendable {
     public var fee: Yen
     /// How the fee was worked out: the band, the fee before tax, the tax and its rate.
     public var feeDetail: Fee
+    /// The tariff in the launch's three numbers, as published (``BandedTariff/summary``; for a
+    /// settlement made before tariffs had bands, the numbers it was made with).
+    public var tariffSummary: Tariff
 
     /// `gross − fee`. Negative when per-line fees exceed a small gross: the
     /// merchant then owes the carrier.
@@ -200,6 +203,7 @@ public struct Settlement: Hashable, Sendable {
         self.totals = totals
         self.tariff = tariff
         feeDetail = tariff.fee(for: totals, taxRate: tax.rate(for: cycle))
+        tariffSummary = tariff.summary
         feeRule =
             switch feeDetail.rule {
             case .perLine: .perLine

@@ -242,8 +242,10 @@ public struct ConsumptionTax: Hashable, Sendable {
         (BillingCycle(year: 2019, month: 10)!, 1000),
     ])
 
-    /// A table written as `MONTH=PERCENT,…` (`2014-04=8,2019-10=10`; a
-    /// percentage to two decimals), as the billing-cycle worker is configured.
+    /// A table written as `MONTH=PERCENT,…` (`2000-01=5,2014-04=8,2019-10=10`;
+    /// a percentage to two decimals), as the billing-cycle worker is
+    /// configured. The first rate starts at 2000-01, the first month a cycle
+    /// can be, so that every month has one.
     public init(parsing text: String) throws(TariffError) {
         var rates: [(BillingCycle, Int64)] = []
         for item in text.split(separator: ",") {
@@ -255,7 +257,10 @@ public struct ConsumptionTax: Hashable, Sendable {
             }
             rates.append((cycle, points))
         }
-        guard !rates.isEmpty else { throw TariffError("no rates given") }
+        guard let first = rates.map(\.0).min() else { throw TariffError("no rates given") }
+        guard first == BillingCycle(year: 2000, month: 1)! else {
+            throw TariffError("the first rate starts at 2000-01, so that every month has one; it starts at \(first)")
+        }
         try self.init(rates: rates)
     }
 

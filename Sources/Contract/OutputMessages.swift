@@ -161,7 +161,7 @@ public struct SettlementMessage: Codable, Hashable, Sendable {
         grossAmount = settlement.totals.gross.amount
         averagePerLine = settlement.averagePerLine.amount
         feeRule = settlement.feeRule.rawValue
-        let summary = settlement.tariff.summary
+        let summary = settlement.tariffSummary
         tariff = TariffFields(
             rateBasisPoints: summary.rateBasisPoints, perLineThreshold: summary.perLineThreshold.amount,
             perLineFeeTenths: summary.perLineFeeTenths, bands: settlement.tariff.bands.map(BandFields.init),

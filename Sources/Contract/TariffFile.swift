@@ -72,6 +72,8 @@ public struct TariffFile: Sendable, Hashable {
     /// A JSON value as the file holds it: integers only (strict JSON has no others).
     private enum Value: Decodable {
         case null, bool(Bool), integer(Int64), string(String), array([Value]), object([String: Value])
+        /// An integer beyond 64 bits.
+        case hugeInteger
 
         init(from decoder: any Decoder) throws {
             let container = try decoder.singleValueContainer()
@@ -81,6 +83,8 @@ public struct TariffFile: Sendable, Hashable {
                 self = .bool(value)
             } else if let value = try? container.decode(Int64.self) {
                 self = .integer(value)
+            } else if (try? container.decode(Double.self)) != nil {
+                self = .hugeInteger  // strict JSON has no fractions: an integer too large
             } else if let value = try? container.decode(String.self) {
                 self = .string(value)
             } else if let value = try? container.decode([Value].self) {
@@ -127,7 +131,7 @@ public struct TariffFile: Sendable, Hashable {
         guard case .object(let object) = item else { throw TariffFileError("\(place) is not an object") }
         try only(["from", "perLine", "percent"], in: object, place)
         guard case .integer(let from)? = object["from"], from >= 0, from <= 1_000_000_000 else {
-            throw TariffFileError("\(place): \"from\" must be whole yen, 0 or more")
+            throw TariffFileError("\(place): \"from\" must be whole yen, 0 to 1,000,000,000")
         }
         switch (object["perLine"], object["percent"]) {
         case (.string(let text)?, nil):

@@ -390,8 +390,8 @@ extension BillingStore {
                     tariff::jsonb, band, before_tax, tax, tax_rate
                 FROM unnest(\(settlements.map(\.merchantID.rawValue)), \(settlements.map(\.totals.lines)),
                             \(settlements.map(\.totals.gross.amount)), \(settlements.map(\.averagePerLine.amount)),
-                            \(settlements.map(\.feeRule.rawValue)), \(settlements.map(\.tariff.summary.rateBasisPoints)),
-                            \(settlements.map(\.tariff.summary.perLineThreshold.amount)), \(settlements.map(\.tariff.summary.perLineFeeTenths)),
+                            \(settlements.map(\.feeRule.rawValue)), \(settlements.map(\.tariffSummary.rateBasisPoints)),
+                            \(settlements.map(\.tariffSummary.perLineThreshold.amount)), \(settlements.map(\.tariffSummary.perLineFeeTenths)),
                             \(settlements.map(\.fee.amount)), \(settlements.map(\.net.amount)), \(settlements.map(\.totals.itemCount)),
                             \(settlements.map(\.totals.creditAmount.amount)), \(settlements.map(\.tariff.storedJSON)),
                             \(settlements.map(\.feeDetail.band)), \(settlements.map(\.feeDetail.beforeTax.amount)),

@@ -431,6 +431,16 @@ let migrations: [Migration] = [
         [
             // A tariff is its bands and its tax treatment (JSON, as BandedTariff reads it). The three
             // numbers stay, written as the tariff's summary, for readers of the launch's shape.
+            """
+            DO $$
+            BEGIN
+                IF EXISTS (SELECT 1 FROM merchant_tariffs WHERE per_line_fee_tenths > 10000000) THEN
+                    RAISE EXCEPTION 'tariffs with a fee per line over 1,000,000 yen cannot be bands: %',
+                        (SELECT string_agg(merchant_id || ' from ' || effective_from, ', ')
+                         FROM merchant_tariffs WHERE per_line_fee_tenths > 10000000);
+                END IF;
+            END $$
+            """,
             "ALTER TABLE merchant_tariffs ADD COLUMN tariff jsonb",
             """
             UPDATE merchant_tariffs SET tariff = jsonb_build_object(

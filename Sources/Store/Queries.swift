@@ -183,6 +183,9 @@ extension BillingStore {
                 tariff: tariff)
             settlement.fee = Yen(fee)
             settlement.feeRule = FeeRule(rawValue: rule) ?? settlement.feeRule
+            // What was published, whatever the bands say of it now.
+            settlement.tariffSummary = Tariff(
+                rateBasisPoints: rate, perLineThreshold: Yen(threshold), perLineFeeTenths: perLine)
             if let band = row.11, band < tariff.bands.count {
                 settlement.feeDetail = Fee(
                     band: band, rule: tariff.bands[band].rule, beforeTax: Yen(row.12 ?? fee), tax: Yen(row.13),

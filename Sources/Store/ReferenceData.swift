@@ -24,6 +24,7 @@ extension BillingStore {
                         per_line_threshold_yen = excluded.per_line_threshold_yen,
                         per_line_fee_tenths = excluded.per_line_fee_tenths,
                         tariff = excluded.tariff
+                    WHERE merchant_tariffs.tariff IS DISTINCT FROM excluded.tariff
                     """, logger: logger)
             }
         }

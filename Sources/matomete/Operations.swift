@@ -467,8 +467,9 @@ struct MerchantCommands: AsyncParsableCommand {
                 tariff.perLineThreshold = Yen(perLineThreshold)
             }
             if let perLineFee {
-                guard let tenths = FixedPoint.parse(perLineFee, decimals: 1), tenths >= 0 else {
-                    throw ValidationError("--per-line-fee must be yen with at most one decimal, e.g. 31.5.")
+                guard let tenths = FixedPoint.parse(perLineFee, decimals: 1), (0...10_000_000).contains(tenths) else {
+                    throw ValidationError(
+                        "--per-line-fee must be ¥0 to ¥1,000,000 with at most one decimal, e.g. 31.5.")
                 }
                 tariff.perLineFeeTenths = tenths
             }
@@ -539,8 +540,15 @@ struct MerchantCommands: AsyncParsableCommand {
                     if let status { merchant.status = status }
                     if tariff.isGiven {
                         // Parts not given keep what applies from that cycle on.
-                        let base = merchant.tariffs.tariff(for: try tariff.cycle()).summary
-                        merchant.tariffs.versions.append(try tariff.version(base: base))
+                        let current = merchant.tariffs.tariff(for: try tariff.cycle())
+                        // Only a tariff of the launch's shape is changed part by part: a banded one would lose
+                        // its bands and its tax treatment.
+                        guard current.summary.banded == current else {
+                            throw ValidationError(
+                                "\(id)'s tariff from \(try tariff.cycle()) has bands (\(describe(current))): change it with a tariff file, matomete merchants tariffs FILE."
+                            )
+                        }
+                        merchant.tariffs.versions.append(try tariff.version(base: current.summary))
                     }
                     try await store.upsertMerchant(merchant)
                     return merchant

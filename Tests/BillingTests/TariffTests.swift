@@ -133,8 +133,13 @@ struct TariffTests {
     func parsedTaxTable() throws {
         let table = try ConsumptionTax(parsing: "2000-01=5,2014-04=8,2019-10=10")
         #expect(table == ConsumptionTax.japan)
-        #expect(try ConsumptionTax(parsing: "2030-01=12.5").rate(for: try #require(BillingCycle("2030-02"))) == 1_250)
-        for bad in ["", "2014-04", "2014-04=8%", "2014-4=8", "2014-04=8,2014-04=10", "2014-04=101"] {
+        let future = try ConsumptionTax(parsing: "2000-01=5,2030-01=12.5")
+        #expect(future.rate(for: try #require(BillingCycle("2030-02"))) == 1_250)
+        // Every month must have a rate: a table starting later would leave earlier months untaxed.
+        for bad in [
+            "", "2014-04", "2014-04=8", "2000-01=5,2014-04=8%", "2000-01=5,2014-4=8", "2000-01=5,2000-01=10",
+            "2000-01=101",
+        ] {
             #expect(throws: TariffError.self, "\(bad)") { try ConsumptionTax(parsing: bad) }
         }
     }

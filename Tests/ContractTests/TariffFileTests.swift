@@ -67,6 +67,7 @@ struct TariffFileTests {
             (withBand(#"{"from":901}"#), "band 2: give exactly one"),
             (withBand(#"{"from":true,"percent":"3"}"#), "band 2: \"from\" must be whole yen"),
             (withBand(#"{"from":-1,"percent":"3"}"#), "band 2: \"from\" must be whole yen"),
+            (withBand(#"{"from":99999999999999999999,"percent":"3"}"#), "band 2: \"from\" must be whole yen, 0 to"),
             (withBand(#"{"from":901,"percent":"3","note":"x"}"#), #"band 2: unknown field "note""#),
             (withBand(#"{"from":0,"percent":"3"}"#), "band 2 (from ¥0) does not start above band 1"),
             (withBand(#"{"from":901,"percent":"101"}"#), "a percentage is 0 to 100 %"),

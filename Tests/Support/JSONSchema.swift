@@ -50,11 +50,12 @@ public struct JSONSchema {
             else { return ["\(path): unresolved \(reference)"] }
             return violations(of: value, against: target, at: path)
         }
+        var found: [String] = []
+        // The other keywords beside a oneOf hold as well.
         if let choices = schema["oneOf"] as? [[String: Any]] {
             let matching = choices.filter { violations(of: value, against: $0, at: path).isEmpty }.count
-            return matching == 1 ? [] : ["\(path): matches \(matching) of the oneOf choices, not exactly one"]
+            if matching != 1 { found.append("\(path): matches \(matching) of the oneOf choices, not exactly one") }
         }
-        var found: [String] = []
         if let constant = schema["const"], !equal(value, constant) { found.append("\(path): not \(constant)") }
         if let options = schema["enum"] as? [Any], !options.contains(where: { equal(value, $0) }) {
             found.append("\(path): \(value) is not one of \(options)")

@@ -194,6 +194,13 @@ extension ScenarioTests {
             (schedules.last?["description"] as? String)
                 == "¥25 a line from ¥0, ¥45.5 a line from ¥901, 3% of gross from ¥1501; tax added")
         #expect(try await tool.run(["merchants", "show", "m-nobody"]).status == 1)
+        // A banded tariff is not changed part by part: its bands and tax would be lost.
+        let partly = try await tool.run([
+            "merchants", "update", "--id", "m-game", "--rate-percent", "4", "--from", "2030-02",
+        ])
+        #expect(partly.status == 64 && partly.errors.contains("matomete merchants tariffs FILE"), "\(partly)")
+        #expect(
+            try await tool.run(["merchants", "update", "--id", "m-game", "--per-line-fee", "1000000.1"]).status == 64)
 
         // m-shop signs with the key the tool made and did not revoke; the others with keys of the test's.
         let shopKey = try #require(secrets.keys.sorted().last)
