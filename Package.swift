@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "charge-worker", targets: ["charge-worker"]),
         .executable(name: "cancellation-worker", targets: ["cancellation-worker"]),
         .executable(name: "billing-cycle-worker", targets: ["billing-cycle-worker"]),
+        .executable(name: "collection-worker", targets: ["collection-worker"]),
         .executable(name: "outbox-relay", targets: ["outbox-relay"]),
         .executable(name: "auth-gateway", targets: ["auth-gateway"]),
         .executable(name: "matomete", targets: ["matomete"]),
@@ -142,6 +143,7 @@ let package = Package(
         .executableTarget(
             name: "charge-worker", dependencies: ["Workers", "Authorization"], swiftSettings: strictness),
         .executableTarget(name: "cancellation-worker", dependencies: ["Workers"], swiftSettings: strictness),
+        .executableTarget(name: "collection-worker", dependencies: ["Workers"], swiftSettings: strictness),
         .executableTarget(
             name: "billing-cycle-worker", dependencies: ["Workers", "ServerKit", "Billing"], swiftSettings: strictness),
         .executableTarget(name: "outbox-relay", dependencies: ["Workers"], swiftSettings: strictness),

@@ -277,6 +277,14 @@ public struct CollectionOutcome: Hashable, Sendable {
     /// What is still open on the bill afterwards, when the bill is known.
     public var open: Yen?
 
+    /// An outcome: refused for `rejection` (`nil`: accepted, a repeat when `isRepeat`).
+    public init(rejection: CollectionRejection?, isRepeat: Bool = false, cycle: BillingCycle?, open: Yen? = nil) {
+        self.rejection = rejection
+        self.isRepeat = isRepeat
+        self.cycle = cycle
+        self.open = open
+    }
+
     /// Whether the report was accepted.
     public var isAccepted: Bool { rejection == nil }
 }
@@ -361,7 +369,8 @@ public struct LineCollections: Sendable {
             }
             bills[cycle] = bill
             payments[id] = PaymentRecord(
-                id: id, cycle: cycle, amount: amount, receivedOn: receivedOn, shares: shares.filter { $0.value != .zero })
+                id: id, cycle: cycle, amount: amount, receivedOn: receivedOn,
+                shares: shares.filter { $0.value != .zero })
             newPayments.append(id)
             return accept(cycle)
 

@@ -66,7 +66,7 @@ public struct KafkaAccess: Sendable {
         public static let operators = "User:matomete-operator"
         /// The carrier's line system: sends line terminations, reads their results.
         public static let lineSystem = "User:line-system"
-        /// The carrier's billing system: reads the line bills.
+        /// The carrier's billing system: reads the line bills, reports their collection, reads the results.
         public static let billingSystem = "User:billing-system"
         /// Finance: reads every settlement.
         public static let finance = "User:finance"
@@ -94,12 +94,16 @@ public struct KafkaAccess: Sendable {
         for (group, topic) in [
             ("matomete-charge-worker", topics.charges), ("matomete-cancellation-worker", topics.cancellations),
             ("matomete-billing-cycle-worker", topics.billingCycles),
+            ("matomete-collection-worker", topics.collections),
         ] {
             allow(Principal.worker(group), "Read", .topic, topic)
             allow(Principal.worker(group), "Read", .group, group)
         }
         // The relay publishes to every output, merchants' own topics included, idempotently.
-        for topic in [topics.lineSystemResults, topics.lineBills, topics.settlements, topics.deadLetters] {
+        for topic in [
+            topics.lineSystemResults, topics.lineBills, topics.settlements, topics.collectionResults,
+            topics.deadLetters,
+        ] {
             allow(Principal.relay, "Write", .topic, topic)
         }
         allow(Principal.relay, "Write", .topic, "\(topics.prefix).merchant.", .prefixed)
@@ -107,7 +111,7 @@ public struct KafkaAccess: Sendable {
         // Operators: topics created, months closed, dead letters read and replayed to where they came from.
         allow(Principal.operators, "Create", .topic, "\(topics.prefix).", .prefixed)
         allow(Principal.operators, "Describe", .topic, "\(topics.prefix).", .prefixed)
-        for topic in [topics.billingCycles, topics.charges, topics.cancellations] {
+        for topic in [topics.billingCycles, topics.charges, topics.cancellations, topics.collections] {
             allow(Principal.operators, "Write", .topic, topic)
         }
         allow(Principal.operators, "Read", .topic, topics.deadLetters)
@@ -116,6 +120,8 @@ public struct KafkaAccess: Sendable {
         allow(Principal.lineSystem, "Read", .topic, topics.lineSystemResults)
         allow(Principal.lineSystem, "Read", .group, "line-system.", .prefixed)
         allow(Principal.billingSystem, "Read", .topic, topics.lineBills)
+        allow(Principal.billingSystem, "Write", .topic, topics.collections)
+        allow(Principal.billingSystem, "Read", .topic, topics.collectionResults)
         allow(Principal.billingSystem, "Read", .group, "billing-system.", .prefixed)
         allow(Principal.finance, "Read", .topic, topics.settlements)
         allow(Principal.finance, "Read", .group, "finance.", .prefixed)

@@ -28,6 +28,12 @@ public struct Topics: Sendable, Hashable {
     /// `<prefix>.settlements`: every billed merchant's settlement for each closed cycle, for finance (each
     /// merchant also reads its own on ``merchantSettlements(_:)``).
     public var settlements: String { "\(prefix).settlements" }
+    /// `<prefix>.collections`: the carrier's billing system's reports on each line bill (payments, reversals,
+    /// write-offs), keyed by line id.
+    public var collections: String { "\(prefix).collections" }
+    /// `<prefix>.collection-results`: the result of each collection report, keyed by line id, for the billing
+    /// system.
+    public var collectionResults: String { "\(prefix).collection-results" }
     /// `<prefix>.dead-letters`: messages that could not be applied, with their original key and value.
     public var deadLetters: String { "\(prefix).dead-letters" }
 }
@@ -65,6 +71,13 @@ extension Topics {
                 name: lineSystemResults, partitions: partitions, purpose: "accepted or rejected, per line termination"),
             TopicLayout(name: lineBills, partitions: partitions, purpose: "each line's bill per cycle"),
             TopicLayout(name: settlements, partitions: 3, purpose: "each merchant's settlement per cycle"),
+            // Report dates are judged against the broker's append time, like request signatures.
+            TopicLayout(
+                name: collections, partitions: partitions,
+                purpose: "payments, reversals and write-offs of line bills, keyed by line",
+                configuration: ["message.timestamp.type": "LogAppendTime"]),
+            TopicLayout(
+                name: collectionResults, partitions: partitions, purpose: "accepted or rejected, per collection report"),
             TopicLayout(name: deadLetters, partitions: 3, purpose: "messages that are not requests, with their bytes"),
         ]
     }

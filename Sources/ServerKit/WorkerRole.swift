@@ -7,6 +7,8 @@ public enum WorkerRole: String, Sendable, CaseIterable {
     case cancellationWorker = "cancellation-worker"
     /// Applies `billing-cycles` and closes cycles.
     case billingCycleWorker = "billing-cycle-worker"
+    /// Applies `collections`: payments, reversals and write-offs of line bills.
+    case collectionWorker = "collection-worker"
     /// Publishes the outbox.
     case outboxRelay = "outbox-relay"
 }

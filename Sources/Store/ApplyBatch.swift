@@ -189,7 +189,7 @@ extension BillingStore {
     /// (the first statement of every transaction): a transaction of many
     /// partitions' small batches costs one statement here, not one per
     /// partition.
-    private func moveOffsets(
+    func moveOffsets(
         _ moves: [OffsetMove], loading merchantIDs: [MerchantID], on connection: PostgresConnection
     ) async throws -> (merchants: [MerchantID: Merchant], defaultSpendingLimit: Yen?) {
         let ids = Array(Set(merchantIDs.map(\.rawValue)))

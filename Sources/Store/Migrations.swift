@@ -461,6 +461,58 @@ let migrations: [Migration] = [
             """,
         ]
     },
+    Migration(version: 14, name: "collection of line bills") { partitions in
+        // What the billing system reports after a bill is sent: each payment (its shares are its
+        // `payment` entries), each bill's write-off, and the ledger of every merchant's amounts moved,
+        // booked into the payout period that pays them. Per line, partitioned like the bills.
+        var statements = [
+            "ALTER TABLE line_bills ADD COLUMN written_off_on date",
+            """
+            CREATE TABLE payments (
+                line_id text NOT NULL,
+                payment_id text NOT NULL,
+                cycle text NOT NULL,
+                amount_yen bigint NOT NULL CHECK (amount_yen > 0),
+                received_on date NOT NULL,
+                reversed_on date,
+                recorded_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (line_id, payment_id)) PARTITION BY HASH (line_id)
+            """,
+            """
+            CREATE TABLE collection_entries (
+                line_id text NOT NULL,
+                cycle text NOT NULL,
+                merchant_id text NOT NULL,
+                kind text NOT NULL CHECK (kind IN ('payment', 'reversal', 'write-off')),
+                reference text NOT NULL,
+                amount_yen bigint NOT NULL,
+                entry_date date NOT NULL,
+                period text NOT NULL,
+                recorded_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (line_id, cycle, kind, reference, merchant_id)) PARTITION BY HASH (line_id)
+            """,
+        ]
+        for table in ["payments", "collection_entries"] {
+            for k in 0..<partitions {
+                statements.append(
+                    "CREATE TABLE \(table)_p\(k) PARTITION OF \(table) FOR VALUES WITH (MODULUS \(partitions), REMAINDER \(k))"
+                )
+            }
+        }
+        statements += [
+            // A payout run sums one period's entries per merchant and billed month.
+            "CREATE INDEX collection_entries_by_period ON collection_entries (period, merchant_id, cycle)",
+            // The last payout period paid out: a collection batch books into a later one, and reads this row
+            // FOR SHARE, so a payout run (which updates it) and the batches it would miss never overlap.
+            """
+            CREATE TABLE payout_progress (
+                singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                last_paid_period text)
+            """,
+            "INSERT INTO payout_progress (last_paid_period) VALUES (NULL)",
+        ]
+        return statements
+    },
 ]
 
 /// The channel on which PostgreSQL announces new outbox messages.

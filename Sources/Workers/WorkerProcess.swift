@@ -29,6 +29,8 @@ public enum WorkerProcess {
         /// at once; `allowEarlyClose` accepts closing the current month.
         /// Tariffs that add tax add it at `tax`'s rate for the month billed.
         case billingCycles(allowEarlyClose: Bool, chunkLines: Int, concurrency: Int, tax: ConsumptionTax)
+        /// Applies the billing system's payments, reversals and write-offs of line bills from the collections topic.
+        case collections
         /// Publishes the outbox to Kafka, holding each claimed batch for `lease` before another relay may
         /// publish it.
         case relay(lease: Duration)
@@ -132,6 +134,11 @@ struct WorkerService: Service {
                 group.addTask { try await closer.run() }
                 try await group.waitForAll()
             }
+        case .collections:
+            try await consumer(
+                topic: topics.collections,
+                applier: CollectionApplier(store: store, group: settings.groupID, topics: topics)
+            ).run()
         case .relay(let lease):
             var configuration = KafkaProducerConfiguration(bootstrapServers: settings.bootstrapServers)
             configuration.client = settings.kafkaClient()
@@ -187,6 +194,7 @@ struct WorkerService: Service {
     }
 
     private func consumer<Applier: PartitionApplier>(topic: String, applier: Applier) -> PartitionedConsumer<Applier> {
+        let topics = Topics(prefix: settings.topicPrefix)
         var configuration = KafkaConsumerConfiguration(
             bootstrapServers: settings.bootstrapServers, groupID: settings.groupID)
         configuration.client = settings.kafkaClient()
@@ -194,8 +202,9 @@ struct WorkerService: Service {
         // No waiting for a batch to fill: what arrives while a round's
         // transactions run is the next round's batch already.
         configuration.readBatchFill = .zero
-        // Requests carry their signature in headers; the billing-cycle commands need none.
-        configuration.readHeaders = topic != Topics(prefix: settings.topicPrefix).billingCycles
+        // Requests carry their signature in headers; the billing-cycle commands and collection reports need none
+        // (only operators and the billing system may write their topics).
+        configuration.readHeaders = [topics.charges, topics.cancellations].contains(topic)
         return PartitionedConsumer(
             topic: topic, configuration: configuration, applier: applier, batchSize: settings.batchSize,
             readiness: readiness, logger: logger)

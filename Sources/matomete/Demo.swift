@@ -13,7 +13,7 @@ struct Demo: AsyncParsableCommand {
         abstract: "Run a month of Matomete on this machine and print the settlements.",
         discussion: """
             Starts the embedded default (librdkafka's mock cluster with 3 brokers in this process, a \
-            private PostgreSQL, two charge workers, a cancellation worker, a billing-cycle worker, a \
+            private PostgreSQL, two charge workers, a cancellation worker, a billing-cycle worker, a collection worker, a \
             relay and the auth gateway as separate processes), loads lines and four merchants, buys \
             through the gateway (purchase ID and password, checked against the line's address) and \
             Kafka, cancels some purchases, closes the month and prints each merchant's settlement \
@@ -68,7 +68,9 @@ struct DemoRun {
             return try await prepare(store, cycle: cycle)
         }
         try system.launchAll()
-        say("Starting 2 charge workers, a cancellation worker, a billing-cycle worker, a relay and the auth gateway…")
+        say(
+            "Starting 2 charge workers, a cancellation worker, a billing-cycle worker, a collection worker, a relay and the auth gateway…"
+        )
         try await system.waitUntilReady()
         let collector = OutputCollector(system: system)
         let reading = Task { try await collector.run() }

@@ -8,7 +8,7 @@ struct Dev: AsyncParsableCommand {
             Starts librdkafka's mock cluster (3 brokers, in this process), a private PostgreSQL (from the \
             installed server binaries, in a scratch directory; as an unprivileged user when run as root), \
             creates the topics, migrates, and starts two charge workers, a cancellation worker, a \
-            billing-cycle worker, a relay and the auth gateway as separate processes. Prints where \
+            billing-cycle worker, a collection worker, a relay and the auth gateway as separate processes. Prints where \
             everything listens and the settings a client needs, then waits. Ctrl-C (or SIGTERM) stops \
             every process cleanly and removes what was created, unless --keep.
             """)
@@ -21,7 +21,7 @@ struct Dev: AsyncParsableCommand {
         do {
             try system.launchAll()
             say(
-                "Starting 2 charge workers, a cancellation worker, a billing-cycle worker, a relay and the auth gateway…"
+                "Starting 2 charge workers, a cancellation worker, a billing-cycle worker, a collection worker, a relay and the auth gateway…"
             )
             try await system.waitUntilReady()
         } catch {

@@ -88,7 +88,10 @@ final class LocalSystem: @unchecked Sendable {
 
     /// Starts the workers (two charge workers: they share the partitions) and the gateway.
     func launchAll() throws {
-        for name in ["charge-worker", "charge-worker", "cancellation-worker", "billing-cycle-worker", "outbox-relay"] {
+        for name in [
+            "charge-worker", "charge-worker", "cancellation-worker", "billing-cycle-worker", "collection-worker",
+            "outbox-relay",
+        ] {
             try launch(name)
         }
         try launch("auth-gateway", port: gatewayPort)

@@ -71,7 +71,7 @@ struct Status: AsyncParsableCommand {
         let admin = try cluster.admin()
         let inputs: [(String, WorkerRole)] = [
             (topics.charges, .chargeWorker), (topics.cancellations, .cancellationWorker),
-            (topics.billingCycles, .billingCycleWorker),
+            (topics.billingCycles, .billingCycleWorker), (topics.collections, .collectionWorker),
         ]
         let inputPartitions = try await admin.partitions(of: inputs.map(\.0))
         let ranges = try await admin.watermarks(

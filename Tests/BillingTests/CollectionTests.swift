@@ -16,7 +16,9 @@ struct CollectionTests {
         CollectionReport(lineID: line, cycle: cycle, event: event, sentOn: day(sentOn))
     }
 
-    static func pay(_ id: PaymentID, _ amount: Yen, on date: String = "2026-12-20", cycle: BillingCycle? = november)
+    static func pay(
+        _ id: PaymentID, _ amount: Yen, on date: String = "2026-12-20", cycle: BillingCycle? = november
+    )
         -> CollectionReport
     {
         report(.payment(id, amount: amount, receivedOn: day(date)), cycle: cycle)

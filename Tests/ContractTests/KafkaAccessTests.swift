@@ -45,15 +45,22 @@ struct KafkaAccessTests {
         #expect(Self.reach(P.worker("matomete-charge-worker"), "Read") == [topics.charges])
         #expect(Self.reach(P.worker("matomete-cancellation-worker"), "Read") == [topics.cancellations])
         #expect(Self.reach(P.worker("matomete-billing-cycle-worker"), "Read") == [topics.billingCycles])
-        for worker in ["matomete-charge-worker", "matomete-cancellation-worker", "matomete-billing-cycle-worker"] {
+        #expect(Self.reach(P.worker("matomete-collection-worker"), "Read") == [topics.collections])
+        for worker in [
+            "matomete-charge-worker", "matomete-cancellation-worker", "matomete-billing-cycle-worker",
+            "matomete-collection-worker",
+        ] {
             #expect(Self.reach(P.worker(worker), "Write").isEmpty, "\(worker) writes nothing to Kafka")
         }
-        let inputs: Set = [topics.charges, topics.cancellations, topics.billingCycles]
+        let inputs: Set = [topics.charges, topics.cancellations, topics.billingCycles, topics.collections]
         #expect(Self.reach(P.relay, "Write") == Set(Self.allTopics).subtracting(inputs))
         #expect(Self.reach(P.relay, "Read").isEmpty)
         #expect(Self.reach(P.lineSystem, "Write") == [topics.cancellations])
         #expect(Self.reach(P.lineSystem, "Read") == [topics.lineSystemResults])
-        #expect(Self.reach(P.billingSystem, "Read") == [topics.lineBills])
+        #expect(Self.reach(P.billingSystem, "Read") == [topics.lineBills, topics.collectionResults])
+        #expect(
+            principals.filter { Self.can($0, "Write", topics.collections) } == [P.billingSystem, P.operators],
+            "only the billing system reports collections (operators replay dead letters)")
         #expect(Self.reach(P.finance, "Read") == [topics.settlements])
         #expect(Self.reach(P.operators, "Read") == [topics.deadLetters])
         #expect(Self.reach(P.operators, "Write") == inputs)
@@ -67,7 +74,10 @@ struct KafkaAccessTests {
         let entries = Self.access.carrier + merchants.flatMap(Self.access.merchant)
         let groups =
             ["matomete-charge-worker", "matomete-cancellation-worker", "matomete-billing-cycle-worker"]
-            + ["finance.reader", "line-system.reader", "billing-system.reader", "matomete-operator.replay"]
+            + [
+                "matomete-collection-worker", "finance.reader", "line-system.reader", "billing-system.reader",
+                "matomete-operator.replay",
+            ]
             + merchants.map { KafkaAccess.merchantGroupPrefix($0) + "reader" }
         for merchant in merchants {
             let principal = P.merchant(merchant)

@@ -12,7 +12,8 @@ import Yams
 struct DeployTests {
     static let deploy = JSONSchema.checkout.appendingPathComponent("deploy")
     static let executables = [
-        "charge-worker", "cancellation-worker", "billing-cycle-worker", "outbox-relay", "auth-gateway", "matomete",
+        "charge-worker", "cancellation-worker", "billing-cycle-worker", "collection-worker", "outbox-relay",
+        "auth-gateway", "matomete",
     ]
 
     /// Every Kubernetes document in deploy/kubernetes, by kind.
@@ -195,6 +196,7 @@ struct DeployTests {
         let shards = try #require(number(after: "migrate --partitions", in: script))
         let partitionsOf = [
             "matomete.charges": partitions, "matomete.cancellations": partitions, "matomete.billing-cycles": 1,
+            "matomete.collections": partitions,
         ]
 
         for deployment in all("Deployment") {

@@ -11,7 +11,7 @@ set -eu
 directory=${1:?give the directory of password files}
 shift
 if [ $# -eq 0 ]; then
-    set -- matomete-charge-worker matomete-cancellation-worker matomete-billing-cycle-worker \
+    set -- matomete-charge-worker matomete-cancellation-worker matomete-billing-cycle-worker matomete-collection-worker \
         matomete-outbox-relay matomete-operator line-system billing-system finance
 fi
 for user in "$@"; do
