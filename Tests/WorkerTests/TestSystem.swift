@@ -23,7 +23,11 @@ final class TestSystem: Sendable {
         case charges = "charge-worker"
         case cancellations = "cancellation-worker"
         case billingCycles = "billing-cycle-worker"
+        case collections = "collection-worker"
         case relay = "outbox-relay"
+
+        /// The roles every request and close needs; collection workers are started by the tests of collection.
+        static let core: [Role] = [.charges, .cancellations, .billingCycles, .relay]
 
         var group: String { "matomete-\(rawValue)" }
     }
@@ -74,11 +78,13 @@ final class TestSystem: Sendable {
     ) async throws -> TestSystem {
         let cluster = try EmbeddedKafkaCluster(brokers: 3, logger: logger)
         let topics = Topics(prefix: "matomete")
-        for topic in [topics.charges, topics.cancellations] {
+        for topic in [topics.charges, topics.cancellations, topics.collections] {
             try cluster.createTopic(topic, partitions: inputPartitions)
         }
         try cluster.createTopic(topics.billingCycles, partitions: 1)
-        for topic in [topics.lineSystemResults, topics.lineBills, topics.settlements, topics.deadLetters] {
+        for topic in [
+            topics.lineSystemResults, topics.lineBills, topics.settlements, topics.collectionResults, topics.deadLetters,
+        ] {
             try cluster.createTopic(topic, partitions: outputPartitions)
         }
         let database = try await TestDatabase.create(partitions: 8, on: server)
@@ -195,9 +201,9 @@ final class TestSystem: Sendable {
         return worker
     }
 
-    /// Starts `count` processes of each role.
+    /// Starts `count` processes of each core role.
     func launchAll(_ count: Int = 1) throws {
-        for role in Role.allCases { for _ in 0..<count { try launch(role) } }
+        for role in Role.core { for _ in 0..<count { try launch(role) } }
     }
 
     var running: [WorkerProcess] { workers.withLock { $0.filter(\.process.isRunning) } }
@@ -250,7 +256,7 @@ final class TestSystem: Sendable {
         for chunk in stride(from: 0, to: messages.count, by: 10_000) {
             let batch = messages[chunk..<min(chunk + 10_000, messages.count)].map { message in
                 let headers =
-                    topic == topics.billingCycles
+                    [topics.billingCycles, topics.collections].contains(topic)
                     ? []
                     : (sender(of: message.value)?.headers(topic: topic, key: message.key, value: message.value) ?? [])
                 return KafkaProducerMessage(
@@ -283,7 +289,7 @@ final class TestSystem: Sendable {
     func waitUntilIdle(within limit: Duration = .seconds(180)) async throws {
         let inputs: [(Role, String, Int)] = [
             (.charges, topics.charges, inputPartitions), (.cancellations, topics.cancellations, inputPartitions),
-            (.billingCycles, topics.billingCycles, 1),
+            (.billingCycles, topics.billingCycles, 1), (.collections, topics.collections, inputPartitions),
         ]
         let partitions = inputs.flatMap { _, topic, count in
             (0..<count).map { KafkaTopicPartition(topic: topic, partition: KafkaPartition(Int32($0))) }
@@ -395,11 +401,13 @@ final class TestSystem: Sendable {
             case results(merchant: String?)
             case bills
             case settlements(merchant: String?)
+            case collectionResults
             case deadLetters
         }
         var carries: [String: Carries] = [
             topics.lineSystemResults: .results(merchant: nil), topics.lineBills: .bills,
-            topics.settlements: .settlements(merchant: nil), topics.deadLetters: .deadLetters,
+            topics.settlements: .settlements(merchant: nil), topics.collectionResults: .collectionResults,
+            topics.deadLetters: .deadLetters,
         ]
         for merchant in merchants.withLock({ $0 }) {
             carries[topics.merchantResults(merchant)] = .results(merchant: merchant)
@@ -413,6 +421,7 @@ final class TestSystem: Sendable {
         let billSchema = try JSONSchema(named: "line-bills")
         let settlementSchema = try JSONSchema(named: "settlements")
         let deadLetterSchema = try JSONSchema(named: "dead-letters")
+        let collectionResultSchema = try JSONSchema(named: "collection-results")
         var merchantsSettlements: [String: SettlementMessage] = [:]
         for (topic, messages) in all {
             var byID: [String: KafkaConsumerMessage] = [:]
@@ -457,6 +466,10 @@ final class TestSystem: Sendable {
                 case .settlements(nil):
                     check(settlementSchema)
                     outputs.settlements[id] = try decoder.decode(SettlementMessage.self, from: Data(message.value))
+                case .collectionResults:
+                    check(collectionResultSchema)
+                    outputs.collectionResults[id] = try decoder.decode(
+                        CollectionResultMessage.self, from: Data(message.value))
                 case .deadLetters:
                     let violations = deadLetterSchema.violations(
                         ofHeaders: Dictionary(
@@ -514,6 +527,7 @@ struct Outputs {
     var results: [String: MerchantResultMessage] = [:]
     var bills: [String: LineBillMessage] = [:]
     var settlements: [String: SettlementMessage] = [:]
+    var collectionResults: [String: CollectionResultMessage] = [:]
     var deadLetters: [String: KafkaConsumerMessage] = [:]
     /// Messages read, repeats included.
     var copies = 0

@@ -1,0 +1,277 @@
+import Billing
+import Contract
+import Foundation
+import Kafka
+import MatometeTestSupport
+import PostgresNIO
+import Synchronization
+import Testing
+
+/// The carrier's billing system's reports on a closed month's bills, as it
+/// would send them, with what each must be answered.
+struct CollectionTraffic {
+    /// One report and its expected answer: `accepted`, `repeat`, a reason code, or `dead` (dead-lettered).
+    struct Report {
+        var key: String
+        var value: String
+        var expected: String
+    }
+
+    /// What each bill must come to: each merchant's collected and written-off amounts, and what stays open.
+    struct BillExpectation {
+        /// Collected in all, whoever it went to.
+        var collected: Int64
+        /// Written off in all.
+        var writtenOff: Int64
+        /// Still open.
+        var open: Int64
+        /// A part payment: shares are within a yen of the exact proportion, not stated exactly.
+        var partial = false
+    }
+
+    var reports: [Report] = []
+    var bills: [String: BillExpectation] = [:]
+
+    static func payment(_ line: String, _ id: String, _ amount: Int64, _ date: String, cycle: String = "2026-09")
+        -> String
+    {
+        #"{"type":"payment","lineId":"\#(line)","billId":"bill-\#(line)-\#(cycle)","paymentId":"\#(id)","amount":\#(amount),"date":"\#(date)"}"#
+    }
+
+    static func reversal(_ line: String, _ id: String, _ date: String) -> String {
+        #"{"type":"payment-reversal","lineId":"\#(line)","paymentId":"\#(id)","date":"\#(date)"}"#
+    }
+
+    static func writeOff(_ line: String, _ date: String) -> String {
+        #"{"type":"write-off","lineId":"\#(line)","billId":"bill-\#(line)-2026-09","date":"\#(date)"}"#
+    }
+
+    /// Reports for the 200 bills of `totals` (line → total), each line's in order:
+    /// - 0–119 paid in full at once, 120–149 in two payments; the reports of 0–39 all sent twice;
+    /// - 150–164 paid ¥100 and left open;
+    /// - 165–174 paid in full, then the payment bounces (165's reversal also sent before its payment);
+    /// - 175–184 paid ¥200, then written off (175 then paid again, refused; 176's payment bounces after);
+    /// - 185–194 unpaid: an overpayment, an unknown bill, a write-off dated too early, a payment id reused;
+    /// - 195–199: an invalid report, and two that are not reports at all.
+    init(totals: [String: Int64]) {
+        for number in 0..<200 {
+            let line = Requests.line(number)
+            let total = totals[line] ?? 0
+            var sent: [(String, String)] = []
+            var expectation = BillExpectation(collected: 0, writtenOff: 0, open: total)
+            switch number {
+            case 0..<120:
+                sent = [(Self.payment(line, "p-\(number)", total, "2026-10-27"), "accepted")]
+                expectation = BillExpectation(collected: total, writtenOff: 0, open: 0)
+            case 120..<150:
+                sent = [
+                    (Self.payment(line, "p-\(number)-1", total / 3, "2026-10-27"), "accepted"),
+                    (Self.payment(line, "p-\(number)-2", total - total / 3, "2026-11-10"), "accepted"),
+                ]
+                expectation = BillExpectation(collected: total, writtenOff: 0, open: 0)
+            case 150..<165:
+                sent = [(Self.payment(line, "p-\(number)", 100, "2026-10-27"), "accepted")]
+                expectation = BillExpectation(collected: 100, writtenOff: 0, open: total - 100, partial: true)
+            case 165..<175:
+                if number == 165 { sent.append((Self.reversal(line, "p-\(number)", "2026-11-05"), "unknown_payment")) }
+                sent += [
+                    (Self.payment(line, "p-\(number)", total, "2026-10-27"), "accepted"),
+                    (Self.reversal(line, "p-\(number)", "2026-11-05"), "accepted"),
+                ]
+            case 175..<185:
+                sent = [
+                    (Self.payment(line, "p-\(number)", 200, "2026-10-27"), "accepted"),
+                    (Self.writeOff(line, "2026-11-30"), "accepted"),
+                ]
+                expectation = BillExpectation(collected: 200, writtenOff: total - 200, open: 0, partial: true)
+                if number == 175 {
+                    sent.append((Self.payment(line, "p-\(number)-late", 50, "2026-12-01"), "bill_written_off"))
+                }
+                if number == 176 {
+                    sent.append((Self.reversal(line, "p-\(number)", "2026-12-01"), "accepted"))
+                    expectation = BillExpectation(collected: 0, writtenOff: total, open: 0)
+                }
+            case 185:
+                sent = [(Self.payment(line, "p-\(number)", total + 1, "2026-10-27"), "overpayment")]
+            case 186:
+                sent = [(Self.payment(line, "p-\(number)", 1, "2026-10-27", cycle: "2026-08"), "unknown_bill")]
+            case 187:
+                sent = [(Self.writeOff(line, "2026-09-30"), "date_out_of_range")]
+            case 188:
+                sent = [
+                    (Self.payment(line, "p-\(number)", 100, "2026-10-27"), "accepted"),
+                    (Self.payment(line, "p-\(number)", 101, "2026-10-28"), "payment_id_reused"),
+                ]
+                expectation = BillExpectation(collected: 100, writtenOff: 0, open: total - 100, partial: true)
+            case 195:
+                sent = [(Self.payment(line, "p-\(number)", 0, "2026-10-27"), "invalid_request")]
+            case 196:
+                sent = [("{not json", "dead")]
+            case 197:
+                // Keyed by another line than it names.
+                reports.append(Report(key: Requests.line(0), value: Self.writeOff(line, "2026-11-30"), expected: "dead"))
+            default:
+                break
+            }
+            for (value, expected) in sent {
+                reports.append(Report(key: line, value: value, expected: expected))
+                if number < 40 {
+                    reports.append(
+                        Report(key: line, value: value, expected: expected == "accepted" ? "repeat" : expected))
+                }
+            }
+            bills[line] = expectation
+        }
+    }
+}
+
+extension ScenarioTests {
+    /// A month closed, then the billing system's reports on its bills with
+    /// repeats, out-of-order and invalid ones, while collection workers are
+    /// killed with SIGKILL at random: every report is answered as it must be,
+    /// once, and every bill's collection adds up to the yen.
+    @Test("Collection: payments, reversals and write-offs applied exactly once through SIGKILLs; every yen accounted")
+    func collection() async throws {
+        let system = try await TestSystem.start("collection")
+        defer { Task { await system.shutDown() } }
+        let merchants = ["m-a", "m-b", "m-c"]
+        try await system.setUp(
+            merchants: merchants.map { Merchant(id: MerchantID(rawValue: $0), name: $0) },
+            lines: (0..<200).map { Line(id: LineID(rawValue: Requests.line($0)), type: .hikariNext) },
+            openCycle: .september)
+        try system.launchAll(1)
+        var charges: [(key: String?, value: String)] = []
+        for number in 0..<200 {
+            let line = Requests.line(number)
+            charges.append(Requests.charge("m-a", "a-\(number)", line: line, 1000))
+            if number % 2 == 0 { charges.append(Requests.charge("m-b", "b-\(number)", line: line, 500)) }
+            if number % 5 == 0 { charges.append(Requests.charge("m-c", "c-\(number)", line: line, 333)) }
+        }
+        try await system.produce(system.topics.charges, charges)
+        try await system.waitUntilIdle()
+        try await system.close(.september)
+        try await system.waitUntilIdle()
+        let bills = try await system.outputs().bills(of: .september)
+        #expect(bills.count == 200)
+
+        let traffic = CollectionTraffic(totals: bills.mapValues(\.total))
+        try system.launch(.collections)
+        try system.launch(.collections)
+        let kills = Atomic<Int>(0)
+        let chaos = Task {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .milliseconds(Int.random(in: 400...1200)))
+                guard let victim = system.running.filter({ $0.role == .collections }).randomElement() else { continue }
+                try await system.kill(victim)
+                try system.launch(.collections)
+                kills.add(1, ordering: .relaxed)
+            }
+        }
+        defer { chaos.cancel() }
+        var delivered: [KafkaDeliveryReport] = []
+        for chunk in stride(from: 0, to: traffic.reports.count, by: 40) {
+            let reports = traffic.reports[chunk..<min(chunk + 40, traffic.reports.count)]
+            delivered += try await system.produce(system.topics.collections, reports.map { ($0.key, $0.value) })
+            try await Task.sleep(for: .milliseconds(150))
+        }
+        while kills.load(ordering: .relaxed) < 3 { try await Task.sleep(for: .milliseconds(100)) }
+        chaos.cancel()
+        _ = await chaos.result
+        try await system.waitUntilIdle(within: .seconds(240))
+
+        // Every report answered as it must be, once; the rest dead-lettered with their bytes.
+        let outputs = try await system.outputs()
+        var wrong: [String] = []
+        for (report, place) in zip(traffic.reports, delivered) {
+            let (partition, offset) = (place.topicPartition.partition.rawValue, place.offset.rawValue)
+            if report.expected == "dead" {
+                let id = DeadLetterHeaders.id(topic: system.topics.collections, partition: partition, offset: offset)
+                let letter = outputs.deadLetters[id]
+                if letter.map({ Array($0.value) }) != Array(report.value.utf8) { wrong.append("\(id): not dead-lettered") }
+                continue
+            }
+            let id = CollectionResultMessage.id(topic: system.topics.collections, partition: partition, offset: offset)
+            guard let result = outputs.collectionResults[id] else {
+                wrong.append("\(id): no result for \(report.value)")
+                continue
+            }
+            let answer =
+                result.status == "accepted" ? (result.repeat ? "repeat" : "accepted") : (result.reason ?? "?")
+            if answer != report.expected { wrong.append("\(report.value): \(answer), not \(report.expected)") }
+        }
+        #expect(wrong.isEmpty, "\(wrong.count) wrong answers: \(wrong.prefix(5))")
+        #expect(outputs.collectionResults.count == traffic.reports.filter { $0.expected != "dead" }.count)
+
+        // The last answer on each bill says what is open; the ledger says where every yen went.
+        let ledger = try await system.database.withClient { client in
+            var rows: [(line: String, merchant: String, kind: String, amount: Int64)] = []
+            for try await row in try await client.query(
+                "SELECT line_id, merchant_id, kind, amount_yen FROM collection_entries WHERE cycle = '2026-09'",
+                logger: TestSystem.logger
+            ).decode((String, String, String, Int64).self) { rows.append(row) }
+            return rows
+        }
+        var mismatches: [String] = []
+        var merchantTotals: [String: (billed: Int64, collected: Int64, writtenOff: Int64)] = [:]
+        for (line, bill) in bills {
+            let expected = traffic.bills[line]!
+            let entries = ledger.filter { $0.line == line }
+            let collected = entries.filter { $0.kind != "write-off" }.reduce(0) { $0 + $1.amount }
+            let writtenOff = entries.filter { $0.kind == "write-off" }.reduce(0) { $0 + $1.amount }
+            if (collected, writtenOff) != (expected.collected, expected.writtenOff) {
+                mismatches.append("\(line): collected \(collected), written off \(writtenOff); expected \(expected)")
+            }
+            var items: [String: Int64] = [:]
+            for item in bill.items { items[item.merchantId, default: 0] += item.amount }
+            for (merchant, billed) in items {
+                let mine = entries.filter { $0.merchant == merchant }
+                let merchantCollected = mine.filter { $0.kind != "write-off" }.reduce(0) { $0 + $1.amount }
+                let merchantWrittenOff = mine.filter { $0.kind == "write-off" }.reduce(0) { $0 + $1.amount }
+                if expected.partial {
+                    // Within a yen of the exact proportion of what was collected.
+                    let exact = Double(expected.collected) * Double(billed) / Double(bill.total)
+                    if abs(Double(merchantCollected) - exact) >= 1 {
+                        mismatches.append("\(line) \(merchant): \(merchantCollected), exact \(exact)")
+                    }
+                } else if expected.collected == bill.total, merchantCollected != billed {
+                    mismatches.append("\(line) \(merchant): collected \(merchantCollected) of \(billed)")
+                }
+                var totals = merchantTotals[merchant] ?? (0, 0, 0)
+                totals.billed += billed
+                totals.collected += merchantCollected
+                totals.writtenOff += merchantWrittenOff
+                merchantTotals[merchant] = totals
+            }
+            let answers = outputs.collectionResults.values.filter {
+                $0.lineId == line && $0.billId == "bill-\(line)-2026-09" && $0.open != nil
+            }
+            if let last = answers.max(by: { $0.id.offsetNumber < $1.id.offsetNumber }), last.open != expected.open {
+                mismatches.append("\(line): the last answer says \(last.open ?? -1) open, expected \(expected.open)")
+            }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.count) bills wrong: \(mismatches.prefix(5))")
+        // Each merchant's settlement gross is what its bills billed: collected + written off + open, to the yen.
+        let settlements = outputs.settlements(of: .september)
+        for (merchant, totals) in merchantTotals {
+            #expect(settlements[merchant]?.grossAmount == totals.billed, "\(merchant)")
+        }
+        let open = traffic.bills.values.reduce(0) { $0 + $1.open }
+        let everything = merchantTotals.values.reduce(0) { $0 + $1.collected + $1.writtenOff }
+        #expect(everything + open == bills.values.reduce(0) { $0 + $1.total }, "collected + written off + open = billed")
+        // Stored once each: every accepted payment, none twice.
+        let payments = try await system.database.withClient { client in
+            var count = 0
+            for try await value in try await client.query("SELECT count(*)::int FROM payments", logger: TestSystem.logger)
+                .decode(Int.self)
+            { count = value }
+            return count
+        }
+        #expect(payments == Set(traffic.reports.filter { $0.expected == "accepted" && $0.value.contains(#""type":"payment""#) }.map(\.value)).count)
+        print("collection test: \(kills.load(ordering: .relaxed)) collection workers killed, \(traffic.reports.count) reports")
+    }
+}
+
+extension String {
+    /// The offset at the end of a result id (`…-<partition>-<offset>`), for ordering one line's answers.
+    fileprivate var offsetNumber: Int64 { Int64(split(separator: "-").last ?? "") ?? -1 }
+}
