@@ -12,9 +12,21 @@ import Testing
 struct CollectionTraffic {
     /// One report and its expected answer: `accepted`, `repeat`, a reason code, or `dead` (dead-lettered).
     struct Report {
-        var key: String
-        var value: String
+        var key: String?
+        var bytes: [UInt8]
         var expected: String
+
+        init(key: String?, value: String, expected: String) {
+            self.init(key: key, bytes: Array(value.utf8), expected: expected)
+        }
+
+        init(key: String?, bytes: [UInt8], expected: String) {
+            self.key = key
+            self.bytes = bytes
+            self.expected = expected
+        }
+
+        var value: String { String(decoding: bytes, as: UTF8.self) }
     }
 
     /// What each bill must come to: each merchant's collected and written-off amounts, and what stays open.
@@ -32,7 +44,9 @@ struct CollectionTraffic {
     var reports: [Report] = []
     var bills: [String: BillExpectation] = [:]
 
-    static func payment(_ line: String, _ id: String, _ amount: Int64, _ date: String, cycle: String = "2026-09")
+    static func payment(
+        _ line: String, _ id: String, _ amount: Int64, _ date: String, cycle: String = "2026-09"
+    )
         -> String
     {
         #"{"type":"payment","lineId":"\#(line)","billId":"bill-\#(line)-\#(cycle)","paymentId":"\#(id)","amount":\#(amount),"date":"\#(date)"}"#
@@ -52,7 +66,8 @@ struct CollectionTraffic {
     /// - 165–174 paid in full, then the payment bounces (165's reversal also sent before its payment);
     /// - 175–184 paid ¥200, then written off (175 then paid again, refused; 176's payment bounces after);
     /// - 185–194 unpaid: an overpayment, an unknown bill, a write-off dated too early, a payment id reused;
-    /// - 195–199: an invalid report, and two that are not reports at all.
+    /// - 195–199: an invalid report, and two that are not reports at all;
+    /// - and 1,000 malformed or invalid reports mixed in (``bad(_:total:)``).
     init(totals: [String: Int64]) {
         for number in 0..<200 {
             let line = Requests.line(number)
@@ -109,7 +124,8 @@ struct CollectionTraffic {
                 sent = [("{not json", "dead")]
             case 197:
                 // Keyed by another line than it names.
-                reports.append(Report(key: Requests.line(0), value: Self.writeOff(line, "2026-11-30"), expected: "dead"))
+                reports.append(
+                    Report(key: Requests.line(0), value: Self.writeOff(line, "2026-11-30"), expected: "dead"))
             default:
                 break
             }
@@ -122,6 +138,54 @@ struct CollectionTraffic {
             }
             bills[line] = expectation
         }
+        // 1,000 malformed or invalid reports, one after every few valid ones, on lines 189–194 (left unpaid:
+        // none of them changes a bill).
+        let valid = reports
+        reports = []
+        for (index, report) in valid.enumerated() {
+            reports.append(report)
+            for number in stride(from: index * 1000 / valid.count, to: (index + 1) * 1000 / valid.count, by: 1) {
+                reports.append(Self.bad(number, total: { totals[$0] ?? 0 }))
+            }
+        }
+    }
+
+    /// The `number`th bad report and its fate.
+    static func bad(_ number: Int, total: (String) -> Int64) -> Report {
+        let line = Requests.line(189 + number % 6)
+        let bill = "bill-\(line)-2026-09"
+        let cases: [(String?, String, String)] = [
+            (line, "", "dead"),
+            (line, "[]", "dead"),
+            (line, #"{"type":"payment","lineId":"\#(line)","nested":{"a":1}}"#, "dead"),
+            (line, #"{"type":"refund","lineId":"\#(line)"}"#, "dead"),
+            (nil, payment(line, "x-\(number)", 5, "2026-10-27"), "dead"),
+            (Requests.line(0), payment(line, "x-\(number)", 5, "2026-10-27"), "dead"),
+            (line, #"{"type":"payment","type":"payment","lineId":"\#(line)"}"#, "dead"),
+            (
+                line,
+                #"{"type":"payment","lineId":"\#(line)","billId":"\#(bill)","paymentId":"x","amount":1.5,"date":"2026-10-27"}"#,
+                "dead"
+            ),
+            (line, payment(line, "x-\(number)", -5, "2026-10-27"), "invalid_request"),
+            (line, payment(line, "x-\(number)", 1_000_000_000_001, "2026-10-27"), "invalid_request"),
+            (line, payment(line, "x-\(number)", 5, "2026-10-32"), "invalid_request"),
+            (line, payment(line, String(repeating: "x", count: 65), 5, "2026-10-27"), "invalid_request"),
+            (
+                line,
+                #"{"type":"payment","lineId":"\#(line)","billId":"bill-L9-2026-09","paymentId":"x","amount":5,"date":"2026-10-27"}"#,
+                "invalid_request"
+            ),
+            (line, #"{"type":"write-off","lineId":"\#(line)","billId":"\#(bill)","date":20261027}"#, "invalid_request"),
+            (line, payment(line, "x-\(number)", total(line) + 1 + Int64(number), "2026-10-27"), "overpayment"),
+            (line, payment(line, "x-\(number)", 5, "2026-10-27", cycle: "2026-0\(1 + number % 8)"), "unknown_bill"),
+            (line, payment(line, "x-\(number)", 5, "2027-06-01"), "date_out_of_range"),
+            (line, payment(line, "x-\(number)", 5, "2026-09-30"), "date_out_of_range"),
+            (line, reversal(line, "never-\(number)", "2026-11-01"), "unknown_payment"),
+            (line, writeOff(line, "2026-09-15"), "date_out_of_range"),
+        ]
+        let (key, value, expected) = cases[number % cases.count]
+        return Report(key: key, value: value, expected: expected)
     }
 }
 
@@ -169,9 +233,10 @@ extension ScenarioTests {
         }
         defer { chaos.cancel() }
         var delivered: [KafkaDeliveryReport] = []
-        for chunk in stride(from: 0, to: traffic.reports.count, by: 40) {
-            let reports = traffic.reports[chunk..<min(chunk + 40, traffic.reports.count)]
-            delivered += try await system.produce(system.topics.collections, reports.map { ($0.key, $0.value) })
+        for chunk in stride(from: 0, to: traffic.reports.count, by: 200) {
+            let reports = traffic.reports[chunk..<min(chunk + 200, traffic.reports.count)]
+            delivered += try await system.produceBytes(
+                system.topics.collections, reports.map { ($0.key.map { Array($0.utf8) }, $0.bytes) })
             try await Task.sleep(for: .milliseconds(150))
         }
         while kills.load(ordering: .relaxed) < 3 { try await Task.sleep(for: .milliseconds(100)) }
@@ -187,7 +252,7 @@ extension ScenarioTests {
             if report.expected == "dead" {
                 let id = DeadLetterHeaders.id(topic: system.topics.collections, partition: partition, offset: offset)
                 let letter = outputs.deadLetters[id]
-                if letter.map({ Array($0.value) }) != Array(report.value.utf8) { wrong.append("\(id): not dead-lettered") }
+                if letter.map({ Array($0.value) }) != report.bytes { wrong.append("\(id): not dead-lettered") }
                 continue
             }
             let id = CollectionResultMessage.id(topic: system.topics.collections, partition: partition, offset: offset)
@@ -199,7 +264,8 @@ extension ScenarioTests {
                 result.status == "accepted" ? (result.repeat ? "repeat" : "accepted") : (result.reason ?? "?")
             if answer != report.expected { wrong.append("\(report.value): \(answer), not \(report.expected)") }
         }
-        #expect(wrong.isEmpty, "\(wrong.count) wrong answers: \(wrong.prefix(5))")
+        let wrongAnswers = wrong.count
+        #expect(wrongAnswers == 0, "for example \(wrong.prefix(5))")
         #expect(outputs.collectionResults.count == traffic.reports.filter { $0.expected != "dead" }.count)
 
         // The last answer on each bill says what is open; the ledger says where every yen went.
@@ -249,7 +315,8 @@ extension ScenarioTests {
                 mismatches.append("\(line): the last answer says \(last.open ?? -1) open, expected \(expected.open)")
             }
         }
-        #expect(mismatches.isEmpty, "\(mismatches.count) bills wrong: \(mismatches.prefix(5))")
+        let wrongBills = mismatches.count
+        #expect(wrongBills == 0, "for example \(mismatches.prefix(5))")
         // Each merchant's settlement gross is what its bills billed: collected + written off + open, to the yen.
         let settlements = outputs.settlements(of: .september)
         for (merchant, totals) in merchantTotals {
@@ -257,17 +324,26 @@ extension ScenarioTests {
         }
         let open = traffic.bills.values.reduce(0) { $0 + $1.open }
         let everything = merchantTotals.values.reduce(0) { $0 + $1.collected + $1.writtenOff }
-        #expect(everything + open == bills.values.reduce(0) { $0 + $1.total }, "collected + written off + open = billed")
+        #expect(
+            everything + open == bills.values.reduce(0) { $0 + $1.total }, "collected + written off + open = billed")
         // Stored once each: every accepted payment, none twice.
         let payments = try await system.database.withClient { client in
             var count = 0
-            for try await value in try await client.query("SELECT count(*)::int FROM payments", logger: TestSystem.logger)
-                .decode(Int.self)
-            { count = value }
+            for try await value in try await client.query(
+                "SELECT count(*)::int FROM payments", logger: TestSystem.logger
+            )
+            .decode(Int.self) { count = value }
             return count
         }
-        #expect(payments == Set(traffic.reports.filter { $0.expected == "accepted" && $0.value.contains(#""type":"payment""#) }.map(\.value)).count)
-        print("collection test: \(kills.load(ordering: .relaxed)) collection workers killed, \(traffic.reports.count) reports")
+        #expect(
+            payments
+                == Set(
+                    traffic.reports.filter { $0.expected == "accepted" && $0.value.contains(#""type":"payment""#) }.map(
+                        \.value)
+                ).count)
+        print(
+            "collection test: \(kills.load(ordering: .relaxed)) collection workers killed, \(traffic.reports.count) reports"
+        )
     }
 }
 
