@@ -129,3 +129,54 @@ public struct PayoutStatement: Hashable, Sendable {
         self.carriedOut = carriedOut
     }
 }
+
+/// Where one merchant's billed month stands: what its settlement's net has
+/// become so far. The four parts always add up to the net; ``reconciles``
+/// checks them against the month's figures computed another way.
+public struct MonthPosition: Hashable, Sendable {
+    /// The merchant.
+    public var merchantID: MerchantID
+    /// The billed month.
+    public var cycle: BillingCycle
+    /// The settlement's gross, fee (tax included) and net.
+    public var gross: Yen, fee: Yen, net: Yen
+    /// Collected to date (payments less reversals), and written off, from the ledger.
+    public var collected: Yen, writtenOff: Yen
+    /// Of it, what payout statements have paid out: the collected amount, and the fee taken on it.
+    public var paidOutCollected: Yen, paidOutFee: Yen
+
+    /// A month's position from its settlement, its ledger and its payouts.
+    public init(
+        merchantID: MerchantID, cycle: BillingCycle, gross: Yen, fee: Yen, net: Yen, collected: Yen, writtenOff: Yen,
+        paidOutCollected: Yen, paidOutFee: Yen
+    ) {
+        self.merchantID = merchantID
+        self.cycle = cycle
+        self.gross = gross
+        self.fee = fee
+        self.net = net
+        self.collected = collected
+        self.writtenOff = writtenOff
+        self.paidOutCollected = paidOutCollected
+        self.paidOutFee = paidOutFee
+    }
+
+    private func feeTaken(_ collected: Yen) -> Yen { Payouts.feeTaken(collected: collected, gross: gross, fee: fee) }
+
+    /// Paid out to the merchant: collected less the fee, over the statements made.
+    public var paidOut: Yen { paidOutCollected - paidOutFee }
+    /// Collected in periods not paid out yet, less their fee.
+    public var toPayOut: Yen { collected - feeTaken(collected) - paidOut }
+    /// Written off, less the fee waived on it.
+    public var writtenOffNet: Yen { writtenOff - (feeTaken(collected + writtenOff) - feeTaken(collected)) }
+    /// Still open on the bills (gross).
+    public var open: Yen { gross - collected - writtenOff }
+    /// Still open, less the fee still to be taken on it.
+    public var openNet: Yen { open - (fee - feeTaken(collected + writtenOff)) }
+
+    /// Whether paid out + to pay out + written off + open = net, to the yen, and
+    /// the statements took exactly the fee due on what they paid out.
+    public var reconciles: Bool {
+        paidOut + toPayOut + writtenOffNet + openNet == net && paidOutFee == feeTaken(paidOutCollected)
+    }
+}

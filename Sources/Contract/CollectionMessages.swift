@@ -1,4 +1,5 @@
 import Billing
+import Foundation
 import JSON
 
 /// What a message read from `matomete.collections` turned out to be.
@@ -215,5 +216,66 @@ public struct CollectionResultMessage: Codable, Hashable, Sendable {
         writer.add("status", status)
         writer.add("type", type)
         return writer.finish()
+    }
+}
+
+/// Sent to `matomete.payouts` and to the merchant's own
+/// `matomete.merchant.<id>.payouts` (key: merchant id) once per merchant per
+/// payout period with money moved or a carry.
+public struct PayoutMessage: Codable, Hashable, Sendable {
+    /// One billed month on the statement.
+    public struct Line: Codable, Hashable, Sendable {
+        /// The billed month the money is for.
+        public var cycle: String
+        /// Payments' shares received in the period, in yen.
+        public var collected: Int64
+        /// Reversed payments' shares, zero or negative.
+        public var reversed: Int64
+        /// Written off in the period (moves no money; no fee is taken on it).
+        public var writtenOff: Int64
+        /// The fee taken in the period, tax included (negative when a reversal gives some back).
+        public var fee: Int64
+        /// `collected + reversed − fee`.
+        public var payable: Int64
+    }
+
+    /// `payout-<merchant>-<period>`: stable, so finance and the merchant can drop repeats.
+    public var id: String
+    /// The merchant paid; also the message key.
+    public var merchantId: String
+    /// The payout period: the month the money moved in, for example `2026-12`.
+    public var period: String
+    /// The day the carrier pays, `YYYY-MM-DD`.
+    public var payableOn: String
+    /// Per billed month, oldest first.
+    public var lines: [Line]
+    /// The negative amount carried from the merchant's last statement, or 0.
+    public var carriedIn: Int64
+    /// What the carrier pays on `payableOn`: the lines' payable plus `carriedIn`, when above zero; else 0.
+    public var amountPayable: Int64
+    /// Carried to the next statement when the total is below zero; else 0.
+    public var carriedOut: Int64
+
+    /// The message for a statement, paid on `payableOn`.
+    public init(_ statement: PayoutStatement, payableOn: CalendarDay) {
+        id = "payout-\(statement.merchantID.rawValue)-\(statement.period)"
+        merchantId = statement.merchantID.rawValue
+        period = statement.period.description
+        self.payableOn = payableOn.description
+        lines = statement.lines.map {
+            Line(
+                cycle: $0.cycle.description, collected: $0.collected.amount, reversed: $0.reversed.amount,
+                writtenOff: $0.writtenOff.amount, fee: $0.fee.amount, payable: $0.payable.amount)
+        }
+        carriedIn = statement.carriedIn.amount
+        amountPayable = statement.amountPayable.amount
+        carriedOut = statement.carriedOut.amount
+    }
+
+    /// The message as JSON (sorted keys).
+    public func jsonBytes() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(self))
     }
 }

@@ -68,7 +68,7 @@ public struct KafkaAccess: Sendable {
         public static let lineSystem = "User:line-system"
         /// The carrier's billing system: reads the line bills, reports their collection, reads the results.
         public static let billingSystem = "User:billing-system"
-        /// Finance: reads every settlement.
+        /// Finance: reads every settlement and payout statement.
         public static let finance = "User:finance"
         /// A merchant's: `User:merchant-<id>`.
         public static func merchant(_ merchant: String) -> String { "User:merchant-\(merchant)" }
@@ -101,7 +101,7 @@ public struct KafkaAccess: Sendable {
         }
         // The relay publishes to every output, merchants' own topics included, idempotently.
         for topic in [
-            topics.lineSystemResults, topics.lineBills, topics.settlements, topics.collectionResults,
+            topics.lineSystemResults, topics.lineBills, topics.settlements, topics.collectionResults, topics.payouts,
             topics.deadLetters,
         ] {
             allow(Principal.relay, "Write", .topic, topic)
@@ -124,6 +124,7 @@ public struct KafkaAccess: Sendable {
         allow(Principal.billingSystem, "Read", .topic, topics.collectionResults)
         allow(Principal.billingSystem, "Read", .group, "billing-system.", .prefixed)
         allow(Principal.finance, "Read", .topic, topics.settlements)
+        allow(Principal.finance, "Read", .topic, topics.payouts)
         allow(Principal.finance, "Read", .group, "finance.", .prefixed)
         return entries
     }

@@ -34,6 +34,11 @@ public struct Topics: Sendable, Hashable {
     /// `<prefix>.collection-results`: the result of each collection report, keyed by line id, for the billing
     /// system.
     public var collectionResults: String { "\(prefix).collection-results" }
+    /// `<prefix>.payouts`: every merchant's payout statement per period, for finance (each merchant also reads
+    /// its own on ``merchantPayouts(_:)``).
+    public var payouts: String { "\(prefix).payouts" }
+    /// `<prefix>.merchant.<merchant>.payouts`: the merchant's own payout statement per period.
+    public func merchantPayouts(_ merchant: String) -> String { merchantPrefix(merchant) + "payouts" }
     /// `<prefix>.dead-letters`: messages that could not be applied, with their original key and value.
     public var deadLetters: String { "\(prefix).dead-letters" }
 }
@@ -78,6 +83,7 @@ extension Topics {
                 configuration: ["message.timestamp.type": "LogAppendTime"]),
             TopicLayout(
                 name: collectionResults, partitions: partitions, purpose: "accepted or rejected, per collection report"),
+            TopicLayout(name: payouts, partitions: 3, purpose: "each merchant's payout statement per period"),
             TopicLayout(name: deadLetters, partitions: 3, purpose: "messages that are not requests, with their bytes"),
         ]
     }
@@ -91,6 +97,8 @@ extension Topics {
                 purpose: "accepted or rejected, per request of \(merchant)"),
             TopicLayout(
                 name: merchantSettlements(merchant), partitions: 1, purpose: "\(merchant)'s settlement per cycle"),
+            TopicLayout(
+                name: merchantPayouts(merchant), partitions: 1, purpose: "\(merchant)'s payout statement per period"),
         ]
     }
 }

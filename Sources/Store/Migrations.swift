@@ -510,6 +510,33 @@ let migrations: [Migration] = [
                 last_paid_period text)
             """,
             "INSERT INTO payout_progress (last_paid_period) VALUES (NULL)",
+            // Each merchant's billed month as paid out so far: collected, written off, fee taken.
+            """
+            CREATE TABLE payout_positions (
+                merchant_id text NOT NULL,
+                cycle text NOT NULL,
+                collected_yen bigint NOT NULL,
+                written_off_yen bigint NOT NULL,
+                fee_taken_yen bigint NOT NULL,
+                PRIMARY KEY (merchant_id, cycle))
+            """,
+            // Each merchant's statement per period, as published.
+            """
+            CREATE TABLE payouts (
+                merchant_id text NOT NULL,
+                period text NOT NULL,
+                payable_on date NOT NULL,
+                lines jsonb NOT NULL,
+                carried_in_yen bigint NOT NULL,
+                amount_payable_yen bigint NOT NULL CHECK (amount_payable_yen >= 0),
+                carried_out_yen bigint NOT NULL CHECK (carried_out_yen <= 0),
+                created_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (merchant_id, period))
+            """,
+            // The months whose bills of zero or less were counted as settled on the bill, and the index that
+            // finds those few bills without reading the rest.
+            "CREATE TABLE payout_settled_bills (cycle text PRIMARY KEY, period text NOT NULL)",
+            "CREATE INDEX line_bills_not_positive ON line_bills (cycle) WHERE total_yen <= 0",
         ]
         return statements
     },

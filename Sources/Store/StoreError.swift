@@ -13,6 +13,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         case purchaseIDClaimed = "purchase_id_claimed"
         /// A cycle was asked to close before an earlier one.
         case cycleOutOfOrder = "cycle_out_of_order"
+        /// A payout run for a period while an earlier one has not run, or one whose months are not all settled.
+        case payoutOutOfOrder = "payout_out_of_order"
         /// Input that cannot be stored (bad CSV, bad value).
         case invalidInput = "invalid_input"
         /// The server could not be started or reached.

@@ -22,7 +22,7 @@ struct Matomete: AsyncParsableCommand {
         subcommands: [
             Demo.self, Dev.self, Migrate.self, TopicCommands.self, LineCommands.self, MerchantCommands.self,
             CycleCommands.self, Settlements.self, Status.self, DeadLetterCommands.self, Credentials.self,
-            Addresses.self, Keys.self, LineSystemCommands.self,
+            Addresses.self, Keys.self, LineSystemCommands.self, CollectionCommands.self, PayoutCommands.self,
         ])
 }
 

@@ -30,7 +30,10 @@ struct KafkaAccessTests {
             #expect(Self.reach(principal, "Write") == [Self.topics.charges, Self.topics.cancellations])
             #expect(
                 Self.reach(principal, "Read")
-                    == [Self.topics.merchantResults(merchant), Self.topics.merchantSettlements(merchant)],
+                    == [
+                        Self.topics.merchantResults(merchant), Self.topics.merchantSettlements(merchant),
+                        Self.topics.merchantPayouts(merchant),
+                    ],
                 "\(merchant) reads \(Self.reach(principal, "Read").sorted())")
             #expect(!Self.can(principal, "Create", Self.topics.merchantResults(merchant)))
         }
@@ -61,7 +64,7 @@ struct KafkaAccessTests {
         #expect(
             principals.filter { Self.can($0, "Write", topics.collections) } == [P.billingSystem, P.operators],
             "only the billing system reports collections (operators replay dead letters)")
-        #expect(Self.reach(P.finance, "Read") == [topics.settlements])
+        #expect(Self.reach(P.finance, "Read") == [topics.settlements, topics.payouts])
         #expect(Self.reach(P.operators, "Read") == [topics.deadLetters])
         #expect(Self.reach(P.operators, "Write") == inputs)
     }

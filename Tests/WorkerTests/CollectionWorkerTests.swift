@@ -341,6 +341,7 @@ extension ScenarioTests {
                     traffic.reports.filter { $0.expected == "accepted" && $0.value.contains(#""type":"payment""#) }.map(
                         \.value)
                 ).count)
+        try await Self.payOut(system, ledger: ledger, settlements: settlements)
         print(
             "collection test: \(kills.load(ordering: .relaxed)) collection workers killed, \(traffic.reports.count) reports"
         )
@@ -350,4 +351,75 @@ extension ScenarioTests {
 extension String {
     /// The offset at the end of a result id (`…-<partition>-<offset>`), for ordering one line's answers.
     fileprivate var offsetNumber: Int64 { Int64(split(separator: "-").last ?? "") ?? -1 }
+}
+
+extension ScenarioTests {
+    /// Pays out October, November and (early) December through the operator tool, October twice; checks that
+    /// every collected yen is paid out once, less exactly the fee due, with the negative carry kept.
+    static func payOut(
+        _ system: TestSystem, ledger: [(line: String, merchant: String, kind: String, amount: Int64)],
+        settlements: [String: SettlementMessage]
+    ) async throws {
+        let tool = Tool(system: system)
+        let early = try await tool.run(["payouts", "run", "2026-11"])
+        #expect(early.status == 1 && early.errors.contains("2026-10"), "November before October: \(early)")
+        for period in ["2026-10", "2026-11"] {
+            let result = try await tool.run(["payouts", "run", period])
+            #expect(result.status == 0 && result.output.contains("statements"), "\(result)")
+        }
+        let again = try await tool.run(["payouts", "run", "2026-10", "--json"])
+        #expect(again.status == 0, "\(again)")
+        let notEnded = try await tool.run(["payouts", "run", "2026-12"])
+        #expect(notEnded.status == 64, "a period not ended: \(notEnded)")
+        #expect(try await tool.run(["payouts", "run", "2026-12", "--early"]).status == 0)
+        try await system.waitUntilIdle()
+        let payouts = try await system.outputs().payouts
+        #expect(Set(payouts.values.map(\.period)) == ["2026-10", "2026-11", "2026-12"])
+        // The run repeated printed the statements made the first time, and published nothing more.
+        let repeated = try JSONDecoder().decode([PayoutMessage].self, from: Data(again.output.utf8))
+        #expect(Set(repeated) == Set(payouts.values.filter { $0.period == "2026-10" }))
+
+        for (merchant, settlement) in settlements {
+            let statements = payouts.values.filter { $0.merchantId == merchant }.sorted { $0.period < $1.period }
+            let lines = statements.flatMap(\.lines)
+            // Every collected yen paid out once: the statements' money is the ledger's.
+            let moved = lines.reduce(0) { $0 + $1.collected + $1.reversed }
+            let mine = ledger.filter { $0.merchant == merchant }
+            let collected = mine.filter { $0.kind != "write-off" }.reduce(0) { $0 + $1.amount }
+            #expect(moved == collected, "\(merchant): paid out \(moved) of \(collected) collected")
+            #expect(
+                lines.reduce(0) { $0 + $1.writtenOff }
+                    == mine.filter { $0.kind == "write-off" }.reduce(0) { $0 + $1.amount })
+            // The fee taken is the settlement's in proportion to what was collected, rounded down once.
+            let fee = lines.reduce(0) { $0 + $1.fee }
+            let share = Int128(max(0, min(collected, settlement.grossAmount)))
+            let due = Int64(Int128(settlement.fee) * share / Int128(settlement.grossAmount))
+            #expect(fee == due, "\(merchant): fee \(fee), due \(due)")
+            // The carry: what each statement pays plus what it carries is its lines plus what it was carried.
+            var carry: Int64 = 0
+            for statement in statements {
+                #expect(statement.carriedIn == carry, "\(merchant) \(statement.period)")
+                #expect(
+                    statement.amountPayable + statement.carriedOut
+                        == statement.lines.reduce(0) { $0 + $1.payable } + carry)
+                carry = statement.carriedOut
+            }
+            let paid = statements.reduce(0) { $0 + $1.amountPayable }
+            #expect(paid + carry == collected - fee, "\(merchant): every collected yen, less the fee, paid or carried")
+        }
+        #expect(payouts.values.contains { $0.carriedOut < 0 }, "a reversal after its payout leaves a negative carry")
+        // The operator's report: paid out + to pay + written off + open = net, for every merchant.
+        let status = try await tool.run(["collections", "status", "2026-09", "--json"])
+        #expect(status.status == 0, "\(status)")
+        let rows = try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [[String: Any]] ?? []
+        #expect(rows.count == settlements.count)
+        for row in rows {
+            let merchant = row["merchantId"] as? String ?? ""
+            let parts = ["paidOut", "toPayOut", "writtenOffNet", "openNet"].map {
+                (row[$0] as? NSNumber)?.int64Value ?? 0
+            }
+            #expect(parts.reduce(0, +) == settlements[merchant]?.netAmount, "\(merchant): \(row)")
+            #expect((row["toPayOut"] as? NSNumber)?.int64Value == 0, "everything collected is paid out: \(row)")
+        }
+    }
 }

@@ -83,7 +83,8 @@ final class TestSystem: Sendable {
         }
         try cluster.createTopic(topics.billingCycles, partitions: 1)
         for topic in [
-            topics.lineSystemResults, topics.lineBills, topics.settlements, topics.collectionResults, topics.deadLetters,
+            topics.lineSystemResults, topics.lineBills, topics.settlements, topics.collectionResults, topics.payouts,
+            topics.deadLetters,
         ] {
             try cluster.createTopic(topic, partitions: outputPartitions)
         }
@@ -402,16 +403,18 @@ final class TestSystem: Sendable {
             case bills
             case settlements(merchant: String?)
             case collectionResults
+            case payouts(merchant: String?)
             case deadLetters
         }
         var carries: [String: Carries] = [
             topics.lineSystemResults: .results(merchant: nil), topics.lineBills: .bills,
             topics.settlements: .settlements(merchant: nil), topics.collectionResults: .collectionResults,
-            topics.deadLetters: .deadLetters,
+            topics.payouts: .payouts(merchant: nil), topics.deadLetters: .deadLetters,
         ]
         for merchant in merchants.withLock({ $0 }) {
             carries[topics.merchantResults(merchant)] = .results(merchant: merchant)
             carries[topics.merchantSettlements(merchant)] = .settlements(merchant: merchant)
+            carries[topics.merchantPayouts(merchant)] = .payouts(merchant: merchant)
         }
         let all = try await readAll(carries.keys.sorted())
         var outputs = Outputs()
@@ -422,6 +425,8 @@ final class TestSystem: Sendable {
         let settlementSchema = try JSONSchema(named: "settlements")
         let deadLetterSchema = try JSONSchema(named: "dead-letters")
         let collectionResultSchema = try JSONSchema(named: "collection-results")
+        let payoutSchema = try JSONSchema(named: "payouts")
+        var merchantsPayouts: [String: PayoutMessage] = [:]
         var merchantsSettlements: [String: SettlementMessage] = [:]
         for (topic, messages) in all {
             var byID: [String: KafkaConsumerMessage] = [:]
@@ -470,6 +475,15 @@ final class TestSystem: Sendable {
                     check(collectionResultSchema)
                     outputs.collectionResults[id] = try decoder.decode(
                         CollectionResultMessage.self, from: Data(message.value))
+                case .payouts(let merchant):
+                    check(payoutSchema)
+                    let payout = try decoder.decode(PayoutMessage.self, from: Data(message.value))
+                    if let merchant {
+                        #expect(payout.merchantId == merchant, "\(id) is on \(topic)")
+                        merchantsPayouts[id] = payout
+                    } else {
+                        outputs.payouts[id] = payout
+                    }
                 case .deadLetters:
                     let violations = deadLetterSchema.violations(
                         ofHeaders: Dictionary(
@@ -485,6 +499,7 @@ final class TestSystem: Sendable {
             merchantsSettlements.mapValues(ExpectedSettlement.init)
                 == outputs.settlements.mapValues(ExpectedSettlement.init),
             "the merchants' own settlements are finance's")
+        #expect(merchantsPayouts == outputs.payouts, "the merchants' own payout statements are finance's")
         return outputs
     }
 
@@ -528,6 +543,7 @@ struct Outputs {
     var bills: [String: LineBillMessage] = [:]
     var settlements: [String: SettlementMessage] = [:]
     var collectionResults: [String: CollectionResultMessage] = [:]
+    var payouts: [String: PayoutMessage] = [:]
     var deadLetters: [String: KafkaConsumerMessage] = [:]
     /// Messages read, repeats included.
     var copies = 0
