@@ -62,7 +62,9 @@ struct DemoRun {
     ]
 
     func run() async throws -> Bool {
-        let cycle = BillingCycle(containing: Int64(Date().timeIntervalSince1970))
+        // Last month, so that its bills can be paid today (a payment is dated after its month).
+        let today = CalendarDay(containing: Int64(Date().timeIntervalSince1970))
+        let cycle = today.cycle.previous
         let plan = try await withPostgresClient(system.postgres.configuration, logger: logger) { client in
             let store = try await BillingStore.open(client: client, logger: logger)
             return try await prepare(store, cycle: cycle)
@@ -130,12 +132,79 @@ struct DemoRun {
                     topic: system.topics.billingCycles, key: nil, value: CycleCommand.closeMessage(cycle))
             ]
         ).throwIfAnyFailed()
-        await producer.shutdown()
         try await collector.waitForClose(lines: lines, title: "Closing \(cycle)")
 
-        return report(
+        // The billing system reports on the bills; the month's money is paid out.
+        let reports = Self.collectionReports(collector.bills().filter { $0.cycle == cycle.description }, on: today)
+        try await producer.send(
+            reports.map { KafkaProducerMessage(topic: system.topics.collections, key: $0.line, value: $0.json) }
+        ).throwIfAnyFailed()
+        await producer.shutdown()
+        try await collector.waitForCollectionResults(reports.count, title: "Collecting")
+        let run = try await withPostgresClient(system.postgres.configuration, logger: logger) { client in
+            let store = try await BillingStore.open(client: client, logger: logger)
+            return (
+                try await store.runPayouts(
+                    today.cycle, payableOn: .last(of: today.cycle.next),
+                    publish: PayoutMessages(topics: system.topics).statement),
+                try await store.collectionPositions(cycle)
+            )
+        }
+
+        let billed = report(
             cycle: cycle, plan: plan, authorized: authorized.map(\.0), cancelled: cancels, collector: collector,
             refusedAtGateway: refusedAtGateway)
+        let collected = reportCollection(
+            cycle: cycle, reports: reports, run: run.0, positions: run.1, collector: collector)
+        return billed && collected
+    }
+
+    /// One report of the billing system on a bill.
+    struct CollectionReport {
+        var line: String
+        var json: String
+        /// Yen it moves: received (positive), bounced (negative), or written off.
+        var received: Int64
+        var writtenOff: Bool
+    }
+
+    /// Most bills paid in full today; every tenth from the fourth paid half and left open; every tenth from
+    /// the eighth paid a third and the rest written off; the first paid in full and then bounced.
+    static func collectionReports(_ bills: [LineBillMessage], on today: CalendarDay) -> [CollectionReport] {
+        var reports: [CollectionReport] = []
+        func payment(_ bill: LineBillMessage, _ id: String, _ amount: Int64) {
+            reports.append(
+                CollectionReport(
+                    line: bill.lineId,
+                    json:
+                        #"{"type":"payment","lineId":"\#(bill.lineId)","billId":"\#(bill.id)","paymentId":"\#(id)","amount":\#(amount),"date":"\#(today)"}"#,
+                    received: amount, writtenOff: false))
+        }
+        for (index, bill) in bills.filter({ $0.total > 0 }).sorted(by: { $0.lineId < $1.lineId }).enumerated() {
+            switch index % 10 {
+            case 3:
+                payment(bill, "pay-\(bill.lineId)", max(1, bill.total / 2))
+            case 7:
+                if bill.total >= 3 { payment(bill, "pay-\(bill.lineId)", bill.total / 3) }
+                reports.append(
+                    CollectionReport(
+                        line: bill.lineId,
+                        json:
+                            #"{"type":"write-off","lineId":"\#(bill.lineId)","billId":"\#(bill.id)","date":"\#(today)"}"#,
+                        received: 0, writtenOff: true))
+            default:
+                payment(bill, "pay-\(bill.lineId)", bill.total)
+                if index == 0 {
+                    reports.append(
+                        CollectionReport(
+                            line: bill.lineId,
+                            json:
+                                #"{"type":"payment-reversal","lineId":"\#(bill.lineId)","paymentId":"pay-\#(bill.lineId)","date":"\#(today)"}"#,
+                            received: -bill.total, writtenOff: false))
+                }
+            }
+        }
+        return reports
     }
 
     struct Plan {
@@ -319,9 +388,68 @@ struct DemoRun {
     }
 }
 
+extension DemoRun {
+    /// Prints the payout table and the collection's reconciliation; true when every yen reconciles.
+    func reportCollection(
+        cycle: BillingCycle, reports: [CollectionReport], run: PayoutRun, positions: [MonthPosition],
+        collector: OutputCollector
+    ) -> Bool {
+        let results = collector.collectionResults()
+        let refused = results.filter { $0.status != "accepted" }
+        let payments = reports.filter { $0.received > 0 }.count
+        say("")
+        say(
+            "Collection of \(cycle)'s bills: the billing system reported \(payments.formatted()) payments, "
+                + "\(reports.filter { $0.received < 0 }.count) bounced and \(reports.filter(\.writtenOff).count) write-offs; "
+                + "\(refused.isEmpty ? "all accepted" : "\(refused.count) refused").")
+        let messages = run.statements.map { PayoutMessage($0.statement, payableOn: $0.payableOn) }
+        say("")
+        say("Payouts for \(run.period) (from \(system.topics.payouts))")
+        printPayouts(messages)
+
+        let names = Dictionary(uniqueKeysWithValues: Self.merchants.map { ($0.id, $0.name) })
+        var rows = positions.map { position in
+            [
+                names[position.merchantID.rawValue] ?? position.merchantID.rawValue, position.net.amount.formatted(),
+                position.paidOut.amount.formatted(), position.toPayOut.amount.formatted(),
+                position.writtenOffNet.amount.formatted(),
+                position.openNet.amount.formatted(), position.reconciles ? "ok" : "MISMATCH",
+            ]
+        }
+        let received = reports.reduce(0) { $0 + $1.received }
+        let collected = positions.reduce(Yen.zero) { $0 + $1.collected }
+        let moved = messages.flatMap(\.lines).reduce(0) { $0 + $1.collected + $1.reversed }
+        let fees = messages.flatMap(\.lines).reduce(0) { $0 + $1.fee }
+        let paid = messages.reduce(0) { $0 + $1.amountPayable + $1.carriedOut }
+        rows.append([
+            "total", positions.reduce(Yen.zero) { $0 + $1.net }.amount.formatted(),
+            positions.reduce(Yen.zero) { $0 + $1.paidOut }.amount.formatted(), "", "", "", "",
+        ])
+        say("")
+        say("Reconciliation of \(cycle)'s net settlements: paid out + to pay + written off + open = net")
+        printTable(
+            header: ["merchant", "net ¥", "paid out ¥", "to pay ¥", "written off ¥", "open ¥", "check"], rows: rows)
+        printTable(
+            header: ["", "¥"],
+            rows: [
+                ["received from lines, less bounced (as reported)", received.formatted()],
+                ["collected in the merchants' ledgers", collected.amount.formatted()],
+                ["on the payout statements", moved.formatted()],
+                ["− the carrier's fee on it", (-fees).formatted()],
+                ["= paid out (and carried)", paid.formatted()],
+            ])
+        let reconciled =
+            refused.isEmpty && positions.allSatisfy(\.reconciles) && received == collected.amount
+            && moved == received && paid == moved - fees
+        say(reconciled ? "Every collected yen is paid out once." : "MISMATCH: the collection does not reconcile.")
+        return reconciled
+    }
+}
+
 /// Reads results, bills and settlements as they are published, keeping each id once.
 final class OutputCollector: Sendable {
     private struct State {
+        var collectionResults: [String: CollectionResultMessage] = [:]
         var results: [String: MerchantResultMessage] = [:]
         var bills: [String: LineBillMessage] = [:]
         var settlements: [String: SettlementMessage] = [:]
@@ -339,7 +467,7 @@ final class OutputCollector: Sendable {
                 bootstrapServers: system.bootstrapServerList, groupID: "demo-reader"),
             logger: LocalSystem.logger)
         let results = Set(DemoRun.merchants.map { topics.merchantResults($0.id) })
-        try consumer.subscribe(results.sorted() + [topics.lineBills, topics.settlements])
+        try consumer.subscribe(results.sorted() + [topics.lineBills, topics.settlements, topics.collectionResults])
         let decoder = JSONDecoder()
         while !Task.isCancelled {
             for event in try await consumer.poll(timeout: .milliseconds(100)) {
@@ -355,6 +483,10 @@ final class OutputCollector: Sendable {
                             case let topic where results.contains(topic):
                                 if let result = try? decoder.decode(MerchantResultMessage.self, from: data) {
                                     state.results[result.id] = result
+                                }
+                            case topics.collectionResults:
+                                if let result = try? decoder.decode(CollectionResultMessage.self, from: data) {
+                                    state.collectionResults[result.id] = result
                                 }
                             case topics.lineBills:
                                 if let bill = try? decoder.decode(LineBillMessage.self, from: data) {
@@ -375,6 +507,22 @@ final class OutputCollector: Sendable {
     }
 
     func results() -> [MerchantResultMessage] { state.withLock { Array($0.results.values) } }
+    func collectionResults() -> [CollectionResultMessage] { state.withLock { Array($0.collectionResults.values) } }
+
+    func waitForCollectionResults(_ count: Int, title: String) async throws {
+        var bar = ProgressBar(title: title, total: count)
+        let deadline = ContinuousClock.now + .seconds(300)
+        while true {
+            let seen = state.withLock { $0.collectionResults.count }
+            bar.set(min(seen, count))
+            if seen >= count { break }
+            guard ContinuousClock.now < deadline else {
+                throw LocalError("only \(seen) of \(count) collection results arrived")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        bar.finish()
+    }
     func bills() -> [LineBillMessage] { state.withLock { Array($0.bills.values) } }
     func settlements() -> [SettlementMessage] { state.withLock { Array($0.settlements.values) } }
 

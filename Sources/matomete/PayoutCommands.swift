@@ -55,13 +55,8 @@ struct PayoutCommands: AsyncParsableCommand {
             let topics = Topics(prefix: topicPrefix ?? environment["MATOMETE_TOPIC_PREFIX"] ?? "matomete")
             try await Exit.mapping {
                 let run = try await database.withStore { store in
-                    try await store.runPayouts(period, payableOn: payableOn) { statement, payableOn in
-                        let message = PayoutMessage(statement, payableOn: payableOn)
-                        let payload = try message.jsonBytes()
-                        return [topics.payouts, topics.merchantPayouts(message.merchantId)].map {
-                            OutboxMessage(topic: $0, key: message.merchantId, id: message.id, payload: payload)
-                        }
-                    }
+                    try await store.runPayouts(
+                        period, payableOn: payableOn, publish: PayoutMessages(topics: topics).statement)
                 }
                 let messages = run.statements.map { PayoutMessage($0.statement, payableOn: $0.payableOn) }
                 if output.json { return try output.print(messages) }
@@ -103,34 +98,35 @@ struct PayoutCommands: AsyncParsableCommand {
     }
 }
 
-/// The payout table: one row per merchant and billed month, then each merchant's carry and amount payable, and
-/// a total.
+/// The payout table: one row per merchant and billed month, then each merchant's statement (its lines'
+/// payable, the carry in, what is paid and on which day, and any carry out), and a total.
 func printPayouts(_ messages: [PayoutMessage]) {
     var rows: [[String]] = []
     for message in messages.sorted(by: { $0.merchantId < $1.merchantId }) {
         for line in message.lines {
             rows.append([
                 message.merchantId, line.cycle, line.collected.formatted(), line.reversed.formatted(),
-                line.writtenOff.formatted(), line.fee.formatted(), line.payable.formatted(), "", "",
+                line.writtenOff.formatted(), line.fee.formatted(), line.payable.formatted(), "", "", "",
             ])
         }
         rows.append([
-            message.merchantId, "carry in", "", "", "", "", message.carriedIn.formatted(),
-            message.amountPayable.formatted(),
-            "\(message.payableOn)\(message.carriedOut < 0 ? " (carry \(message.carriedOut.formatted()))" : "")",
+            message.merchantId, "statement", "", "", "", "", message.lines.reduce(0) { $0 + $1.payable }.formatted(),
+            message.carriedIn.formatted(), message.amountPayable.formatted(),
+            message.payableOn + (message.carriedOut < 0 ? " (carried: \(message.carriedOut.formatted()))" : ""),
         ])
     }
+    let lines = messages.flatMap(\.lines)
     rows.append([
-        "total", "", messages.flatMap(\.lines).reduce(0) { $0 + $1.collected }.formatted(),
-        messages.flatMap(\.lines).reduce(0) { $0 + $1.reversed }.formatted(),
-        messages.flatMap(\.lines).reduce(0) { $0 + $1.writtenOff }.formatted(),
-        messages.flatMap(\.lines).reduce(0) { $0 + $1.fee }.formatted(), "",
+        "total", "", lines.reduce(0) { $0 + $1.collected }.formatted(),
+        lines.reduce(0) { $0 + $1.reversed }.formatted(),
+        lines.reduce(0) { $0 + $1.writtenOff }.formatted(), lines.reduce(0) { $0 + $1.fee }.formatted(),
+        lines.reduce(0) { $0 + $1.payable }.formatted(), messages.reduce(0) { $0 + $1.carriedIn }.formatted(),
         messages.reduce(0) { $0 + $1.amountPayable }.formatted(), "",
     ])
     printTable(
         header: [
-            "merchant", "billed month", "collected ¥", "reversed ¥", "written off ¥", "fee ¥", "payable ¥", "pay ¥",
-            "on",
+            "merchant", "billed month", "collected ¥", "reversed ¥", "written off ¥", "fee ¥", "payable ¥",
+            "carried in ¥", "pay ¥", "on",
         ], rows: rows)
 }
 
@@ -202,6 +198,25 @@ struct CollectionCommands: AsyncParsableCommand {
                 }
                 if rows.contains(where: { !$0.reconciles }) { throw ExitCode.failure }
             }
+        }
+    }
+}
+
+/// A payout run's statements as the contract publishes them: on `payouts`
+/// (finance's) and on the merchant's own payouts topic, keyed by merchant.
+struct PayoutMessages: Sendable {
+    /// Where they are published.
+    var topics: Topics
+
+    /// The messages for `topics`.
+    init(topics: Topics = Topics()) { self.topics = topics }
+
+    /// The statement's message, paid on `payableOn`, for finance and for the merchant.
+    @Sendable func statement(_ statement: PayoutStatement, payableOn: CalendarDay) throws -> [OutboxMessage] {
+        let message = PayoutMessage(statement, payableOn: payableOn)
+        let payload = try message.jsonBytes()
+        return [topics.payouts, topics.merchantPayouts(message.merchantId)].map {
+            OutboxMessage(topic: $0, key: message.merchantId, id: message.id, payload: payload)
         }
     }
 }

@@ -11,7 +11,10 @@ extension ScenarioTests {
     func demo() async throws {
         let cluster = try EmbeddedKafkaCluster(brokers: 3, logger: TestSystem.logger)
         let topics = Topics()
-        for topic in [topics.charges, topics.cancellations, topics.lineSystemResults, topics.lineBills] {
+        for topic in [
+            topics.charges, topics.cancellations, topics.lineSystemResults, topics.lineBills, topics.collections,
+            topics.collectionResults,
+        ] {
             try cluster.createTopic(topic, partitions: 6)
         }
         // `matomete demo` creates each merchant's topics as it adds the merchant; this mock takes no CreateTopics.
@@ -20,7 +23,7 @@ extension ScenarioTests {
                 try cluster.createTopic(topic.name, partitions: topic.partitions)
             }
         }
-        for topic in [topics.billingCycles, topics.settlements, topics.deadLetters] {
+        for topic in [topics.billingCycles, topics.settlements, topics.payouts, topics.deadLetters] {
             try cluster.createTopic(topic, partitions: 1)
         }
         let process = Process()
