@@ -39,6 +39,10 @@ struct PipelineBenchmark: AsyncParsableCommand {
               close      --close-lines lines (3 charges each, a
                          quarter with a subscription) closed by 1,
                          then 2 billing-cycle workers
+              collection --collection-bills bills of 300 merchants
+                         closed, each paid by one payment report
+                         applied by 1 collection worker; then the
+                         period paid out
               hot line   --hot-line-charges forged charges to one
                          line while 400 valid charges/s go to other
                          lines of its partition and of another
@@ -58,6 +62,8 @@ struct PipelineBenchmark: AsyncParsableCommand {
         help: "Line counts of the close phases (each closed by 1 and by 2 workers; 0 skips).")
     var closeLines: [Int] = [100_000, 1_000_000]
     @Option(help: "Forged charges flooding one line in the hot-line phase (0 skips it).") var hotLineCharges = 10_000
+    @Option(help: "Bills of the collection phase: each paid by one payment, then paid out to 300 merchants (0 skips).")
+    var collectionBills = 200_000
     @Flag(help: "Run the hot-line phase only.") var hotLineOnly = false
     @Flag(help: "Print the figures as JSON.") var json = false
     @Flag(help: "Keep the processes' logs (the directory named at the start) instead of deleting them at the end.")
@@ -149,6 +155,15 @@ struct PipelineBenchmark: AsyncParsableCommand {
                 report.closes.append(close)
                 for (name, mib) in peaks { memory[name] = max(memory[name] ?? 0, mib) }
             }
+        }
+        if collectionBills > 0 {
+            let closed = report.closes.map { closeDatabase(lines: $0.lines, workers: $0.workers) }
+            try await settle(server, dropping: ["latency"] + closed, logger: logger)
+            progress("Collection: \(collectionBills.formatted()) bills paid, then paid out")
+            let (collection, peaks) = try await collectionPhase(
+                cluster, server, bills: collectionBills, keys: keys, logs: logs, logger: logger)
+            report.collection = collection
+            for (name, mib) in peaks { memory[name] = max(memory[name] ?? 0, mib) }
         }
         if hotLineCharges > 0 {
             try await settle(server, dropping: ["latency"], logger: logger)

@@ -48,6 +48,17 @@ struct Report: Encodable {
         var otherPartition: Figures
     }
 
+    /// Payments applied by one collection worker, and the payout run that follows.
+    struct Collection: Encodable {
+        var bills: Int
+        var paymentsPerSecond: Double
+        /// Collection entries the payout run summed.
+        var entries: Int
+        var payoutSeconds: Double
+        /// The payout run scaled to 15 million bills (it reads the period's entries once).
+        var payoutSecondsFor15MillionBills: Double
+    }
+
     struct Close: Encodable {
         var lines: Int
         var workers: Int
@@ -72,6 +83,7 @@ struct Report: Encodable {
     var latency: Latency?
     var closes: [Close] = []
     var hotLine: HotLine?
+    var collection: Collection?
     var peakMemoryMiB: [String: Double] = [:]
 
     var lowerLimit: Double { min(kafkaLimit, copyLimit) }
@@ -111,6 +123,20 @@ struct Report: Encodable {
                 "close \(close.lines.formatted()) lines, \(close.workers) worker\(close.workers == 1 ? "" : "s")",
                 rate(close.linesPerSecond) + " lines/s", String(format: "%.1f s", close.seconds))
         }
+        if let collection {
+            row(
+                "payments, 1 collection worker", rate(collection.paymentsPerSecond) + " /s",
+                String(
+                    format: "%.2f× the lower limit; %.0f min for 15M bills",
+                    collection.paymentsPerSecond / max(lowerLimit, 1),
+                    15_000_000 / max(collection.paymentsPerSecond, 1) / 60))
+            row(
+                "payout run, 300 merchants, \(collection.bills.formatted()) bills",
+                String(format: "%.1f s", collection.payoutSeconds),
+                String(
+                    format: "%@ entries; %.0f s scaled to 15M bills", collection.entries.formatted(),
+                    collection.payoutSecondsFor15MillionBills))
+        }
         if let hotLine {
             row(
                 "hot line: \(hotLine.flood.formatted()) refused, same partition p50",
@@ -128,7 +154,7 @@ struct Report: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case machine, lines, charges, partitions, kafkaLimit, copyLimit, pipeline, latency, closes, peakMemoryMiB
-        case lowerLimit, verificationsPerCore, signatureChecksPerCore, hotLine
+        case lowerLimit, verificationsPerCore, signatureChecksPerCore, hotLine, collection
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -147,6 +173,7 @@ struct Report: Encodable {
         try container.encodeIfPresent(latency, forKey: .latency)
         try container.encode(closes, forKey: .closes)
         try container.encodeIfPresent(hotLine, forKey: .hotLine)
+        try container.encodeIfPresent(collection, forKey: .collection)
         try container.encode(peakMemoryMiB, forKey: .peakMemoryMiB)
     }
 }
