@@ -39,12 +39,21 @@ public struct CalendarDay: Hashable, Comparable, Sendable, CustomStringConvertib
         self.init(cycle: cycle, day: day)
     }
 
-    /// The day in Japan containing an instant, given as seconds since 1970-01-01T00:00Z.
+    /// The day in Japan containing an instant, given as seconds since 1970-01-01T00:00Z, in the years 2000
+    /// to 9999 (it traps outside them; ``containing(milliseconds:)`` does not).
     public init(containing secondsSince1970: Int64) {
         let japan = secondsSince1970 + 9 * 3600
         let days = Int(japan >= 0 ? japan / 86_400 : (japan - 86_399) / 86_400)
         let (year, month, day) = civilDate(daysSince1970: days)
         self.init(cycle: BillingCycle(year: year, month: month)!, day: day)!
+    }
+
+    /// The day in Japan containing an instant given in milliseconds since 1970, when that day is in the
+    /// years 2000 to 9999 (a cycle's years); `nil` otherwise.
+    public static func containing(milliseconds: Int64) -> CalendarDay? {
+        // 2000-01-01T00:00+09:00 to 9999-12-31T23:59:59.999+09:00.
+        guard (946_652_400_000...253_402_268_399_999).contains(milliseconds) else { return nil }
+        return CalendarDay(containing: milliseconds / 1000)
     }
 
     /// The first day of `cycle`.

@@ -56,9 +56,9 @@ public struct MonthMovement: Hashable, Sendable {
     public var collectedBefore: Yen
     /// Payments' shares received in the period.
     public var collected: Yen
-    /// Reversed payments' shares in the period (zero or negative).
+    /// Reversed payments' shares in the period, negated: negative, or positive for a credit's share.
     public var reversed: Yen
-    /// Written off in the period.
+    /// Written off in the period (negative for a credit left open).
     public var writtenOff: Yen
 
     /// A month's movement.
@@ -81,7 +81,7 @@ public struct PayoutLine: Hashable, Sendable {
     public var cycle: BillingCycle
     /// Payments' shares received in the period.
     public var collected: Yen
-    /// Reversed payments' shares (zero or negative).
+    /// Reversed payments' shares, negated: negative, or positive for a credit's share.
     public var reversed: Yen
     /// Written off in the period (shown; it moves no money).
     public var writtenOff: Yen

@@ -229,7 +229,7 @@ public struct PayoutMessage: Codable, Hashable, Sendable {
         public var cycle: String
         /// Payments' shares received in the period, in yen.
         public var collected: Int64
-        /// Reversed payments' shares, zero or negative.
+        /// Reversed payments' shares, negated: negative, or positive where the share was a credit drawn down.
         public var reversed: Int64
         /// Written off in the period (moves no money; no fee is taken on it).
         public var writtenOff: Int64

@@ -111,7 +111,7 @@ public struct KafkaAccess: Sendable {
         // Operators: topics created, months closed, dead letters read and replayed to where they came from.
         allow(Principal.operators, "Create", .topic, "\(topics.prefix).", .prefixed)
         allow(Principal.operators, "Describe", .topic, "\(topics.prefix).", .prefixed)
-        for topic in [topics.billingCycles, topics.charges, topics.cancellations, topics.collections] {
+        for topic in [topics.billingCycles, topics.charges, topics.cancellations] {
             allow(Principal.operators, "Write", .topic, topic)
         }
         allow(Principal.operators, "Read", .topic, topics.deadLetters)

@@ -29,11 +29,8 @@ public struct CollectionApplier: StoreApplier {
 
     /// Decodes the report; its date limit is the Japan day of its Kafka timestamp.
     public func prepare(_ message: KafkaConsumerMessage) -> DecodedCollectionReport {
-        let sentOn = message.timestampMilliseconds.flatMap { milliseconds in
-            // A timestamp beyond any month a cycle can be has no day: no limit from it.
-            (0...253_402_300_799_000).contains(milliseconds)
-                ? CalendarDay(containing: milliseconds / 1000) : nil
-        }
+        // A timestamp outside the years a cycle can be gives no day, and so no limit.
+        let sentOn = message.timestampMilliseconds.flatMap(CalendarDay.containing(milliseconds:))
         return decoder.decode(value: message.value, key: message.key, sentOn: sentOn)
     }
 

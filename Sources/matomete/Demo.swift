@@ -10,14 +10,16 @@ import Synchronization
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a month of Matomete on this machine and print the settlements.",
+        abstract: "Run a month of Matomete on this machine and print the settlements and payouts.",
         discussion: """
             Starts the embedded default (librdkafka's mock cluster with 3 brokers in this process, a \
             private PostgreSQL, two charge workers, a cancellation worker, a billing-cycle worker, a collection worker, a \
             relay and the auth gateway as separate processes), loads lines and four merchants, buys \
             through the gateway (purchase ID and password, checked against the line's address) and \
-            Kafka, cancels some purchases, closes the month and prints each merchant's settlement \
-            and the reconciliation. Exits 0 when every yen reconciles, 1 otherwise. Removes \
+            Kafka, cancels some purchases, closes the month (last month, so that its bills can be paid today) \
+            and prints each merchant's settlement and the reconciliation; then the billing system pays most \
+            bills, some in part, one bounces, a few are written off, and the demo pays the money out and \
+            prints the payout table and its reconciliation. Exits 0 when every yen reconciles, 1 otherwise. Removes \
             everything it created unless --keep.
             """)
 

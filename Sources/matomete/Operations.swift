@@ -100,9 +100,9 @@ struct TopicCommands: AsyncParsableCommand {
             discussion: """
                 The request topics and the output topics keyed by line take --partitions each: the \
                 most worker processes of one kind that can share the work. billing-cycles has one \
-                partition (closes run in order); settlements and dead-letters have three. With \
+                partition (closes run in order); settlements, payouts and dead-letters have three. With \
                 --merchant, also that merchant's own topics (its results, with --partitions, and \
-                its settlements, one): run it when a merchant is added.
+                its settlements and payouts, one each): run it when a merchant is added.
                 """)
         @OptionGroup var cluster: ClusterOptions
         @OptionGroup var output: OutputOptions

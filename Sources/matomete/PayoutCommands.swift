@@ -23,7 +23,8 @@ struct PayoutCommands: AsyncParsableCommand {
                 Periods run in order; collection workers wait while a run commits, and what they apply after \
                 it is booked into the next period. Exits 0 (also when the period had run: its statements are \
                 printed again), 1 when an earlier period must run first or a month is not settled yet, 64 for \
-                a period that has not ended (without --early).
+                a period that has not begun, or not ended (without --early), 69 when PostgreSQL cannot be \
+                reached.
                 """)
 
         @OptionGroup var database: DatabaseOptions
@@ -47,6 +48,9 @@ struct PayoutCommands: AsyncParsableCommand {
                 throw ValidationError("--pay-months-after must be 0 to 12, not \(delayText).")
             }
             let current = BillingCycle(containing: Int64(Date().timeIntervalSince1970))
+            guard period <= current else {
+                throw ValidationError("\(period) has not begun (it is \(current) in Japan): no money has moved in it.")
+            }
             guard early || period < current else {
                 throw ValidationError(
                     "\(period) has not ended (it is \(current) in Japan); pass --early to pay it out now.")

@@ -40,6 +40,10 @@ extension ScenarioTests {
         _ = try await Processes.waitForExit(process, within: .seconds(240))
         #expect(process.terminationStatus == 0, "\(text)")
         #expect(text.contains("Every yen reconciles."))
+        // After the close, the bills are collected and the month's money paid out, every yen of it once.
+        #expect(text.contains("all accepted") && text.contains("1 bounced"), "\(text)")
+        #expect(text.contains("Every collected yen is paid out once."))
+        #expect(!text.contains("MISMATCH"))
 
         // The settlement table: merchant, lines, gross, average, rule, band, fee, tax, net.
         func number(_ cell: Substring) -> Int64? { Int64(cell.replacingOccurrences(of: ",", with: "")) }
