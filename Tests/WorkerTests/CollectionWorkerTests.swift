@@ -193,10 +193,19 @@ extension ScenarioTests {
     /// A month closed, then the billing system's reports on its bills with
     /// repeats, out-of-order and invalid ones, while collection workers are
     /// killed with SIGKILL at random: every report is answered as it must be,
-    /// once, and every bill's collection adds up to the yen.
+    /// once, and every bill's collection adds up to the yen; the payouts are
+    /// those of the same month collected without a kill.
     @Test("Collection: payments, reversals and write-offs applied exactly once through SIGKILLs; every yen accounted")
     func collection() async throws {
-        let system = try await TestSystem.start("collection")
+        let killed = try await Self.collectionMonth("collection", kills: 3)
+        let calm = try await Self.collectionMonth("collection-calm", kills: 0)
+        #expect(killed == calm, "the payouts with collection workers killed are those of a run without kills")
+    }
+
+    /// One month collected and paid out, with `kills` collection workers killed (at least) on the way; its
+    /// payout statements by id.
+    static func collectionMonth(_ name: String, kills wanted: Int) async throws -> [String: PayoutMessage] {
+        let system = try await TestSystem.start(name)
         defer { Task { await system.shutDown() } }
         let merchants = ["m-a", "m-b", "m-c"]
         try await system.setUp(
@@ -223,7 +232,7 @@ extension ScenarioTests {
         try system.launch(.collections)
         let kills = Atomic<Int>(0)
         let chaos = Task {
-            while !Task.isCancelled {
+            while wanted > 0, !Task.isCancelled {
                 try await Task.sleep(for: .milliseconds(Int.random(in: 400...1200)))
                 guard let victim = system.running.filter({ $0.role == .collections }).randomElement() else { continue }
                 try await system.kill(victim)
@@ -239,7 +248,7 @@ extension ScenarioTests {
                 system.topics.collections, reports.map { ($0.key.map { Array($0.utf8) }, $0.bytes) })
             try await Task.sleep(for: .milliseconds(150))
         }
-        while kills.load(ordering: .relaxed) < 3 { try await Task.sleep(for: .milliseconds(100)) }
+        while kills.load(ordering: .relaxed) < wanted { try await Task.sleep(for: .milliseconds(100)) }
         chaos.cancel()
         _ = await chaos.result
         try await system.waitUntilIdle(within: .seconds(240))
@@ -341,10 +350,11 @@ extension ScenarioTests {
                     traffic.reports.filter { $0.expected == "accepted" && $0.value.contains(#""type":"payment""#) }.map(
                         \.value)
                 ).count)
-        try await Self.payOut(system, ledger: ledger, settlements: settlements)
+        let payouts = try await payOut(system, ledger: ledger, settlements: settlements)
         print(
             "collection test: \(kills.load(ordering: .relaxed)) collection workers killed, \(traffic.reports.count) reports"
         )
+        return payouts
     }
 }
 
@@ -356,10 +366,11 @@ extension String {
 extension ScenarioTests {
     /// Pays out October, November and (early) December through the operator tool, October twice; checks that
     /// every collected yen is paid out once, less exactly the fee due, with the negative carry kept.
+    @discardableResult
     static func payOut(
         _ system: TestSystem, ledger: [(line: String, merchant: String, kind: String, amount: Int64)],
         settlements: [String: SettlementMessage]
-    ) async throws {
+    ) async throws -> [String: PayoutMessage] {
         let tool = Tool(system: system)
         let early = try await tool.run(["payouts", "run", "2026-11"])
         #expect(early.status == 1 && early.errors.contains("2026-10"), "November before October: \(early)")
@@ -421,5 +432,6 @@ extension ScenarioTests {
             #expect(parts.reduce(0, +) == settlements[merchant]?.netAmount, "\(merchant): \(row)")
             #expect((row["toPayOut"] as? NSNumber)?.int64Value == 0, "everything collected is paid out: \(row)")
         }
+        return payouts
     }
 }
