@@ -48,11 +48,11 @@ public struct CalendarDay: Hashable, Comparable, Sendable, CustomStringConvertib
         self.init(cycle: BillingCycle(year: year, month: month)!, day: day)!
     }
 
-    /// The day in Japan containing an instant given in milliseconds since 1970, when that day is in the
-    /// years 2000 to 9999 (a cycle's years); `nil` otherwise.
+    /// The day in Japan containing an instant given in milliseconds since 1970, when that day is from
+    /// 2000-01-01 to 9999-12-30 (a cycle's years, with a day after it); `nil` otherwise.
     public static func containing(milliseconds: Int64) -> CalendarDay? {
-        // 2000-01-01T00:00+09:00 to 9999-12-31T23:59:59.999+09:00.
-        guard (946_652_400_000...253_402_268_399_999).contains(milliseconds) else { return nil }
+        // 2000-01-01T00:00+09:00 to 9999-12-30T23:59:59.999+09:00.
+        guard (946_652_400_000...253_402_181_999_999).contains(milliseconds) else { return nil }
         return CalendarDay(containing: milliseconds / 1000)
     }
 

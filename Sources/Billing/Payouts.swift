@@ -144,11 +144,17 @@ public struct MonthPosition: Hashable, Sendable {
     public var collected: Yen, writtenOff: Yen
     /// Of it, what payout statements have paid out: the collected amount, and the fee taken on it.
     public var paidOutCollected: Yen, paidOutFee: Yen
+    /// What the ledger books into the periods paid out: collected, and written off. The statements made must
+    /// have paid exactly that.
+    public var ledgerCollectedPaidOut: Yen, ledgerWrittenOffPaidOut: Yen
+    /// What the statements made showed written off.
+    public var paidOutWrittenOff: Yen
 
     /// A month's position from its settlement, its ledger and its payouts.
     public init(
         merchantID: MerchantID, cycle: BillingCycle, gross: Yen, fee: Yen, net: Yen, collected: Yen, writtenOff: Yen,
-        paidOutCollected: Yen, paidOutFee: Yen
+        paidOutCollected: Yen, paidOutFee: Yen, paidOutWrittenOff: Yen, ledgerCollectedPaidOut: Yen,
+        ledgerWrittenOffPaidOut: Yen
     ) {
         self.merchantID = merchantID
         self.cycle = cycle
@@ -159,6 +165,9 @@ public struct MonthPosition: Hashable, Sendable {
         self.writtenOff = writtenOff
         self.paidOutCollected = paidOutCollected
         self.paidOutFee = paidOutFee
+        self.paidOutWrittenOff = paidOutWrittenOff
+        self.ledgerCollectedPaidOut = ledgerCollectedPaidOut
+        self.ledgerWrittenOffPaidOut = ledgerWrittenOffPaidOut
     }
 
     private func feeTaken(_ collected: Yen) -> Yen { Payouts.feeTaken(collected: collected, gross: gross, fee: fee) }
@@ -174,9 +183,12 @@ public struct MonthPosition: Hashable, Sendable {
     /// Still open, less the fee still to be taken on it.
     public var openNet: Yen { open - (fee - feeTaken(collected + writtenOff)) }
 
-    /// Whether paid out + to pay out + written off + open = net, to the yen, and
-    /// the statements took exactly the fee due on what they paid out.
+    /// Whether paid out + to pay out + written off + open = net, to the yen; the
+    /// statements made paid out exactly what the ledger books into their
+    /// periods (so what is to pay out is exactly what it books into the periods
+    /// not paid out yet), and took exactly the fee due on it.
     public var reconciles: Bool {
         paidOut + toPayOut + writtenOffNet + openNet == net && paidOutFee == feeTaken(paidOutCollected)
+            && paidOutCollected == ledgerCollectedPaidOut && paidOutWrittenOff == ledgerWrittenOffPaidOut
     }
 }

@@ -29,10 +29,21 @@ extension BillingStore {
     ) async throws -> T {
         try await transaction { [self] connection in
             _ = try await moveOffsets(moves, loading: [], on: connection)
+            // Each line's reports are applied one batch at a time: a line's partition is one worker's, and
+            // should the topic's partitions ever change (a line's old reports still waiting in one partition,
+            // new ones in another), the lines' locks, taken in one order, keep it so.
+            let lines = Array(Set(reports.map(\.lineID.rawValue)))
             let lastPaid =
                 try await connection.fetch(
-                    "SELECT last_paid_period FROM payout_progress FOR SHARE", String?.self, logger: logger
-                ).first ?? nil
+                    """
+                    SELECT (SELECT last_paid_period FROM payout_progress FOR SHARE),
+                           (SELECT count(*) FROM (
+                                SELECT pg_advisory_xact_lock(7267, h)
+                                FROM (SELECT DISTINCT hashtext(id) AS h FROM unnest(\(lines)::text[]) AS u(id) ORDER BY 1)
+                                    AS hashes
+                            ) AS locked)::int
+                    """, (String?, Int).self, logger: logger
+                ).first?.0 ?? nil
             var state = CollectionBatchState(
                 lines: try await loadCollections(for: reports, on: connection),
                 firstOpenPeriod: try lastPaid.map(storedCycle)?.next)
@@ -96,7 +107,7 @@ extension BillingStore {
             }
             billed[lineID, default: [:]][cycle] = bill
         }
-        var shares: [LineID: [PaymentID: [MerchantID: Yen]]] = [:]
+        var shares: [LineID: [BillingCycle: [PaymentID: [MerchantID: Yen]]]] = [:]
         let entryRows = try await connection.fetch(
             """
             SELECT e.line_id, e.cycle, e.merchant_id, e.kind, e.reference, e.amount_yen
@@ -111,7 +122,9 @@ extension BillingStore {
             switch CollectionEntry.Kind(rawValue: kind) {
             case .payment:
                 bill.collected[merchant, default: .zero] = bill.collected[merchant, default: .zero] + Yen(amount)
-                shares[lineID, default: [:]][PaymentID(rawValue: reference), default: [:]][merchant] = Yen(amount)
+                shares[lineID, default: [:]][cycle, default: [:]][PaymentID(rawValue: reference), default: [:]][
+                    merchant] =
+                    Yen(amount)
             case .reversal:
                 bill.collected[merchant, default: .zero] = bill.collected[merchant, default: .zero] + Yen(amount)
             case .writeOff:
@@ -125,7 +138,7 @@ extension BillingStore {
             payments[line, default: []].append(
                 PaymentRecord(
                     id: id, cycle: cycle, amount: amount, receivedOn: received,
-                    shares: shares[line]?[id] ?? [:], reversedOn: reversed))
+                    shares: shares[line]?[cycle]?[id] ?? [:], reversedOn: reversed))
         }
         var lines: [LineID: LineCollections] = [:]
         for lineID in Set(reports.map(\.lineID)) {

@@ -148,7 +148,7 @@ extension BillingStore {
             try await connection.query(
                 """
                 INSERT INTO collection_entries (line_id, cycle, merchant_id, kind, reference, amount_yen, entry_date, period)
-                SELECT b.line_id, b.cycle, i."merchantId", 'payment', 'settled-on-the-bill', sum(i.amount), \(day)::date,
+                SELECT b.line_id, b.cycle, i."merchantId", 'payment', 'settled on the bill', sum(i.amount), \(day)::date,
                        \(period.description)
                 FROM line_bills b CROSS JOIN LATERAL json_to_recordset(b.items) AS i("merchantId" text, amount bigint)
                 WHERE b.cycle = \(cycle) AND b.total_yen <= 0
@@ -256,22 +256,32 @@ extension BillingStore {
             """
             SELECT s.merchant_id, s.cycle, s.gross_yen, s.fee_yen, s.net_yen,
                    coalesce(e.collected, 0)::bigint, coalesce(e.written_off, 0)::bigint,
-                   coalesce(p.collected_yen, 0), coalesce(p.fee_taken_yen, 0)
+                   coalesce(p.collected_yen, 0), coalesce(p.fee_taken_yen, 0), coalesce(p.written_off_yen, 0),
+                   coalesce(e.collected_paid, 0)::bigint, coalesce(e.written_off_paid, 0)::bigint
             FROM settlements s
             LEFT JOIN (
                 SELECT merchant_id, cycle, sum(amount_yen) FILTER (WHERE kind <> 'write-off') AS collected,
-                       sum(amount_yen) FILTER (WHERE kind = 'write-off') AS written_off
-                FROM collection_entries WHERE \(only) = '' OR cycle = \(only) GROUP BY 1, 2
+                       sum(amount_yen) FILTER (WHERE kind = 'write-off') AS written_off,
+                       sum(amount_yen) FILTER (WHERE kind <> 'write-off' AND period <= paid.last) AS collected_paid,
+                       sum(amount_yen) FILTER (WHERE kind = 'write-off' AND period <= paid.last) AS written_off_paid
+                FROM collection_entries
+                CROSS JOIN (SELECT coalesce(last_paid_period, '') AS last FROM payout_progress) AS paid
+                WHERE \(only) = '' OR cycle = \(only) GROUP BY 1, 2
             ) e ON e.merchant_id = s.merchant_id AND e.cycle = s.cycle
             LEFT JOIN payout_positions p ON p.merchant_id = s.merchant_id AND p.cycle = s.cycle
             WHERE \(only) = '' OR s.cycle = \(only)
             ORDER BY s.cycle, s.merchant_id
-            """, (String, String, Int64, Int64, Int64, Int64, Int64, Int64, Int64).self, logger: logger
-        ).map { merchant, cycle, gross, fee, net, collected, writtenOff, paidCollected, paidFee in
+            """, (String, String, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64).self,
+            logger: logger
+        ).map {
+            merchant, cycle, gross, fee, net, collected, writtenOff, paidCollected, paidFee, paidWrittenOff,
+            ledgerCollected, ledgerWrittenOff in
             MonthPosition(
                 merchantID: MerchantID(rawValue: merchant), cycle: try storedCycle(cycle), gross: Yen(gross),
                 fee: Yen(fee), net: Yen(net), collected: Yen(collected), writtenOff: Yen(writtenOff),
-                paidOutCollected: Yen(paidCollected), paidOutFee: Yen(paidFee))
+                paidOutCollected: Yen(paidCollected), paidOutFee: Yen(paidFee),
+                paidOutWrittenOff: Yen(paidWrittenOff), ledgerCollectedPaidOut: Yen(ledgerCollected),
+                ledgerWrittenOffPaidOut: Yen(ledgerWrittenOff))
         }
     }
 }

@@ -171,5 +171,11 @@ struct CollectionTests {
         #expect(CalendarDay(containing: 1_798_729_200).description == "2027-01-01")
         #expect(CalendarDay(containing: 1_798_729_199).description == "2026-12-31")
         #expect(CalendarDay("2026-12-31")!.next.description == "2027-01-01")
+        // A message timestamp gives a day only where that day and the next are days a cycle can have.
+        #expect(CalendarDay.containing(milliseconds: 946_652_399_999) == nil)
+        #expect(CalendarDay.containing(milliseconds: 946_652_400_000)?.description == "2000-01-01")
+        #expect(CalendarDay.containing(milliseconds: 253_402_181_999_999)?.next.description == "9999-12-31")
+        #expect(CalendarDay.containing(milliseconds: 253_402_182_000_000) == nil)
+        for extreme in [Int64.min, -1, 0, Int64.max] { #expect(CalendarDay.containing(milliseconds: extreme) == nil) }
     }
 }

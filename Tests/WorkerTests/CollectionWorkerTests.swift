@@ -150,6 +150,9 @@ struct CollectionTraffic {
         }
     }
 
+    /// A day 40 days from now, in Japan: always more than a day after any report is sent.
+    static let futureDay = CalendarDay(containing: Int64(Date().timeIntervalSince1970) + 40 * 86_400).description
+
     /// The `number`th bad report and its fate.
     static func bad(_ number: Int, total: (String) -> Int64) -> Report {
         let line = Requests.line(189 + number % 6)
@@ -179,7 +182,7 @@ struct CollectionTraffic {
             (line, #"{"type":"write-off","lineId":"\#(line)","billId":"\#(bill)","date":20261027}"#, "invalid_request"),
             (line, payment(line, "x-\(number)", total(line) + 1 + Int64(number), "2026-10-27"), "overpayment"),
             (line, payment(line, "x-\(number)", 5, "2026-10-27", cycle: "2026-0\(1 + number % 8)"), "unknown_bill"),
-            (line, payment(line, "x-\(number)", 5, "2027-06-01"), "date_out_of_range"),
+            (line, payment(line, "x-\(number)", 5, futureDay), "date_out_of_range"),
             (line, payment(line, "x-\(number)", 5, "2026-09-30"), "date_out_of_range"),
             (line, reversal(line, "never-\(number)", "2026-11-01"), "unknown_payment"),
             (line, writeOff(line, "2026-09-15"), "date_out_of_range"),
@@ -380,8 +383,12 @@ extension ScenarioTests {
         }
         let again = try await tool.run(["payouts", "run", "2026-10", "--json"])
         #expect(again.status == 0, "\(again)")
-        let notEnded = try await tool.run(["payouts", "run", "2026-12"])
+        // The current month has not ended, whatever the day the test runs.
+        let current = BillingCycle(containing: Int64(Date().timeIntervalSince1970))
+        let notEnded = try await tool.run(["payouts", "run", current.description])
         #expect(notEnded.status == 64, "a period not ended: \(notEnded)")
+        let notBegun = try await tool.run(["payouts", "run", current.next.description, "--early"])
+        #expect(notBegun.status == 64, "a period not begun: \(notBegun)")
         #expect(try await tool.run(["payouts", "run", "2026-12", "--early"]).status == 0)
         try await system.waitUntilIdle()
         let payouts = try await system.outputs().payouts

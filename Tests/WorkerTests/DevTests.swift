@@ -30,14 +30,14 @@ extension ScenarioTests {
             guard let range = line.range(of: "http://127.0.0.1:") else { return nil }
             return Int(line[range.upperBound...].prefix { $0.isNumber })
         }
-        #expect(ports.count == 6, "two charge workers, one of each other worker, and the gateway")
+        #expect(ports.count == 7, "two charge workers, one of each other worker (collection included), and the gateway")
         for port in ports { #expect(try await HTTP.get(port: port, path: "/healthz").status == 200) }
         let logs = text.split(separator: "\n").first { $0.hasPrefix("Logs: ") }.map { String($0.dropFirst(6)) }
         let pids = text.split(separator: "\n").compactMap { line -> Int32? in
             let fields = line.split(separator: " ")
             return fields.count > 2 && ports.contains(where: { line.contains(":\($0)/") }) ? Int32(fields[1]) : nil
         }
-        #expect(pids.count == 6)
+        #expect(pids.count == 7)
         // The private signing key is in the gateway's environment only; the logs are the user's alone.
         for line in text.split(separator: "\n") {
             let fields = line.split(separator: " ")
