@@ -16,16 +16,8 @@ enum CollectionWorkload {
     /// `lines` lines of 3 charges each, from 3 of the 300 merchants.
     static func load(_ database: DatabaseConfiguration, lines: Int, cycle: BillingCycle, logger: Logger) async throws {
         try await withPostgresClient(database, logger: logger) { client in
-            let store = try await BillingStore.open(client: client, logger: logger)
-            for merchant in merchants {
-                try await store.upsertMerchant(Merchant(id: MerchantID(rawValue: merchant), name: merchant))
-            }
-            for start in stride(from: 0, to: lines, by: 200_000) {
-                try await store.importLines(
-                    (start..<min(lines, start + 200_000)).map {
-                        Line(id: LineID(rawValue: String(format: "L%07d", $0)), type: .hikariNext, spendingLimit: 0)
-                    }, openCycle: cycle)
-            }
+            try await CloseWorkload.addMerchantsAndLines(
+                client, merchants: merchants, lines: lines, cycle: cycle, logger: logger)
             _ = try await client.query(
                 """
                 INSERT INTO charges (line_id, merchant_id, charge_id, amount_yen, description, cycle, status)

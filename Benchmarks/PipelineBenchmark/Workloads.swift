@@ -100,18 +100,27 @@ struct Workload: Sendable {
 /// over the month), not through the workers: the phase measures the close.
 /// The load ends vacuumed and checkpointed, like a month's data would be.
 enum CloseWorkload {
+    /// The merchants, and `lines` fibre lines `L0000000`… open in `cycle`, without a spending limit.
+    static func addMerchantsAndLines(
+        _ client: PostgresClient, merchants: [String], lines: Int, cycle: BillingCycle, logger: Logger
+    ) async throws {
+        let store = try await BillingStore.open(client: client, logger: logger)
+        for merchant in merchants {
+            try await store.upsertMerchant(Merchant(id: MerchantID(rawValue: merchant), name: merchant))
+        }
+        for start in stride(from: 0, to: lines, by: 200_000) {
+            try await store.importLines(
+                (start..<min(lines, start + 200_000)).map {
+                    Line(id: LineID(rawValue: String(format: "L%07d", $0)), type: .hikariNext, spendingLimit: 0)
+                }, openCycle: cycle)
+        }
+    }
+
     static func load(_ database: DatabaseConfiguration, lines: Int, cycle: BillingCycle, logger: Logger) async throws {
         try await withPostgresClient(database, logger: logger) { client in
-            let store = try await BillingStore.open(client: client, logger: logger)
-            for merchant in ["m-points", "m-farm", "m-video", "m-fan"] {
-                try await store.upsertMerchant(Merchant(id: MerchantID(rawValue: merchant), name: merchant))
-            }
-            for start in stride(from: 0, to: lines, by: 200_000) {
-                try await store.importLines(
-                    (start..<min(lines, start + 200_000)).map {
-                        Line(id: LineID(rawValue: String(format: "L%07d", $0)), type: .hikariNext, spendingLimit: 0)
-                    }, openCycle: cycle)
-            }
+            try await addMerchantsAndLines(
+                client, merchants: ["m-points", "m-farm", "m-video", "m-fan"], lines: lines, cycle: cycle,
+                logger: logger)
             let month = cycle.description
             _ = try await client.query(
                 """

@@ -1,5 +1,4 @@
 import Billing
-import Foundation
 import JSON
 
 /// What a message read from `matomete.collections` turned out to be.
@@ -273,9 +272,5 @@ public struct PayoutMessage: Codable, Hashable, Sendable {
     }
 
     /// The message as JSON (sorted keys).
-    public func jsonBytes() throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array(try encoder.encode(self))
-    }
+    public func jsonBytes() throws -> [UInt8] { try sortedJSON(self) }
 }

@@ -46,9 +46,12 @@ extension LineBillMessage.Item {
 
 extension SettlementMessage {
     /// The message as JSON (sorted keys).
-    public func jsonBytes() throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array(try encoder.encode(self))
-    }
+    public func jsonBytes() throws -> [UInt8] { try sortedJSON(self) }
+}
+
+/// A message as `JSONEncoder` writes it with sorted keys and unescaped slashes.
+func sortedJSON(_ message: some Encodable) throws -> [UInt8] {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return Array(try encoder.encode(message))
 }

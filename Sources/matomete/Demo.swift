@@ -512,18 +512,7 @@ final class OutputCollector: Sendable {
     func collectionResults() -> [CollectionResultMessage] { state.withLock { Array($0.collectionResults.values) } }
 
     func waitForCollectionResults(_ count: Int, title: String) async throws {
-        var bar = ProgressBar(title: title, total: count)
-        let deadline = ContinuousClock.now + .seconds(300)
-        while true {
-            let seen = state.withLock { $0.collectionResults.count }
-            bar.set(min(seen, count))
-            if seen >= count { break }
-            guard ContinuousClock.now < deadline else {
-                throw LocalError("only \(seen) of \(count) collection results arrived")
-            }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        bar.finish()
+        try await waitFor(count, of: "collection results", title: title) { $0.collectionResults.count }
     }
     func bills() -> [LineBillMessage] { state.withLock { Array($0.bills.values) } }
     func settlements() -> [SettlementMessage] { state.withLock { Array($0.settlements.values) } }
@@ -533,13 +522,20 @@ final class OutputCollector: Sendable {
     }
 
     func waitForResults(_ count: Int, title: String) async throws {
+        try await waitFor(count, of: "results", title: title) { $0.results.count }
+    }
+
+    /// Waits, with a progress bar, until `seen` counts `count` of what is read.
+    private func waitFor(
+        _ count: Int, of what: String, title: String, _ seen: @Sendable (State) -> Int
+    ) async throws {
         var bar = ProgressBar(title: title, total: count)
         let deadline = ContinuousClock.now + .seconds(300)
         while true {
-            let seen = state.withLock { $0.results.count }
+            let seen = state.withLock { seen($0) }
             bar.set(min(seen, count))
             if seen >= count { break }
-            guard ContinuousClock.now < deadline else { throw LocalError("only \(seen) of \(count) results arrived") }
+            guard ContinuousClock.now < deadline else { throw LocalError("only \(seen) of \(count) \(what) arrived") }
             try await Task.sleep(for: .milliseconds(200))
         }
         bar.finish()
