@@ -20,6 +20,7 @@ let package = Package(
         .executable(name: "collection-worker", targets: ["collection-worker"]),
         .executable(name: "outbox-relay", targets: ["outbox-relay"]),
         .executable(name: "auth-gateway", targets: ["auth-gateway"]),
+        .executable(name: "merchant-site", targets: ["merchant-site"]),
         .executable(name: "matomete", targets: ["matomete"]),
         .executable(name: "kafka-bench", targets: ["KafkaBenchmark"]),
         .executable(name: "store-bench", targets: ["StoreBenchmark"]),
@@ -31,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -171,11 +173,48 @@ let package = Package(
             ],
             swiftSettings: strictness
         ),
+        // What the staff sites share: accounts and sessions, CSRF, security headers, languages, page
+        // rendering (swift-mustache), formatting of money and dates.
+        .target(
+            name: "SiteKit",
+            dependencies: [
+                "Authorization", "Billing", "Store", "ServerKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: strictness
+        ),
+        // The merchants' data-management site: purchases, settlements, payouts, the audit log.
+        .target(
+            name: "MerchantSite",
+            dependencies: [
+                "SiteKit", "Billing", "Store", "ServerKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictness
+        ),
+        .executableTarget(
+            name: "merchant-site",
+            dependencies: [
+                "MerchantSite", "SiteKit", "Store", "ServerKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictness
+        ),
         // The operators' command-line tool.
         .executableTarget(
             name: "matomete",
             dependencies: [
-                "Store", "Authorization", "Kafka", "Contract", "Billing", "ServerKit",
+                "Store", "Authorization", "Kafka", "Contract", "Billing", "ServerKit", "SiteKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -277,6 +316,16 @@ let package = Package(
                 "MatometeTestSupport", "Authorization", "Gateway",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "SiteTests",
+            dependencies: [
+                "MerchantSite", "SiteKit", "Store", "Billing", "MatometeTestSupport", "Authorization",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictness
         ),

@@ -540,6 +540,70 @@ let migrations: [Migration] = [
         ]
         return statements
     },
+    Migration(version: 15, name: "staff of the merchants' site and the support desk") { _ in
+        [
+            // People who log in to a site: a merchant's staff (admin or viewer, one merchant each) or the
+            // carrier's support centre (agent or supervisor, no merchant). A password is kept as a scrypt hash;
+            // a second factor as its TOTP secret. Failures lock the account for a while.
+            """
+            CREATE TABLE site_staff (
+                staff_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                site text NOT NULL CHECK (site IN ('merchant', 'support')),
+                login text NOT NULL CHECK (login ~ '^[a-z0-9._%+-]+@[a-z0-9.-]+$' AND length(login) <= 254),
+                merchant_id text REFERENCES merchants (merchant_id),
+                role text NOT NULL CHECK (role IN ('admin', 'viewer', 'agent', 'supervisor')),
+                display_name text NOT NULL,
+                password_hash bytea NOT NULL,
+                password_salt bytea NOT NULL,
+                scrypt_log_rounds integer NOT NULL,
+                scrypt_block_size integer NOT NULL,
+                scrypt_parallelism integer NOT NULL,
+                totp_secret bytea,
+                failed_attempts integer NOT NULL DEFAULT 0,
+                locked_until timestamptz,
+                status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'disabled')),
+                created_at timestamptz NOT NULL DEFAULT now(),
+                UNIQUE (site, login),
+                CHECK ((site = 'merchant') = (merchant_id IS NOT NULL)),
+                CHECK ((site = 'merchant') = (role IN ('admin', 'viewer'))))
+            """,
+            // A logged-in session: only the SHA-256 of its cookie's token is kept, so a copy of this table
+            // opens no session. Its CSRF token goes in every form.
+            """
+            CREATE TABLE site_sessions (
+                token_hash bytea PRIMARY KEY,
+                staff_id bigint NOT NULL REFERENCES site_staff (staff_id) ON DELETE CASCADE,
+                csrf_token text NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                last_seen_at timestamptz NOT NULL DEFAULT now())
+            """,
+            "CREATE INDEX site_sessions_by_staff ON site_sessions (staff_id)",
+            // What staff did, and every login attempt: appended, never changed (the trigger refuses).
+            """
+            CREATE TABLE site_audit (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                site text NOT NULL,
+                merchant_id text,
+                staff_login text NOT NULL,
+                action text NOT NULL,
+                subject text,
+                detail text NOT NULL DEFAULT '',
+                address text,
+                at timestamptz NOT NULL DEFAULT now())
+            """,
+            "CREATE INDEX site_audit_by_merchant ON site_audit (site, merchant_id, at)",
+            """
+            CREATE FUNCTION site_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                RAISE EXCEPTION 'the audit log is append-only';
+            END $$
+            """,
+            """
+            CREATE TRIGGER site_audit_append_only BEFORE UPDATE OR DELETE ON site_audit
+            FOR EACH STATEMENT EXECUTE FUNCTION site_audit_append_only()
+            """,
+        ]
+    },
 ]
 
 /// The channel on which PostgreSQL announces new outbox messages.

@@ -200,19 +200,28 @@ extension BillingStore {
             """, logger: logger)
     }
 
+    /// The merchant's payout statements, newest period first.
+    public func payouts(merchant: MerchantID) async throws -> [(statement: PayoutStatement, payableOn: CalendarDay)] {
+        try await client.withGuardedConnection { [self] in try await statements(of: nil, merchant: merchant, on: $0) }
+    }
+
     private func statements(
-        of period: BillingCycle, on connection: PostgresConnection
+        of period: BillingCycle?, merchant: MerchantID? = nil, on connection: PostgresConnection
     ) async throws -> [(statement: PayoutStatement, payableOn: CalendarDay)] {
         let decoder = JSONDecoder()
         return try await connection.fetch(
             """
-            SELECT merchant_id, payable_on::text, lines::text, carried_in_yen, amount_payable_yen, carried_out_yen
-            FROM payouts WHERE period = \(period.description) ORDER BY merchant_id
-            """, (String, String, String, Int64, Int64, Int64).self, logger: logger
-        ).map { merchant, payableOn, lines, carriedIn, payable, carriedOut in
+            SELECT merchant_id, period, payable_on::text, lines::text, carried_in_yen, amount_payable_yen,
+                carried_out_yen
+            FROM payouts
+            WHERE (\(period?.description)::text IS NULL OR period = \(period?.description))
+                AND (\(merchant?.rawValue)::text IS NULL OR merchant_id = \(merchant?.rawValue))
+            ORDER BY period DESC, merchant_id
+            """, (String, String, String, String, Int64, Int64, Int64).self, logger: logger
+        ).map { merchant, period, payableOn, lines, carriedIn, payable, carriedOut in
             (
                 PayoutStatement(
-                    merchantID: MerchantID(rawValue: merchant), period: period,
+                    merchantID: MerchantID(rawValue: merchant), period: try storedCycle(period),
                     lines: try decoder.decode([StoredPayoutLine].self, from: Data(lines.utf8)).map { try $0.line() },
                     carriedIn: Yen(carriedIn), amountPayable: Yen(payable), carriedOut: Yen(carriedOut)),
                 try storedDay(payableOn)

@@ -158,19 +158,36 @@ extension BillingStore {
     /// The settlements of a closed cycle, by merchant id, as stored: the fee
     /// and its rule are what was published, whatever the tariff says today.
     public func settlements(_ cycle: BillingCycle) async throws -> [Settlement] {
+        try await settlements(cycle: cycle, merchant: nil)
+    }
+
+    /// The merchant's settlements, newest cycle first (at most `limit`).
+    public func settlements(merchant: MerchantID, limit: Int = 120) async throws -> [Settlement] {
+        Array(try await settlements(cycle: nil, merchant: merchant).prefix(limit))
+    }
+
+    private func settlements(cycle: BillingCycle?, merchant: MerchantID?) async throws -> [Settlement] {
         let rows = try await client.fetch(
             """
-            SELECT merchant_id, lines, gross_yen, rate_basis_points, per_line_threshold_yen, per_line_fee_tenths,
-                   item_count, credit_yen, fee_yen, fee_rule, tariff::text, band, fee_before_tax_yen, tax_yen,
-                   tax_rate_basis_points
-            FROM settlements WHERE cycle = \(cycle.description) ORDER BY merchant_id
+            SELECT merchant_id, cycle, lines, gross_yen, rate_basis_points, per_line_threshold_yen,
+                   per_line_fee_tenths, item_count, credit_yen, fee_yen, fee_rule, tariff::text, band,
+                   fee_before_tax_yen, tax_yen, tax_rate_basis_points
+            FROM settlements
+            WHERE (\(cycle?.description)::text IS NULL OR cycle = \(cycle?.description))
+                AND (\(merchant?.rawValue)::text IS NULL OR merchant_id = \(merchant?.rawValue))
+            ORDER BY cycle DESC, merchant_id
             """,
             (
-                String, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, String, String?, Int?, Int64?, Int64,
-                Int64
+                String, String, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, String, String?, Int?, Int64?,
+                Int64, Int64
             )
             .self, logger: logger)
-        return try rows.map { row in
+        return try rows.map { full in
+            let cycle = try storedCycle(full.1)
+            let row = (
+                full.0, full.2, full.3, full.4, full.5, full.6, full.7, full.8, full.9, full.10, full.11, full.12,
+                full.13, full.14, full.15
+            )
             let (merchant, lines, gross, rate, threshold, perLine, items, credit, fee, rule) =
                 (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9)
             // Settled before tariffs had bands: the three numbers, tax included.

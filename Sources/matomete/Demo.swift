@@ -27,6 +27,7 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Lines whose users buy (each gets a purchase ID).") var buyers = 400
     @Option(help: "Purchases to make through the gateway.") var purchases = 1_200
     @Flag(help: "Keep the scratch directory (logs, database) and print where it is.") var keep = false
+    @Flag(help: "Keep the system running at the end, to look around the merchant site, until Ctrl-C.") var serve = false
     @OptionGroup var kafka: LocalKafkaOptions
 
     func run() async throws {
@@ -35,11 +36,17 @@ struct Demo: AsyncParsableCommand {
         let system = try await kafka.startSystem()
         let reconciled: Bool
         do {
-            reconciled = try await DemoRun(system: system, lines: lines, buyers: buyers, purchases: purchases).run()
+            reconciled = try await DemoRun(
+                system: system, serve: serve, lines: lines, buyers: buyers, purchases: purchases
+            ).run()
         } catch {
             say("Stopping after an error; logs are in \(system.directory.path)")
             await system.stop(keep: true)
             throw error
+        }
+        if serve {
+            say("Serving until Ctrl-C…")
+            await Dev.waitForStopSignal()
         }
         await system.stop(keep: keep)
         if keep { say("Logs and data kept in \(system.directory.path)") }
@@ -50,6 +57,7 @@ struct Demo: AsyncParsableCommand {
 /// One demo month.
 struct DemoRun {
     let system: LocalSystem
+    let serve: Bool
     let lines: Int
     let buyers: Int
     let purchases: Int
@@ -67,13 +75,13 @@ struct DemoRun {
         // Last month, so that its bills can be paid today (a payment is dated after its month).
         let today = CalendarDay(containing: Int64(Date().timeIntervalSince1970))
         let cycle = today.cycle.previous
-        let plan = try await withPostgresClient(system.postgres.configuration, logger: logger) { client in
+        let (plan, site) = try await withPostgresClient(system.postgres.configuration, logger: logger) { client in
             let store = try await BillingStore.open(client: client, logger: logger)
-            return try await prepare(store, cycle: cycle)
+            return (try await prepare(store, cycle: cycle), try await system.addSiteAdmin(for: "video", in: store))
         }
         try system.launchAll()
         say(
-            "Starting 2 charge workers, a cancellation worker, a billing-cycle worker, a collection worker, a relay and the auth gateway…"
+            "Starting 2 charge workers, a cancellation worker, a billing-cycle worker, a collection worker, a relay, the auth gateway and the merchant site…"
         )
         try await system.waitUntilReady()
         let collector = OutputCollector(system: system)
@@ -158,6 +166,10 @@ struct DemoRun {
             refusedAtGateway: refusedAtGateway)
         let collected = reportCollection(
             cycle: cycle, reports: reports, run: run.0, positions: run.1, collector: collector)
+        say("")
+        say(
+            "Merchant site: \(system.siteAddress)/  log in as \(site.login), password \(site.password) "
+                + "(Video Service)\(serve ? "" : "; run with --serve to keep it up")")
         return billed && collected
     }
 

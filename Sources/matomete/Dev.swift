@@ -1,5 +1,7 @@
 import ArgumentParser
+import Billing
 import Foundation
+import Store
 
 struct Dev: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -8,7 +10,7 @@ struct Dev: AsyncParsableCommand {
             Starts librdkafka's mock cluster (3 brokers, in this process), a private PostgreSQL (from the \
             installed server binaries, in a scratch directory; as an unprivileged user when run as root), \
             creates the topics, migrates, and starts two charge workers, a cancellation worker, a \
-            billing-cycle worker, a collection worker, a relay and the auth gateway as separate processes. Prints where \
+            billing-cycle worker, a collection worker, a relay, the auth gateway and the merchant site as separate processes. Adds a merchant demo-shop with a site admin. Prints where \
             everything listens and the settings a client needs, then waits. Ctrl-C (or SIGTERM) stops \
             every process cleanly and removes what was created, unless --keep.
             """)
@@ -18,12 +20,19 @@ struct Dev: AsyncParsableCommand {
 
     func run() async throws {
         let system = try await kafka.startSystem()
+        let site: (login: String, password: String)
         do {
             try system.launchAll()
             say(
-                "Starting 2 charge workers, a cancellation worker, a billing-cycle worker, a collection worker, a relay and the auth gateway…"
+                "Starting 2 charge workers, a cancellation worker, a billing-cycle worker, a collection worker, a relay, the auth gateway and the merchant site…"
             )
             try await system.waitUntilReady()
+            site = try await withPostgresClient(system.postgres.configuration, logger: LocalSystem.logger) { client in
+                let store = try await BillingStore.open(client: client, logger: LocalSystem.logger)
+                try await store.upsertMerchant(Merchant(id: MerchantID(rawValue: "demo-shop"), name: "Demo Shop"))
+                try await system.createTopics(system.topics.merchantLayout("demo-shop", partitions: 3))
+                return try await system.addSiteAdmin(for: "demo-shop", in: store)
+            }
         } catch {
             await system.stop(keep: true)
             throw error
@@ -36,7 +45,9 @@ struct Dev: AsyncParsableCommand {
                     entry.name, "\(entry.process.processIdentifier)",
                     entry.name == "auth-gateway"
                         ? "http://127.0.0.1:\(entry.port)/v1/authorizations  /healthz /metrics"
-                        : "http://127.0.0.1:\(entry.port)/healthz  /metrics",
+                        : entry.name == "merchant-site"
+                            ? "http://127.0.0.1:\(entry.port)/  /healthz /metrics"
+                            : "http://127.0.0.1:\(entry.port)/healthz  /metrics",
                 ]
             })
         say("")
@@ -48,6 +59,9 @@ struct Dev: AsyncParsableCommand {
         say("MATOMETE_KEY_ENCRYPTION_KEY=\(system.keyEncryptionKey)")
         say(
             "Every request must be signed: add a merchant (matomete merchants add), give it a key (matomete merchants keys create) and sign as docs/merchants.md shows (examples/signed-producer.sh)."
+        )
+        say(
+            "Merchant site: \(system.siteAddress)/  log in as \(site.login), password \(site.password) (merchant demo-shop)"
         )
         say("Logs: \(system.directory.path)")
         if system.cluster != nil {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Authorization
+import Billing
 import Contract
 import Crypto
 import Foundation
@@ -23,6 +24,7 @@ final class LocalSystem: @unchecked Sendable {
     /// The key-encryption key the message-signing secrets are sealed under, base64.
     let keyEncryptionKey = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.base64EncodedString()
     let gatewayPort: Int
+    let sitePort: Int
     private(set) var processes: [(name: String, process: Process, port: Int)] = []
     static let logger: Logger = {
         var logger = Logger(label: "matomete.local")
@@ -32,13 +34,14 @@ final class LocalSystem: @unchecked Sendable {
 
     private init(
         cluster: EmbeddedKafkaCluster?, bootstrapServers: String, postgres: EmbeddedPostgres, directory: URL,
-        gatewayPort: Int
+        gatewayPort: Int, sitePort: Int
     ) {
         self.cluster = cluster
         self.bootstrapServers = bootstrapServers
         self.postgres = postgres
         self.directory = directory
         self.gatewayPort = gatewayPort
+        self.sitePort = sitePort
     }
 
     var bootstrapServerList: [String] { bootstrapServers.split(separator: ",").map(String.init) }
@@ -81,7 +84,7 @@ final class LocalSystem: @unchecked Sendable {
         }
         return LocalSystem(
             cluster: cluster, bootstrapServers: bootstrapServers, postgres: postgres, directory: directory,
-            gatewayPort: try EmbeddedPostgres.freePort())
+            gatewayPort: try EmbeddedPostgres.freePort(), sitePort: try EmbeddedPostgres.freePort())
     }
 
     var databaseURL: String { postgres.configuration.url }
@@ -95,6 +98,24 @@ final class LocalSystem: @unchecked Sendable {
             try launch(name)
         }
         try launch("auth-gateway", port: gatewayPort)
+        try launch("merchant-site", port: sitePort)
+    }
+
+    /// The merchant site's address.
+    var siteAddress: String { "http://127.0.0.1:\(sitePort)" }
+
+    /// Adds an admin of `merchant` on the merchant site with a new password, as `matomete merchants staff add`
+    /// does, and returns the login and the password.
+    func addSiteAdmin(for merchant: String, in store: BillingStore) async throws -> (login: String, password: String) {
+        let login = "admin@\(merchant).example"
+        let password = generatePassword()
+        let hash = try PasswordHash.make(password: password)
+        try await store.addStaff(
+            StaffAccount(
+                site: .merchant, login: login, merchantID: MerchantID(rawValue: merchant), role: .admin,
+                displayName: "Demo admin", passwordHash: hash.hash, passwordSalt: hash.salt,
+                scrypt: (hash.logRounds, hash.blockSize, hash.parallelism)))
+        return (login, password)
     }
 
     private func launch(_ name: String, port: Int? = nil) throws {
@@ -124,6 +145,8 @@ final class LocalSystem: @unchecked Sendable {
             environment["MATOMETE_SIGNING_KEY"] = signingKey.rawRepresentation.base64EncodedString()
             environment["MATOMETE_SIGNING_KEY_ID"] = keyID
         }
+        // The site is served over plain HTTP on this machine: its cookies cannot be Secure.
+        environment["MATOMETE_PLAIN_HTTP"] = name == "merchant-site" ? "1" : nil
         environment["MATOMETE_TRUSTED_PROXIES"] = "127.0.0.1/32"  // this tool stands in for the carrier's proxy
         environment["MATOMETE_ALLOW_EARLY_CLOSE"] = "true"
         environment["MATOMETE_KAFKA_PROPERTIES"] = "session.timeout.ms=6000;heartbeat.interval.ms=500"

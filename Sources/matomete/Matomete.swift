@@ -288,7 +288,7 @@ struct Keys: ParsableCommand {
 }
 
 /// A password from standard input: 8 to 256 bytes of UTF-8 (what the gateway takes), no control characters.
-private func readPassword() throws -> String {
+func readPassword() throws -> String {
     guard let line = readLine(strippingNewline: true), !line.isEmpty else {
         throw ValidationError("Give the password on standard input.")
     }
@@ -301,7 +301,7 @@ private func readPassword() throws -> String {
 }
 
 /// 12 characters from an alphabet without look-alikes.
-private func generatePassword() -> String {
+func generatePassword() -> String {
     let alphabet = Array("abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
     var generator = SystemRandomNumberGenerator()
     return String((0..<12).map { _ in alphabet.randomElement(using: &generator)! })

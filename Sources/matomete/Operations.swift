@@ -427,7 +427,7 @@ struct CSVChunks {
 struct MerchantCommands: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merchants", abstract: "Merchants and their fee schedules.",
-        subcommands: [Add.self, Update.self, List.self, Show.self, Tariffs.self, MerchantKeys.self])
+        subcommands: [Add.self, Update.self, List.self, Show.self, Tariffs.self, MerchantKeys.self, MerchantStaff.self])
 
     /// A fee schedule from the command line; each part defaults to the launch tariff.
     struct TariffOptions: ParsableArguments {

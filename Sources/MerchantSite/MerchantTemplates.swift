@@ -1,0 +1,109 @@
+/// The merchant site's page templates (inside the shared layout). `{{x}}` is escaped; `{{{x}}}` is used only
+/// for markup the site made itself (the chart).
+enum MerchantTemplates {
+    static let all: [String: String] = [
+        "login": """
+        <form class="login" method="post" action="/login">
+        <h1>{{t.login_title}}</h1>
+        {{#failed}}<p class="notice" id="login-failed">{{t.login_failed}}</p>{{/failed}}
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        <label>{{t.login_id}}<input id="login" name="login" type="email" autocomplete="username" required></label>
+        <label>{{t.password}}<input id="password" name="password" type="password" autocomplete="current-password" required></label>
+        <label>{{t.code}}<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="8"></label>
+        <button id="submit">{{t.login_button}}</button>
+        </form>
+        """,
+        "overview": """
+        <h1>{{t.overview_title}}</h1>
+        <h2>{{t.this_month}} ({{month}})</h2>
+        <div class="cards">
+        <div class="card"><div>{{t.accepted}}</div><div class="figure" id="accepted">{{accepted}}</div></div>
+        <div class="card"><div>{{t.refused}}</div><div class="figure refused" id="refused">{{refused}}</div></div>
+        <div class="card"><div>{{t.cancelled}}</div><div class="figure" id="cancelled">{{cancelled}}</div></div>
+        <div class="card"><div>{{t.gross}}</div><div class="figure" id="gross">{{gross}}</div></div>
+        </div>
+        <h2>{{t.refused_by_reason}}</h2>
+        {{#hasReasons}}<table><tr><th>{{t.reason}}</th><th class="num">{{t.count}}</th></tr>
+        {{#reasons}}<tr><td><a href="/purchases?status=refused&amp;reason={{code}}&amp;from={{from}}">{{code}}</a></td><td class="num">{{count}}</td></tr>{{/reasons}}
+        </table>{{/hasReasons}}{{^reasons}}<p>{{t.none}}</p>{{/reasons}}
+        <h2>{{t.chart_title}}</h2>
+        {{{chart}}}
+        <form method="post" action="/logout-everywhere" class="no-print"><input type="hidden" name="csrf" value="{{csrf}}"><p><button id="logout-everywhere">{{t.logout_everywhere}}</button></p></form>
+        """,
+        "purchases": """
+        <h1>{{t.purchases_title}}</h1>
+        <form class="search" method="get" action="/purchases">
+        <label>{{t.from}}<input type="date" name="from" value="{{search.from}}"></label>
+        <label>{{t.to}}<input type="date" name="to" value="{{search.to}}"></label>
+        <label>{{t.line}}<input name="line" value="{{search.line}}" maxlength="64"></label>
+        <label>{{t.purchase_id}}<input id="search-id" name="id" value="{{search.id}}" maxlength="128"></label>
+        <label>{{t.status}}<select name="status"><option value="">{{t.any}}</option>{{#statuses}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{label}}</option>{{/statuses}}</select></label>
+        <label>{{t.reason}}<input name="reason" value="{{search.reason}}" maxlength="64"></label>
+        <button id="search">{{t.search}}</button>
+        </form>
+        {{#hasRows}}<div class="scroll"><table id="purchases">
+        <tr><th>{{t.time}}</th><th>{{t.kind}}</th><th>{{t.purchase_id}}</th><th>{{t.line}}</th><th class="num">{{t.amount}}</th><th>{{t.result}}</th><th>{{t.state}}</th><th>{{t.month}}</th></tr>
+        {{#rows}}<tr><td>{{time}}</td><td>{{kind}}</td><td><a class="purchase" href="{{href}}">{{id}}</a></td><td>{{line}}</td><td class="num">{{amount}}</td>
+        <td>{{#accepted}}<span class="accepted">{{t.status_accepted}}</span>{{/accepted}}{{^accepted}}<span class="refused">{{t.status_refused}}: {{reason}}</span>{{/accepted}}</td><td>{{state}}</td><td>{{cycle}}</td></tr>{{/rows}}
+        </table></div>{{/hasRows}}{{^rows}}<p id="no-purchases">{{t.none}}</p>{{/rows}}
+        <div class="pager">{{#newer}}<a href="{{newer}}">{{t.previous}}</a>{{/newer}}{{#older}}<a id="older" href="{{older}}">{{t.next}}</a>{{/older}}</div>
+        """,
+        "history": """
+        <h1>{{t.history_title}}: {{id}}</h1>
+        <table id="purchase">
+        <tr><th>{{t.kind}}</th><td>{{kind}}</td></tr>
+        <tr><th>{{t.line}}</th><td>{{line}}</td></tr>
+        {{#accepted}}<tr><th>{{t.description}}</th><td>{{description}}</td></tr>
+        <tr><th>{{t.amount}}</th><td id="amount">{{amount}}</td></tr>
+        <tr><th>{{t.month}}</th><td>{{cycle}}</td></tr>
+        <tr><th>{{t.state}}</th><td id="state">{{state}}</td></tr>{{/accepted}}
+        {{#creditedIn}}<tr><th>{{t.credited_in}}</th><td id="credited-in">{{creditedIn}}</td></tr>{{/creditedIn}}
+        </table>
+        <h2>{{t.history}}</h2>
+        <table id="history"><tr><th>{{t.time}}</th><th>{{t.kind}}</th><th>{{t.result}}</th><th>{{t.month}}</th></tr>
+        {{#results}}<tr><td>{{time}}</td><td>{{type}}</td><td>{{#accepted}}<span class="accepted">{{t.status_accepted}}</span>{{/accepted}}{{^accepted}}<span class="refused">{{t.status_refused}}: {{reason}}</span>{{/accepted}}</td><td>{{cycle}}</td></tr>{{/results}}
+        </table>
+        <h2>{{t.bills}}</h2>
+        {{#hasBills}}<ul id="bills">{{#bills}}<li>{{cycle}}: {{billID}}</li>{{/bills}}</ul>{{/hasBills}}{{^bills}}<p>{{t.not_billed_yet}}</p>{{/bills}}
+        """,
+        "settlements": """
+        <h1>{{t.settlements_title}}</h1>
+        {{#hasRows}}<div class="scroll"><table id="settlements">
+        <tr><th>{{t.month}}</th><th class="num">{{t.lines}}</th><th class="num">{{t.gross}}</th><th>{{t.fee_rule}}</th><th class="num">{{t.fee_before_tax}}</th><th class="num">{{t.tax}}</th><th class="num">{{t.fee}}</th><th class="num">{{t.net}}</th><th>{{t.statement}}</th></tr>
+        {{#rows}}<tr><td>{{cycle}}</td><td class="num">{{lines}}</td><td class="num">{{gross}}</td><td>{{rule}}</td><td class="num">{{feeBeforeTax}}</td><td class="num">{{tax}}</td><td class="num">{{fee}}</td><td class="num">{{net}}</td>
+        <td><a href="/settlements/{{cycle}}">{{t.statement}}</a> · <a class="csv" href="/settlements/{{cycle}}/statement.csv">{{t.csv}}</a></td></tr>{{/rows}}
+        </table></div>{{/hasRows}}{{^rows}}<p>{{t.none}}</p>{{/rows}}
+        """,
+        "statement": """
+        <h1>{{t.statement_title}}: {{cycle}}</h1>
+        <p>{{merchantName}} ({{merchant}})</p>
+        <table id="statement">
+        <tr><th>{{t.lines}}</th><td class="num">{{lines}}</td></tr>
+        <tr><th>{{t.items}}</th><td class="num">{{items}}</td></tr>
+        <tr><th>{{t.credits}}</th><td class="num">{{credits}}</td></tr>
+        <tr><th>{{t.gross}}</th><td class="num" id="statement-gross">{{gross}}</td></tr>
+        <tr><th>{{t.average_per_line}}</th><td class="num">{{average}}</td></tr>
+        <tr><th>{{t.fee_rule}}</th><td>{{rule}}</td></tr>
+        <tr><th>{{t.fee_before_tax}}</th><td class="num">{{feeBeforeTax}}</td></tr>
+        <tr><th>{{t.tax}}</th><td class="num">{{tax}} ({{taxRate}})</td></tr>
+        <tr><th>{{t.fee}}</th><td class="num" id="statement-fee">{{fee}}</td></tr>
+        <tr><th>{{t.net}}</th><td class="num" id="statement-net">{{net}}</td></tr>
+        </table>
+        <p>{{t.statement_csv_note}} <a id="statement-csv" href="/settlements/{{cycle}}/statement.csv">{{t.csv}}</a></p>
+        """,
+        "payouts": """
+        <h1>{{t.payouts_title}}</h1>
+        {{#rows}}<h2>{{period}}</h2>
+        <p>{{t.payable_on}}: {{payableOn}} · {{t.carried_in}}: {{carriedIn}} · <strong>{{t.amount_payable}}: <span class="payable">{{payable}}</span></strong> · {{t.carried_out}}: {{carriedOut}}</p>
+        <div class="scroll"><table><tr><th>{{t.billed_month}}</th><th class="num">{{t.collected}}</th><th class="num">{{t.reversed}}</th><th class="num">{{t.written_off}}</th><th class="num">{{t.fee}}</th><th class="num">{{t.payable}}</th></tr>
+        {{#lines}}<tr><td>{{cycle}}</td><td class="num">{{collected}}</td><td class="num">{{reversed}}</td><td class="num">{{writtenOff}}</td><td class="num">{{fee}}</td><td class="num">{{payable}}</td></tr>{{/lines}}
+        </table></div>{{/rows}}{{^rows}}<p>{{t.none}}</p>{{/rows}}
+        """,
+        "audit": """
+        <h1>{{t.audit_title}}</h1>
+        <div class="scroll"><table id="audit"><tr><th>{{t.time}}</th><th>{{t.who}}</th><th>{{t.action}}</th><th>{{t.subject}}</th><th>{{t.detail}}</th><th>{{t.from_address}}</th></tr>
+        {{#rows}}<tr><td>{{time}}</td><td>{{who}}</td><td class="action">{{action}}</td><td>{{subject}}</td><td>{{detail}}</td><td>{{address}}</td></tr>{{/rows}}
+        </table></div>
+        """,
+    ]
+}

@@ -1,0 +1,329 @@
+import Billing
+import Foundation
+import PostgresNIO
+
+/// One month of a merchant's requests so far, for the site's overview.
+public struct MerchantMonthSummary: Sendable, Hashable {
+    /// Charges and subscription starts accepted.
+    public var accepted: Int64 = 0
+    /// Requests refused, by reason code.
+    public var refusedByReason: [String: Int64] = [:]
+    /// Cancellations accepted (charges and subscriptions).
+    public var cancelled: Int64 = 0
+    /// What the month's bills hold of the merchant so far: active charges of the cycle and subscriptions billed in
+    /// it, less credits.
+    public var gross: Yen = 0
+
+    /// An empty month.
+    public init() {}
+}
+
+/// What a purchase search asks for; every part optional but the range.
+public struct PurchaseSearch: Sendable, Hashable {
+    /// Results recorded from this instant.
+    public var from: Date
+    /// Results recorded before this instant.
+    public var to: Date
+    /// Only this line's.
+    public var lineID: String?
+    /// Only this charge or subscription id.
+    public var purchaseID: String?
+    /// `accepted`, `refused`, `cancelled` or `refunded`.
+    public var status: String?
+    /// Only refusals with this reason code.
+    public var reason: String?
+    /// Rows to skip (paging).
+    public var offset: Int = 0
+    /// Rows to return.
+    public var limit: Int = 50
+
+    /// A search over `from..<to`.
+    public init(from: Date, to: Date) {
+        self.from = from
+        self.to = to
+    }
+
+    /// The statuses a search may filter on.
+    public static let statuses = ["accepted", "refused", "cancelled", "refunded"]
+}
+
+/// A charge or subscription request and what became of it, as the site lists it.
+public struct PurchaseRow: Sendable, Hashable {
+    /// When its result was recorded.
+    public var recordedAt: Date
+    /// `charge` or `subscription`.
+    public var kind: String
+    /// The merchant's charge or subscription id.
+    public var purchaseID: String
+    /// The line.
+    public var lineID: String
+    /// Whether it was accepted.
+    public var accepted: Bool
+    /// The reason code of a refusal.
+    public var reason: String?
+    /// The cycle whose bill it is on.
+    public var cycle: String?
+    /// The amount (monthly for a subscription), when accepted.
+    public var amount: Yen?
+    /// What the merchant called it, when accepted.
+    public var description: String?
+    /// Its state now: `active`, `cancelled`, `credited` (refunded on a later bill) or `ended`.
+    public var state: String?
+}
+
+/// A purchase's whole story: every result about it, and where it stands.
+public struct PurchaseHistory: Sendable, Hashable {
+    /// `charge` or `subscription`.
+    public var kind: String
+    /// The merchant's id for it.
+    public var purchaseID: String
+    /// Its line.
+    public var lineID: String
+    /// Every result about it (the request, repeats, cancellations), oldest first.
+    public var results: [RequestResult]
+    /// The purchase as accepted, if it was.
+    public var accepted: PurchaseRow?
+    /// The month a cancellation after the close was refunded in, as a credit.
+    public var creditedIn: String?
+    /// The bills it is on (cycle and bill id), for months already closed.
+    public var bills: [(cycle: String, billID: String)]
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.kind == rhs.kind && lhs.purchaseID == rhs.purchaseID && lhs.lineID == rhs.lineID
+            && lhs.results == rhs.results && lhs.accepted == rhs.accepted && lhs.creditedIn == rhs.creditedIn
+            && lhs.bills.map(\.billID) == rhs.bills.map(\.billID)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(purchaseID)
+        hasher.combine(lineID)
+    }
+}
+
+/// One billed item of a merchant's statement.
+public struct StatementItem: Sendable, Hashable {
+    /// The line billed.
+    public var lineID: String
+    /// `charge`, `subscription` or `credit`.
+    public var kind: String
+    /// The merchant's charge or subscription id.
+    public var reference: String
+    /// What the merchant called it.
+    public var description: String
+    /// The amount billed (negative for a credit).
+    public var amount: Yen
+    /// Where it is in the statement: its line, and its place on the line's bill.
+    public var position: Position
+
+    /// A place in a statement, to read on from.
+    public struct Position: Sendable, Hashable {
+        /// The line.
+        public var lineID: String
+        /// The item's place on the line's bill, from 1.
+        public var index: Int64
+    }
+}
+
+extension BillingStore {
+    /// The merchant's requests of `cycle` so far (results recorded in the month, Japan time), and what its
+    /// bills hold of the merchant.
+    public func monthSummary(merchant: MerchantID, cycle: BillingCycle) async throws -> MerchantMonthSummary {
+        let month = cycle.description
+        var summary = MerchantMonthSummary()
+        let counts = try await client.fetch(
+            """
+            SELECT request_type, accepted, coalesce(reason, ''), count(*) FROM request_results
+            WHERE merchant_id = \(merchant.rawValue)
+                AND recorded_at >= (\(month) || '-01')::timestamp AT TIME ZONE 'Asia/Tokyo'
+                AND recorded_at < ((\(month) || '-01')::timestamp + interval '1 month') AT TIME ZONE 'Asia/Tokyo'
+            GROUP BY 1, 2, 3
+            """, (String, Bool, String, Int64).self, logger: logger)
+        for (type, accepted, reason, count) in counts {
+            switch (type, accepted) {
+            case ("charge", true), ("subscription", true): summary.accepted += count
+            case ("charge-cancel", true), ("subscription-cancel", true): summary.cancelled += count
+            case (_, false): summary.refusedByReason[reason.isEmpty ? "unknown" : reason, default: 0] += count
+            default: break
+            }
+        }
+        let gross = try await client.fetch(
+            """
+            SELECT (coalesce((SELECT sum(amount_yen) FROM charges
+                    WHERE merchant_id = \(merchant.rawValue) AND cycle = \(month) AND status = 'active'), 0)
+                + coalesce((SELECT sum(monthly_amount_yen) FROM subscriptions
+                    WHERE merchant_id = \(merchant.rawValue) AND start_cycle <= \(month)
+                        AND (last_cycle IS NULL OR last_cycle >= \(month))), 0)
+                + coalesce((SELECT sum(amount_yen) FROM credits
+                    WHERE merchant_id = \(merchant.rawValue) AND cycle = \(month)), 0))::bigint
+            """, Int64.self, logger: logger)
+        summary.gross = Yen(gross.first ?? 0)
+        return summary
+    }
+
+    /// The merchant's charge and subscription requests matching `search`, newest first.
+    public func purchases(merchant: MerchantID, _ search: PurchaseSearch) async throws -> [PurchaseRow] {
+        let accepted: Bool? =
+            switch search.status {
+            case "accepted": true
+            case "refused": false
+            default: nil
+            }
+        let state: String? =
+            switch search.status {
+            case "cancelled": "cancelled"
+            case "refunded": "credited"
+            default: nil
+            }
+        return try await client.withGuardedConnection { [self] connection in
+            var rows: [PurchaseRow] = []
+            for try await row in try await connection.query(
+                """
+                SELECT \(unescaped: PurchaseRow.columns)
+                FROM request_results r
+                \(unescaped: PurchaseRow.joins)
+                WHERE r.merchant_id = \(merchant.rawValue) AND r.request_type IN ('charge', 'subscription')
+                    AND r.recorded_at >= \(search.from) AND r.recorded_at < \(search.to)
+                    AND (\(search.lineID)::text IS NULL OR r.line_id = \(search.lineID))
+                    AND (\(search.purchaseID)::text IS NULL OR r.request_id = \(search.purchaseID))
+                    AND (\(accepted)::boolean IS NULL OR r.accepted = \(accepted))
+                    AND (\(search.reason)::text IS NULL OR r.reason = \(search.reason))
+                    AND (\(state)::text IS NULL OR c.status = \(state)
+                        OR (\(state) = 'cancelled' AND s.last_cycle IS NOT NULL))
+                ORDER BY r.recorded_at DESC, r.result_id DESC
+                LIMIT \(search.limit) OFFSET \(search.offset)
+                """, logger: logger)
+            {
+                rows.append(try PurchaseRow(row))
+            }
+            return rows
+        }
+    }
+
+    /// Everything about the merchant's charge or subscription `purchaseID`: on `lineID` when given (a refused
+    /// request has no other trace), else on the line that holds the id. `nil` when the merchant has no such
+    /// purchase: another merchant's ids answer exactly like ids that do not exist.
+    public func purchaseHistory(
+        merchant: MerchantID, kind: String, purchaseID: String, lineID: String?
+    ) async throws -> PurchaseHistory? {
+        guard kind == "charge" || kind == "subscription" else { return nil }
+        return try await client.withGuardedConnection { [self] connection -> PurchaseHistory? in
+            var line = lineID
+            if line == nil {
+                line = try await connection.fetch(
+                    """
+                    SELECT line_id FROM purchase_ids
+                    WHERE merchant_id = \(merchant.rawValue) AND kind = \(kind) AND purchase_id = \(purchaseID)
+                    """, String.self, logger: logger
+                ).first
+            }
+            guard let line else { return nil }
+            var results: [RequestResult] = []
+            for try await row in try await connection.query(
+                """
+                SELECT \(unescaped: RequestResult.columns) FROM request_results
+                WHERE line_id = \(line) AND merchant_id = \(merchant.rawValue) AND request_id = \(purchaseID)
+                    AND request_type IN (\(kind), \(kind + "-cancel"))
+                ORDER BY recorded_at, result_id
+                """, logger: logger)
+            {
+                results.append(try RequestResult(row))
+            }
+            var accepted: PurchaseRow?
+            for try await row in try await connection.query(
+                """
+                SELECT \(unescaped: PurchaseRow.columns)
+                FROM request_results r
+                \(unescaped: PurchaseRow.joins)
+                WHERE r.line_id = \(line) AND r.merchant_id = \(merchant.rawValue) AND r.request_id = \(purchaseID)
+                    AND r.request_type = \(kind) AND r.accepted
+                ORDER BY r.recorded_at LIMIT 1
+                """, logger: logger)
+            {
+                accepted = try PurchaseRow(row)
+            }
+            guard !results.isEmpty || accepted != nil else { return nil }
+            let credited = try await connection.fetch(
+                """
+                SELECT cycle FROM credits
+                WHERE line_id = \(line) AND merchant_id = \(merchant.rawValue) AND charge_id = \(purchaseID)
+                """, String.self, logger: logger
+            ).first
+            // The months the purchase was billed in, closed already: a charge's cycle and the month a credit
+            // refunded it; every month of a subscription's run.
+            var months = Set([accepted?.cycle, credited].compactMap { $0 })
+            if kind == "subscription" {
+                let run = try await connection.fetch(
+                    """
+                    SELECT b.cycle FROM line_bills b JOIN subscriptions s ON s.line_id = b.line_id
+                    WHERE s.line_id = \(line) AND s.merchant_id = \(merchant.rawValue)
+                        AND s.subscription_id = \(purchaseID) AND b.cycle >= s.start_cycle
+                        AND (s.last_cycle IS NULL OR b.cycle <= s.last_cycle)
+                    """, String.self, logger: logger)
+                months.formUnion(run)
+            }
+            let closed = try await connection.fetch(
+                "SELECT cycle FROM line_bills WHERE line_id = \(line) AND cycle = ANY(\(Array(months)))",
+                String.self, logger: logger)
+            return PurchaseHistory(
+                kind: kind, purchaseID: purchaseID, lineID: line, results: results, accepted: accepted,
+                creditedIn: credited,
+                bills: closed.sorted().map { ($0, "bill-\(line)-\($0)") })
+        }
+    }
+
+    /// The merchant's items on the bills of `cycle`, by line and then as the bill lists them: at most `limit`,
+    /// from after `position` (the last one of the previous chunk), so a statement of any size is read in chunks
+    /// of constant memory.
+    public func statementItems(
+        merchant: MerchantID, cycle: BillingCycle, after position: StatementItem.Position?, limit: Int = 2000
+    ) async throws -> [StatementItem] {
+        let line = position?.lineID ?? ""
+        let index = position?.index ?? 0
+        return try await client.fetch(
+            """
+            SELECT b.line_id, i.n, i.item->>'kind', i.item->>'reference', i.item->>'description',
+                (i.item->>'amount')::bigint
+            FROM line_bills b, json_array_elements(b.items) WITH ORDINALITY AS i(item, n)
+            WHERE b.cycle = \(cycle.description) AND b.line_id >= \(line)
+                AND (b.line_id, i.n) > (\(line), \(index)) AND i.item->>'merchantId' = \(merchant.rawValue)
+            ORDER BY b.line_id, i.n LIMIT \(limit)
+            """, (String, Int64, String, String, String, Int64).self, logger: logger
+        ).map { line, index, kind, reference, description, amount in
+            StatementItem(
+                lineID: line, kind: kind, reference: reference, description: description, amount: Yen(amount),
+                position: StatementItem.Position(lineID: line, index: index))
+        }
+    }
+}
+
+extension PurchaseRow {
+    /// The columns ``init(_:)`` reads, of `request_results r` with ``joins``.
+    static let columns = """
+        r.recorded_at, r.request_type, r.request_id, r.line_id, r.accepted, r.reason, r.cycle,
+        coalesce(c.amount_yen, s.monthly_amount_yen), coalesce(c.description, s.description),
+        CASE WHEN c.charge_id IS NOT NULL THEN c.status
+             WHEN s.subscription_id IS NOT NULL THEN CASE WHEN s.last_cycle IS NULL THEN 'active' ELSE 'ended' END
+        END
+        """
+    /// The charge or subscription an accepted request made, on the same line (one partition).
+    static let joins = """
+        LEFT JOIN charges c ON r.request_type = 'charge' AND r.accepted AND c.line_id = r.line_id
+            AND c.merchant_id = r.merchant_id AND c.charge_id = r.request_id
+        LEFT JOIN subscriptions s ON r.request_type = 'subscription' AND r.accepted AND s.line_id = r.line_id
+            AND s.merchant_id = r.merchant_id AND s.subscription_id = r.request_id
+        """
+
+    init(_ row: PostgresRow) throws {
+        var columns = RowColumns(row)
+        recordedAt = try columns.next()
+        kind = try columns.next()
+        purchaseID = try columns.next()
+        lineID = try columns.next()
+        accepted = try columns.next()
+        reason = try columns.next()
+        cycle = try columns.next()
+        amount = (try columns.next() as Int64?).map { Yen($0) }
+        description = try columns.next()
+        state = try columns.next()
+    }
+}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Authorization
+import Billing
+import Foundation
+import SiteKit
+import Store
+
+/// `matomete merchants staff …`: the people who log in to the merchants' site.
+struct MerchantStaff: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "staff",
+        abstract: "A merchant's staff on the merchants' site: admins (also cancel, read the audit log) and viewers.",
+        discussion: """
+            Create the merchant's first admin here. Passwords are kept only as scrypt hashes; a second factor \
+            (TOTP, any authenticator app) is optional. Every account is in the site's audit log from its first \
+            login on.
+            """,
+        subcommands: [Add.self, List.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a login for a merchant's staff; prints the initial password once.",
+            discussion: "Exits 65 when the login is taken, not e-mail-like, or the merchant does not exist.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var merchant: MerchantNaming
+        @Option(help: "The login, e-mail-like (name@domain); kept in lower case.") var login: String
+        @Option(help: "admin or viewer.") var role: String = "viewer"
+        @Option(help: "The name shown on pages (default: the login).") var name: String?
+        @Flag(help: "Read the initial password from standard input instead of generating one.") var passwordStdin =
+            false
+        @Flag(help: "Require a TOTP code at login; prints the secret and its otpauth:// address once.") var totp = false
+
+        func run() async throws {
+            guard let role = StaffRole(rawValue: role), role.site == .merchant else {
+                throw ValidationError("A merchant's staff is admin or viewer.")
+            }
+            let login = login.lowercased()
+            guard StaffAccount.isValidLogin(login) else {
+                throw ValidationError("A login is e-mail-like: name@domain (letters, digits, . _ % + -).")
+            }
+            let password = passwordStdin ? try readPassword() : generatePassword()
+            guard password.count >= 10 else { throw ValidationError("A password has at least 10 characters.") }
+            let hash = try PasswordHash.make(password: password)
+            let secret = totp ? TOTP.makeSecret() : nil
+            let account = StaffAccount(
+                site: .merchant, login: login, merchantID: MerchantID(rawValue: try merchant.id()), role: role,
+                displayName: name ?? login, passwordHash: hash.hash, passwordSalt: hash.salt,
+                scrypt: (hash.logRounds, hash.blockSize, hash.parallelism), totpSecret: secret)
+            try await Exit.mapping { try await database.withStore { try await $0.addStaff(account) } }
+            say("login     \(login)\nmerchant  \(account.merchantID?.rawValue ?? "")\nrole      \(role.rawValue)")
+            if !passwordStdin { say("password  \(password)   (shown once)") }
+            if let secret {
+                say(
+                    "totp      \(TOTP.base32(secret))\n          "
+                        + TOTP.provisioningURI(secret: secret, account: login, issuer: "Matomete"))
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A merchant's staff, with their roles and locks.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+        @OptionGroup var merchant: MerchantNaming
+
+        struct Row: Encodable {
+            var login: String
+            var role: String
+            var name: String
+            var secondFactor: Bool
+            var lockedUntil: Date?
+        }
+
+        func run() async throws {
+            let id = MerchantID(rawValue: try merchant.id())
+            let accounts = try await Exit.mapping {
+                try await database.withStore { try await $0.staffAccounts(site: .merchant, merchant: id) }
+            }
+            let rows = accounts.map {
+                Row(
+                    login: $0.login, role: $0.role.rawValue, name: $0.displayName, secondFactor: $0.totpSecret != nil,
+                    lockedUntil: $0.lockedUntil.flatMap { $0 > Date() ? $0 : nil })
+            }
+            if output.json { return try output.print(rows) }
+            if rows.isEmpty { return say("No staff for \(id.rawValue) yet: matomete merchants staff add.") }
+            for row in rows {
+                say(
+                    "\(row.login)  \(row.role)  \(row.name)\(row.secondFactor ? "  (TOTP)" : "")"
+                        + (row.lockedUntil.map { "  locked until \(SiteFormat.time($0))" } ?? ""))
+            }
+        }
+    }
+}

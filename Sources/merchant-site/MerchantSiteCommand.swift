@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MerchantSite
+import PostgresNIO
+import ServerKit
+import ServiceLifecycle
+import SiteKit
+import Store
+
+@main
+struct MerchantSiteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merchant-site",
+        abstract: "The merchants' data-management site: purchases, settlements, payouts and the audit log.",
+        discussion: """
+            Serves HTML pages to a merchant's staff, who log in with the accounts `matomete merchants staff add` \
+            creates (e-mail-like login, password, optional TOTP code). Each sees only their own merchant's data. \
+            Sessions end after --idle-minutes unused or --session-hours after login; 5 failed logins in a row \
+            lock an account for 15 minutes. Serve it behind TLS (cookies are Secure) unless --plain-http. \
+            Also serves /healthz, /livez and /metrics. Stops gracefully on SIGTERM (exit 0).
+            """)
+
+    @Option(help: ArgumentHelp("PostgreSQL URL. [env: MATOMETE_DATABASE_URL]", valueName: "url"))
+    var databaseURL: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Where to listen. [env: MATOMETE_HTTP_ADDRESS] (default: 0.0.0.0:8080)", valueName: "host:port"))
+    var httpAddress: String?
+
+    @Flag(
+        help: ArgumentHelp(
+            "Cookies without Secure, for a site served over plain HTTP on this machine (dev, demo). [env: MATOMETE_PLAIN_HTTP=1]"
+        ))
+    var plainHTTP = false
+
+    @Option(help: ArgumentHelp("Minutes a session may stay unused. [env: MATOMETE_IDLE_MINUTES] (default: 30)"))
+    var idleMinutes: Int?
+
+    @Option(help: ArgumentHelp("Hours a session lasts after login. [env: MATOMETE_SESSION_HOURS] (default: 12)"))
+    var sessionHours: Int?
+
+    @Option(help: ArgumentHelp("trace … critical. [env: MATOMETE_LOG_LEVEL] (default: info)"))
+    var logLevel: String?
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        func value(_ flag: String?, _ name: String) -> String? {
+            flag ?? environment[name].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        func number(_ flag: Int?, _ name: String, _ fallback: Int, _ range: ClosedRange<Int>) throws -> Int {
+            let result = flag ?? environment[name].flatMap(Int.init) ?? fallback
+            guard range.contains(result) else {
+                throw ValidationError("\(name) must be \(range.lowerBound) to \(range.upperBound).")
+            }
+            return result
+        }
+        guard let url = value(databaseURL, "MATOMETE_DATABASE_URL"), let database = try? DatabaseConfiguration(url: url)
+        else { throw ValidationError("Give the database with --database-url or MATOMETE_DATABASE_URL (postgres://…).") }
+        let address = try HTTPAddress(value(httpAddress, "MATOMETE_HTTP_ADDRESS") ?? "0.0.0.0:8080")
+        var settings = MerchantSiteApplication.settings(
+            plainHTTP: plainHTTP || environment["MATOMETE_PLAIN_HTTP"] == "1")
+        settings.idleTimeout = .seconds(60 * (try number(idleMinutes, "MATOMETE_IDLE_MINUTES", 30, 1...1440)))
+        settings.absoluteTimeout = .seconds(3600 * (try number(sessionHours, "MATOMETE_SESSION_HOURS", 12, 1...168)))
+        let levelText = value(logLevel, "MATOMETE_LOG_LEVEL") ?? "info"
+        guard let level = Logger.Level(rawValue: levelText) else {
+            throw ValidationError("Unknown log level \(levelText).")
+        }
+        ProcessSetup.bootstrapLogging(level: level, format: .json)
+        ProcessMetrics.bootstrap()
+        let logger = Logger(label: "matomete.merchant-site")
+        logger.info("Starting", metadata: ["database": "\(database)", "http.address": "\(address)"])
+        let client = PostgresClient(configuration: database.clientConfiguration, backgroundLogger: logger)
+        let readiness = Readiness(["database"])
+        let holder = StoreHolder()
+        let app = try MerchantSiteApplication.application(
+            holder: holder, settings: settings, address: address, limits: HTTPLimits(), readiness: readiness,
+            logger: logger)
+        let opener = StoreKeeper(holder: holder, client: client, readiness: readiness, logger: logger)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(service: client), .init(service: app),
+                    .init(
+                        service: opener, successTerminationBehavior: .ignore,
+                        failureTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        logger.info("Stopped")
+    }
+}
+
+/// Opens the store for the site, and keeps `/healthz` honest about the database.
+struct StoreKeeper: Service {
+    var holder: StoreHolder
+    var client: PostgresClient
+    var readiness: Readiness
+    var logger: Logger
+
+    func run() async throws {
+        let client = client
+        let logger = logger
+        await holder.keepOpen(
+            client: PostgresClientHandle(
+                open: { try await BillingStore.open(client: client, logger: logger) },
+                check: { _ = try await client.query("SELECT 1", logger: logger).collect() }),
+            readiness: readiness, logger: logger)
+    }
+}
