@@ -85,18 +85,15 @@ public struct PurchaseHistory: Sendable, Hashable {
     public var accepted: PurchaseRow?
     /// The month a cancellation after the close was refunded in, as a credit.
     public var creditedIn: String?
-    /// The bills it is on (cycle and bill id), for months already closed.
-    public var bills: [(cycle: String, billID: String)]
+    /// The bills it is on, for months already closed.
+    public var bills: [BillReference]
 
-    public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.kind == rhs.kind && lhs.purchaseID == rhs.purchaseID && lhs.lineID == rhs.lineID
-            && lhs.results == rhs.results && lhs.accepted == rhs.accepted && lhs.creditedIn == rhs.creditedIn
-            && lhs.bills.map(\.billID) == rhs.bills.map(\.billID)
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(purchaseID)
-        hasher.combine(lineID)
+    /// A line bill a purchase is on.
+    public struct BillReference: Sendable, Hashable {
+        /// The billed month.
+        public var cycle: String
+        /// The bill's id, as on `line-bills` (`bill-<line>-<month>`).
+        public var billID: String
     }
 }
 
@@ -267,7 +264,7 @@ extension BillingStore {
             return PurchaseHistory(
                 kind: kind, purchaseID: purchaseID, lineID: line, results: results, accepted: accepted,
                 creditedIn: credited,
-                bills: closed.sorted().map { ($0, "bill-\(line)-\($0)") })
+                bills: closed.sorted().map { PurchaseHistory.BillReference(cycle: $0, billID: "bill-\(line)-\($0)") })
         }
     }
 
