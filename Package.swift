@@ -322,7 +322,7 @@ let package = Package(
         .testTarget(
             name: "SiteTests",
             dependencies: [
-                "MerchantSite", "SiteKit", "Store", "Billing", "MatometeTestSupport", "Authorization",
+                "MerchantSite", "SiteKit", "Store", "Billing", "MatometeTestSupport", "Authorization", "ServerKit",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),

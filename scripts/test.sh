@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test. Installs librdkafka and PostgreSQL when they are missing.
+# Runs every test. Installs librdkafka, PostgreSQL, and chromium with chromedriver
+# (the site tests' real browser) when they are missing.
 # With CI=true it also checks formatting and treats warnings as errors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-dependencies.sh
-ensure_dependencies
+ensure_dependencies browser
 
 if [ "${CI:-}" = "true" ]; then
     echo "== Checking formatting (swift format, then git diff)"

@@ -176,6 +176,7 @@ public struct SiteMiddleware: RouterMiddleware {
         var context = context
         context.language = Language.preferred(
             chosen: request.cookies["lang"]?.value, acceptLanguage: request.headers[.acceptLanguage])
+        context.requestedPath = request.uri.description
         var response: Response
         do {
             context.session = try await sessions.session(of: request)

@@ -18,6 +18,8 @@ public struct SiteContext: RequestContext {
     public var session: StaffSession?
     /// The page's language.
     public var language: Language = .ja
+    /// The address asked for, path and query (`/purchases?line=L1`): where the language switch comes back to.
+    public var requestedPath = "/"
 
     /// The context of a request on `source`'s connection.
     public init(source: ApplicationRequestContextSource) {

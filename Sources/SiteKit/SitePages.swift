@@ -52,7 +52,7 @@ public struct SitePages: Sendable {
         var layout: [String: Any] = [
             "lang": language.rawValue, "title": t[title] ?? title, "site": name[language] ?? "", "t": t, "body": body,
             "otherLanguage": language.other.rawValue, "otherLanguageName": language.other.ownName,
-            "back": path,
+            "back": context.requestedPath.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "/",
             "navigation": navigation.map { link in
                 ["href": link.href, "label": t[link.label] ?? link.label, "current": path.hasPrefix(link.href)]
             },

@@ -28,16 +28,28 @@ extension ScenarioTests {
         }
         let process = Process()
         process.executableURL = try Processes.builtExecutable("matomete")
+        // --serve: it stays up at the end, for the merchant site's walk in a real browser.
         process.arguments = [
             "demo", "--lines", "1000", "--buyers", "100", "--purchases", "300", "--bootstrap-servers",
-            cluster.bootstrapServers,
+            cluster.bootstrapServers, "--serve",
         ]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
+        let reader = OutputReader(output.fileHandleForReading)
         try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        _ = try await Processes.waitForExit(process, within: .seconds(240))
+        defer { if process.isRunning { process.terminate() } }
+        let serving = try await reader.wait(for: "Serving until Ctrl-C", within: .seconds(240)) { !process.isRunning }
+        if serving {
+            let site = try #require(MerchantSiteWalk.Site(demoOutput: reader.text), "\(reader.text)")
+            let video = try #require(
+                try await Self.readSettlements(cluster, topic: topics.settlements).first { $0.merchantId == "video" })
+            try await MerchantSiteWalk.walk(site, settlement: video)
+        }
+        process.interrupt()
+        _ = try await Processes.waitForExit(process, within: .seconds(60))
+        let text = reader.text
+        #expect(serving, "the demo never served: \(text)")
         #expect(process.terminationStatus == 0, "\(text)")
         #expect(text.contains("Every yen reconciles."))
         // After the close, the bills are collected and the month's money paid out, every yen of it once.

@@ -1,0 +1,155 @@
+import Contract
+import Foundation
+import MatometeTestSupport
+import Synchronization
+import Testing
+
+/// A merchant's admin walks the merchant site in a real browser (headless chromium over WebDriver): logs in,
+/// searches a purchase, opens its history, downloads the month's statement and checks it against the
+/// settlement on the topic, changes the language, logs out. Screenshots of the pages are kept in
+/// `.build/test-artifacts/merchant-site/` when a step fails.
+enum MerchantSiteWalk {
+    /// The site's address and the demo login, as `matomete demo` prints them.
+    struct Site {
+        var address: String
+        var login: String
+        var password: String
+        /// The port in ``address``.
+        var port: Int { Int(address.split(separator: ":").last ?? "") ?? 0 }
+
+        init?(demoOutput: String) {
+            guard let line = demoOutput.split(separator: "\n").first(where: { $0.hasPrefix("Merchant site: ") }) else {
+                return nil
+            }
+            let words = line.split(separator: " ").map(String.init)
+            guard words.count > 8, let address = words.first(where: { $0.hasPrefix("http://") }),
+                let loginIndex = words.firstIndex(of: "as"), let passwordIndex = words.firstIndex(of: "password")
+            else { return nil }
+            self.address = address.hasSuffix("/") ? String(address.dropLast()) : address
+            login = words[loginIndex + 1].trimmingCharacters(in: CharacterSet(charactersIn: ","))
+            password = words[passwordIndex + 1]
+        }
+    }
+
+    static func walk(_ site: Site, settlement: SettlementMessage) async throws {
+        let browser = try await Browser.start(language: "en-US")
+        var failed = false
+        func check(_ condition: Bool, _ message: String, sourceLocation: SourceLocation = #_sourceLocation) {
+            if !condition {
+                failed = true
+                Issue.record(Comment(rawValue: message), sourceLocation: sourceLocation)
+            }
+        }
+        do {
+            // Logging in.
+            try await browser.open(site.address + "/overview")
+            check(try await browser.showsURL(endingWith: "/login"), "not logged in: the login page")
+            check(try await browser.source().contains("<html lang=\"en\">"), "the browser's language, English")
+            try await browser.screenshot("login")
+            try await browser.element("#login").type(site.login)
+            try await browser.element("#password").type(site.password)
+            try await browser.element("#submit").click()
+            check(try await browser.showsURL(endingWith: "/overview"), "after login, the overview")
+            check(try await browser.element("#who").text().contains("Demo admin"), "who is logged in")
+            check(try await browser.element("#chart").attribute("id") == "chart", "the chart")
+            try await browser.screenshot("overview")
+
+            // Searching a purchase of the billed month, and opening its history.
+            try await browser.open(site.address + "/purchases?from=\(settlement.cycle)-01")
+            let first = try await browser.element("a.purchase")
+            let id = try await first.text()
+            try await browser.element("#search-id").type(id)
+            try await browser.element("#search").click()
+            let found = try await browser.elements("a.purchase")
+            check(!found.isEmpty, "the search finds \(id)")
+            for link in found { check(try await link.text() == id, "only \(id) is found") }
+            try await browser.screenshot("purchases")
+            try await found.first?.click()
+            check(try await browser.element("#history").text().contains("Accepted"), "its history: accepted")
+            check(
+                try await browser.element("#bills").text().contains("bill-"), "its history: on which bill")
+            try await browser.screenshot("history")
+
+            // The month's statement: the page, and the CSV against the settlement on the topic.
+            try await browser.open(site.address + "/settlements/\(settlement.cycle)")
+            let gross = try await browser.element("#statement-gross").text()
+            check(gross == yen(settlement.grossAmount), "the page's gross \(gross) is the topic's")
+            check(
+                try await browser.element("#statement-net").text() == yen(settlement.netAmount),
+                "the page's net is the topic's")
+            try await browser.screenshot("statement")
+            let csvLink = try await browser.element("#statement-csv").attribute("href") ?? ""
+            let csvPath = csvLink.hasPrefix(site.address) ? String(csvLink.dropFirst(site.address.count)) : csvLink
+            let (status, csv) = try await download(
+                port: site.port, path: csvPath, cookie: try await browser.cookieHeader())
+            check(status == 200, "the CSV downloads (\(status))")
+            let rows = String(decoding: csv, as: UTF8.self).split(separator: "\r\n").dropFirst()
+            let amounts = rows.compactMap { $0.split(separator: ",").last.flatMap { Int64($0) } }
+            check(amounts.count == rows.count && rows.count == Int(settlement.itemCount), "one row per billed item")
+            check(amounts.reduce(0, +) == settlement.grossAmount, "the CSV adds up to the settlement's gross")
+
+            // Japanese, then logging out.
+            try await browser.element("#language").click()
+            check(try await browser.source().contains("<html lang=\"ja\">"), "switched to Japanese")
+            check(try await browser.source().contains("精算明細書"), "the statement's title in Japanese")
+            try await browser.screenshot("statement-ja")
+            try await browser.element("#logout").click()
+            check(try await browser.showsURL(endingWith: "/login"), "logged out: the login page")
+            try await browser.open(site.address + "/settlements")
+            check(try await browser.showsURL(endingWith: "/login"), "after logout, pages ask for a login")
+        } catch {
+            failed = true
+            Issue.record(error)
+        }
+        if failed {
+            try? await browser.screenshot("failed")
+            let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent(".build/test-artifacts/merchant-site")
+            let kept = (try? browser.keepScreenshots(in: directory)) ?? []
+            Issue.record(Comment(rawValue: "Screenshots: \(kept.joined(separator: ", "))"))
+        }
+        await browser.quit()
+    }
+
+    /// `¥1,234` as the site writes it.
+    static func yen(_ amount: Int64) -> String {
+        let formatter = NumberFormatter()
+        formatter.numberStyle = .decimal
+        formatter.groupingSeparator = ","
+        formatter.usesGroupingSeparator = true
+        return (amount < 0 ? "-¥" : "¥") + (formatter.string(from: NSNumber(value: amount.magnitude)) ?? "")
+    }
+}
+
+/// Reads a process's output as it comes.
+final class OutputReader: Sendable {
+    private let collected = Mutex("")
+
+    init(_ handle: FileHandle) {
+        let thread = Thread { [self] in
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { return }
+                self.collected.withLock { $0 += String(decoding: data, as: UTF8.self) }
+            }
+        }
+        thread.start()
+    }
+
+    /// Everything read so far.
+    var text: String { collected.withLock { $0 } }
+
+    /// Waits until the output holds `marker` (true), or `stopped` says it never will, or `limit` passes (false).
+    func wait(for marker: String, within limit: Duration, stopped: () -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if text.contains(marker) { return true }
+            if stopped() {
+                try await Task.sleep(for: .milliseconds(200))
+                return text.contains(marker)
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return false
+    }
+}
