@@ -191,7 +191,7 @@ let package = Package(
         .target(
             name: "MerchantSite",
             dependencies: [
-                "SiteKit", "Billing", "Store", "ServerKit",
+                "SiteKit", "Billing", "Store", "ServerKit", "Authorization", "Contract", "Kafka",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
@@ -204,7 +204,7 @@ let package = Package(
         .executableTarget(
             name: "merchant-site",
             dependencies: [
-                "MerchantSite", "SiteKit", "Store", "ServerKit",
+                "MerchantSite", "SiteKit", "Store", "ServerKit", "Authorization", "Contract", "Kafka",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -23,25 +23,29 @@ public enum MerchantSiteApplication {
             texts: MerchantTexts.all, templates: MerchantTemplates.all)
     }
 
-    /// The router of the site, reading the store in `holder`, with sessions kept by `settings`.
-    public static func router(holder: StoreHolder, settings: SiteSettings, logger: Logger) throws -> Router<SiteContext>
-    {
+    /// The router of the site, reading the store in `holder`, with sessions kept by `settings`; admins' cancellations
+    /// go out through `cancellations` (without it, as in tests of the pages alone, no cancel form is offered).
+    public static func router(
+        holder: StoreHolder, settings: SiteSettings, cancellations: SiteCancellations? = nil, logger: Logger
+    ) throws -> Router<SiteContext> {
         let pages = try pages()
         let sessions = StaffSessions(settings: settings, holder: holder, logger: logger)
         let router = Router(context: SiteContext.self)
         router.add(middleware: SiteMiddleware(sessions: sessions, pages: pages))
-        MerchantRoutes(holder: holder, sessions: sessions, pages: pages, logger: logger).add(to: router)
+        MerchantRoutes(
+            holder: holder, sessions: sessions, pages: pages, cancellations: cancellations, logger: logger
+        ).add(to: router)
         return router
     }
 
     /// The site served at `address`, with `/healthz`, `/livez` and `/metrics`.
     public static func application(
-        holder: StoreHolder, settings: SiteSettings, address: HTTPAddress, limits: HTTPLimits, readiness: Readiness,
-        logger: Logger
+        holder: StoreHolder, settings: SiteSettings, cancellations: SiteCancellations? = nil, address: HTTPAddress,
+        limits: HTTPLimits, readiness: Readiness, logger: Logger
     ) throws -> some ApplicationProtocol {
         HTTPEndpoints.application(
-            router: try router(holder: holder, settings: settings, logger: logger), address: address,
-            readiness: readiness, limits: limits, logger: logger)
+            router: try router(holder: holder, settings: settings, cancellations: cancellations, logger: logger),
+            address: address, readiness: readiness, limits: limits, logger: logger)
     }
 }
 
@@ -50,6 +54,7 @@ struct MerchantRoutes: Sendable {
     let holder: StoreHolder
     let sessions: StaffSessions
     let pages: SitePages
+    let cancellations: SiteCancellations?
     let logger: Logger
 
     static let navigation = [
@@ -112,6 +117,7 @@ struct MerchantRoutes: Sendable {
         router.get("overview") { _, context in try await overview(context) }
         router.get("purchases") { request, context in try await purchases(request, context) }
         router.get("purchases/:kind/:id") { request, context in try await history(request, context) }
+        router.post("purchases/:kind/:id/cancel") { request, context in try await cancel(request, context) }
         router.get("settlements") { _, context in try await settlements(context) }
         router.get("settlements/:cycle") { _, context in try await statement(context) }
         router.get("settlements/:cycle/statement.csv") { _, context in try await statementCSV(context) }
@@ -238,7 +244,7 @@ struct MerchantRoutes: Sendable {
     }
 
     private func history(_ request: Request, _ context: SiteContext) async throws -> Response {
-        let (merchant, _, store) = try merchant(context)
+        let (merchant, session, store) = try merchant(context)
         let kind = try context.parameters.require("kind")
         let id = try context.parameters.require("id")
         let line = request.uri.queryParameters["line"].map(String.init)
@@ -258,6 +264,18 @@ struct MerchantRoutes: Sendable {
             "bills": history.bills.map { ["cycle": $0.cycle, "billID": $0.billID] },
         ]
         if let creditedIn = history.creditedIn { values["creditedIn"] = creditedIn }
+        // Admins cancel what is still active; once sent, the page says so until the worker's answer is stored.
+        if cancellations != nil, session.account.role == .admin, history.accepted?.state == "active" {
+            values["canCancel"] = true
+            values["cancelAction"] = "/purchases/\(kind)/\(id)/cancel"
+        }
+        let cancelType = kind == "charge" ? RequestKind.chargeCancellation : RequestKind.subscriptionCancellation
+        if request.uri.queryParameters["cancel"] == "sent" {
+            values["cancelSent"] = true
+            if !history.results.contains(where: { $0.requestType == cancelType.rawValue }) {
+                values["cancelPending"] = true
+            }
+        }
         if let accepted = history.accepted {
             values["accepted"] = [
                 "description": accepted.description ?? "", "amount": accepted.amount.map(SiteFormat.yen) ?? "",
@@ -265,6 +283,49 @@ struct MerchantRoutes: Sendable {
             ]
         }
         return page("history", title: "history_title", values, context, path: "/purchases")
+    }
+
+    /// An admin's cancellation of an active charge or subscription, with a reason: signed and sent as the merchant's
+    /// own, recorded in the audit log, then the purchase's page (which shows the worker's answer once stored).
+    private func cancel(_ request: Request, _ context: SiteContext) async throws -> Response {
+        let (merchant, session, store) = try merchant(context)
+        let form = try await sessions.form(request, context)
+        guard session.account.role == .admin else { throw HTTPError(.forbidden, message: text("admins_only", context)) }
+        let kind = try context.parameters.require("kind")
+        let id = try context.parameters.require("id")
+        let line = form["line"] ?? ""
+        let reason = (form["reason"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !reason.isEmpty, reason.count <= 500, !reason.contains("\u{0}") else {
+            throw HTTPError(.badRequest, message: text("cancel_reason_required", context))
+        }
+        // The purchase must be this merchant's, on this line, and still active: ids are never taken on trust.
+        guard let target = SiteCancellations.Target(rawValue: kind), id.count <= 128, line.count <= 64,
+            let history = try await store.purchaseHistory(
+                merchant: merchant, kind: kind, purchaseID: id, lineID: line),
+            history.lineID == line
+        else { throw HTTPError(.notFound, message: text("not_found", context)) }
+        guard history.accepted?.state == "active" else {
+            throw HTTPError(.conflict, message: text("cancel_not_active", context))
+        }
+        guard let cancellations else {
+            throw HTTPError(.serviceUnavailable, message: text("cancel_not_sent", context))
+        }
+        do {
+            try await cancellations.send(
+                target, id: history.purchaseID, merchant: merchant, line: LineID(rawValue: line), store: store)
+        } catch .noSigningKey {
+            throw HTTPError(.conflict, message: text("cancel_no_key", context))
+        } catch .notDelivered {
+            throw HTTPError(.serviceUnavailable, message: text("cancel_not_sent", context))
+        }
+        try await store.audit(
+            AuditEntry(
+                site: .merchant, merchantID: merchant, staffLogin: session.account.login, action: "cancel",
+                subject: "\(kind) \(history.purchaseID) (line \(line))", detail: reason, address: context.peerAddress))
+        var back = URLComponents()
+        back.path = "/purchases/\(kind)/\(history.purchaseID)"
+        back.queryItems = [URLQueryItem(name: "line", value: line), URLQueryItem(name: "cancel", value: "sent")]
+        return SitePages.seeOther(back.string ?? "/purchases")
     }
 
     // MARK: Settlements and payouts

@@ -50,6 +50,7 @@ enum MerchantTemplates {
         """,
         "history": """
         <h1>{{t.history_title}}: {{id}}</h1>
+        {{#cancelSent}}<p class="notice" id="cancel-sent">{{t.cancel_sent}} {{#cancelPending}}<a id="reload" href="">{{t.cancel_reload}}</a>{{/cancelPending}}</p>{{/cancelSent}}
         <table id="purchase">
         <tr><th>{{t.kind}}</th><td>{{kind}}</td></tr>
         <tr><th>{{t.line}}</th><td>{{line}}</td></tr>
@@ -65,6 +66,13 @@ enum MerchantTemplates {
         </table>
         <h2>{{t.bills}}</h2>
         {{#hasBills}}<ul id="bills">{{#bills}}<li>{{cycle}}: {{billID}}</li>{{/bills}}</ul>{{/hasBills}}{{^bills}}<p>{{t.not_billed_yet}}</p>{{/bills}}
+        {{#canCancel}}<h2>{{t.cancel_title}}</h2>
+        <form id="cancel" class="no-print" method="post" action="{{cancelAction}}">
+        <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="line" value="{{line}}">
+        <p>{{t.cancel_explained}}</p>
+        <label>{{t.cancel_reason}}<textarea id="cancel-reason" name="reason" required maxlength="500" rows="2"></textarea></label>
+        <p><button id="cancel-submit">{{t.cancel_button}}</button></p>
+        </form>{{/canCancel}}
         """,
         "settlements": """
         <h1>{{t.settlements_title}}</h1>

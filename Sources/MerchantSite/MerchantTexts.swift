@@ -68,6 +68,25 @@ enum MerchantTexts {
         "bad_search": ("The search is not valid", "検索条件が正しくありません"),
         "history_title": ("Purchase history", "購入履歴"),
         "history": ("History", "履歴"),
+        "cancel_title": ("Cancel", "取消"),
+        "cancel_explained": (
+            "The cancellation is sent as your own system would send it; the worker that owns the line applies it, and its answer appears in the history above.",
+            "取消はお客様のシステムからの取消と同じく送信され、回線の担当ワーカーが適用します。結果は上の履歴に表示されます。"
+        ),
+        "cancel_reason": ("Reason (kept in the audit log)", "理由（操作ログに記録されます）"),
+        "cancel_button": ("Send the cancellation", "取消を送信"),
+        "cancel_sent": ("The cancellation was sent.", "取消を送信しました。"),
+        "cancel_reload": ("Reload to see its result", "再読み込みして結果を確認"),
+        "cancel_reason_required": ("Give a reason (at most 500 characters).", "理由を入力してください（500文字以内）。"),
+        "cancel_not_active": ("Only an active purchase can be cancelled.", "有効な購入のみ取り消せます。"),
+        "cancel_no_key": (
+            "Your merchant has no valid signing key: ask the carrier for one.",
+            "署名鍵が有効ではありません。キャリアにお問い合わせください。"
+        ),
+        "cancel_not_sent": (
+            "The cancellation could not be sent; nothing was cancelled. Try again later.",
+            "取消を送信できませんでした（取消されていません）。後でもう一度お試しください。"
+        ),
         "request_charge": ("Charge", "課金"),
         "request_subscription": ("Subscription start", "継続課金開始"),
         "request_charge-cancel": ("Charge cancellation", "課金取消"),

@@ -118,7 +118,8 @@ public struct SitePages: Sendable {
         .accepted, .good { color: var(--good); }
         form.search { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; margin-bottom: 1rem; }
         form.search label { display: flex; flex-direction: column; font-size: .85rem; color: var(--muted); }
-        input, select, button { font: inherit; padding: .3rem .4rem; }
+        input, select, button, textarea { font: inherit; padding: .3rem .4rem; }
+        textarea { display: block; width: 100%; max-width: 36rem; box-sizing: border-box; }
         button { background: var(--accent); color: #fff; border: 0; border-radius: .3rem; cursor: pointer; }
         button.link { background: none; color: var(--accent); padding: 0; }
         .login { max-width: 22rem; margin: 3rem auto; background: #fff; padding: 1.5rem; border: 1px solid var(--line); }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Authorization
 import Billing
 import Foundation
 import Store
@@ -21,17 +22,21 @@ struct Dev: AsyncParsableCommand {
     func run() async throws {
         let system = try await kafka.startSystem()
         let site: (login: String, password: String)
+        let shopKey: RequestSigner
         do {
             try system.launchAll()
             say(
                 "Starting 2 charge workers, a cancellation worker, a billing-cycle worker, a collection worker, a relay, the auth gateway and the merchant site…"
             )
             try await system.waitUntilReady()
-            site = try await withPostgresClient(system.postgres.configuration, logger: LocalSystem.logger) { client in
+            (site, shopKey) = try await withPostgresClient(system.postgres.configuration, logger: LocalSystem.logger) {
+                client in
                 let store = try await BillingStore.open(client: client, logger: LocalSystem.logger)
                 try await store.upsertMerchant(Merchant(id: MerchantID(rawValue: "demo-shop"), name: "Demo Shop"))
                 try await system.createTopics(system.topics.merchantLayout("demo-shop", partitions: 3))
-                return try await system.addSiteAdmin(for: "demo-shop", in: store)
+                // Its key: for a developer's signed requests, and for the site's cancellations.
+                let key = try await system.addSigningKey(for: .merchant("demo-shop"), in: store)
+                return (try await system.addSiteAdmin(for: "demo-shop", in: store), key)
             }
         } catch {
             await system.stop(keep: true)
@@ -60,6 +65,7 @@ struct Dev: AsyncParsableCommand {
         say(
             "Every request must be signed: add a merchant (matomete merchants add), give it a key (matomete merchants keys create) and sign as docs/merchants.md shows (examples/signed-producer.sh)."
         )
+        say("Merchant demo-shop signs with key \(shopKey.keyID), secret \(MessageSignature.hex(shopKey.secret))")
         say(
             "Merchant site: \(system.siteAddress)/  log in as \(site.login), password \(site.password) (merchant demo-shop)"
         )

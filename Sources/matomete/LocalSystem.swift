@@ -136,9 +136,10 @@ final class LocalSystem: @unchecked Sendable {
         for name in ["MATOMETE_SIGNING_KEY", "MATOMETE_SIGNING_KEY_FILE", "MATOMETE_SIGNING_KEY_ID"] {
             environment[name] = nil
         }
-        // Only the workers that check signatures open the signing secrets.
+        // Only the workers that check signatures, and the site that signs its admins' cancellations, open the
+        // signing secrets.
         for name in ["MATOMETE_KEY_ENCRYPTION_KEY", "MATOMETE_KEY_ENCRYPTION_KEY_FILE"] { environment[name] = nil }
-        if name == "charge-worker" || name == "cancellation-worker" {
+        if ["charge-worker", "cancellation-worker", "merchant-site"].contains(name) {
             environment["MATOMETE_KEY_ENCRYPTION_KEY"] = keyEncryptionKey
         }
         if name == "auth-gateway" {

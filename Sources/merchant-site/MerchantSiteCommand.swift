@@ -1,5 +1,8 @@
 import ArgumentParser
+import Authorization
+import Contract
 import Foundation
+import Kafka
 import Logging
 import MerchantSite
 import PostgresNIO
@@ -18,8 +21,35 @@ struct MerchantSiteCommand: AsyncParsableCommand {
             creates (e-mail-like login, password, optional TOTP code). Each sees only their own merchant's data. \
             Sessions end after --idle-minutes unused or --session-hours after login; 5 failed logins in a row \
             lock an account for 15 minutes. Serve it behind TLS (cookies are Secure) unless --plain-http. \
+            An admin's cancellation is sent to <prefix>.cancellations, signed with the merchant's newest valid \
+            signing key (opened with the key-encryption key), as the merchant's own system would send it. \
             Also serves /healthz, /livez and /metrics. Stops gracefully on SIGTERM (exit 0).
             """)
+
+    @Option(
+        help: ArgumentHelp(
+            "Kafka brokers to start from, comma-separated host:port. [env: MATOMETE_BOOTSTRAP_SERVERS]",
+            valueName: "servers"))
+    var bootstrapServers: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Prefix of every topic name, as in <prefix>.cancellations. [env: MATOMETE_TOPIC_PREFIX] (default: matomete)",
+            valueName: "prefix"))
+    var topicPrefix: String?
+
+    @Option(
+        name: .customLong("kafka"),
+        help: ArgumentHelp(
+            "A librdkafka property passed through as it is, for example --kafka security.protocol=ssl. Repeatable. [env: MATOMETE_KAFKA_PROPERTIES, separated by ';']",
+            valueName: "key=value"))
+    var kafkaProperties: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "A file holding the key-encryption key the merchants' signing secrets are sealed under (base64 of 32 bytes). [env: MATOMETE_KEY_ENCRYPTION_KEY_FILE, or the key itself in MATOMETE_KEY_ENCRYPTION_KEY]",
+            valueName: "path"))
+    var keyEncryptionKeyFile: String?
 
     @Option(help: ArgumentHelp("PostgreSQL URL. [env: MATOMETE_DATABASE_URL]", valueName: "url"))
     var databaseURL: String?
@@ -63,6 +93,21 @@ struct MerchantSiteCommand: AsyncParsableCommand {
             plainHTTP: plainHTTP || environment["MATOMETE_PLAIN_HTTP"] == "1")
         settings.idleTimeout = .seconds(60 * (try number(idleMinutes, "MATOMETE_IDLE_MINUTES", 30, 1...1440)))
         settings.absoluteTimeout = .seconds(3600 * (try number(sessionHours, "MATOMETE_SESSION_HOURS", 12, 1...168)))
+        guard let servers = value(bootstrapServers, "MATOMETE_BOOTSTRAP_SERVERS") else {
+            throw ValidationError("Give the Kafka brokers with --bootstrap-servers or MATOMETE_BOOTSTRAP_SERVERS.")
+        }
+        var kafka = KafkaClientSettings(
+            bootstrapServers: servers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        kafka.clientID = "matomete-merchant-site"
+        kafka.rawProperties = try Options.keyValues(
+            kafkaProperties, "MATOMETE_KAFKA_PROPERTIES", what: "A Kafka property", environment: environment)
+        let sealer: SecretSealer
+        do {
+            sealer = try SecretSealer.configured(file: keyEncryptionKeyFile, environment: environment)
+        } catch {
+            throw ValidationError("The key-encryption key: \(error.description).")
+        }
+        let topics = Topics(prefix: value(topicPrefix, "MATOMETE_TOPIC_PREFIX") ?? "matomete")
         let levelText = value(logLevel, "MATOMETE_LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: levelText) else {
             throw ValidationError("Unknown log level \(levelText).")
@@ -74,14 +119,20 @@ struct MerchantSiteCommand: AsyncParsableCommand {
         let client = PostgresClient(configuration: database.clientConfiguration, backgroundLogger: logger)
         let readiness = Readiness(["database"])
         let holder = StoreHolder()
+        var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: [])
+        producerConfiguration.client = kafka
+        producerConfiguration.linger = .milliseconds(1)
+        producerConfiguration.messageTimeout = .seconds(30)
+        let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
         let app = try MerchantSiteApplication.application(
-            holder: holder, settings: settings, address: address, limits: HTTPLimits(), readiness: readiness,
-            logger: logger)
+            holder: holder, settings: settings,
+            cancellations: SiteCancellations(producer: producer, topics: topics, sealer: sealer, logger: logger),
+            address: address, limits: HTTPLimits(), readiness: readiness, logger: logger)
         let opener = StoreKeeper(holder: holder, client: client, readiness: readiness, logger: logger)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [
-                    .init(service: client), .init(service: app),
+                    .init(service: client), .init(service: producer), .init(service: app),
                     .init(
                         service: opener, successTerminationBehavior: .ignore,
                         failureTerminationBehavior: .gracefullyShutdownGroup),

@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 
 /// A merchant's admin walks the merchant site in a real browser (headless chromium over WebDriver): logs in,
-/// searches a purchase, opens its history, downloads the month's statement and checks it against the
+/// searches a purchase, opens its history, cancels it and sees the worker's answer, downloads the month's statement and checks it against the
 /// settlement on the topic, changes the language, logs out. Screenshots of the pages are kept in
 /// `.build/test-artifacts/merchant-site/` when a step fails.
 enum MerchantSiteWalk {
@@ -54,8 +54,8 @@ enum MerchantSiteWalk {
             check(try await browser.element("#chart").attribute("id") == "chart", "the chart")
             try await browser.screenshot("overview")
 
-            // Searching a purchase of the billed month, and opening its history.
-            try await browser.open(site.address + "/purchases?from=\(settlement.cycle)-01")
+            // Searching an accepted purchase of the billed month, and opening its history.
+            try await browser.open(site.address + "/purchases?from=\(settlement.cycle)-01&status=accepted")
             let first = try await browser.element("a.purchase")
             let id = try await first.text()
             try await browser.element("#search-id").type(id)
@@ -69,6 +69,28 @@ enum MerchantSiteWalk {
             check(
                 try await browser.element("#bills").text().contains("bill-"), "its history: on which bill")
             try await browser.screenshot("history")
+
+            // Cancelling it, with a reason: sent to the cancellations topic, applied by the line's worker, and
+            // shown on the page once stored (the month is closed, so it is refunded as a credit).
+            try await browser.element("#cancel-reason").type("The customer asked by phone (browser test)")
+            try await browser.element("#cancel-submit").click()
+            check(try await browser.showsURL(endingWith: "cancel=sent"), "after the cancellation, its purchase")
+            check(try await browser.element("#cancel-sent").text().contains("sent"), "the page says it was sent")
+            let historyURL = try await browser.currentURL()
+            var answered = false
+            for _ in 0..<100 where !answered {
+                try await browser.open(historyURL)
+                answered = try await browser.element("#history").text().contains("cancellation")
+                if !answered { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            check(answered, "the worker's answer to the cancellation shows in the history")
+            let state = try await browser.element("#state").text()
+            check(state == "refunded" || state == "cancelled", "no longer active: \(state)")
+            check((try? await browser.element("#cancel")) == nil, "nothing left to cancel")
+            try await browser.screenshot("cancelled")
+            try await browser.open(site.address + "/audit")
+            let audit = try await browser.element("#audit").text()
+            check(audit.contains("The customer asked by phone (browser test)"), "the cancellation is in the audit log")
 
             // The month's statement: the page, and the CSV against the settlement on the topic.
             try await browser.open(site.address + "/settlements/\(settlement.cycle)")

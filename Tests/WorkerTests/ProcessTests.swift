@@ -75,6 +75,23 @@ extension ScenarioTests {
             #expect(status == 64, "\(name) \(option) 0 is a usage error")
             #expect(output.contains(message), "\(name) \(option) 0 says why")
         }
+        // The merchant site: its own options, and bounds on its session timeouts.
+        let (siteHelp, siteHelpStatus) = try await Self.run("merchant-site", ["--help"])
+        #expect(siteHelpStatus == 0)
+        for option in [
+            "--database-url", "MATOMETE_DATABASE_URL", "--http-address", "--plain-http", "--idle-minutes",
+            "--session-hours", "--log-level",
+        ] {
+            #expect(siteHelp.contains(option), "merchant-site --help mentions \(option)")
+        }
+        for (option, message) in [
+            ("--idle-minutes", "MATOMETE_IDLE_MINUTES must be 1 to 1440"),
+            ("--session-hours", "MATOMETE_SESSION_HOURS must be 1 to 168"),
+        ] {
+            let (output, status) = try await Self.run("merchant-site", [option, "0"])
+            #expect(status == 64, "merchant-site \(option) 0 is a usage error")
+            #expect(output.contains(message), "merchant-site \(option) 0 says why: \(output)")
+        }
         let (noKeys, noKeysStatus) = try await Self.run("charge-worker", [])
         #expect(noKeysStatus == 64, "a charge worker without the gateway's keys does not start")
         #expect(noKeys.contains("MATOMETE_AUTHORIZATION_KEYS"))
