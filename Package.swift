@@ -323,6 +323,8 @@ let package = Package(
             name: "SiteTests",
             dependencies: [
                 "MerchantSite", "SiteKit", "Store", "Billing", "MatometeTestSupport", "Authorization", "ServerKit",
+                "Kafka",
+                "Contract",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),

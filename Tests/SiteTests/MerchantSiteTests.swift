@@ -1,9 +1,11 @@
 import Authorization
 import Billing
+import Contract
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Kafka
 import Logging
 import MatometeTestSupport
 import MerchantSite
@@ -92,11 +94,12 @@ struct MerchantSiteTests {
     /// Runs `body` with a client of the site over `store`.
     static func withSite(
         _ store: BillingStore, settings: SiteSettings = MerchantSiteApplication.settings(plainHTTP: true),
-        logger: Logger = Logger(label: "test"), _ body: @Sendable (SiteBrowser) async throws -> Void
+        cancellations: SiteCancellations? = nil, logger: Logger = Logger(label: "test"),
+        _ body: @Sendable (SiteBrowser) async throws -> Void
     ) async throws {
         let app = try MerchantSiteApplication.application(
-            holder: StoreHolder(store), settings: settings, address: try HTTPAddress("127.0.0.1:0"),
-            limits: HTTPLimits(), readiness: Readiness([]), logger: logger)
+            holder: StoreHolder(store), settings: settings, cancellations: cancellations,
+            address: try HTTPAddress("127.0.0.1:0"), limits: HTTPLimits(), readiness: Readiness([]), logger: logger)
         try await app.test(.router) { client in try await body(SiteBrowser(client: client)) }
     }
 
@@ -128,12 +131,15 @@ struct MerchantSiteTests {
                 try await b.logIn("admin@b.example", Self.password)
                 for path in probes {
                     let page = try await b.get(path)
-                    // The search form shows back what was asked; everything else must hold nothing of shop-a's.
+                    // The search form and the language switch's way back show what was asked; everything else
+                    // must hold nothing of shop-a's.
                     var text = page.text
-                    if let form = text.range(of: #"<form class="search""#),
-                        let end = text.range(of: "</form>", range: form.upperBound..<text.endIndex)
-                    {
-                        text.removeSubrange(form.lowerBound..<end.upperBound)
+                    for (start, stop) in [(#"<form class="search""#, "</form>"), (#"<a id="language""#, "</a>")] {
+                        if let from = text.range(of: start),
+                            let end = text.range(of: stop, range: from.upperBound..<text.endIndex)
+                        {
+                            text.removeSubrange(from.lowerBound..<end.upperBound)
+                        }
                     }
                     #expect(
                         !text.contains("a-charge-1") && !text.contains("LA1") && !text.contains("¥700"),
@@ -146,6 +152,118 @@ struct MerchantSiteTests {
                 #expect(try await b.get("/settlements/2026-09/statement.csv").text.contains("b-charge-1"))
             }
         }
+    }
+
+    @Test(
+        "a cancellation: an admin's, with its token and a reason, of the merchant's own active purchase only; sent signed as the merchant's own, and audited"
+    )
+    func cancellation() async throws {
+        try await Self.seeded { store in
+            let sealer = try SecretSealer(keyEncryptionKey: Array(repeating: 9, count: 32))
+            let signer = RequestSigner.generate(keyIDPrefix: KeyOwner.merchant("shop-a").keyIDPrefix)
+            try await store.addSigningKey(
+                keyID: signer.keyID, owner: .merchant("shop-a"),
+                sealedSecret: try sealer.seal(
+                    signer.secret,
+                    boundTo: KeyOwner.merchant("shop-a").sealingContext(
+                        keyID: signer.keyID)))
+            let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: TestServer.logger)
+            let topics = Topics()
+            try cluster.createTopic(topics.cancellations, partitions: 1)
+            var configuration = KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServerList)
+            configuration.linger = .milliseconds(1)
+            let producer = try KafkaProducer(configuration: configuration, logger: TestServer.logger)
+            let cancellations = SiteCancellations(
+                producer: producer, topics: topics, sealer: sealer, logger: TestServer.logger)
+            try await Self.withSite(store, cancellations: cancellations) { site in
+                let path = "/purchases/charge/a-charge-1/cancel"
+                let reason = "The customer called: bought by mistake"
+                let viewer = site.session()
+                try await viewer.logIn("viewer@a.example", Self.password)
+                #expect(!(try await viewer.get("/purchases/charge/a-charge-1?line=LA1").text.contains("id=\"cancel\"")))
+                let asViewer = try await viewer.post(
+                    path, fields: ["csrf": try await viewer.csrf(), "line": "LA1", "reason": reason])
+                #expect(asViewer.status == .forbidden, "a viewer cannot cancel")
+                let b = site.session()
+                try await b.logIn("admin@b.example", Self.password)
+                let asOther = try await b.post(
+                    path, fields: ["csrf": try await b.csrf(), "line": "LA1", "reason": reason])
+                #expect(asOther.status == .notFound, "another merchant's charge is not found")
+                let noKey = try await b.post(
+                    "/purchases/charge/b-charge-1/cancel",
+                    fields: ["csrf": try await b.csrf(), "line": "LB1", "reason": reason])
+                #expect(noKey.status == .conflict, "shop-b holds no signing key: nothing can be sent as it")
+                let a = site.session()
+                try await a.logIn("admin@a.example", Self.password)
+                #expect(try await a.get("/purchases/charge/a-charge-1?line=LA1").text.contains("id=\"cancel\""))
+                #expect(try await a.post(path, fields: ["line": "LA1", "reason": reason]).status == .forbidden)
+                let token = try await a.csrf()
+                #expect(try await a.post(path, fields: ["csrf": token, "line": "LA1"]).status == .badRequest)
+                #expect(
+                    try await a.post(path, fields: ["csrf": token, "line": "LA1", "reason": " "]).status == .badRequest)
+                #expect(
+                    try await a.post(path, fields: ["csrf": token, "line": "LB1", "reason": reason]).status
+                        == .notFound,
+                    "the line must be the purchase's")
+                #expect(
+                    try await a.post(
+                        "/purchases/charge/a-charge-1-refused/cancel",
+                        fields: ["csrf": token, "line": "LA1", "reason": reason]
+                    ).status == .conflict, "a refused purchase has nothing to cancel")
+                let sent = try await a.post(path, fields: ["csrf": token, "line": "LA1", "reason": reason])
+                #expect(sent.status == .seeOther)
+                #expect(sent.location == "/purchases/charge/a-charge-1?line=LA1&cancel=sent")
+                let audit = try await store.auditLog(
+                    site: .merchant, merchant: MerchantID(rawValue: "shop-a"), limit: 50)
+                #expect(
+                    audit.contains {
+                        $0.action == "cancel" && $0.detail == reason && $0.staffLogin == "admin@a.example"
+                    })
+            }
+            // Exactly one message reached the topic: the one cancellation, signed with shop-a's key.
+            let messages = try await Self.readAll(cluster, topics.cancellations)
+            #expect(messages.count == 1)
+            let message = try #require(messages.first)
+            #expect(message.key.map { Array($0) } == Array("LA1".utf8))
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(message.value)) as? [String: String])
+            #expect(
+                object == ["type": "charge-cancel", "merchantId": "shop-a", "chargeId": "a-charge-1", "lineId": "LA1"])
+            func header(_ name: String) -> String {
+                message.headers.first { $0.name == name }.flatMap { $0.value }.map {
+                    String(decoding: $0, as: UTF8.self)
+                }
+                    ?? ""
+            }
+            #expect(header(MessageSignature.Header.keyID) == signer.keyID)
+            #expect(
+                MessageSignature.isValid(
+                    header(MessageSignature.Header.signature), secret: signer.secret, topic: topics.cancellations,
+                    timestamp: Int64(header(MessageSignature.Header.timestamp)) ?? 0, keyID: signer.keyID,
+                    key: message.key, value: message.value))
+            await producer.shutdown()
+        }
+    }
+
+    /// Every message on partition 0 of `topic`.
+    static func readAll(_ cluster: EmbeddedKafkaCluster, _ topic: String) async throws -> [KafkaConsumerMessage] {
+        let partition = KafkaTopicPartition(topic: topic, partition: 0)
+        let admin = try KafkaAdmin(
+            settings: KafkaClientSettings(bootstrapServers: cluster.bootstrapServerList), logger: TestServer.logger)
+        let end = try await admin.highWatermarks([partition])[partition] ?? 0
+        var configuration = KafkaConsumerConfiguration(
+            bootstrapServers: cluster.bootstrapServerList, groupID: "site-test")
+        configuration.readBatchFill = .milliseconds(1)
+        let consumer = try KafkaConsumer(configuration: configuration, logger: TestServer.logger)
+        try await consumer.assign([partition: .beginning])
+        var messages: [KafkaConsumerMessage] = []
+        let deadline = ContinuousClock.now + .seconds(20)
+        while KafkaOffset(rawValue: Int64(messages.count)) < end, ContinuousClock.now < deadline {
+            for case .messages(let batch) in try await consumer.poll(timeout: .milliseconds(100)) {
+                messages += batch
+            }
+        }
+        await consumer.close()
+        return messages
     }
 
     @Test("a form without its session's CSRF token is refused; the login form needs its own token")

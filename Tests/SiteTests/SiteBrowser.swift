@@ -17,6 +17,8 @@ struct SiteBrowser: Sendable {
         var status: HTTPResponse.Status
         var headers: HTTPFields
         var text: String
+        /// Where a redirect points.
+        var location: String? { headers[.location] }
     }
 
     final class Session: Sendable {

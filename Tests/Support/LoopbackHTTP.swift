@@ -67,7 +67,9 @@ public enum LoopbackHTTP {
         return Response(status: status, headers: fields, body: payload)
     }
 
-    private static func parseHead(_ bytes: Data, end: Range<Data.Index>) -> (
+    private static func parseHead(
+        _ bytes: Data, end: Range<Data.Index>
+    ) -> (
         end: Range<Data.Index>, fields: [String: String], status: Int
     ) {
         let lines = String(decoding: bytes, as: UTF8.self).components(separatedBy: "\r\n")

@@ -1,7 +1,6 @@
 import Foundation
 import Store
 
-
 /// A real browser for the tests: Debian's `chromium`, headless, driven by `chromedriver` over the W3C WebDriver
 /// protocol (plain HTTP and JSON). Fails loudly when either is missing: `scripts/test.sh` installs them.
 public final class Browser: @unchecked Sendable {
@@ -30,7 +29,9 @@ public final class Browser: @unchecked Sendable {
         try driver.run()
         let deadline = ContinuousClock.now + .seconds(20)
         while true {
-            if let status = try? await call(port, "GET", "/status"), (status["value"] as? [String: Any])?["ready"] as? Bool == true {
+            if let status = try? await call(port, "GET", "/status"),
+                (status["value"] as? [String: Any])?["ready"] as? Bool == true
+            {
                 break
             }
             guard ContinuousClock.now < deadline, driver.isRunning else {
@@ -185,7 +186,9 @@ public final class Browser: @unchecked Sendable {
         return answer["value"]
     }
 
-    private static func call(_ port: Int, _ method: String, _ path: String, _ body: [String: Any]? = nil)
+    private static func call(
+        _ port: Int, _ method: String, _ path: String, _ body: [String: Any]? = nil
+    )
         async throws -> [String: Any]
     {
         let json = try body.map { try JSONSerialization.data(withJSONObject: $0) }
