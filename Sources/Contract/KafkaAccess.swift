@@ -61,6 +61,8 @@ public struct KafkaAccess: Sendable {
         public static func worker(_ group: String) -> String { "User:\(group)" }
         /// The relay's: writes every output topic.
         public static let relay = "User:matomete-outbox-relay"
+        /// The merchant site: it writes the cancellations merchants' admins send from it.
+        public static let merchantSite = "User:matomete-merchant-site"
         /// Operators' (the `matomete` tool, the setup job, the scheduler): create
         /// topics, close months, replay dead letters.
         public static let operators = "User:matomete-operator"
@@ -116,6 +118,8 @@ public struct KafkaAccess: Sendable {
         }
         allow(Principal.operators, "Read", .topic, topics.deadLetters)
         allow(Principal.operators, "Read", .group, "matomete-operator.", .prefixed)
+        allow(Principal.merchantSite, "Write", .topic, topics.cancellations)
+        allow(Principal.merchantSite, "IdempotentWrite", .cluster, "kafka-cluster")
         allow(Principal.lineSystem, "Write", .topic, topics.cancellations)
         allow(Principal.lineSystem, "Read", .topic, topics.lineSystemResults)
         allow(Principal.lineSystem, "Read", .group, "line-system.", .prefixed)

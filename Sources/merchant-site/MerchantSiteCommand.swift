@@ -74,6 +74,12 @@ struct MerchantSiteCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("trace … critical. [env: MATOMETE_LOG_LEVEL] (default: info)"))
     var logLevel: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "json (one object per line, for log collectors) or text. [env: MATOMETE_LOG_FORMAT] (default: json)",
+            valueName: "format"))
+    var logFormat: String?
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         func value(_ flag: String?, _ name: String) -> String? {
@@ -112,7 +118,11 @@ struct MerchantSiteCommand: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: levelText) else {
             throw ValidationError("Unknown log level \(levelText).")
         }
-        ProcessSetup.bootstrapLogging(level: level, format: .json)
+        let formatText = value(logFormat, "MATOMETE_LOG_FORMAT") ?? "json"
+        guard let format = LogFormat(rawValue: formatText) else {
+            throw ValidationError("Unknown log format \(formatText): json or text.")
+        }
+        ProcessSetup.bootstrapLogging(level: level, format: format)
         ProcessMetrics.bootstrap()
         let logger = Logger(label: "matomete.merchant-site")
         logger.info("Starting", metadata: ["database": "\(database)", "http.address": "\(address)"])

@@ -58,6 +58,8 @@ struct KafkaAccessTests {
         let inputs: Set = [topics.charges, topics.cancellations, topics.billingCycles, topics.collections]
         #expect(Self.reach(P.relay, "Write") == Set(Self.allTopics).subtracting(inputs))
         #expect(Self.reach(P.relay, "Read").isEmpty)
+        #expect(Self.reach(P.merchantSite, "Write") == [topics.cancellations])
+        #expect(Self.reach(P.merchantSite, "Read").isEmpty)
         #expect(Self.reach(P.lineSystem, "Write") == [topics.cancellations])
         #expect(Self.reach(P.lineSystem, "Read") == [topics.lineSystemResults])
         #expect(Self.reach(P.billingSystem, "Read") == [topics.lineBills, topics.collectionResults])

@@ -27,7 +27,7 @@ extension ScenarioTests {
         }
         #expect(text.contains("Ready."), "\(text)")
         let ports = text.split(separator: "\n").compactMap { line -> Int? in
-            guard let range = line.range(of: "http://127.0.0.1:") else { return nil }
+            guard !line.hasPrefix("Merchant site:"), let range = line.range(of: "http://127.0.0.1:") else { return nil }
             return Int(line[range.upperBound...].prefix { $0.isNumber })
         }
         #expect(
