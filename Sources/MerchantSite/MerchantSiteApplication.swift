@@ -60,6 +60,8 @@ struct MerchantRoutes: Sendable {
     static let navigation = [
         SitePages.NavigationLink("/overview", "nav_overview"),
         SitePages.NavigationLink("/purchases", "nav_purchases"),
+        SitePages.NavigationLink("/subscriptions", "nav_subscriptions"),
+        SitePages.NavigationLink("/cancellations", "nav_cancellations"),
         SitePages.NavigationLink("/settlements", "nav_settlements"),
         SitePages.NavigationLink("/payouts", "nav_payouts"),
     ]
@@ -115,7 +117,11 @@ struct MerchantRoutes: Sendable {
             return SitePages.seeOther("/overview")
         }
         router.get("overview") { _, context in try await overview(context) }
-        router.get("purchases") { request, context in try await purchases(request, context) }
+        router.get("purchases") { request, context in try await purchases(request, context, cancellations: false) }
+        router.get("cancellations") { request, context in
+            try await purchases(request, context, cancellations: true)
+        }
+        router.get("subscriptions") { request, context in try await subscriptions(request, context) }
         router.get("purchases/:kind/:id") { request, context in try await history(request, context) }
         router.post("purchases/:kind/:id/cancel") { request, context in try await cancel(request, context) }
         router.get("settlements") { _, context in try await settlements(context) }
@@ -168,7 +174,9 @@ struct MerchantRoutes: Sendable {
 
     // MARK: Purchases
 
-    private func purchases(_ request: Request, _ context: SiteContext) async throws -> Response {
+    /// The purchase search; with `cancellations`, the same over the cancellation requests (each with the state of
+    /// what it cancelled: cancelled, or refunded as a credit when the month was already closed).
+    private func purchases(_ request: Request, _ context: SiteContext, cancellations: Bool) async throws -> Response {
         let (merchant, _, store) = try merchant(context)
         let query = request.uri.queryParameters
         func field(_ name: String, max: Int) throws -> String? {
@@ -185,7 +193,8 @@ struct MerchantRoutes: Sendable {
             throw HTTPError(.badRequest, message: "\(text("bad_search", context)): from/to (YYYY-MM-DD)")
         }
         let status = try field("status", max: 16)
-        if let status, !PurchaseSearch.statuses.contains(status) {
+        let statuses = cancellations ? ["accepted", "refused"] : PurchaseSearch.statuses
+        if let status, !statuses.contains(status) {
             throw HTTPError(.badRequest, message: "\(text("bad_search", context)): status")
         }
         let page = max(0, min(Int(query["page"].map(String.init) ?? "0") ?? 0, 1000))
@@ -194,6 +203,7 @@ struct MerchantRoutes: Sendable {
         search.purchaseID = try field("id", max: 128)
         search.status = status
         search.reason = try field("reason", max: 64)
+        search.cancellations = cancellations
         search.offset = page * 50
         search.limit = 51
         let rows = try await store.purchases(merchant: merchant, search)
@@ -203,20 +213,24 @@ struct MerchantRoutes: Sendable {
         ] {
             if let value { parameters.append((name, value)) }
         }
+        let path = cancellations ? "/cancellations" : "/purchases"
         func link(page: Int) -> String {
             var components = URLComponents()
-            components.path = "/purchases"
+            components.path = path
             components.queryItems = (parameters + [("page", "\(page)")]).map { URLQueryItem(name: $0.0, value: $0.1) }
             return components.string ?? "/purchases"
         }
         return self.page(
-            "purchases", title: "purchases_title",
+            "purchases", title: cancellations ? "cancellations_title" : "purchases_title",
             [
+                "heading": text(cancellations ? "cancellations_title" : "purchases_title", context),
+                "explained": text(cancellations ? "cancellations_explained" : "purchases_explained", context),
+                "action": path,
                 "search": [
                     "from": fromDay, "to": toDay, "line": search.lineID ?? "", "id": search.purchaseID ?? "",
                     "reason": search.reason ?? "",
                 ],
-                "statuses": PurchaseSearch.statuses.map {
+                "statuses": statuses.map {
                     ["value": $0, "label": text("status_" + $0, context), "selected": $0 == status]
                 },
                 "hasRows": !rows.isEmpty,
@@ -227,15 +241,58 @@ struct MerchantRoutes: Sendable {
                     ("newer", page > 0 ? link(page: page - 1) : nil),
                 ]
                 .compactMap { name, value in value.map { (name, $0 as Any) } },
-                uniquingKeysWith: { first, _ in first }), context, path: "/purchases")
+                uniquingKeysWith: { first, _ in first }), context, path: path)
+    }
+
+    private func subscriptions(_ request: Request, _ context: SiteContext) async throws -> Response {
+        let (merchant, _, store) = try merchant(context)
+        let status = request.uri.queryParameters["status"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        guard status == nil || status == "active" || status == "ended" else {
+            throw HTTPError(.badRequest, message: "\(text("bad_search", context)): status")
+        }
+        let page = max(0, min(Int(request.uri.queryParameters["page"].map(String.init) ?? "0") ?? 0, 1000))
+        let rows = try await store.subscriptions(merchant: merchant, status: status, offset: page * 50, limit: 51)
+        func link(page: Int) -> String {
+            var components = URLComponents()
+            components.path = "/subscriptions"
+            components.queryItems =
+                (status.map { [URLQueryItem(name: "status", value: $0)] } ?? [])
+                + [URLQueryItem(name: "page", value: "\(page)")]
+            return components.string ?? "/subscriptions"
+        }
+        var values: [String: Any] = [
+            "statuses": ["active", "ended"].map {
+                ["value": $0, "label": text("state_" + $0, context), "selected": $0 == status]
+            },
+            "hasRows": !rows.isEmpty,
+            "rows": rows.prefix(50).map { row -> [String: Any] in
+                var href = URLComponents()
+                href.path = "/purchases/subscription/\(row.subscriptionID)"
+                href.queryItems = [URLQueryItem(name: "line", value: row.lineID)]
+                return [
+                    "id": row.subscriptionID, "href": href.string ?? "/subscriptions", "line": row.lineID,
+                    "description": row.description, "monthly": SiteFormat.yen(row.monthlyAmount),
+                    "started": SiteFormat.time(row.startedAt), "startCycle": row.startCycle,
+                    "state": text(row.lastCycle == nil ? "state_active" : "state_ended", context),
+                    "ended": row.endedAt.map(SiteFormat.time) ?? "", "lastCycle": row.lastCycle ?? "",
+                    "months": "\(row.monthsBilled)",
+                ]
+            },
+        ]
+        if rows.count > 50 { values["older"] = link(page: page + 1) }
+        if page > 0 { values["newer"] = link(page: page - 1) }
+        return self.page("subscriptions", title: "subscriptions_title", values, context, path: "/subscriptions")
     }
 
     private func purchaseRow(_ row: PurchaseRow, _ context: SiteContext) -> [String: Any] {
+        // A cancellation's row leads to what it cancelled.
+        let cancellation = row.kind.hasSuffix("-cancel")
         var href = URLComponents()
-        href.path = "/purchases/\(row.kind)/\(row.purchaseID)"
+        href.path = "/purchases/\(cancellation ? String(row.kind.dropLast(7)) : row.kind)/\(row.purchaseID)"
         href.queryItems = [URLQueryItem(name: "line", value: row.lineID)]
         return [
-            "time": SiteFormat.time(row.recordedAt), "kind": text("kind_" + row.kind, context), "id": row.purchaseID,
+            "time": SiteFormat.time(row.recordedAt),
+            "kind": text((cancellation ? "request_" : "kind_") + row.kind, context), "id": row.purchaseID,
             "href": href.string ?? "/purchases", "line": row.lineID, "amount": row.amount.map(SiteFormat.yen) ?? "",
             "accepted": row.accepted, "reason": row.reason ?? "",
             "state": row.state.map { text("state_" + $0, context) } ?? "",

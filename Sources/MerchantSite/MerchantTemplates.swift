@@ -31,8 +31,9 @@ enum MerchantTemplates {
         <form method="post" action="/logout-everywhere" class="no-print"><input type="hidden" name="csrf" value="{{csrf}}"><p><button id="logout-everywhere">{{t.logout_everywhere}}</button></p></form>
         """,
         "purchases": """
-        <h1>{{t.purchases_title}}</h1>
-        <form class="search" method="get" action="/purchases">
+        <h1>{{heading}}</h1>
+        <p class="muted">{{explained}}</p>
+        <form class="search" method="get" action="{{action}}">
         <label>{{t.from}}<input type="date" name="from" value="{{search.from}}"></label>
         <label>{{t.to}}<input type="date" name="to" value="{{search.to}}"></label>
         <label>{{t.line}}<input name="line" value="{{search.line}}" maxlength="64"></label>
@@ -47,6 +48,18 @@ enum MerchantTemplates {
         <td>{{#accepted}}<span class="accepted">{{t.status_accepted}}</span>{{/accepted}}{{^accepted}}<span class="refused">{{t.status_refused}}: {{reason}}</span>{{/accepted}}</td><td>{{state}}</td><td>{{cycle}}</td></tr>{{/rows}}
         </table></div>{{/hasRows}}{{^rows}}<p id="no-purchases">{{t.none}}</p>{{/rows}}
         <div class="pager">{{#newer}}<a href="{{newer}}">{{t.previous}}</a>{{/newer}}{{#older}}<a id="older" href="{{older}}">{{t.next}}</a>{{/older}}</div>
+        """,
+        "subscriptions": """
+        <h1>{{t.subscriptions_title}}</h1>
+        <form class="search" method="get" action="/subscriptions">
+        <label>{{t.status}}<select name="status"><option value="">{{t.any}}</option>{{#statuses}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{label}}</option>{{/statuses}}</select></label>
+        <button>{{t.search}}</button>
+        </form>
+        {{#hasRows}}<div class="scroll"><table id="subscriptions">
+        <tr><th>{{t.purchase_id}}</th><th>{{t.line}}</th><th>{{t.description}}</th><th class="num">{{t.monthly_amount}}</th><th>{{t.started}}</th><th>{{t.state}}</th><th>{{t.ended}}</th><th class="num">{{t.months_billed}}</th></tr>
+        {{#rows}}<tr><td><a class="subscription" href="{{href}}">{{id}}</a></td><td>{{line}}</td><td>{{description}}</td><td class="num">{{monthly}}</td><td>{{started}} ({{startCycle}})</td><td>{{state}}</td><td>{{ended}}{{#lastCycle}} ({{lastCycle}}){{/lastCycle}}</td><td class="num">{{months}}</td></tr>{{/rows}}
+        </table></div>{{/hasRows}}{{^rows}}<p>{{t.none}}</p>{{/rows}}
+        <div class="pager">{{#newer}}<a href="{{newer}}">{{t.previous}}</a>{{/newer}}{{#older}}<a href="{{older}}">{{t.next}}</a>{{/older}}</div>
         """,
         "history": """
         <h1>{{t.history_title}}: {{id}}</h1>

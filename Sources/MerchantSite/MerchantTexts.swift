@@ -68,6 +68,22 @@ enum MerchantTexts {
         "bad_search": ("The search is not valid", "検索条件が正しくありません"),
         "history_title": ("Purchase history", "購入履歴"),
         "history": ("History", "履歴"),
+        "nav_subscriptions": ("Subscriptions", "継続課金"),
+        "nav_cancellations": ("Cancellations", "取消・返金"),
+        "subscriptions_title": ("Subscriptions", "継続課金"),
+        "cancellations_title": ("Cancellations and refunds", "取消・返金"),
+        "purchases_explained": (
+            "Every charge and subscription start your system sent, accepted or refused (with the reason), by when its result was recorded.",
+            "お客様のシステムから送信された都度課金・継続課金の開始を、承認・拒否（理由付き）とともに、結果の記録日時で表示します。"
+        ),
+        "cancellations_explained": (
+            "Every cancellation sent (by your system or from this site), with its result, and what became of the purchase: cancelled before its month was billed, or refunded as a credit on the next bill.",
+            "送信された取消（お客様のシステムまたはこのサイトから）とその結果、および購入の状態（請求前の取消、または翌月請求での返金）を表示します。"
+        ),
+        "monthly_amount": ("Monthly", "月額"),
+        "started": ("Started", "開始"),
+        "ended": ("Ended", "終了"),
+        "months_billed": ("Months billed", "請求月数"),
         "cancel_title": ("Cancel", "取消"),
         "cancel_explained": (
             "The cancellation is sent as your own system would send it; the worker that owns the line applies it, and its answer appears in the history above.",

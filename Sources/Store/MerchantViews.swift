@@ -32,6 +32,9 @@ public struct PurchaseSearch: Sendable, Hashable {
     public var status: String?
     /// Only refusals with this reason code.
     public var reason: String?
+    /// The cancellation requests (of charges and subscriptions) instead of the charges and subscriptions; each row
+    /// then tells the cancelled purchase's state now.
+    public var cancellations = false
     /// Rows to skip (paging).
     public var offset: Int = 0
     /// Rows to return.
@@ -95,6 +98,28 @@ public struct PurchaseHistory: Sendable, Hashable {
         /// The bill's id, as on `line-bills` (`bill-<line>-<month>`).
         public var billID: String
     }
+}
+
+/// A merchant's subscription as the site lists it.
+public struct SubscriptionRow: Sendable, Hashable {
+    /// The merchant's subscription id.
+    public var subscriptionID: String
+    /// The line.
+    public var lineID: String
+    /// The monthly amount.
+    public var monthlyAmount: Yen
+    /// What the merchant called it.
+    public var description: String
+    /// The first month billed.
+    public var startCycle: String
+    /// The last month billed, once cancelled.
+    public var lastCycle: String?
+    /// When it started.
+    public var startedAt: Date
+    /// When it was cancelled.
+    public var endedAt: Date?
+    /// The closed months whose line bill holds it.
+    public var monthsBilled: Int64
 }
 
 /// One billed item of a merchant's statement.
@@ -178,7 +203,8 @@ extension BillingStore {
                 SELECT \(unescaped: PurchaseRow.columns)
                 FROM request_results r
                 \(unescaped: PurchaseRow.joins)
-                WHERE r.merchant_id = \(merchant.rawValue) AND r.request_type IN ('charge', 'subscription')
+                WHERE r.merchant_id = \(merchant.rawValue)
+                    AND r.request_type = ANY(\(search.cancellations ? ["charge-cancel", "subscription-cancel"] : ["charge", "subscription"]))
                     AND r.recorded_at >= \(search.from) AND r.recorded_at < \(search.to)
                     AND (\(search.lineID)::text IS NULL OR r.line_id = \(search.lineID))
                     AND (\(search.purchaseID)::text IS NULL OR r.request_id = \(search.purchaseID))
@@ -268,6 +294,31 @@ extension BillingStore {
         }
     }
 
+    /// The merchant's subscriptions, newest first: all, only the `active` ones or only the `ended` ones; at most
+    /// `limit` from `offset`. The months billed are counted on the line's bills (one partition each).
+    public func subscriptions(
+        merchant: MerchantID, status: String?, offset: Int = 0, limit: Int = 50
+    ) async throws -> [SubscriptionRow] {
+        try await client.fetch(
+            """
+            SELECT s.subscription_id, s.line_id, s.monthly_amount_yen, s.description, s.start_cycle, s.last_cycle,
+                s.started_at, s.ended_at,
+                (SELECT count(*) FROM line_bills b
+                 WHERE b.line_id = s.line_id AND b.cycle >= s.start_cycle
+                    AND b.items::jsonb @> jsonb_build_array(jsonb_build_object(
+                        'merchantId', s.merchant_id, 'kind', 'subscription', 'reference', s.subscription_id)))
+            FROM subscriptions s
+            WHERE s.merchant_id = \(merchant.rawValue)
+                AND (\(status)::text IS NULL OR (\(status) = 'active') = (s.last_cycle IS NULL))
+            ORDER BY s.started_at DESC, s.subscription_id LIMIT \(limit) OFFSET \(offset)
+            """, (String, String, Int64, String, String, String?, Date, Date?, Int64).self, logger: logger
+        ).map { id, line, amount, description, start, last, started, ended, billed in
+            SubscriptionRow(
+                subscriptionID: id, lineID: line, monthlyAmount: Yen(amount), description: description,
+                startCycle: start, lastCycle: last, startedAt: started, endedAt: ended, monthsBilled: billed)
+        }
+    }
+
     /// The merchant's items on the bills of `cycle`, by line and then as the bill lists them: at most `limit`,
     /// from after `position` (the last one of the previous chunk), so a statement of any size is read in chunks
     /// of constant memory.
@@ -302,12 +353,14 @@ extension PurchaseRow {
              WHEN s.subscription_id IS NOT NULL THEN CASE WHEN s.last_cycle IS NULL THEN 'active' ELSE 'ended' END
         END
         """
-    /// The charge or subscription an accepted request made, on the same line (one partition).
+    /// The charge or subscription an accepted request made, or a cancellation named, on the same line (one
+    /// partition).
     static let joins = """
-        LEFT JOIN charges c ON r.request_type = 'charge' AND r.accepted AND c.line_id = r.line_id
-            AND c.merchant_id = r.merchant_id AND c.charge_id = r.request_id
-        LEFT JOIN subscriptions s ON r.request_type = 'subscription' AND r.accepted AND s.line_id = r.line_id
-            AND s.merchant_id = r.merchant_id AND s.subscription_id = r.request_id
+        LEFT JOIN charges c ON (r.request_type = 'charge-cancel' OR r.request_type = 'charge' AND r.accepted)
+            AND c.line_id = r.line_id AND c.merchant_id = r.merchant_id AND c.charge_id = r.request_id
+        LEFT JOIN subscriptions s
+            ON (r.request_type = 'subscription-cancel' OR r.request_type = 'subscription' AND r.accepted)
+            AND s.line_id = r.line_id AND s.merchant_id = r.merchant_id AND s.subscription_id = r.request_id
         """
 
     init(_ row: PostgresRow) throws {

@@ -60,13 +60,29 @@ struct MerchantSiteTests {
                            (\(line), \(merchant), 'charge', \(charge + "-refused"), \("r2-" + charge), false,
                             'spending_limit_exceeded', NULL, (\(cycle) || '-16')::timestamptz)
                     """, logger: TestServer.logger)
+                // A subscription (billed in its month), and a cancellation refused: nothing of the name.
+                try await store.client.query(
+                    """
+                    INSERT INTO subscriptions (line_id, merchant_id, subscription_id, monthly_amount_yen, description,
+                        start_cycle, started_at)
+                    VALUES (\(line), \(merchant), \(charge + "-sub"), 300, 'magazine', \(cycle),
+                            (\(cycle) || '-02')::timestamptz)
+                    """, logger: TestServer.logger)
+                try await store.client.query(
+                    """
+                    INSERT INTO request_results (line_id, merchant_id, request_type, request_id, result_id, accepted,
+                        reason, cycle, recorded_at)
+                    VALUES (\(line), \(merchant), 'charge-cancel', \(charge + "-unknown"), \("r3-" + charge), false,
+                            'unknown_charge', NULL, (\(cycle) || '-17')::timestamptz)
+                    """, logger: TestServer.logger)
                 try await store.client.query(
                     """
                     INSERT INTO purchase_ids (merchant_id, kind, purchase_id, line_id)
                     VALUES (\(merchant), 'charge', \(charge), \(line))
                     """, logger: TestServer.logger)
                 let items =
-                    #"[{"merchantId":"\#(merchant)","kind":"charge","reference":"\#(charge)","description":"song","amount":\#(amount)}]"#
+                    #"[{"merchantId":"\#(merchant)","kind":"charge","reference":"\#(charge)","description":"song","amount":\#(amount)},"#
+                    + #"{"merchantId":"\#(merchant)","kind":"subscription","reference":"\#(charge)-sub","description":"magazine","amount":300}]"#
                 try await store.client.query(
                     """
                     INSERT INTO line_bills (line_id, cycle, total_yen, items)
@@ -116,13 +132,21 @@ struct MerchantSiteTests {
                     "/purchases?from=2026-01-01&to=2026-12-31&line=LA1",
                     "/purchases/charge/a-charge-1", "/purchases/charge/a-charge-1?line=LA1",
                     "/purchases/charge/a-charge-1-refused?line=LA1", "/settlements", "/settlements/2026-10",
-                    "/settlements/2026-10/statement.csv", "/payouts", "/overview", "/audit",
+                    "/settlements/2026-10/statement.csv", "/payouts", "/overview", "/audit", "/subscriptions",
+                    "/subscriptions?status=active", "/cancellations?from=2026-01-01&to=2026-12-31",
                 ]
                 for path in probes {
                     let page = try await a.get(path)
                     #expect(page.status == .ok, "\(path): \(page.status)")
                 }
                 #expect(try await a.get("/purchases/charge/a-charge-1").text.contains("bill-LA1-2026-10"))
+                let subscriptions = try await a.get("/subscriptions").text
+                #expect(subscriptions.contains("a-charge-1-sub") && subscriptions.contains("¥300"))
+                #expect(
+                    subscriptions.contains(#"<td class="num">1</td>"#), "billed in one closed month: \(subscriptions)")
+                #expect(!(try await a.get("/subscriptions?status=ended").text.contains("a-charge-1-sub")))
+                let cancellations = try await a.get("/cancellations?from=2026-01-01&to=2026-12-31").text
+                #expect(cancellations.contains("a-charge-1-unknown") && cancellations.contains("unknown_charge"))
                 #expect(
                     try await a.get("/settlements/2026-10/statement.csv").text.contains(
                         "LA1,charge,a-charge-1,song,700"))
