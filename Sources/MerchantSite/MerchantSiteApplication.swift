@@ -62,6 +62,7 @@ struct MerchantRoutes: Sendable {
         SitePages.NavigationLink("/purchases", "nav_purchases"),
         SitePages.NavigationLink("/subscriptions", "nav_subscriptions"),
         SitePages.NavigationLink("/cancellations", "nav_cancellations"),
+        SitePages.NavigationLink("/dead-letters", "nav_dead_letters"),
         SitePages.NavigationLink("/settlements", "nav_settlements"),
         SitePages.NavigationLink("/payouts", "nav_payouts"),
     ]
@@ -122,6 +123,7 @@ struct MerchantRoutes: Sendable {
             try await purchases(request, context, cancellations: true)
         }
         router.get("subscriptions") { request, context in try await subscriptions(request, context) }
+        router.get("dead-letters") { request, context in try await deadLetters(request, context) }
         router.get("purchases/:kind/:id") { request, context in try await history(request, context) }
         router.post("purchases/:kind/:id/cancel") { request, context in try await cancel(request, context) }
         router.get("settlements") { _, context in try await settlements(context) }
@@ -282,6 +284,29 @@ struct MerchantRoutes: Sendable {
         if rows.count > 50 { values["older"] = link(page: page + 1) }
         if page > 0 { values["newer"] = link(page: page - 1) }
         return self.page("subscriptions", title: "subscriptions_title", values, context, path: "/subscriptions")
+    }
+
+    /// The messages signed with the merchant's key that were not requests (its developers' to fix), newest first.
+    private func deadLetters(_ request: Request, _ context: SiteContext) async throws -> Response {
+        let (merchant, _, store) = try merchant(context)
+        let page = max(0, min(Int(request.uri.queryParameters["page"].map(String.init) ?? "0") ?? 0, 1000))
+        let letters = try await store.merchantDeadLetters(merchant: merchant, offset: page * 50, limit: 51)
+        var values: [String: Any] = [
+            "hasRows": !letters.isEmpty,
+            "rows": letters.prefix(50).map { letter -> [String: Any] in
+                let text = String(validating: letter.value, as: UTF8.self)
+                return [
+                    "time": letter.recordedAt.map(SiteFormat.time) ?? "",
+                    "source": "\(letter.sourceTopic) [\(letter.sourcePartition)] @\(letter.sourceOffset)",
+                    "reason": letter.reason, "key": letter.key ?? "",
+                    "value": text ?? Data(letter.value).base64EncodedString(), "base64": text == nil,
+                    "cut": letter.valueSize > letter.value.count, "size": "\(letter.valueSize)",
+                ]
+            },
+        ]
+        if letters.count > 50 { values["older"] = "/dead-letters?page=\(page + 1)" }
+        if page > 0 { values["newer"] = "/dead-letters?page=\(page - 1)" }
+        return self.page("dead_letters", title: "dead_letters_title", values, context, path: "/dead-letters")
     }
 
     private func purchaseRow(_ row: PurchaseRow, _ context: SiteContext) -> [String: Any] {

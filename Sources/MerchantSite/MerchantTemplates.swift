@@ -61,6 +61,16 @@ enum MerchantTemplates {
         </table></div>{{/hasRows}}{{^rows}}<p>{{t.none}}</p>{{/rows}}
         <div class="pager">{{#newer}}<a href="{{newer}}">{{t.previous}}</a>{{/newer}}{{#older}}<a href="{{older}}">{{t.next}}</a>{{/older}}</div>
         """,
+        "dead_letters": """
+        <h1>{{t.dead_letters_title}}</h1>
+        <p class="muted">{{t.dead_letters_explained}}</p>
+        {{#hasRows}}<div class="scroll"><table id="dead-letters">
+        <tr><th>{{t.time}}</th><th>{{t.source}}</th><th>{{t.reason}}</th><th>{{t.message_key}}</th><th>{{t.message}}</th></tr>
+        {{#rows}}<tr><td>{{time}}</td><td>{{source}}</td><td class="refused">{{reason}}</td><td>{{key}}</td>
+        <td><pre class="message">{{value}}</pre>{{#base64}}<span class="muted">{{t.not_utf8}}</span>{{/base64}}{{#cut}}<span class="muted">{{t.cut_at}} ({{size}} {{t.bytes}})</span>{{/cut}}</td></tr>{{/rows}}
+        </table></div>{{/hasRows}}{{^rows}}<p>{{t.none}}</p>{{/rows}}
+        <div class="pager">{{#newer}}<a href="{{newer}}">{{t.previous}}</a>{{/newer}}{{#older}}<a href="{{older}}">{{t.next}}</a>{{/older}}</div>
+        """,
         "history": """
         <h1>{{t.history_title}}: {{id}}</h1>
         {{#cancelSent}}<p class="notice" id="cancel-sent">{{t.cancel_sent}} {{#cancelPending}}<a id="reload" href="">{{t.cancel_reload}}</a>{{/cancelPending}}</p>{{/cancelSent}}

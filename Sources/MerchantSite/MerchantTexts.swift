@@ -80,6 +80,18 @@ enum MerchantTexts {
             "Every cancellation sent (by your system or from this site), with its result, and what became of the purchase: cancelled before its month was billed, or refunded as a credit on the next bill.",
             "送信された取消（お客様のシステムまたはこのサイトから）とその結果、および購入の状態（請求前の取消、または翌月請求での返金）を表示します。"
         ),
+        "nav_dead_letters": ("Dead letters", "不達メッセージ"),
+        "dead_letters_title": ("Messages we could not read", "処理できなかったメッセージ"),
+        "dead_letters_explained": (
+            "Messages signed with your key that were not a request you may send (not JSON, an unknown type, a missing field, a request naming another merchant). Nothing was applied; fix the integration and send them again. Refused requests are under Purchases and Cancellations with their reason. Unsigned or wrongly signed messages cannot be known to be yours and are seen by the carrier's operators only.",
+            "お客様の鍵で署名されたものの、送信可能なリクエストではなかったメッセージです（JSONでない、不明な種類、項目の欠落、他の加盟店を指定したリクエストなど）。何も適用されていません。連携を修正して再送してください。拒否されたリクエストは理由とともに「購入」「取消・返金」に表示されます。署名のない、または署名が正しくないメッセージはお客様のものと確認できないため、キャリアの運用者のみが参照できます。"
+        ),
+        "source": ("Read from", "読み取り元"),
+        "message_key": ("Key", "キー"),
+        "message": ("Message", "メッセージ"),
+        "not_utf8": ("(not UTF-8: shown in base64)", "（UTF-8ではないためbase64で表示）"),
+        "cut_at": ("(first 4 KiB only)", "（先頭4KiBのみ）"),
+        "bytes": ("bytes", "バイト"),
         "monthly_amount": ("Monthly", "月額"),
         "started": ("Started", "開始"),
         "ended": ("Ended", "終了"),

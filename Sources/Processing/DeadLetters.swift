@@ -53,7 +53,7 @@ enum DeadLetters {
 
     /// The reason without control characters (JSON in the store cannot hold
     /// NUL) and at most 500 bytes: it may quote the offending input.
-    private static func printable(_ text: String) -> String {
+    static func printable(_ text: String) -> String {
         let cleaned = String(String.UnicodeScalarView(text.unicodeScalars.map { $0.value < 0x20 ? " " : $0 }))
         guard cleaned.utf8.count > 500 else { return cleaned }
         return String(decoding: cleaned.utf8.prefix(500), as: UTF8.self)

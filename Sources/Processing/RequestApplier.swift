@@ -95,10 +95,12 @@ public struct RequestApplier: StoreApplier {
         case request(BillingRequest, UsedAuthorization?)
         /// A request refused without the rules: its result goes back to the sender.
         case refused(RefusedRequest)
-        /// Not a request at all: to the dead letters, for this reason.
-        case deadLetter(String)
-        /// Not signed by its sender: to the dead letters, for this reason.
-        case unsigned(SignatureFailure)
+        /// Not a request at all: to the dead letters, for this reason; kept for the merchant's site too when a
+        /// merchant's key signed it.
+        case deadLetter(String, signedBy: MerchantID?)
+        /// Not signed by its sender: to the dead letters, for this reason; kept for the merchant's site too when
+        /// it carries a valid signature of a merchant (a request signed for another sender).
+        case unsigned(SignatureFailure, signedBy: MerchantID?)
     }
 
     /// Batches of several partitions share a transaction.
@@ -114,11 +116,15 @@ public struct RequestApplier: StoreApplier {
         if let signatures {
             switch signatures.signer(of: message) {
             case .success(let owner): signer = owner
-            case .failure(let failure): return .unsigned(failure)
+            case .failure(let failure): return .unsigned(failure, signedBy: nil)
             }
         }
+        let merchantSigner: MerchantID? =
+            if case .merchant(let id) = signer { MerchantID(rawValue: id) } else { nil }
         let (decoded, token) = decoder.decodeWithAuthorization(value: message.value, key: message.key)
-        if let signer, let failure = Self.mismatch(of: signer, decoded) { return .unsigned(failure) }
+        if let signer, let failure = Self.mismatch(of: signer, decoded) {
+            return .unsigned(failure, signedBy: merchantSigner)
+        }
         switch decoded {
         case .request(let request) where accepts.contains(request.kind):
             switch authorize(request, token: token) {
@@ -136,7 +142,7 @@ public struct RequestApplier: StoreApplier {
             }
             return .refused(refused)
         case .deadLetter(let reason):
-            return .deadLetter(reason)
+            return .deadLetter(reason, signedBy: merchantSigner)
         }
     }
 
@@ -186,7 +192,7 @@ public struct RequestApplier: StoreApplier {
     /// the keys per batch.)
     private func withNewKeys(_ batches: [PreparedBatch<Prepared>]) async throws -> [PreparedBatch<Prepared>] {
         func unknownKey(_ prepared: Prepared) -> Bool {
-            if case .unsigned(let failure) = prepared { return failure.keyUnknown }
+            if case .unsigned(let failure, _) = prepared { return failure.keyUnknown }
             return false
         }
         guard let signatures, batches.contains(where: { $0.messages.contains { unknownKey($0.1) } }) else {
@@ -208,7 +214,20 @@ public struct RequestApplier: StoreApplier {
         var requests: [SourcedRequest] = []
         var refusals: [SourcedRefusal] = []
         var extra: [OutboxMessage] = []
+        var kept: [MerchantDeadLetter] = []
         var tally = BatchTally()
+        func keep(_ message: KafkaConsumerMessage, _ reason: String, for merchant: MerchantID?) {
+            guard let merchant else { return }
+            let key = message.key.flatMap { bytes in
+                bytes.contains(0) ? nil : String(validating: bytes, as: UTF8.self)
+            }
+            kept.append(
+                MerchantDeadLetter(
+                    merchantID: merchant, sourceTopic: message.topicPartition.topic,
+                    sourcePartition: message.topicPartition.partition.rawValue, sourceOffset: message.offset.rawValue,
+                    reason: DeadLetters.printable(reason), key: key.map { String($0.prefix(256)) },
+                    value: message.value))
+        }
         requests.reserveCapacity(batch.messages.count)
         for (message, prepared) in batch.messages {
             switch prepared {
@@ -217,17 +236,19 @@ public struct RequestApplier: StoreApplier {
             case .refused(let refused):
                 refusals.append(SourcedRefusal(refused, offset: message.offset.rawValue))
                 tally.rejected += 1
-            case .deadLetter(let reason):
+            case .deadLetter(let reason, let merchant):
                 extra.append(DeadLetters.message(for: message, reason: reason, topic: topics.deadLetters))
+                keep(message, reason, for: merchant)
                 tally.deadLettered += 1
-            case .unsigned(let failure):
+            case .unsigned(let failure, let merchant):
                 extra.append(DeadLetters.message(for: message, reason: failure.reason, topic: topics.deadLetters))
+                keep(message, failure.reason, for: merchant)
                 tally.deadLettered += 1
                 tally.signatureRefusals[failure.refusal, default: 0] += 1
             }
         }
         let partitionBatch = PartitionBatch(
-            requests, refusals: refusals, extraMessages: extra, from: cursor,
+            requests, refusals: refusals, extraMessages: extra, merchantDeadLetters: kept, from: cursor,
             expectedOffset: batch.expectedOffset?.rawValue,
             nextOffset: batch.nextOffset.rawValue)
         return (partitionBatch, tally)

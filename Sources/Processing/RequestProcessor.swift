@@ -59,6 +59,8 @@ public struct PartitionBatch: Sendable {
     public var refusals: [SourcedRefusal]
     /// Messages decided on without the rules (dead letters), committed with the batch.
     public var extraMessages: [OutboxMessage]
+    /// The dead letters a merchant signed, kept for its site with the batch.
+    public var merchantDeadLetters: [MerchantDeadLetter]
     /// The partition.
     public var cursor: PartitionCursor
     /// The stored offset the batch starts from (`nil`: none stored yet).
@@ -69,11 +71,13 @@ public struct PartitionBatch: Sendable {
     /// Names a batch.
     public init(
         _ requests: [SourcedRequest], refusals: [SourcedRefusal] = [], extraMessages: [OutboxMessage] = [],
-        from cursor: PartitionCursor, expectedOffset: Int64?, nextOffset: Int64
+        merchantDeadLetters: [MerchantDeadLetter] = [], from cursor: PartitionCursor, expectedOffset: Int64?,
+        nextOffset: Int64
     ) {
         self.requests = requests
         self.refusals = refusals
         self.extraMessages = extraMessages
+        self.merchantDeadLetters = merchantDeadLetters
         self.cursor = cursor
         self.expectedOffset = expectedOffset
         self.nextOffset = nextOffset
@@ -170,6 +174,7 @@ public struct RequestProcessor: Sendable {
                 outcomes.append(batchOutcomes)
             }
             state.outbox += batches.flatMap(\.extraMessages)
+            state.merchantDeadLetters += batches.flatMap(\.merchantDeadLetters)
             return outcomes
         }
     }

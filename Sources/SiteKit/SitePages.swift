@@ -104,6 +104,7 @@ public struct SitePages: Sendable {
         header nav a { color: var(--ink); text-decoration: none; padding: .2rem 0; }
         header nav a.current { border-bottom: 2px solid var(--accent); }
         .muted { color: var(--muted); }
+        pre.message { white-space: pre-wrap; word-break: break-all; max-width: 40rem; margin: 0; font-size: .8rem; }
         header .user { margin-left: auto; display: flex; gap: .6rem; align-items: center; color: var(--muted); }
         header form { display: inline; }
         main { padding: 1rem; max-width: 72rem; margin: 0 auto; }

@@ -117,6 +117,8 @@ public struct BatchState: Sendable {
     /// The results the merchants are told, kept for looking up later
     /// (``BillingStore/results(line:before:limit:)``).
     public var results: [RequestResult] = []
+    /// The dead letters a merchant signed, kept for its site.
+    public var merchantDeadLetters: [MerchantDeadLetter] = []
 }
 
 extension BillingStore {
@@ -394,6 +396,7 @@ extension BillingStore {
     /// see each other's rows).
     private func persist(_ state: BatchState, on connection: PostgresConnection) async throws {
         let (books, uses, messages, results) = (state.books, state.newAuthorizationUses, state.outbox, state.results)
+        let deadLetters = state.merchantDeadLetters
         var claims = state.purchaseClaims
         var newCharges: [(LineID, ChargeRecord)] = []
         var changedCharges: [(LineID, ChargeRecord)] = []
@@ -526,6 +529,16 @@ extension BillingStore {
                 FROM unnest(\(messages.map(\.topic)), \(messages.map { $0.key ?? "" }), \(messages.map(\.id)),
                             \(messages.map { ByteBuffer(bytes: $0.payload) }), \(messages.map(\.headersJSON)))
                     AS m(topic, message_key, message_id, payload, headers)
+            ), new_dead_letters AS (
+                INSERT INTO merchant_dead_letters (source_topic, source_partition, source_offset, merchant_id, reason,
+                    message_key, value, value_size)
+                SELECT topic, partition, source_offset, merchant_id, reason, NULLIF(message_key, ''), value, size
+                FROM unnest(\(deadLetters.map(\.sourceTopic)), \(deadLetters.map(\.sourcePartition)),
+                            \(deadLetters.map(\.sourceOffset)), \(deadLetters.map(\.merchantID.rawValue)),
+                            \(deadLetters.map(\.reason)), \(deadLetters.map { $0.key ?? "" }),
+                            \(deadLetters.map { ByteBuffer(bytes: $0.value) }), \(deadLetters.map(\.valueSize)))
+                    AS d(topic, partition, source_offset, merchant_id, reason, message_key, value, size)
+                ON CONFLICT DO NOTHING
             )
             SELECT (SELECT count(*) FROM new_claims)::int
             """, Int.self, logger: logger)

@@ -122,6 +122,48 @@ public struct SubscriptionRow: Sendable, Hashable {
     public var monthsBilled: Int64
 }
 
+/// A message signed with a merchant's key that was not a request it may send (not JSON, an unknown type, a request
+/// naming another merchant): dead-lettered, and kept for the merchant's developers.
+public struct MerchantDeadLetter: Sendable, Hashable {
+    /// How much of a value is kept.
+    public static let keptValueBytes = 4096
+
+    /// The merchant whose key signed it.
+    public var merchantID: MerchantID
+    /// Where it was read.
+    public var sourceTopic: String
+    /// The partition it was read from.
+    public var sourcePartition: Int32
+    /// Its offset there.
+    public var sourceOffset: Int64
+    /// Why it is not a request (as in the dead letter's `error` header).
+    public var reason: String
+    /// Its key, when it is text.
+    public var key: String?
+    /// Its value, at most ``keptValueBytes``.
+    public var value: [UInt8]
+    /// The size of the whole value.
+    public var valueSize: Int32
+    /// When it was read (set by the database).
+    public var recordedAt: Date?
+
+    /// A dead letter to keep; the value is cut to ``keptValueBytes``.
+    public init(
+        merchantID: MerchantID, sourceTopic: String, sourcePartition: Int32, sourceOffset: Int64, reason: String,
+        key: String?, value: some Collection<UInt8>, recordedAt: Date? = nil
+    ) {
+        self.merchantID = merchantID
+        self.sourceTopic = sourceTopic
+        self.sourcePartition = sourcePartition
+        self.sourceOffset = sourceOffset
+        self.reason = reason
+        self.key = key
+        self.value = Array(value.prefix(Self.keptValueBytes))
+        self.valueSize = Int32(clamping: value.count)
+        self.recordedAt = recordedAt
+    }
+}
+
 /// One billed item of a merchant's statement.
 public struct StatementItem: Sendable, Hashable {
     /// The line billed.
@@ -316,6 +358,29 @@ extension BillingStore {
             SubscriptionRow(
                 subscriptionID: id, lineID: line, monthlyAmount: Yen(amount), description: description,
                 startCycle: start, lastCycle: last, startedAt: started, endedAt: ended, monthsBilled: billed)
+        }
+    }
+
+    /// The dead letters `merchant` signed, newest first: at most `limit`, from `offset` (paging).
+    public func merchantDeadLetters(
+        merchant: MerchantID, offset: Int = 0, limit: Int = 50
+    ) async throws
+        -> [MerchantDeadLetter]
+    {
+        try await client.fetch(
+            """
+            SELECT source_topic, source_partition, source_offset, reason, message_key, value, value_size, recorded_at
+            FROM merchant_dead_letters
+            WHERE merchant_id = \(merchant.rawValue)
+            ORDER BY recorded_at DESC, source_topic, source_partition, source_offset DESC
+            LIMIT \(limit) OFFSET \(offset)
+            """, (String, Int32, Int64, String, String?, ByteBuffer, Int32, Date).self, logger: logger
+        ).map { topic, partition, offset, reason, key, value, size, at in
+            var letter = MerchantDeadLetter(
+                merchantID: merchant, sourceTopic: topic, sourcePartition: partition, sourceOffset: offset,
+                reason: reason, key: key, value: Array(buffer: value), recordedAt: at)
+            letter.valueSize = size
+            return letter
         }
     }
 

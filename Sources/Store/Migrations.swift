@@ -604,6 +604,27 @@ let migrations: [Migration] = [
             """,
         ]
     },
+    Migration(version: 16, name: "the dead letters a merchant signed, for its site") { _ in
+        [
+            // A message signed with a merchant's key that was not a request it may send: kept beside its dead
+            // letter, in the batch that read it, so that the merchant's developers see it on the site. Once per
+            // source position; at most 4 KiB of its value.
+            """
+            CREATE TABLE merchant_dead_letters (
+                source_topic text NOT NULL,
+                source_partition integer NOT NULL,
+                source_offset bigint NOT NULL,
+                merchant_id text NOT NULL,
+                reason text NOT NULL,
+                message_key text,
+                value bytea NOT NULL,
+                value_size integer NOT NULL,
+                recorded_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (source_topic, source_partition, source_offset))
+            """,
+            "CREATE INDEX merchant_dead_letters_by_merchant ON merchant_dead_letters (merchant_id, recorded_at)",
+        ]
+    },
 ]
 
 /// The channel on which PostgreSQL announces new outbox messages.

@@ -60,6 +60,14 @@ struct MerchantSiteTests {
                            (\(line), \(merchant), 'charge', \(charge + "-refused"), \("r2-" + charge), false,
                             'spending_limit_exceeded', NULL, (\(cycle) || '-16')::timestamptz)
                     """, logger: TestServer.logger)
+                // A message it signed that was not a request.
+                try await store.client.query(
+                    """
+                    INSERT INTO merchant_dead_letters (source_topic, source_partition, source_offset, merchant_id,
+                        reason, message_key, value, value_size)
+                    VALUES ('matomete.charges', 0, \(amount), \(merchant), 'wrong type for field amount', \(line),
+                            convert_to(\("{\"chargeId\":\"" + charge + "-bad\",\"amount\":\"x\"}"), 'UTF8'), 40)
+                    """, logger: TestServer.logger)
                 // A subscription (billed in its month), and a cancellation refused: nothing of the name.
                 try await store.client.query(
                     """
@@ -133,7 +141,7 @@ struct MerchantSiteTests {
                     "/purchases/charge/a-charge-1", "/purchases/charge/a-charge-1?line=LA1",
                     "/purchases/charge/a-charge-1-refused?line=LA1", "/settlements", "/settlements/2026-10",
                     "/settlements/2026-10/statement.csv", "/payouts", "/overview", "/audit", "/subscriptions",
-                    "/subscriptions?status=active", "/cancellations?from=2026-01-01&to=2026-12-31",
+                    "/subscriptions?status=active", "/cancellations?from=2026-01-01&to=2026-12-31", "/dead-letters",
                 ]
                 for path in probes {
                     let page = try await a.get(path)
@@ -147,6 +155,8 @@ struct MerchantSiteTests {
                 #expect(!(try await a.get("/subscriptions?status=ended").text.contains("a-charge-1-sub")))
                 let cancellations = try await a.get("/cancellations?from=2026-01-01&to=2026-12-31").text
                 #expect(cancellations.contains("a-charge-1-unknown") && cancellations.contains("unknown_charge"))
+                let deadLetters = try await a.get("/dead-letters").text
+                #expect(deadLetters.contains("a-charge-1-bad") && deadLetters.contains("wrong type for field amount"))
                 #expect(
                     try await a.get("/settlements/2026-10/statement.csv").text.contains(
                         "LA1,charge,a-charge-1,song,700"))

@@ -65,8 +65,8 @@ struct SignatureTests {
     static func fate(of message: KafkaConsumerMessage, _ applier: RequestApplier) -> String {
         switch applier.prepare(message) {
         case .request, .refused: "accepted"
-        case .deadLetter(let reason): "dead letter: \(reason)"
-        case .unsigned(let failure): failure.refusal.code
+        case .deadLetter(let reason, _): "dead letter: \(reason)"
+        case .unsigned(let failure, _): failure.refusal.code
         }
     }
 
@@ -194,7 +194,7 @@ struct SignatureTests {
     }
 
     static func reasons(_ applier: RequestApplier) throws {
-        guard case .unsigned(let failure) = applier.prepare(message(cancelShop, signedBy: game)) else {
+        guard case .unsigned(let failure, _) = applier.prepare(message(cancelShop, signedBy: game)) else {
             Issue.record("another merchant's key must be refused")
             return
         }
@@ -202,7 +202,7 @@ struct SignatureTests {
             failure.reason
                 == "signature_wrong_signer: signed with a key of merchant m-game; the request is from merchant m-shop")
         guard
-            case .unsigned(let stale) = applier.prepare(
+            case .unsigned(let stale, _) = applier.prepare(
                 message(cancelShop, signedBy: shop, signedAt: kafkaTime - 600_000))
         else {
             Issue.record("a signature ten minutes old must be refused")

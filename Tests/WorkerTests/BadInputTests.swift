@@ -182,6 +182,57 @@ extension ScenarioTests {
         #expect(outputs.deadLetters.count == expectedDeadLetters)
         traffic.verifyBills(outputs, cycles: [.september], idleLines: adsl.count)
         #expect(system.running.count == 4, "no worker exited")
+        try await Self.checkMerchantDeadLetters(system, outputs)
+    }
+
+    /// The dead letters a merchant's key signed are kept for its site, once each, with their original bytes: those
+    /// whose content is at fault (not the ones the database refused, nor the unsigned, forged or line-system ones).
+    static func checkMerchantDeadLetters(_ system: TestSystem, _ outputs: Outputs) async throws {
+        let merchants = Set(
+            outputs.deadLetters.values.compactMap { letter -> String? in
+                let object = try? JSONSerialization.jsonObject(with: Data(letter.value)) as? [String: Any]
+                return object?["merchantId"] as? String
+            })
+        let kept = try await system.database.withStore { store in
+            var kept: [MerchantDeadLetter] = []
+            for merchant in merchants {
+                kept += try await store.merchantDeadLetters(merchant: MerchantID(rawValue: merchant), limit: 10_000)
+            }
+            return kept
+        }
+        var expected: Set<String> = []
+        for (id, letter) in outputs.deadLetters {
+            let value = String(decoding: letter.value, as: UTF8.self)
+            let error = letter.header(DeadLetterHeaders.error).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let keyID = letter.header(MessageSignature.Header.keyID).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let refusedByDatabase = ["poison-", "limit-", "failing-"].contains {
+                value.contains(#""chargeId":"\#($0)"#)
+            }
+            let signatureFault = ["signature_missing", "signature_invalid", "signature_stale"].contains {
+                error.hasPrefix($0)
+            }
+            if keyID.hasPrefix("mk-"), !refusedByDatabase, !signatureFault { expected.insert(id) }
+        }
+        #expect(!expected.isEmpty, "some bad messages are signed by their merchant")
+        var seen: Set<String> = []
+        for kept in kept {
+            let (merchant, reason) = (kept.merchantID.rawValue, kept.reason)
+            let id = "dead-letter-\(kept.sourceTopic)-\(kept.sourcePartition)-\(kept.sourceOffset)"
+            #expect(seen.insert(id).inserted, "\(id) kept once")
+            guard let letter = outputs.deadLetters[id] else {
+                Issue.record("\(id) is kept for \(merchant) but not dead-lettered")
+                continue
+            }
+            #expect(kept.value == Array(letter.value.prefix(MerchantDeadLetter.keptValueBytes)))
+            #expect(Int(kept.valueSize) == letter.value.count)
+            #expect(letter.header(DeadLetterHeaders.error).map { String(decoding: $0, as: UTF8.self) } == reason)
+            let keyID = letter.header(MessageSignature.Header.keyID).map { String(decoding: $0, as: UTF8.self) }
+            #expect(keyID.flatMap { system.owner(ofKey: $0) } == .merchant(merchant), "\(id): kept for its signer")
+        }
+        #expect(
+            seen == expected,
+            "kept: \(seen.subtracting(expected).sorted().prefix(3)); missing: \(expected.subtracting(seen).sorted().prefix(3))"
+        )
     }
 
     /// The `number`th bad message: twenty kinds, fifty of each.

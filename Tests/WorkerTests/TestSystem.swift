@@ -146,6 +146,11 @@ final class TestSystem: Sendable {
     /// The key ``produce(_:_:)`` signs `owner`'s requests with.
     func signer(of owner: KeyOwner) -> RequestSigner? { signers.withLock { $0[owner] } }
 
+    /// Whose key `keyID` is, among the keys the system made.
+    func owner(ofKey keyID: String) -> KeyOwner? {
+        signers.withLock { held in held.first { $0.value.keyID == keyID }?.key }
+    }
+
     /// Who sends `value`: the line system for a line termination, else the
     /// merchant it names. Anything else (not JSON, no merchant, a merchant
     /// without a key) is signed by the line system, so that its signature
