@@ -25,6 +25,7 @@ let package = Package(
         .executable(name: "kafka-bench", targets: ["KafkaBenchmark"]),
         .executable(name: "store-bench", targets: ["StoreBenchmark"]),
         .executable(name: "pipeline-bench", targets: ["PipelineBenchmark"]),
+        .executable(name: "site-bench", targets: ["SiteBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -265,6 +266,16 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Benchmarks/StoreBenchmark",
+            swiftSettings: strictness
+        ),
+        .executableTarget(
+            name: "SiteBenchmark",
+            dependencies: [
+                "Store", "Billing", "BenchmarkSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Benchmarks/SiteBenchmark",
             swiftSettings: strictness
         ),
         .executableTarget(

@@ -319,6 +319,15 @@ extension BillingStore {
             SELECT line_id, \(cycle.description), total, items::json
             FROM unnest(\(ids), \(bills.map(\.total.amount)), \(items)) AS b(line_id, total, items)
             """, logger: logger)
+        // The same items by merchant, for its statement (one index range), from the same JSON.
+        try await connection.query(
+            """
+            INSERT INTO merchant_bill_items (merchant_id, cycle, line_id, n, kind, reference, description, amount_yen)
+            SELECT i.item->>'merchantId', \(cycle.description), b.line_id, i.n, i.item->>'kind', i.item->>'reference',
+                   i.item->>'description', (i.item->>'amount')::bigint
+            FROM unnest(\(ids), \(items)) AS b(line_id, items),
+                 json_array_elements(b.items::json) WITH ORDINALITY AS i(item, n)
+            """, logger: logger)
         let spends = bills.map {
             LineBill.openingSpend(after: cycle, subscriptions: subscriptions[$0.lineID] ?? []).amount
         }

@@ -6,7 +6,8 @@ import PostgresNIO
 public struct MerchantMonthSummary: Sendable, Hashable {
     /// Charges and subscription starts accepted.
     public var accepted: Int64 = 0
-    /// Requests refused, by reason code.
+    /// Charges and subscription starts refused, by reason code (refused cancellations are on the cancellations
+    /// page).
     public var refusedByReason: [String: Int64] = [:]
     /// Cancellations accepted (charges and subscriptions).
     public var cancelled: Int64 = 0
@@ -206,7 +207,8 @@ extension BillingStore {
             switch (type, accepted) {
             case ("charge", true), ("subscription", true): summary.accepted += count
             case ("charge-cancel", true), ("subscription-cancel", true): summary.cancelled += count
-            case (_, false): summary.refusedByReason[reason.isEmpty ? "unknown" : reason, default: 0] += count
+            case ("charge", false), ("subscription", false):
+                summary.refusedByReason[reason.isEmpty ? "unknown" : reason, default: 0] += count
             default: break
             }
         }
@@ -386,7 +388,7 @@ extension BillingStore {
 
     /// The merchant's items on the bills of `cycle`, by line and then as the bill lists them: at most `limit`,
     /// from after `position` (the last one of the previous chunk), so a statement of any size is read in chunks
-    /// of constant memory.
+    /// of constant memory. Read from the merchant-keyed copy the close writes with the bills (one index range).
     public func statementItems(
         merchant: MerchantID, cycle: BillingCycle, after position: StatementItem.Position?, limit: Int = 2000
     ) async throws -> [StatementItem] {
@@ -394,12 +396,11 @@ extension BillingStore {
         let index = position?.index ?? 0
         return try await client.fetch(
             """
-            SELECT b.line_id, i.n, i.item->>'kind', i.item->>'reference', i.item->>'description',
-                (i.item->>'amount')::bigint
-            FROM line_bills b, json_array_elements(b.items) WITH ORDINALITY AS i(item, n)
-            WHERE b.cycle = \(cycle.description) AND b.line_id >= \(line)
-                AND (b.line_id, i.n) > (\(line), \(index)) AND i.item->>'merchantId' = \(merchant.rawValue)
-            ORDER BY b.line_id, i.n LIMIT \(limit)
+            SELECT line_id, n, kind, reference, description, amount_yen
+            FROM merchant_bill_items
+            WHERE merchant_id = \(merchant.rawValue) AND cycle = \(cycle.description)
+                AND (line_id, n) > (\(line), \(index))
+            ORDER BY line_id, n LIMIT \(limit)
             """, (String, Int64, String, String, String, Int64).self, logger: logger
         ).map { line, index, kind, reference, description, amount in
             StatementItem(

@@ -12,7 +12,8 @@ public enum StaffSite: String, Sendable, Hashable, CaseIterable {
 
 /// What a person logged in to a site may do.
 public enum StaffRole: String, Sendable, Hashable, CaseIterable {
-    /// A merchant's administrator: reads everything of the merchant, cancels, manages staff, reads the audit log.
+    /// A merchant's administrator: reads everything of the merchant, cancels, reads the audit log (accounts are
+    /// managed with the operators' tool).
     case admin
     /// A merchant's staff who reads only.
     case viewer
@@ -147,7 +148,9 @@ public struct AuditEntry: Sendable, Hashable {
 extension BillingStore {
     /// Adds an account. Refused (``StoreError/Code/invalidInput``) when the login is taken on that site, the
     /// login is not e-mail-like, or the merchant does not exist.
-    public func addStaff(_ account: StaffAccount) async throws {
+    /// The account is recorded in the site's audit log as `staff_added` by `addedBy` (who ran the tool), in the
+    /// same statement: an account never exists without its entry.
+    public func addStaff(_ account: StaffAccount, addedBy: String = "matomete") async throws {
         guard StaffAccount.isValidLogin(account.login) else {
             throw StoreError(.invalidInput, "a login is name@domain in lower case: \(account.login)")
         }
@@ -161,15 +164,22 @@ extension BillingStore {
             guard !known.isEmpty else { throw StoreError(.invalidInput, "no such merchant: \(merchant)") }
         }
         let totp = account.totpSecret.map { ByteBuffer(bytes: $0) }
+        let detail = "role \(account.role.rawValue)\(account.totpSecret == nil ? "" : ", with TOTP")"
         let inserted = try await client.fetch(
             """
-            INSERT INTO site_staff (site, login, merchant_id, role, display_name, password_hash, password_salt,
-                scrypt_log_rounds, scrypt_block_size, scrypt_parallelism, totp_secret)
-            VALUES (\(account.site.rawValue), \(account.login), \(merchant), \(account.role.rawValue),
-                \(account.displayName), \(ByteBuffer(bytes: account.passwordHash)),
-                \(ByteBuffer(bytes: account.passwordSalt)), \(account.scryptLogRounds), \(account.scryptBlockSize),
-                \(account.scryptParallelism), \(totp))
-            ON CONFLICT (site, login) DO NOTHING RETURNING 1
+            WITH added AS (
+                INSERT INTO site_staff (site, login, merchant_id, role, display_name, password_hash, password_salt,
+                    scrypt_log_rounds, scrypt_block_size, scrypt_parallelism, totp_secret)
+                VALUES (\(account.site.rawValue), \(account.login), \(merchant), \(account.role.rawValue),
+                    \(account.displayName), \(ByteBuffer(bytes: account.passwordHash)),
+                    \(ByteBuffer(bytes: account.passwordSalt)), \(account.scryptLogRounds), \(account.scryptBlockSize),
+                    \(account.scryptParallelism), \(totp))
+                ON CONFLICT (site, login) DO NOTHING RETURNING site, merchant_id, login
+            ), recorded AS (
+                INSERT INTO site_audit (site, merchant_id, staff_login, action, subject, detail)
+                SELECT site, merchant_id, \(addedBy), 'staff_added', login, \(detail) FROM added
+            )
+            SELECT 1 FROM added
             """, Int.self, logger: logger)
         guard inserted.count == 1 else {
             throw StoreError(.invalidInput, "\(account.login) already has an account on the \(account.site) site")

@@ -20,7 +20,11 @@ struct MerchantStaff: AsyncParsableCommand {
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add a login for a merchant's staff; prints the initial password once.",
-            discussion: "Exits 65 when the login is taken, not e-mail-like, or the merchant does not exist.")
+            discussion: """
+                Recorded in the merchant's audit log as staff_added, by the operator running the tool. \
+                Exits 64 for a role other than admin or viewer, a login that is not e-mail-like or a short password; \
+                65 when the login is taken or the merchant does not exist.
+                """)
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var merchant: MerchantNaming
         @Option(help: "The login, e-mail-like (name@domain); kept in lower case.") var login: String
@@ -46,7 +50,10 @@ struct MerchantStaff: AsyncParsableCommand {
                 site: .merchant, login: login, merchantID: MerchantID(rawValue: try merchant.id()), role: role,
                 displayName: name ?? login, passwordHash: hash.hash, passwordSalt: hash.salt,
                 scrypt: (hash.logRounds, hash.blockSize, hash.parallelism), totpSecret: secret)
-            try await Exit.mapping { try await database.withStore { try await $0.addStaff(account) } }
+            let operatorName = "operator \(ProcessInfo.processInfo.userName)"
+            try await Exit.mapping {
+                try await database.withStore { try await $0.addStaff(account, addedBy: operatorName) }
+            }
             say("login     \(login)\nmerchant  \(account.merchantID?.rawValue ?? "")\nrole      \(role.rawValue)")
             if !passwordStdin { say("password  \(password)   (shown once)") }
             if let secret {

@@ -102,6 +102,12 @@ import Testing
             target: "auth-gateway", mustNotReach: ["Kafka", "Consuming", "Workers", "CRdKafka"],
             why: "the HTTP gateway does not link librdkafka"),
         Rule(target: "matomete", mustNotReach: ["Workers", "Consuming"], why: "the operators' tool runs no worker"),
+        Rule(
+            target: "SiteKit", mustNotReach: ["Kafka", "Consuming", "Workers", "Processing", "Contract", "CRdKafka"],
+            why: "the staff sites' kit serves pages from the store; it links no Kafka"),
+        Rule(
+            target: "MerchantSite", mustNotReach: ["Consuming", "Workers", "Processing"],
+            why: "the merchants' site reads the store and sends requests; it applies nothing"),
     ]
 
     @Test("No module reaches what lies above it", arguments: rules)

@@ -96,6 +96,16 @@ struct MerchantSiteTests {
                     INSERT INTO line_bills (line_id, cycle, total_yen, items)
                     VALUES (\(line), \(cycle), \(amount), \(items)::json)
                     """, logger: TestServer.logger)
+                // As the close writes them: the same items by merchant.
+                try await store.client.query(
+                    """
+                    INSERT INTO merchant_bill_items (merchant_id, cycle, line_id, n, kind, reference, description,
+                        amount_yen)
+                    SELECT i.item->>'merchantId', b.cycle, b.line_id, i.n, i.item->>'kind', i.item->>'reference',
+                           i.item->>'description', (i.item->>'amount')::bigint
+                    FROM line_bills b, json_array_elements(b.items) WITH ORDINALITY AS i(item, n)
+                    WHERE b.line_id = \(line)
+                    """, logger: TestServer.logger)
                 try await store.client.query(
                     """
                     INSERT INTO settlements (merchant_id, cycle, lines, gross_yen, average_per_line_yen, fee_rule,
@@ -253,6 +263,10 @@ struct MerchantSiteTests {
                     audit.contains {
                         $0.action == "cancel" && $0.detail == reason && $0.staffLogin == "admin@a.example"
                     })
+                #expect(
+                    audit.contains {
+                        $0.action == "staff_added" && $0.subject == "viewer@a.example" && $0.detail == "role viewer"
+                    }, "creating an account is recorded")
             }
             // Exactly one message reached the topic: the one cancellation, signed with shop-a's key.
             let messages = try await Self.readAll(cluster, topics.cancellations)

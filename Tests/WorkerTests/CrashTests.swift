@@ -185,6 +185,7 @@ extension ScenarioTests {
         let outputs = try await system.outputs()
         traffic.verify(outputs)
         #expect(kills.load(ordering: .relaxed) >= 5, "seed \(seed): too few kills to mean anything")
+        try await system.checkMerchantBillItems()
         // Stored state agrees: each charge once, each credit once.
         let (charges, credits) = try await system.database.withClient { client in
             var counts: [Int] = []

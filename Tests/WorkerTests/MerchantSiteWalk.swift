@@ -85,7 +85,7 @@ enum MerchantSiteWalk {
             }
             check(answered, "the worker's answer to the cancellation shows in the history")
             let state = try await browser.element("#state").text()
-            check(state == "refunded" || state == "cancelled", "no longer active: \(state)")
+            check(["refunded", "cancelled", "ended"].contains(state), "no longer active: \(state)")
             check((try? await browser.element("#cancel")) == nil, "nothing left to cancel")
             try await browser.screenshot("cancelled")
             try await browser.open(site.address + "/audit")

@@ -146,6 +146,30 @@ final class TestSystem: Sendable {
     /// The key ``produce(_:_:)`` signs `owner`'s requests with.
     func signer(of owner: KeyOwner) -> RequestSigner? { signers.withLock { $0[owner] } }
 
+    /// The merchant-keyed copy of the billed items (the sites' statements) holds every item of every line bill
+    /// once, and nothing else: whatever was killed during the closes.
+    func checkMerchantBillItems() async throws {
+        let (bills, differing) = try await database.withClient { client -> (Int64, Int64) in
+            let rows = try await client.query(
+                """
+                WITH billed AS (
+                    SELECT i.item->>'merchantId' AS merchant_id, b.cycle, b.line_id, i.n, i.item->>'kind' AS kind,
+                           i.item->>'reference' AS reference, (i.item->>'amount')::bigint AS amount_yen
+                    FROM line_bills b, json_array_elements(b.items) WITH ORDINALITY AS i(item, n)
+                ), copied AS (
+                    SELECT merchant_id, cycle, line_id, n, kind, reference, amount_yen FROM merchant_bill_items
+                )
+                SELECT (SELECT count(*) FROM billed),
+                       (SELECT count(*) FROM ((SELECT * FROM billed EXCEPT ALL SELECT * FROM copied)
+                                              UNION ALL (SELECT * FROM copied EXCEPT ALL SELECT * FROM billed)) d)
+                """, logger: Self.logger)
+            for try await counts in rows.decode((Int64, Int64).self) { return counts }
+            return (0, -1)
+        }
+        #expect(bills > 0, "the closes billed items")
+        #expect(differing == 0, "\(differing) items differ between the bills and the merchants' copy")
+    }
+
     /// Whose key `keyID` is, among the keys the system made.
     func owner(ofKey keyID: String) -> KeyOwner? {
         signers.withLock { held in held.first { $0.value.keyID == keyID }?.key }
