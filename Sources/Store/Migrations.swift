@@ -625,7 +625,7 @@ let migrations: [Migration] = [
             "CREATE INDEX merchant_dead_letters_by_merchant ON merchant_dead_letters (merchant_id, recorded_at)",
         ]
     },
-    Migration(version: 17, name: "every billed item by merchant, for statements") { _ in
+    Migration(version: 17, name: "every billed item by merchant, for statements; refusals by merchant") { _ in
         [
             // The items of the line bills again, keyed by merchant and month: a merchant's statement is one range
             // of one index instead of a pass over every line's bill. Written by the close in the transaction
@@ -647,6 +647,20 @@ let migrations: [Migration] = [
             SELECT i.item->>'merchantId', b.cycle, b.line_id, i.n, i.item->>'kind', i.item->>'reference',
                    i.item->>'description', (i.item->>'amount')::bigint
             FROM line_bills b, json_array_elements(b.items) WITH ORDINALITY AS i(item, n)
+            """,
+            // The site's search pages newest first, ties by result id: in the index's own order, so that each
+            // line partition's index is read from the newest and the first page stops after its rows, however
+            // many the merchant has. Then its refusals, without reading its accepted requests, by status and by
+            // reason code (a reason that matched nothing would otherwise read every refusal).
+            "DROP INDEX request_results_by_merchant",
+            "CREATE INDEX request_results_by_merchant ON request_results (merchant_id, recorded_at, result_id)",
+            """
+            CREATE INDEX request_results_refused_by_merchant ON request_results (merchant_id, recorded_at, result_id)
+            WHERE NOT accepted
+            """,
+            """
+            CREATE INDEX request_results_refused_by_reason
+            ON request_results (merchant_id, reason, recorded_at, result_id) WHERE NOT accepted
             """,
         ]
     },

@@ -314,6 +314,50 @@ struct MerchantSiteTests {
         return messages
     }
 
+    @Test("a merchant's text is never markup on a page nor a formula in a CSV; the audit log cannot be changed")
+    func escaping() async throws {
+        try await Self.seeded { store in
+            let description = #"=1+1,"<script>alert(1)</script>""#
+            try await store.client.query(
+                """
+                INSERT INTO charges (line_id, merchant_id, charge_id, amount_yen, description, cycle, status)
+                VALUES ('LA2', 'shop-a', 'a-evil', 100, \(description), '2026-10', 'active')
+                """, logger: TestServer.logger)
+            try await store.client.query(
+                """
+                INSERT INTO request_results (line_id, merchant_id, request_type, request_id, result_id, accepted,
+                    reason, cycle, recorded_at)
+                VALUES ('LA2', 'shop-a', 'charge', 'a-evil', 'r-evil', true, NULL, '2026-10', '2026-10-20')
+                """, logger: TestServer.logger)
+            try await store.client.query(
+                """
+                INSERT INTO merchant_bill_items (merchant_id, cycle, line_id, n, kind, reference, description,
+                    amount_yen)
+                VALUES ('shop-a', '2026-10', 'LA2', 1, 'charge', 'a-evil', \(description), 100)
+                """, logger: TestServer.logger)
+            try await Self.withSite(store) { site in
+                let a = site.session()
+                try await a.logIn("admin@a.example", Self.password)
+                let page = try await a.get("/purchases/charge/a-evil?line=LA2").text
+                #expect(!page.contains("<script>"), "markup in a description is escaped")
+                #expect(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+                let csv = try await a.get("/settlements/2026-10/statement.csv").text
+                #expect(
+                    csv.contains(#"LA2,charge,a-evil,"'=1+1,""<script>alert(1)</script>""",100"# + "\r\n"),
+                    "a formula is defused, a comma and quotes quoted: \(csv)")
+            }
+            // Append-only: neither an update nor a delete of the audit log goes through.
+            await #expect(throws: (any Error).self) {
+                try await store.client.query("UPDATE site_audit SET detail = 'nothing'", logger: TestServer.logger)
+            }
+            await #expect(throws: (any Error).self) {
+                try await store.client.query("DELETE FROM site_audit", logger: TestServer.logger)
+            }
+            let entries = try await store.auditLog(site: .merchant, merchant: "shop-a", limit: 200)
+            #expect(entries.contains { $0.action == "export" && $0.subject == "statement 2026-10" })
+        }
+    }
+
     @Test("a form without its session's CSRF token is refused; the login form needs its own token")
     func csrf() async throws {
         try await Self.seeded { store in

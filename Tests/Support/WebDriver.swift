@@ -86,6 +86,10 @@ public final class Browser: @unchecked Sendable {
     public func quit() async {
         _ = try? await command("DELETE", "")
         driver.terminate()
+        // Never left behind: killed if it has not stopped within 5 seconds.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while driver.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+        if driver.isRunning { kill(driver.processIdentifier, SIGKILL) }
         try? FileManager.default.removeItem(at: profile)
     }
 
