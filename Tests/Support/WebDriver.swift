@@ -109,6 +109,17 @@ public final class Browser: @unchecked Sendable {
         }
     }
 
+    /// Whether `condition` holds within `limit`, asked again every 100 ms; an element of a page being replaced
+    /// (stale) counts as not yet.
+    public func becomes(within limit: Duration = .seconds(10), _ condition: () async throws -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while true {
+            if (try? await condition()) == true { return true }
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
     /// The page's markup as the browser has it now.
     public func source() async throws -> String { try await command("GET", "/source") as? String ?? "" }
 

@@ -60,12 +60,16 @@ enum MerchantSiteWalk {
             let id = try await first.text()
             try await browser.element("#search-id").type(id)
             try await browser.element("#search").click()
+            // The answer's page, not the one it replaces: its address holds the search.
+            check(await browser.becomes { try await browser.currentURL().contains("&id=") }, "the search's answer")
             let found = try await browser.elements("a.purchase")
             check(!found.isEmpty, "the search finds \(id)")
             for link in found { check(try await link.text() == id, "only \(id) is found") }
             try await browser.screenshot("purchases")
             try await found.first?.click()
-            check(try await browser.element("#history").text().contains("Accepted"), "its history: accepted")
+            check(
+                await browser.becomes { try await browser.element("#history").text().contains("Accepted") },
+                "its history: accepted")
             check(
                 try await browser.element("#bills").text().contains("bill-"), "its history: on which bill")
             try await browser.screenshot("history")
@@ -112,7 +116,9 @@ enum MerchantSiteWalk {
 
             // Japanese, then logging out.
             try await browser.element("#language").click()
-            check(try await browser.source().contains("<html lang=\"ja\">"), "switched to Japanese")
+            check(
+                await browser.becomes { try await browser.source().contains("<html lang=\"ja\">") },
+                "switched to Japanese")
             check(try await browser.source().contains("精算明細書"), "the statement's title in Japanese")
             try await browser.screenshot("statement-ja")
             try await browser.element("#logout").click()
