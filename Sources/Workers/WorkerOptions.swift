@@ -8,12 +8,7 @@ import Store
 /// The options every Matomete worker takes. Each one can also come from a
 /// `MATOMETE_*` environment variable; a flag given on the command line wins.
 public struct WorkerOptions: ParsableArguments {
-    @Option(
-        name: .customLong("bootstrap-servers"),
-        help: ArgumentHelp(
-            "Kafka brokers to start from, comma-separated host:port. [env: MATOMETE_BOOTSTRAP_SERVERS]",
-            valueName: "servers"))
-    var bootstrapServers: String?
+    @OptionGroup var kafka: KafkaClientOptions
 
     @Option(
         name: .customLong("database-url"),
@@ -28,13 +23,6 @@ public struct WorkerOptions: ParsableArguments {
             "Most connections this process opens to PostgreSQL; batches of different partitions run on different connections at once. [env: MATOMETE_DATABASE_CONNECTIONS] (default: 10)",
             valueName: "n"))
     var databaseConnections: Int?
-
-    @Option(
-        name: .customLong("topic-prefix"),
-        help: ArgumentHelp(
-            "Prefix of every topic name, as in <prefix>.charges. [env: MATOMETE_TOPIC_PREFIX] (default: matomete)",
-            valueName: "prefix"))
-    var topicPrefix: String?
 
     @Option(
         name: .customLong("group-id"),
@@ -65,13 +53,6 @@ public struct WorkerOptions: ParsableArguments {
     var httpAddress: String?
 
     @Option(
-        name: .customLong("kafka"),
-        help: ArgumentHelp(
-            "A librdkafka property passed through as it is, for example --kafka security.protocol=ssl. Repeatable; applied after Matomete's own settings. [env: MATOMETE_KAFKA_PROPERTIES, separated by ';']",
-            valueName: "key=value"))
-    var kafkaProperties: [String] = []
-
-    @Option(
         name: .customLong("result-retention-months"),
         help: ArgumentHelp(
             "Charge and cancellation workers: how long every result told to a merchant is kept for looking up (support desk, merchants' site), and each used purchase authorization with its answer (a repeat within it gets the first answer), in months. [env: MATOMETE_RESULT_RETENTION_MONTHS] (default: 13)",
@@ -85,43 +66,19 @@ public struct WorkerOptions: ParsableArguments {
             valueName: "seconds"))
     var housekeepingIntervalSeconds: Int?
 
-    @Option(
-        name: .customLong("log-level"),
-        help: ArgumentHelp(
-            "trace, debug, info, notice, warning, error or critical. [env: MATOMETE_LOG_LEVEL] (default: info)",
-            valueName: "level"))
-    var logLevel: String?
-
-    @Option(
-        name: .customLong("log-format"),
-        help: ArgumentHelp(
-            "json (one object per line, for log collectors) or text. [env: MATOMETE_LOG_FORMAT] (default: json)",
-            valueName: "format"))
-    var logFormat: String?
+    @OptionGroup var logging: LoggingOptions
 
     /// Every option unset; ``resolve(for:environment:)`` falls back to the environment, then to the defaults.
     public init() {}
-
-    /// Raw librdkafka properties: `MATOMETE_KAFKA_PROPERTIES` (`;`-separated),
-    /// then each `key=value` flag, which wins.
-    public static func kafkaProperties(
-        _ flags: [String], environment: [String: String] = ProcessInfo.processInfo.environment
-    ) throws -> [String: String] {
-        try Options.keyValues(flags, "MATOMETE_KAFKA_PROPERTIES", what: "A Kafka property", environment: environment)
-    }
 
     /// The options with the environment filled in and every value checked.
     public func resolve(
         for role: WorkerRole, environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> WorkerSettings {
         func value(_ flag: String?, _ variable: String) -> String? {
-            if let flag, !flag.isEmpty { return flag }
-            if let text = environment[variable], !text.isEmpty { return text }
-            return nil
+            Options.text(flag, variable, environment: environment)
         }
-        guard let servers = value(bootstrapServers, "MATOMETE_BOOTSTRAP_SERVERS") else {
-            throw ValidationError("Give the Kafka brokers with --bootstrap-servers or MATOMETE_BOOTSTRAP_SERVERS.")
-        }
+        let connection = try kafka.resolve(environment: environment)
         guard let url = value(databaseURL, "MATOMETE_DATABASE_URL") else {
             throw ValidationError("Give the database with --database-url or MATOMETE_DATABASE_URL.")
         }
@@ -148,23 +105,15 @@ public struct WorkerOptions: ParsableArguments {
             housekeepingIntervalSeconds, "MATOMETE_HOUSEKEEPING_INTERVAL_S", default: 3600, in: 1...86_400,
             name: "The housekeeping interval", unit: " s", environment: environment)
         let address = try HTTPAddress(value(httpAddress, "MATOMETE_HTTP_ADDRESS") ?? "0.0.0.0:8080")
-        let levelText = value(logLevel, "MATOMETE_LOG_LEVEL") ?? "info"
-        guard let level = Logger.Level(rawValue: levelText) else {
-            throw ValidationError(
-                "Unknown log level \(levelText): use trace, debug, info, notice, warning, error or critical.")
-        }
-        let formatText = value(logFormat, "MATOMETE_LOG_FORMAT") ?? "json"
-        guard let format = LogFormat(rawValue: formatText) else {
-            throw ValidationError("Unknown log format \(formatText): use json or text.")
-        }
-        let raw = try Self.kafkaProperties(kafkaProperties, environment: environment)
+        let (level, format) = try logging.resolve(environment: environment)
         return WorkerSettings(
             role: role,
-            bootstrapServers: servers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
+            bootstrapServers: connection.bootstrapServers,
             database: database,
-            topicPrefix: value(topicPrefix, "MATOMETE_TOPIC_PREFIX") ?? "matomete",
+            topicPrefix: connection.topicPrefix,
             groupID: value(groupID, "MATOMETE_GROUP_ID") ?? "matomete-\(role.rawValue)",
-            batchSize: batch, fetchWait: .milliseconds(fetchWait), httpAddress: address, kafkaProperties: raw,
+            batchSize: batch, fetchWait: .milliseconds(fetchWait), httpAddress: address,
+            kafkaProperties: connection.properties,
             resultRetentionMonths: retention, housekeepingInterval: .seconds(housekeeping), logLevel: level,
             logFormat: format)
     }

@@ -105,14 +105,11 @@ struct AuthGateway: AsyncParsableCommand {
         ))
     var maxConnections: Int?
 
-    @Option(help: ArgumentHelp("trace … critical. [env: MATOMETE_LOG_LEVEL] (default: info)"))
-    var logLevel: String?
+    @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        func value(_ flag: String?, _ name: String) -> String? {
-            flag ?? environment[name].flatMap { $0.isEmpty ? nil : $0 }
-        }
+        func value(_ flag: String?, _ name: String) -> String? { Options.text(flag, name, environment: environment) }
         func number(_ flag: Int?, _ name: String, _ fallback: Int, _ range: ClosedRange<Int>) throws -> Int {
             let result = flag ?? environment[name].flatMap(Int.init) ?? fallback
             guard range.contains(result) else {
@@ -162,12 +159,8 @@ struct AuthGateway: AsyncParsableCommand {
                 try number(requestReadTimeoutSeconds, "MATOMETE_REQUEST_READ_TIMEOUT_SECONDS", 10, 1...3600)),
             maxConnections: try number(maxConnections, "MATOMETE_MAX_CONNECTIONS", 1024, 1...1_000_000))
         let address = try HTTPAddress(value(httpAddress, "MATOMETE_HTTP_ADDRESS") ?? "0.0.0.0:8443")
-        let levelText = value(logLevel, "MATOMETE_LOG_LEVEL") ?? "info"
-        guard let level = Logger.Level(rawValue: levelText) else {
-            throw ValidationError("Unknown log level \(levelText).")
-        }
-
-        ProcessSetup.bootstrapLogging(level: level, format: .json)
+        let (level, format) = try logging.resolve(environment: environment)
+        ProcessSetup.bootstrapLogging(level: level, format: format)
         ProcessMetrics.bootstrap()
         let logger = Logger(label: "matomete.auth-gateway")
         logger.info(

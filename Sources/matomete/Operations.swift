@@ -10,39 +10,15 @@ import Store
 /// Options shared by the commands that talk to Kafka: the same flags and
 /// variables the workers take.
 struct ClusterOptions: ParsableArguments {
-    @Option(
-        name: .customLong("bootstrap-servers"),
-        help: ArgumentHelp(
-            "Kafka brokers, comma-separated host:port. [env: MATOMETE_BOOTSTRAP_SERVERS]", valueName: "servers"))
-    var bootstrapServers: String?
+    @OptionGroup var kafka: KafkaClientOptions
 
-    @Option(
-        name: .customLong("topic-prefix"),
-        help: ArgumentHelp(
-            "Prefix of every topic name. [env: MATOMETE_TOPIC_PREFIX] (default: matomete)", valueName: "prefix"))
-    var topicPrefix: String?
-
-    @Option(
-        name: .customLong("kafka"),
-        help: ArgumentHelp(
-            "A librdkafka property passed through, as the workers take it (security.protocol=ssl, sasl.*). Repeatable. [env: MATOMETE_KAFKA_PROPERTIES]",
-            valueName: "key=value"))
-    var kafkaProperties: [String] = []
-
-    var topics: Topics {
-        Topics(prefix: topicPrefix ?? ProcessInfo.processInfo.environment["MATOMETE_TOPIC_PREFIX"] ?? "matomete")
-    }
+    var topics: Topics { Topics(prefix: kafka.prefix()) }
 
     func settings() throws -> KafkaClientSettings {
-        guard
-            let servers = bootstrapServers ?? ProcessInfo.processInfo.environment["MATOMETE_BOOTSTRAP_SERVERS"],
-            !servers.isEmpty
-        else { throw ValidationError("Give the Kafka brokers with --bootstrap-servers or MATOMETE_BOOTSTRAP_SERVERS.") }
-        var settings = KafkaClientSettings(
-            bootstrapServers: servers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        let connection = try kafka.resolve()
+        var settings = KafkaClientSettings(bootstrapServers: connection.bootstrapServers)
         settings.clientID = "matomete-cli"
-        settings.rawProperties = try Options.keyValues(
-            kafkaProperties, "MATOMETE_KAFKA_PROPERTIES", what: "A Kafka property")
+        settings.rawProperties = connection.properties
         return settings
     }
 

@@ -85,8 +85,8 @@ extension ScenarioTests {
             #expect(siteHelp.contains(option), "merchant-site --help mentions \(option)")
         }
         for (option, message) in [
-            ("--idle-minutes", "MATOMETE_IDLE_MINUTES must be 1 to 1440"),
-            ("--session-hours", "MATOMETE_SESSION_HOURS must be 1 to 168"),
+            ("--idle-minutes", "The idle timeout must be 1 to 1440 minutes"),
+            ("--session-hours", "The session length must be 1 to 168 hours"),
         ] {
             let (output, status) = try await Self.run("merchant-site", [option, "0"])
             #expect(status == 64, "merchant-site \(option) 0 is a usage error")
