@@ -1,3 +1,4 @@
+import Authorization
 import Billing
 import Foundation
 import HTTPTypes
@@ -24,27 +25,31 @@ public enum MerchantSiteApplication {
     }
 
     /// The router of the site, reading the store in `holder`, with sessions kept by `settings`; admins' cancellations
-    /// go out through `cancellations` (without it, as in tests of the pages alone, no cancel form is offered).
+    /// go out through `cancellations` (without it, as in tests of the pages alone, no cancel form is offered), and
+    /// the signing keys admins create are sealed with `sealer` (without it, keys are listed and revoked only).
     public static func router(
-        holder: StoreHolder, settings: SiteSettings, cancellations: SiteCancellations? = nil, logger: Logger
+        holder: StoreHolder, settings: SiteSettings, cancellations: SiteCancellations? = nil,
+        sealer: SecretSealer? = nil, logger: Logger
     ) throws -> Router<SiteContext> {
         let pages = try pages()
         let sessions = StaffSessions(settings: settings, holder: holder, logger: logger)
         let router = Router(context: SiteContext.self)
         router.add(middleware: SiteMiddleware(sessions: sessions, pages: pages))
         MerchantRoutes(
-            holder: holder, sessions: sessions, pages: pages, cancellations: cancellations, logger: logger
+            holder: holder, sessions: sessions, pages: pages, cancellations: cancellations, sealer: sealer,
+            logger: logger
         ).add(to: router)
         return router
     }
 
     /// The site served at `address`, with `/healthz`, `/livez` and `/metrics`.
     public static func application(
-        holder: StoreHolder, settings: SiteSettings, cancellations: SiteCancellations? = nil, address: HTTPAddress,
-        limits: HTTPLimits, readiness: Readiness, logger: Logger
+        holder: StoreHolder, settings: SiteSettings, cancellations: SiteCancellations? = nil,
+        sealer: SecretSealer? = nil, address: HTTPAddress, limits: HTTPLimits, readiness: Readiness, logger: Logger
     ) throws -> some ApplicationProtocol {
         HTTPEndpoints.application(
-            router: try router(holder: holder, settings: settings, cancellations: cancellations, logger: logger),
+            router: try router(
+                holder: holder, settings: settings, cancellations: cancellations, sealer: sealer, logger: logger),
             address: address, readiness: readiness, limits: limits, logger: logger)
     }
 }
@@ -55,6 +60,7 @@ struct MerchantRoutes: Sendable {
     let sessions: StaffSessions
     let pages: SitePages
     let cancellations: SiteCancellations?
+    let sealer: SecretSealer?
     let logger: Logger
 
     static let navigation = [
@@ -131,26 +137,29 @@ struct MerchantRoutes: Sendable {
         router.get("settlements/:cycle/statement.csv") { _, context in try await statementCSV(context) }
         router.get("payouts") { _, context in try await payouts(context) }
         router.get("audit") { _, context in try await audit(context) }
+        addAdministration(to: router)
     }
 
     /// The logged-in merchant's id, and the store.
-    private func merchant(_ context: SiteContext) throws -> (MerchantID, StaffSession, BillingStore) {
+    func merchant(_ context: SiteContext) throws -> (MerchantID, StaffSession, BillingStore) {
         let session = try context.requireSession()
         guard let merchant = session.account.merchantID else { throw HTTPError(.forbidden) }
         return (merchant, session, try holder.store())
     }
 
-    private func page(
+    func page(
         _ template: String, title: String, _ values: [String: Any], _ context: SiteContext, path: String
     ) -> Response {
         var values = values
         values["csrf"] = context.session?.csrfToken ?? ""
         var navigation = Self.navigation
-        if context.session?.account.role == .admin { navigation.append(.init("/audit", "nav_audit")) }
+        if context.session?.account.role == .admin {
+            navigation += [.init("/staff", "nav_staff"), .init("/keys", "nav_keys"), .init("/audit", "nav_audit")]
+        }
         return pages.page(template, title: title, values: values, context: context, navigation: navigation, path: path)
     }
 
-    private func text(_ key: String, _ context: SiteContext) -> String { pages.texts.text(key, context.language) }
+    func text(_ key: String, _ context: SiteContext) -> String { pages.texts.text(key, context.language) }
 
     // MARK: Overview
 

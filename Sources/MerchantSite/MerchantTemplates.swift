@@ -130,6 +130,63 @@ enum MerchantTemplates {
         {{#lines}}<tr><td>{{cycle}}</td><td class="num">{{collected}}</td><td class="num">{{reversed}}</td><td class="num">{{writtenOff}}</td><td class="num">{{fee}}</td><td class="num">{{payable}}</td></tr>{{/lines}}
         </table></div>{{/rows}}{{^rows}}<p>{{t.none}}</p>{{/rows}}
         """,
+        "staff": """
+        <h1>{{t.staff_title}}</h1>
+        {{#done}}<p class="notice" id="done">{{done}}</p>{{/done}}
+        <div class="scroll"><table id="staff">
+        <tr><th>{{t.login_id}}</th><th>{{t.name}}</th><th>{{t.role}}</th><th>{{t.second_factor}}</th><th>{{t.state}}</th><th class="no-print">{{t.actions}}</th></tr>
+        {{#rows}}<tr data-login="{{login}}"><td>{{login}}</td><td>{{name}}</td><td>{{role}}</td><td>{{#totp}}TOTP{{/totp}}</td><td class="state">{{state}}</td>
+        <td class="no-print">{{#self}}<span class="muted">{{t.staff_you}}</span>{{/self}}{{^self}}<form class="inline" method="post" action="/staff/change">
+        <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="login" value="{{login}}">
+        {{#active}}<button name="action" value="disable">{{t.staff_disable}}</button>{{/active}}{{^active}}<button name="action" value="enable">{{t.staff_enable}}</button>{{/active}}
+        {{#locked}}<button name="action" value="unlock">{{t.staff_unlock}}</button>{{/locked}}
+        <button name="action" value="reset-password">{{t.staff_reset_password}}</button>
+        <input type="hidden" name="role" value="{{otherRole}}"><button name="action" value="role">{{otherRoleLabel}}</button>
+        </form>{{/self}}</td></tr>{{/rows}}
+        </table></div>
+        <h2>{{t.staff_add_title}}</h2>
+        <form id="add-staff" method="post" action="/staff">
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        <label>{{t.login_id}}<input id="new-login" name="login" type="email" maxlength="254" required></label>
+        <label>{{t.name}}<input name="name" maxlength="100"></label>
+        <label>{{t.role}}<select id="new-role" name="role">{{#roles}}<option value="{{value}}">{{label}}</option>{{/roles}}</select></label>
+        <label class="check"><input type="checkbox" name="totp" value="on"> {{t.staff_with_totp}}</label>
+        <p><button id="add-staff-submit">{{t.staff_add_button}}</button></p>
+        <p class="muted">{{t.staff_add_explained}}</p>
+        </form>
+        """,
+        "staff_credentials": """
+        <h1>{{heading}}</h1>
+        <p class="notice">{{t.shown_once}}</p>
+        <table id="credentials">
+        <tr><th>{{t.login_id}}</th><td id="credential-login">{{login}}</td></tr>
+        <tr><th>{{t.password}}</th><td><code id="new-password">{{password}}</code></td></tr>
+        {{#totp}}<tr><th>TOTP</th><td><code id="new-totp">{{secret}}</code><br><code class="muted">{{uri}}</code></td></tr>{{/totp}}
+        </table>
+        <p><a href="/staff">{{t.back_to_staff}}</a></p>
+        """,
+        "keys": """
+        <h1>{{t.keys_title}}</h1>
+        <p class="muted">{{t.keys_explained}}</p>
+        {{#done}}<p class="notice" id="done">{{done}}</p>{{/done}}
+        {{#hasRows}}<div class="scroll"><table id="keys">
+        <tr><th>{{t.key_id}}</th><th>{{t.created}}</th><th>{{t.state}}</th><th class="no-print">{{t.actions}}</th></tr>
+        {{#rows}}<tr data-key="{{id}}"><td><code>{{id}}</code></td><td>{{created}}</td><td>{{#valid}}<span class="accepted">{{t.key_valid}}</span>{{/valid}}{{^valid}}{{t.key_revoked}} {{revoked}}{{/valid}}</td>
+        <td class="no-print">{{#valid}}<form class="inline" method="post" action="/keys/revoke"><input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="keyId" value="{{id}}"><button class="revoke">{{t.key_revoke}}</button></form>{{/valid}}</td></tr>{{/rows}}
+        </table></div>{{/hasRows}}{{^rows}}<p>{{t.none}}</p>{{/rows}}
+        {{#canCreate}}<form id="create-key" method="post" action="/keys"><input type="hidden" name="csrf" value="{{csrf}}"><p><button id="create-key-submit">{{t.key_create}}</button></p></form>{{/canCreate}}
+        {{^canCreate}}<p class="muted" id="keys-full">{{t.keys_at_most}}</p>{{/canCreate}}
+        """,
+        "key_secret": """
+        <h1>{{t.key_created_title}}</h1>
+        <p class="notice">{{t.shown_once}}</p>
+        <table id="key-secret">
+        <tr><th>{{t.key_id}}</th><td><code id="new-key-id">{{keyID}}</code></td></tr>
+        <tr><th>{{t.key_secret}}</th><td><code id="new-key-secret">{{secret}}</code></td></tr>
+        </table>
+        <p class="muted">{{t.key_secret_explained}}</p>
+        <p><a href="/keys">{{t.back_to_keys}}</a></p>
+        """,
         "audit": """
         <h1>{{t.audit_title}}</h1>
         <div class="scroll"><table id="audit"><tr><th>{{t.time}}</th><th>{{t.who}}</th><th>{{t.action}}</th><th>{{t.subject}}</th><th>{{t.detail}}</th><th>{{t.from_address}}</th></tr>

@@ -27,6 +27,84 @@ enum MerchantTexts {
         "nav_settlements": ("Settlements", "精算"),
         "nav_payouts": ("Payouts", "支払"),
         "nav_audit": ("Audit log", "操作ログ"),
+        "nav_staff": ("Staff", "スタッフ"),
+        "nav_keys": ("Signing keys", "署名鍵"),
+        "staff_title": ("Staff", "スタッフ"),
+        "name": ("Name", "名前"),
+        "role": ("Role", "権限"),
+        "second_factor": ("Second factor", "二要素認証"),
+        "actions": ("Actions", "操作"),
+        "staff_active": ("active", "有効"),
+        "staff_disabled": ("disabled", "無効"),
+        "staff_locked_until": ("locked until", "ロック中：解除予定"),
+        "staff_you": ("you", "あなた"),
+        "staff_disable": ("Disable", "無効にする"),
+        "staff_enable": ("Enable", "有効にする"),
+        "staff_unlock": ("Unlock", "ロック解除"),
+        "staff_reset_password": ("New password", "パスワード再発行"),
+        "make_admin": ("Make administrator", "管理者にする"),
+        "make_viewer": ("Make viewer", "閲覧者にする"),
+        "staff_add_title": ("Add a person", "スタッフを追加"),
+        "staff_with_totp": ("Require a code from an authenticator app", "認証アプリのコードを必須にする"),
+        "staff_add_button": ("Add", "追加"),
+        "staff_add_explained": (
+            "A password is made for the new account and shown once, on the next page: hand it over in person or by another secure channel.",
+            "新しいアカウントのパスワードは自動で作成され、次の画面に一度だけ表示されます。対面など安全な方法でお渡しください。"
+        ),
+        "staff_added_title": ("Account created", "アカウントを作成しました"),
+        "staff_password_title": ("New password set", "パスワードを再発行しました"),
+        "shown_once": (
+            "Shown this once only: copy it now. Only a hash is kept; nobody can show it again.",
+            "この画面でのみ表示されます。今すぐ控えてください。保存されるのはハッシュのみで、再表示はできません。"
+        ),
+        "back_to_staff": ("Back to the staff", "スタッフ一覧に戻る"),
+        "staff_bad_login": ("A login is e-mail-like: name@domain.", "ログインIDはメールアドレス形式（name@domain）です。"),
+        "staff_bad_role": ("The role is administrator or viewer.", "権限は管理者か閲覧者です。"),
+        "staff_bad_name": ("A name has at most 100 characters.", "名前は100文字までです。"),
+        "staff_bad_change": ("That is not a change this page makes.", "この画面では行えない操作です。"),
+        "staff_taken": ("That login already has an account.", "そのログインIDはすでに使われています。"),
+        "staff_not_self": (
+            "You cannot change your own account here: ask another administrator.",
+            "自分のアカウントはここでは変更できません。他の管理者に依頼してください。"
+        ),
+        "done_disable": ("The account is disabled and its sessions ended.", "アカウントを無効にし、ログイン中のセッションを終了しました。"),
+        "done_enable": ("The account is enabled.", "アカウントを有効にしました。"),
+        "done_unlock": ("The account is unlocked.", "アカウントのロックを解除しました。"),
+        "done_role": ("The role is changed.", "権限を変更しました。"),
+        "done_reset_password": ("A new password is set.", "パスワードを再発行しました。"),
+        "keys_title": ("Signing keys", "署名鍵"),
+        "keys_explained": (
+            "Your systems sign every charge and cancellation with one of these keys (HMAC-SHA256). Keep two valid while you switch: create the new one, move your systems to it, then revoke the old one. A change counts from the workers' next key refresh (seconds).",
+            "加盟店システムは課金・解約の各メッセージをこれらの鍵で署名します（HMAC-SHA256）。切り替えの間は2つを有効にしておき、新しい鍵を作成してシステムを移行した後、古い鍵を失効させてください。変更は数秒以内に反映されます。"
+        ),
+        "key_id": ("Key id", "鍵ID"),
+        "created": ("Created", "作成日時"),
+        "key_valid": ("valid", "有効"),
+        "key_revoked": ("revoked", "失効"),
+        "key_revoke": ("Revoke", "失効させる"),
+        "key_create": ("Create a key", "鍵を作成"),
+        "keys_at_most": (
+            "Two keys are valid, the most at once: revoke one to create another.",
+            "有効な鍵は同時に2つまでです。新しく作成するには1つを失効させてください。"
+        ),
+        "keys_too_many": (
+            "Two keys are valid already: revoke one first.", "有効な鍵がすでに2つあります。先に1つを失効させてください。"
+        ),
+        "keys_no_sealer": (
+            "Keys cannot be created here now: the site has no key-encryption key.",
+            "現在この画面では鍵を作成できません（鍵暗号化鍵が設定されていません）。"
+        ),
+        "key_created_title": ("Key created", "鍵を作成しました"),
+        "key_secret": ("Secret (hex)", "秘密鍵（16進）"),
+        "key_secret_explained": (
+            "Put the id in each message's matomete-key-id header and sign with the secret as docs/merchants.md says.",
+            "各メッセージの matomete-key-id ヘッダーに鍵IDを入れ、この秘密鍵で署名してください（docs/merchants.md 参照）。"
+        ),
+        "back_to_keys": ("Back to the keys", "署名鍵一覧に戻る"),
+        "done_key_revoked": (
+            "The key is revoked: messages signed with it are refused from the workers' next key refresh.",
+            "鍵を失効させました。この鍵で署名されたメッセージは次回の鍵更新から拒否されます。"
+        ),
         "overview_title": ("Overview", "概要"),
         "this_month": ("This month so far", "今月（これまで）"),
         "accepted": ("Accepted", "受付"),

@@ -124,6 +124,9 @@ public struct SitePages: Sendable {
         textarea { display: block; width: 100%; max-width: 36rem; box-sizing: border-box; }
         button { background: var(--accent); color: #fff; border: 0; border-radius: .3rem; cursor: pointer; }
         button.link { background: none; color: var(--accent); padding: 0; }
+        form.inline { display: flex; flex-wrap: wrap; gap: .3rem; margin: 0; }
+        form.inline button { font-size: .85rem; padding: .2rem .4rem; }
+        #add-staff label, #cancel label { display: block; margin-bottom: .6rem; }
         .login { max-width: 22rem; margin: 3rem auto; background: #fff; padding: 1.5rem; border: 1px solid var(--line); }
         .login label { display: block; margin-bottom: .8rem; }
         .login input { width: 100%; box-sizing: border-box; }

@@ -73,8 +73,11 @@ public struct StoredSigningKey: Sendable, Hashable {
 extension BillingStore {
     /// Adds a key for `owner`. Refused (``StoreError/Code/invalidInput``)
     /// when the merchant does not exist, or when the owner already holds
-    /// ``KeyOwner/activeKeysAtMost`` unrevoked keys.
-    public func addSigningKey(keyID: String, owner: KeyOwner, sealedSecret: [UInt8]) async throws {
+    /// ``KeyOwner/activeKeysAtMost`` unrevoked keys. With `entry`, the key is recorded in the audit log in the same
+    /// transaction.
+    public func addSigningKey(
+        keyID: String, owner: KeyOwner, sealedSecret: [UInt8], recordedAs entry: AuditEntry? = nil
+    ) async throws {
         try await transaction { [self] connection in
             if case .merchant(let merchant) = owner {
                 let exists = try await connection.fetch(
@@ -101,6 +104,7 @@ extension BillingStore {
                 INSERT INTO message_signing_keys (key_id, owner_kind, owner_id, sealed_secret)
                 VALUES (\(keyID), \(owner.kind), \(owner.id), \(ByteBuffer(bytes: sealedSecret)))
                 """, logger: logger)
+            if let entry { try await record(entry, on: connection) }
         }
     }
 
@@ -122,14 +126,23 @@ extension BillingStore {
     }
 
     /// Revokes a key of `owner` for good: messages signed with it are refused
-    /// from the workers' next refresh. Returns false if it has no such valid key.
-    public func revokeSigningKey(keyID: String, of owner: KeyOwner) async throws -> Bool {
-        try await client.fetch(
-            """
-            UPDATE message_signing_keys SET revoked_at = now()
-            WHERE key_id = \(keyID) AND owner_kind = \(owner.kind) AND owner_id = \(owner.id) AND revoked_at IS NULL
-            RETURNING 1
-            """, Int.self, logger: logger
-        ).count == 1
+    /// from the workers' next refresh. Returns false if it has no such valid key. With `entry`, the revocation is
+    /// recorded in the audit log in the same transaction.
+    public func revokeSigningKey(
+        keyID: String, of owner: KeyOwner, recordedAs entry: AuditEntry? = nil
+    ) async throws
+        -> Bool
+    {
+        try await transaction { [self] connection in
+            let revoked = try await connection.fetch(
+                """
+                UPDATE message_signing_keys SET revoked_at = now()
+                WHERE key_id = \(keyID) AND owner_kind = \(owner.kind) AND owner_id = \(owner.id) AND revoked_at IS NULL
+                RETURNING 1
+                """, Int.self, logger: logger)
+            guard revoked.count == 1 else { return false }
+            if let entry { try await record(entry, on: connection) }
+            return true
+        }
     }
 }

@@ -12,8 +12,8 @@ public enum StaffSite: String, Sendable, Hashable, CaseIterable {
 
 /// What a person logged in to a site may do.
 public enum StaffRole: String, Sendable, Hashable, CaseIterable {
-    /// A merchant's administrator: reads everything of the merchant, cancels, reads the audit log (accounts are
-    /// managed with the operators' tool).
+    /// A merchant's administrator: reads everything of the merchant, cancels, manages the merchant's staff and
+    /// signing keys, reads the audit log.
     case admin
     /// A merchant's staff who reads only.
     case viewer
@@ -100,6 +100,20 @@ public struct StaffAccount: Sendable, Hashable {
     }
 }
 
+/// What ``BillingStore/changeStaff(site:merchant:login:_:recordedAs:)`` does to an account.
+public enum StaffChange: Sendable {
+    /// No more logins; its sessions end.
+    case disable
+    /// May log in again, its failures forgotten.
+    case enable
+    /// Its failures and lock forgotten.
+    case unlock
+    /// A new password (as its scrypt hash); its sessions end, its failures and lock are forgotten.
+    case password(hash: [UInt8], salt: [UInt8], scrypt: (logRounds: Int, blockSize: Int, parallelism: Int))
+    /// Another role of the same site.
+    case role(StaffRole)
+}
+
 /// A logged-in session, as found by its token.
 public struct StaffSession: Sendable, Hashable {
     /// Who is logged in.
@@ -149,8 +163,8 @@ extension BillingStore {
     /// Adds an account. Refused (``StoreError/Code/invalidInput``) when the login is taken on that site, the
     /// login is not e-mail-like, or the merchant does not exist.
     /// The account is recorded in the site's audit log as `staff_added` by `addedBy` (who ran the tool), in the
-    /// same statement: an account never exists without its entry.
-    public func addStaff(_ account: StaffAccount, addedBy: String = "matomete") async throws {
+    /// same statement, from `address` when it came from a site: an account never exists without its entry.
+    public func addStaff(_ account: StaffAccount, addedBy: String = "matomete", address: String? = nil) async throws {
         guard StaffAccount.isValidLogin(account.login) else {
             throw StoreError(.invalidInput, "a login is name@domain in lower case: \(account.login)")
         }
@@ -176,14 +190,74 @@ extension BillingStore {
                     \(account.scryptParallelism), \(totp))
                 ON CONFLICT (site, login) DO NOTHING RETURNING site, merchant_id, login
             ), recorded AS (
-                INSERT INTO site_audit (site, merchant_id, staff_login, action, subject, detail)
-                SELECT site, merchant_id, \(addedBy), 'staff_added', login, \(detail) FROM added
+                INSERT INTO site_audit (site, merchant_id, staff_login, action, subject, detail, address)
+                SELECT site, merchant_id, \(addedBy), 'staff_added', login, \(detail), \(address) FROM added
             )
             SELECT 1 FROM added
             """, Int.self, logger: logger)
         guard inserted.count == 1 else {
             throw StoreError(.invalidInput, "\(account.login) already has an account on the \(account.site) site")
         }
+    }
+
+    /// Applies `change` to the account `login` of `site` (of `merchant`, on the merchant site: another merchant's
+    /// account is not found), and records it in the site's audit log as `entry` says (who, from where, why), in one
+    /// transaction. Disabling an account or setting its password also ends its sessions. Returns false when there is
+    /// no such account.
+    public func changeStaff(
+        site: StaffSite, merchant: MerchantID?, login: String, _ change: StaffChange, recordedAs entry: AuditEntry
+    ) async throws -> Bool {
+        if case .role(let role) = change, role.site != site {
+            throw StoreError(.invalidInput, "a \(role.rawValue) belongs to the \(role.site) site")
+        }
+        return try await transaction { [self] connection in
+            let merchantID = merchant?.rawValue
+            let found = try await connection.fetch(
+                """
+                SELECT staff_id FROM site_staff
+                WHERE site = \(site.rawValue) AND login = \(login) AND merchant_id IS NOT DISTINCT FROM \(merchantID)
+                FOR UPDATE
+                """, Int64.self, logger: logger)
+            guard let id = found.first else { return false }
+            switch change {
+            case .disable:
+                try await connection.query(
+                    "UPDATE site_staff SET status = 'disabled' WHERE staff_id = \(id)", logger: logger)
+                try await connection.query("DELETE FROM site_sessions WHERE staff_id = \(id)", logger: logger)
+            case .enable:
+                try await connection.query(
+                    "UPDATE site_staff SET status = 'active', failed_attempts = 0, locked_until = NULL WHERE staff_id = \(id)",
+                    logger: logger)
+            case .unlock:
+                try await connection.query(
+                    "UPDATE site_staff SET failed_attempts = 0, locked_until = NULL WHERE staff_id = \(id)",
+                    logger: logger)
+            case .password(let hash, let salt, let scrypt):
+                try await connection.query(
+                    """
+                    UPDATE site_staff SET password_hash = \(ByteBuffer(bytes: hash)),
+                        password_salt = \(ByteBuffer(bytes: salt)), scrypt_log_rounds = \(scrypt.logRounds),
+                        scrypt_block_size = \(scrypt.blockSize), scrypt_parallelism = \(scrypt.parallelism),
+                        failed_attempts = 0, locked_until = NULL
+                    WHERE staff_id = \(id)
+                    """, logger: logger)
+                try await connection.query("DELETE FROM site_sessions WHERE staff_id = \(id)", logger: logger)
+            case .role(let role):
+                try await connection.query(
+                    "UPDATE site_staff SET role = \(role.rawValue) WHERE staff_id = \(id)", logger: logger)
+            }
+            try await record(entry, on: connection)
+            return true
+        }
+    }
+
+    func record(_ entry: AuditEntry, on connection: PostgresConnection) async throws {
+        try await connection.query(
+            """
+            INSERT INTO site_audit (site, merchant_id, staff_login, action, subject, detail, address)
+            VALUES (\(entry.site.rawValue), \(entry.merchantID?.rawValue), \(entry.staffLogin), \(entry.action),
+                \(entry.subject), \(entry.detail), \(entry.address))
+            """, logger: logger)
     }
 
     /// The account with `login` on `site`, if any.
@@ -288,12 +362,7 @@ extension BillingStore {
 
     /// Appends to the audit log.
     public func audit(_ entry: AuditEntry) async throws {
-        try await client.query(
-            """
-            INSERT INTO site_audit (site, merchant_id, staff_login, action, subject, detail, address)
-            VALUES (\(entry.site.rawValue), \(entry.merchantID?.rawValue), \(entry.staffLogin), \(entry.action),
-                \(entry.subject), \(entry.detail), \(entry.address))
-            """, logger: logger)
+        try await client.withGuardedConnection { [self] connection in try await record(entry, on: connection) }
     }
 
     /// A site's audit log, newest first (a merchant's entries only, when `merchant` is given): at most `limit`

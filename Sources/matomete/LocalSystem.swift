@@ -6,6 +6,7 @@ import Crypto
 import Foundation
 import Kafka
 import Logging
+import SiteKit
 import Store
 
 /// The whole system on this machine: librdkafka's mock cluster (in this
@@ -108,13 +109,12 @@ final class LocalSystem: @unchecked Sendable {
     /// does, and returns the login and the password.
     func addSiteAdmin(for merchant: String, in store: BillingStore) async throws -> (login: String, password: String) {
         let login = "admin@\(merchant).example"
-        let password = generatePassword()
-        let hash = try PasswordHash.make(password: password)
+        let password = StaffCredentials.generatePassword()
         try await store.addStaff(
-            StaffAccount(
-                site: .merchant, login: login, merchantID: MerchantID(rawValue: merchant), role: .admin,
-                displayName: "Demo admin", passwordHash: hash.hash, passwordSalt: hash.salt,
-                scrypt: (hash.logRounds, hash.blockSize, hash.parallelism)))
+            try await StaffCredentials.account(
+                site: .merchant, login: login, merchant: MerchantID(rawValue: merchant), role: .admin,
+                displayName: "Demo admin", password: password, secondFactor: false),
+            addedBy: "matomete dev")
         return (login, password)
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Authorization
+import Billing
 import Foundation
 import Store
 
@@ -46,7 +47,9 @@ enum SigningKeyActions {
         let sealed = try sealer.seal(secret, boundTo: owner.sealingContext(keyID: keyID))
         try await Exit.mapping {
             try await database.withStore {
-                try await $0.addSigningKey(keyID: keyID, owner: owner, sealedSecret: sealed)
+                try await $0.addSigningKey(
+                    keyID: keyID, owner: owner, sealedSecret: sealed,
+                    recordedAs: auditEntry("key_created", keyID, owner))
             }
         }
         say("key id  \(keyID)\nowner   \(owner)")
@@ -84,10 +87,21 @@ enum SigningKeyActions {
             })
     }
 
+    /// A merchant's key change, for the merchant's audit log on its site (the line system's keys have none).
+    private static func auditEntry(_ action: String, _ keyID: String, _ owner: KeyOwner) -> AuditEntry? {
+        guard case .merchant(let merchant) = owner else { return nil }
+        return AuditEntry(
+            site: .merchant, merchantID: MerchantID(rawValue: merchant), staffLogin: StaffActions.operatorName,
+            action: action, subject: keyID)
+    }
+
     /// Revokes `keyID` of `owner`; exit 1 when it has no such valid key.
     static func revoke(_ keyID: String, of owner: KeyOwner, database: DatabaseOptions) async throws {
         let revoked = try await Exit.mapping {
-            try await database.withStore { try await $0.revokeSigningKey(keyID: keyID, of: owner) }
+            try await database.withStore {
+                try await $0.revokeSigningKey(
+                    keyID: keyID, of: owner, recordedAs: auditEntry("key_revoked", keyID, owner))
+            }
         }
         guard revoked else {
             Exit.complain("\(owner) has no valid key \(keyID)")

@@ -15,7 +15,10 @@ struct MerchantStaff: AsyncParsableCommand {
             (TOTP, any authenticator app) is optional. Every account is in the site's audit log from its first \
             login on.
             """,
-        subcommands: [Add.self, List.self])
+        subcommands: [
+            Add.self, List.self, Change<Disable>.self, Change<Enable>.self, Change<Unlock>.self,
+            Change<ResetPassword>.self,
+        ])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -42,17 +45,14 @@ struct MerchantStaff: AsyncParsableCommand {
             guard StaffAccount.isValidLogin(login) else {
                 throw ValidationError("A login is e-mail-like: name@domain (letters, digits, . _ % + -).")
             }
-            let password = passwordStdin ? try readPassword() : generatePassword()
+            let password = passwordStdin ? try readPassword() : StaffCredentials.generatePassword()
             guard password.count >= 10 else { throw ValidationError("A password has at least 10 characters.") }
-            let hash = try PasswordHash.make(password: password)
-            let secret = totp ? TOTP.makeSecret() : nil
-            let account = StaffAccount(
-                site: .merchant, login: login, merchantID: MerchantID(rawValue: try merchant.id()), role: role,
-                displayName: name ?? login, passwordHash: hash.hash, passwordSalt: hash.salt,
-                scrypt: (hash.logRounds, hash.blockSize, hash.parallelism), totpSecret: secret)
-            let operatorName = "operator \(ProcessInfo.processInfo.userName)"
+            let account = try await StaffCredentials.account(
+                site: .merchant, login: login, merchant: MerchantID(rawValue: try merchant.id()), role: role,
+                displayName: name ?? login, password: password, secondFactor: totp)
+            let secret = account.totpSecret
             try await Exit.mapping {
-                try await database.withStore { try await $0.addStaff(account, addedBy: operatorName) }
+                try await database.withStore { try await $0.addStaff(account, addedBy: StaffActions.operatorName) }
             }
             say("login     \(login)\nmerchant  \(account.merchantID?.rawValue ?? "")\nrole      \(role.rawValue)")
             if !passwordStdin { say("password  \(password)   (shown once)") }
@@ -96,5 +96,97 @@ struct MerchantStaff: AsyncParsableCommand {
                         + (row.lockedUntil.map { "  locked until \(SiteFormat.time($0))" } ?? ""))
             }
         }
+    }
+}
+
+/// What `matomete merchants staff disable|enable|unlock|reset-password` does, one type each.
+protocol StaffChangeKind {
+    static var name: String { get }
+    static var abstract: String { get }
+    static var auditAction: String { get }
+}
+
+enum Disable: StaffChangeKind {
+    static let name = "disable"
+    static let abstract = "Stop an account's logins; its sessions end at once. Exits 1 when there is no such account."
+    static let auditAction = "staff_disabled"
+}
+
+enum Enable: StaffChangeKind {
+    static let name = "enable"
+    static let abstract = "Let a disabled account log in again. Exits 1 when there is no such account."
+    static let auditAction = "staff_enabled"
+}
+
+enum Unlock: StaffChangeKind {
+    static let name = "unlock"
+    static let abstract = "Lift the lock after failed logins. Exits 1 when there is no such account."
+    static let auditAction = "staff_unlocked"
+}
+
+enum ResetPassword: StaffChangeKind {
+    static let name = "reset-password"
+    static let abstract =
+        "Set a new password (printed once, or read with --password-stdin); its sessions end. Exits 1 when there is no such account."
+    static let auditAction = "staff_password_reset"
+}
+
+/// One change to a merchant's staff account, recorded in the merchant's audit log by the operator running the tool.
+struct Change<Kind: StaffChangeKind>: AsyncParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: Kind.name, abstract: Kind.abstract,
+            discussion: "Recorded in the merchant's audit log as \(Kind.auditAction), by the operator running the tool."
+        )
+    }
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var merchant: MerchantNaming
+    @Option(help: "The account's login.") var login: String
+    @Flag(help: "reset-password: read the new password from standard input instead of generating one.")
+    var passwordStdin = false
+
+    func run() async throws {
+        try await StaffActions.change(
+            Kind.self, site: .merchant, merchant: MerchantID(rawValue: try merchant.id()), login: login.lowercased(),
+            passwordStdin: passwordStdin, database: database)
+    }
+}
+
+/// The tool's changes to staff accounts of either site.
+enum StaffActions {
+    /// Who the audit log names for what the tool does.
+    static var operatorName: String { "operator \(ProcessInfo.processInfo.userName)" }
+
+    static func change<Kind: StaffChangeKind>(
+        _ kind: Kind.Type, site: StaffSite, merchant: MerchantID?, login: String, passwordStdin: Bool,
+        database: DatabaseOptions
+    ) async throws {
+        var password: String?
+        let change: StaffChange
+        switch kind {
+        case is Disable.Type: change = .disable
+        case is Enable.Type: change = .enable
+        case is Unlock.Type: change = .unlock
+        default:
+            let new = passwordStdin ? try readPassword() : StaffCredentials.generatePassword()
+            guard new.count >= 10 else { throw ValidationError("A password has at least 10 characters.") }
+            change = try await StaffCredentials.passwordChange(new)
+            password = passwordStdin ? nil : new
+        }
+        let entry = AuditEntry(
+            site: site, merchantID: merchant, staffLogin: operatorName, action: Kind.auditAction, subject: login)
+        let changed = try await Exit.mapping {
+            try await database.withStore {
+                try await $0.changeStaff(site: site, merchant: merchant, login: login, change, recordedAs: entry)
+            }
+        }
+        guard changed else {
+            Exit.complain("No account \(login) on the \(site) site\(merchant.map { " for \($0.rawValue)" } ?? "").")
+            throw ExitCode.failure
+        }
+        say(
+            "\(login): \(Kind.auditAction.replacingOccurrences(of: "staff_", with: "").replacingOccurrences(of: "_", with: " "))"
+        )
+        if let password { say("password  \(password)   (shown once)") }
     }
 }

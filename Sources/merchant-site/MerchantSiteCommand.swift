@@ -40,6 +40,7 @@ struct MerchantSiteCommand: AsyncParsableCommand {
                 logger: logger)
             let app = try MerchantSiteApplication.application(
                 holder: holder, settings: configuration.settings, cancellations: cancellations,
+                sealer: configuration.sealer,
                 address: configuration.address, limits: HTTPLimits(), readiness: readiness, logger: logger)
             return [producer, app]
         }

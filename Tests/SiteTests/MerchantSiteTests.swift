@@ -128,11 +128,11 @@ struct MerchantSiteTests {
     /// Runs `body` with a client of the site over `store`.
     static func withSite(
         _ store: BillingStore, settings: SiteSettings = MerchantSiteApplication.settings(plainHTTP: true),
-        cancellations: SiteCancellations? = nil, logger: Logger = Logger(label: "test"),
+        cancellations: SiteCancellations? = nil, sealer: SecretSealer? = nil, logger: Logger = Logger(label: "test"),
         _ body: @Sendable (SiteBrowser) async throws -> Void
     ) async throws {
         let app = try MerchantSiteApplication.application(
-            holder: StoreHolder(store), settings: settings, cancellations: cancellations,
+            holder: StoreHolder(store), settings: settings, cancellations: cancellations, sealer: sealer,
             address: try HTTPAddress("127.0.0.1:0"), limits: HTTPLimits(), readiness: Readiness([]), logger: logger)
         try await app.test(.router) { client in try await body(SiteBrowser(client: client)) }
     }

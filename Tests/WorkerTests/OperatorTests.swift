@@ -151,6 +151,31 @@ extension ScenarioTests {
         #expect(keyList.count == 2)
         #expect(keyList.filter { $0["valid"] as? Bool == true }.count == 1)
         #expect(try await tool.run(["merchants", "keys", "list", "m-shop", "--merchant", "m-video"]).status == 64)
+        // Staff of the merchants' site: added, disabled, enabled, unlocked, given a new password; each in the
+        // merchant's audit log, as are the key changes above.
+        let staffAdded = try await tool.run(
+            ["merchants", "staff", "add", "m-shop", "--login", "Boss@Shop.example", "--role", "admin"])
+        #expect(staffAdded.status == 0 && staffAdded.output.contains("boss@shop.example"), "\(staffAdded)")
+        for command in ["disable", "enable", "unlock"] {
+            let changed = try await tool.run(
+                ["merchants", "staff", command, "m-shop", "--login", "boss@shop.example"])
+            #expect(changed.status == 0, "\(command): \(changed)")
+        }
+        let reset = try await tool.run(
+            ["merchants", "staff", "reset-password", "m-shop", "--login", "boss@shop.example"])
+        #expect(reset.status == 0 && reset.output.contains("(shown once)"), "\(reset)")
+        let elsewhere = try await tool.run(
+            ["merchants", "staff", "disable", "m-video", "--login", "boss@shop.example"])
+        #expect(elsewhere.status == 1 && elsewhere.errors.contains("No account boss@shop.example"), "\(elsewhere)")
+        let audited = try await system.database.withStore {
+            try await $0.auditLog(site: .merchant, merchant: MerchantID(rawValue: "m-shop"), limit: 50)
+        }
+        #expect(
+            Set(audited.map(\.action)).isSuperset(of: [
+                "staff_added", "staff_disabled", "staff_enabled", "staff_unlocked", "staff_password_reset",
+                "key_created", "key_revoked",
+            ]), "\(audited.map(\.action))")
+        #expect(audited.allSatisfy { $0.staffLogin.hasPrefix("operator ") })
         let lineSystem = try await tool.run(["line-system", "keys", "create"], environment: encryption)
         #expect(lineSystem.status == 0 && lineSystem.output.contains("lk-"), "\(lineSystem)")
         #expect(try await tool.run(["merchants", "update", "--id", "m-none", "--status", "suspended"]).status == 1)
