@@ -51,20 +51,29 @@ public struct Line: Hashable, Sendable {
     public var fletsNetContract: Bool
     /// Whether the line is in service, suspended by the carrier, or terminated.
     public var status: LineStatus
-    /// The line's own monthly spending limit; `nil` uses the global default;
+    /// The line's own monthly spending limit, from the line system; `nil` uses the global default;
     /// `0` means no limit.
     public var spendingLimit: Yen?
+    /// A lower monthly limit the line's user asked the support centre for (at least ¥1); `nil` when none. The
+    /// lower of it and ``spendingLimit`` (or the default) applies.
+    public var userSpendingLimit: Yen?
+    /// Whether the line's user asked the support centre to stop carrier billing on the line: new charges and
+    /// subscriptions are refused (`line_billing_blocked`); cancellations and running subscriptions are not
+    /// affected.
+    public var billingBlocked: Bool
 
     /// A line.
     public init(
         id: LineID, type: LineType, fletsNetContract: Bool = false, status: LineStatus = .active,
-        spendingLimit: Yen? = nil
+        spendingLimit: Yen? = nil, userSpendingLimit: Yen? = nil, billingBlocked: Bool = false
     ) {
         self.id = id
         self.type = type
         self.fletsNetContract = fletsNetContract
         self.status = status
         self.spendingLimit = spendingLimit
+        self.userSpendingLimit = userSpendingLimit
+        self.billingBlocked = billingBlocked
     }
 
     /// Whether the line's kind may be billed at all.
@@ -84,9 +93,13 @@ public struct BillingLimits: Hashable, Sendable {
     /// The defaults.
     public init() {}
 
-    /// The spending limit that applies to `line`, or `nil` when there is none.
+    /// The spending limit that applies to `line`, or `nil` when there is none: the line's own (or the default;
+    /// zero for none), or the user's lower one.
     public func spendingLimit(of line: Line) -> Yen? {
         let limit = line.spendingLimit ?? defaultSpendingLimit
-        return limit == .zero ? nil : limit
+        let carrier = limit == .zero ? nil : limit
+        guard let user = line.userSpendingLimit else { return carrier }
+        guard let carrier else { return user }
+        return min(carrier, user)
     }
 }

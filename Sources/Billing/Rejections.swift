@@ -15,6 +15,8 @@ public enum RejectionReason: String, Sendable, Codable, CaseIterable {
     case lineSuspended = "line_suspended"
     /// The line has ended.
     case lineTerminated = "line_terminated"
+    /// The line's user asked the carrier to stop carrier billing on the line.
+    case lineBillingBlocked = "line_billing_blocked"
     /// The merchant id is not registered.
     case unknownMerchant = "unknown_merchant"
     /// The merchant's account is suspended.
@@ -51,6 +53,7 @@ public enum RejectionReason: String, Sendable, Codable, CaseIterable {
         case .lineNotEligible: "This kind of access line cannot be charged (ADSL needs a Flets.net contract)."
         case .lineSuspended: "The access line is suspended."
         case .lineTerminated: "The access line has been terminated."
+        case .lineBillingBlocked: "The line's user has stopped carrier billing on this access line."
         case .unknownMerchant: "No merchant has this id."
         case .merchantSuspended: "The merchant is suspended."
         case .duplicateConflict: "This id was already used for a request with different content."

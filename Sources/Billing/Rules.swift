@@ -27,7 +27,8 @@ public struct BillingRules: Sendable {
     /// 3. `unknown_merchant`, then `merchant_suspended`;
     /// 4. `amount_out_of_range`;
     /// 5. `unknown_line`, `line_not_eligible`, `line_suspended`, `line_terminated`;
-    /// 6. `spending_limit_exceeded`.
+    /// 6. `line_billing_blocked` (the user's own stop, after the carrier's);
+    /// 7. `spending_limit_exceeded` (the lower of the line's limit and the user's).
     ///
     /// A cancellation: `unknown_charge` or `unknown_subscription` when the
     /// merchant has no such purchase on the line (also when there is no such
@@ -155,6 +156,7 @@ public struct BillingRules: Sendable {
         case .suspended: return .lineSuspended
         case .terminated: return .lineTerminated
         }
+        if line.billingBlocked { return .lineBillingBlocked }
         return nil
     }
 

@@ -182,6 +182,7 @@ public struct AuthorizationService: Sendable {
         case "terminated": return .lineTerminated
         default: return .lineSuspended
         }
+        if context.billingBlocked { return .lineBillingBlocked }
         guard let merchant = context.merchantStatus else { return .unknownMerchant }
         return merchant == "active" ? nil : .merchantSuspended
     }

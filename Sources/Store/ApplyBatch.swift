@@ -254,17 +254,16 @@ extension BillingStore {
         // another batch over the same lines.
         let lineRows = try await connection.query(
             """
-            SELECT l.line_id, l.line_type, l.flets_net, l.status, l.spending_limit_yen, l.open_cycle, l.open_spend_yen
+            SELECT \(unescaped: Line.storedColumns("l")), l.open_cycle, l.open_spend_yen
             FROM unnest(\(lineIDs)) WITH ORDINALITY AS k(line_id, position)
             CROSS JOIN LATERAL (SELECT * FROM lines WHERE lines.line_id = k.line_id FOR UPDATE) l
             ORDER BY k.position
             """, logger: logger)
-        for try await (id, type, fletsNet, status, limit, openCycle, spend) in lineRows.decode(
-            (String, String, Bool, String, Int64?, String, Int64).self)
-        {
-            let line = Line(
-                id: LineID(rawValue: id), type: LineType(rawValue: type), fletsNetContract: fletsNet,
-                status: LineStatus(rawValue: status) ?? .suspended, spendingLimit: limit.map { Yen($0) })
+        for try await row in lineRows {
+            var columns = RowColumns(row)
+            let line = try Line(stored: &columns)
+            let openCycle: String = try columns.next()
+            let spend: Int64 = try columns.next()
             books[line.id] = LineBook(line: line, openCycle: try storedCycle(openCycle), spend: Yen(spend))
         }
 

@@ -79,6 +79,8 @@ public struct PurchaseContext: Sendable, Hashable {
     public var lineStatus: String?
     /// `active` or `suspended` (`nil`: no such merchant).
     public var merchantStatus: String?
+    /// Whether the line's user stopped carrier billing on the line.
+    public var billingBlocked = false
 }
 
 extension BillingStore {
@@ -362,13 +364,14 @@ extension BillingStore {
     public func purchaseContext(lineID: String, merchantID: String) async throws -> PurchaseContext {
         let rows = try await client.fetch(
             """
-            SELECT l.line_type, coalesce(l.flets_net, false), l.status, m.status
+            SELECT l.line_type, coalesce(l.flets_net, false), l.status, m.status, l.billing_blocked_since IS NOT NULL
             FROM (SELECT 1) AS one
             LEFT JOIN lines l ON l.line_id = \(lineID)
             LEFT JOIN merchants m ON m.merchant_id = \(merchantID)
-            """, (String?, Bool, String?, String?).self, logger: logger)
-        let (type, fletsNet, status, merchant) = rows.first ?? (nil, false, nil, nil)
-        return PurchaseContext(lineType: type, fletsNet: fletsNet, lineStatus: status, merchantStatus: merchant)
+            """, (String?, Bool, String?, String?, Bool).self, logger: logger)
+        let (type, fletsNet, status, merchant, blocked) = rows.first ?? (nil, false, nil, nil, false)
+        return PurchaseContext(
+            lineType: type, fletsNet: fletsNet, lineStatus: status, merchantStatus: merchant, billingBlocked: blocked)
     }
 }
 

@@ -664,6 +664,30 @@ let migrations: [Migration] = [
             """,
         ]
     },
+    Migration(version: 18, name: "the support desk: a line user's own stop and limit, disputed purchases") { _ in
+        [
+            // Set by the support desk, never by the line system's import: the user's stop of carrier billing
+            // (since when), and a lower monthly limit the user asked for.
+            """
+            ALTER TABLE lines ADD COLUMN billing_blocked_since timestamptz,
+                ADD COLUMN user_limit_yen bigint CHECK (user_limit_yen >= 1)
+            """,
+            // A purchase the line's user disputes with the support centre: it stays billed; the merchant sees
+            // the mark. One mark per purchase; cleared marks are deleted (the audit log keeps the story).
+            """
+            CREATE TABLE purchase_disputes (
+                merchant_id text NOT NULL,
+                kind text NOT NULL CHECK (kind IN ('charge', 'subscription')),
+                purchase_id text NOT NULL,
+                line_id text NOT NULL,
+                reason text NOT NULL,
+                marked_by text NOT NULL,
+                marked_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (merchant_id, kind, purchase_id))
+            """,
+            "CREATE INDEX purchase_disputes_by_line ON purchase_disputes (line_id)",
+        ]
+    },
 ]
 
 /// The channel on which PostgreSQL announces new outbox messages.

@@ -47,17 +47,15 @@ extension BillingStore {
     /// on one line id, so it reads one partition.
     public func lineStatement(_ id: LineID, cycle requested: BillingCycle? = nil) async throws -> LineStatement? {
         try await client.withConnection { connection in
-            guard
-                let (type, fletsNet, status, limit, open) = try await connection.fetch(
-                    """
-                    SELECT line_type, flets_net, status, spending_limit_yen, open_cycle FROM lines WHERE line_id = \(id.rawValue)
-                    """, (String, Bool, String, Int64?, String).self, logger: logger
-                ).first
-            else { return nil }
-            let openCycle = try storedCycle(open)
-            let line = Line(
-                id: id, type: LineType(rawValue: type), fletsNetContract: fletsNet,
-                status: LineStatus(rawValue: status) ?? .suspended, spendingLimit: limit.map { Yen($0) })
+            var rows = try await connection.query(
+                """
+                SELECT \(unescaped: Line.storedColumns("l")), l.open_cycle FROM lines l WHERE l.line_id = \(id.rawValue)
+                """, logger: logger
+            ).makeAsyncIterator()
+            guard let row = try await rows.next() else { return nil }
+            var columns = RowColumns(row)
+            let line = try Line(stored: &columns)
+            let openCycle = try storedCycle(try columns.next())
             let cycle = requested ?? openCycle
             if cycle < openCycle {
                 let stored = try await connection.fetch(
@@ -237,4 +235,23 @@ private struct StoredBillItem: Decodable {
     var reference: String
     var description: String
     var amount: Int64
+}
+
+extension Line {
+    /// The columns ``init(stored:)`` reads, in order, of `lines` named `alias`.
+    static func storedColumns(_ alias: String) -> String {
+        """
+        \(alias).line_id, \(alias).line_type, \(alias).flets_net, \(alias).status, \(alias).spending_limit_yen, \
+        \(alias).user_limit_yen, \(alias).billing_blocked_since IS NOT NULL
+        """
+    }
+
+    /// A line as stored, read from ``storedColumns(_:)``.
+    init(stored columns: inout RowColumns) throws {
+        self.init(
+            id: LineID(rawValue: try columns.next()), type: LineType(rawValue: try columns.next()),
+            fletsNetContract: try columns.next(), status: LineStatus(rawValue: try columns.next()) ?? .suspended,
+            spendingLimit: (try columns.next() as Int64?).map { Yen($0) },
+            userSpendingLimit: (try columns.next() as Int64?).map { Yen($0) }, billingBlocked: try columns.next())
+    }
 }

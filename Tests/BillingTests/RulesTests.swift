@@ -275,6 +275,9 @@ struct RulesTests {
         Refusal(
             reason: .lineTerminated, make: { $0.line?.status = .terminated }, holds: { $0.line?.status == .terminated }),
         Refusal(
+            reason: .lineBillingBlocked, make: { $0.line?.billingBlocked = true },
+            holds: { $0.line?.billingBlocked == true }),
+        Refusal(
             reason: .spendingLimitExceeded, make: { $0.spend = 50_000 },
             holds: { $0.line != nil && $0.spend + $0.amount > 50_000 }),
     ]
@@ -296,10 +299,96 @@ struct RulesTests {
         return order[pair.first].holds(situation) && order[pair.second].holds(situation)
     }
 
-    @Test("36 pairs of 9 reasons: all but the 6 that exclude each other are tested")
+    @Test("45 pairs of 10 reasons: all but the 7 that exclude each other are tested")
     func pairsTested() {
-        #expect(Self.order.count == 9)
-        #expect(Self.pairs.count == 30)
+        #expect(Self.order.count == 10)
+        #expect(Self.pairs.count == 38)
+    }
+
+    struct BlockCase: CustomTestStringConvertible, Sendable {
+        var name: String
+        var line: Line
+        var spend: Yen
+        var amount: Yen
+        var expected: RejectionReason?
+        var testDescription: String { name }
+    }
+
+    @Test(
+        "A user's stop and a user's lower limit: which reason, with the carrier's own states and limits",
+        arguments: [
+            BlockCase(
+                name: "blocked", line: Line(id: "L1", type: .bFlets, billingBlocked: true), spend: 0, amount: 1,
+                expected: .lineBillingBlocked),
+            BlockCase(
+                name: "blocked and over the limit: the stop wins",
+                line: Line(id: "L1", type: .bFlets, billingBlocked: true), spend: 49_900, amount: 500,
+                expected: .lineBillingBlocked),
+            BlockCase(
+                name: "blocked and suspended: the carrier's stop wins",
+                line: Line(id: "L1", type: .bFlets, status: .suspended, billingBlocked: true), spend: 0, amount: 500,
+                expected: .lineSuspended),
+            BlockCase(
+                name: "blocked and terminated",
+                line: Line(id: "L1", type: .bFlets, status: .terminated, billingBlocked: true),
+                spend: 0, amount: 500, expected: .lineTerminated),
+            BlockCase(
+                name: "blocked ADSL without Flets.net: not eligible first",
+                line: Line(id: "L1", type: .adsl, billingBlocked: true), spend: 0, amount: 500,
+                expected: .lineNotEligible),
+            BlockCase(
+                name: "a user's limit below the default", line: Line(id: "L1", type: .bFlets, userSpendingLimit: 3_000),
+                spend: 2_600, amount: 500, expected: .spendingLimitExceeded),
+            BlockCase(
+                name: "up to a user's limit exactly", line: Line(id: "L1", type: .bFlets, userSpendingLimit: 3_000),
+                spend: 2_500, amount: 500, expected: nil),
+            BlockCase(
+                name: "a user's limit above the line's own: the line's applies",
+                line: Line(id: "L1", type: .bFlets, spendingLimit: 1_000, userSpendingLimit: 3_000), spend: 600,
+                amount: 500, expected: .spendingLimitExceeded),
+            BlockCase(
+                name: "a user's limit on a line with none (0)",
+                line: Line(id: "L1", type: .bFlets, spendingLimit: 0, userSpendingLimit: 800), spend: 400,
+                amount: 500, expected: .spendingLimitExceeded),
+            BlockCase(
+                name: "no limit at all", line: Line(id: "L1", type: .bFlets, spendingLimit: 0), spend: 900_000,
+                amount: 500_000, expected: nil),
+        ])
+    func userStops(_ example: BlockCase) {
+        for request in [
+            charge(amount: example.amount),
+            .subscription(
+                SubscriptionRequest(
+                    merchantID: "m-points", subscriptionID: "s-1", lineID: "L1", monthlyAmount: example.amount,
+                    description: "club")),
+        ] {
+            var ledger = book(example.line, spend: example.spend)
+            let outcome = rules.apply(request, to: &ledger, merchant: shop)
+            #expect(outcome.rejection == example.expected, "\(request.kind)")
+        }
+    }
+
+    @Test(
+        "A stop refuses new purchases only: a repeat of an accepted one, a cancellation and a termination still apply")
+    func stopKeepsWhatWasDone() {
+        let accepted = ChargeRecord(
+            merchantID: "m-points", chargeID: "c-1", amount: 500, description: "500 points", cycle: november)
+        let club = SubscriptionRecord(
+            merchantID: "m-points", subscriptionID: "s-1", monthlyAmount: 300, description: "club",
+            startCycle: november)
+        var ledger = book(
+            Line(id: "L1", type: .bFlets, billingBlocked: true), spend: 800, charges: [accepted],
+            subscriptions: [club])
+        #expect(rules.apply(charge(), to: &ledger, merchant: shop) == .accepted(november), "a repeat")
+        #expect(rules.apply(charge("c-2"), to: &ledger, merchant: shop).rejection == .lineBillingBlocked)
+        let cancel = BillingRequest.chargeCancellation(
+            ChargeCancellation(merchantID: "m-points", chargeID: "c-1", lineID: "L1"))
+        #expect(rules.apply(cancel, to: &ledger, merchant: shop) == .accepted(november))
+        #expect(ledger.spend == 300)
+        let endClub = BillingRequest.subscriptionCancellation(
+            SubscriptionCancellation(merchantID: "m-points", subscriptionID: "s-1", lineID: "L1"))
+        #expect(rules.apply(endClub, to: &ledger, merchant: shop) == .accepted(november))
+        #expect(ledger.subscriptions.values.first?.lastCycle == november)
     }
 
     @Test("Which reason wins when two apply: the documented order, for charges and subscriptions", arguments: pairs)
