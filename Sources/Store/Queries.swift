@@ -229,7 +229,7 @@ extension BillingStore {
 }
 
 /// One item of a stored line bill, as ``ClosePublisher/lineBill(_:)`` wrote it.
-private struct StoredBillItem: Decodable {
+struct StoredBillItem: Decodable {
     var merchantId: String
     var kind: String
     var reference: String

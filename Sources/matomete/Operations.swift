@@ -223,7 +223,7 @@ struct TopicCommands: AsyncParsableCommand {
 struct LineCommands: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lines", abstract: "Access lines, from the line system.",
-        subcommands: [Import.self, DefaultLimit.self])
+        subcommands: [Import.self, DefaultLimit.self, ShowLine.self])
 
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
