@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "outbox-relay", targets: ["outbox-relay"]),
         .executable(name: "auth-gateway", targets: ["auth-gateway"]),
         .executable(name: "merchant-site", targets: ["merchant-site"]),
+        .executable(name: "support-desk", targets: ["support-desk"]),
         .executable(name: "matomete", targets: ["matomete"]),
         .executable(name: "kafka-bench", targets: ["KafkaBenchmark"]),
         .executable(name: "store-bench", targets: ["StoreBenchmark"]),
@@ -191,11 +192,20 @@ let package = Package(
             ],
             swiftSettings: strictness
         ),
+        // What the staff sites send to Kafka: cancellations signed as the merchant's own.
+        .target(
+            name: "SiteMessages",
+            dependencies: [
+                "Authorization", "Billing", "Contract", "Kafka", "ServerKit", "Store",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictness
+        ),
         // The merchants' data-management site: purchases, settlements, payouts, the audit log.
         .target(
             name: "MerchantSite",
             dependencies: [
-                "SiteKit", "Billing", "Store", "ServerKit", "Authorization", "Contract", "Kafka",
+                "SiteKit", "SiteMessages", "Billing", "Store", "ServerKit", "Authorization", "Contract", "Kafka",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
@@ -208,9 +218,27 @@ let package = Package(
         .executableTarget(
             name: "merchant-site",
             dependencies: [
-                "MerchantSite", "SiteKit", "Store", "ServerKit", "Authorization", "Contract", "Kafka",
+                "MerchantSite", "SiteKit", "SiteMessages", "ServerKit", "Contract",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictness
+        ),
+        // The carrier's support desk: one line's whole story and a few recorded actions.
+        .target(
+            name: "SupportDesk",
+            dependencies: [
+                "SiteKit", "SiteMessages", "Billing", "Store", "ServerKit", "Authorization",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: strictness
+        ),
+        .executableTarget(
+            name: "support-desk",
+            dependencies: [
+                "SupportDesk", "SiteKit", "SiteMessages", "ServerKit", "Contract",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictness
         ),
@@ -336,9 +364,8 @@ let package = Package(
         .testTarget(
             name: "SiteTests",
             dependencies: [
-                "MerchantSite", "SiteKit", "Store", "Billing", "MatometeTestSupport", "Authorization", "ServerKit",
-                "Kafka",
-                "Contract",
+                "MerchantSite", "SupportDesk", "SiteKit", "SiteMessages", "Store", "Billing", "MatometeTestSupport",
+                "Authorization", "ServerKit", "Kafka", "Contract",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),

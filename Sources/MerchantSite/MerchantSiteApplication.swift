@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import ServerKit
 import SiteKit
+import SiteMessages
 import Store
 
 /// The merchants' data-management site: every page reads only the logged-in staff member's merchant's data,
@@ -74,55 +75,7 @@ struct MerchantRoutes: Sendable {
     ]
 
     func add(to router: Router<SiteContext>) {
-        router.get("static/site.css") { _, _ in
-            Response(
-                status: .ok,
-                headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "public, max-age=3600"],
-                body: ResponseBody(byteBuffer: ByteBuffer(string: SitePages.styleSheet)))
-        }
-        router.get("language") { request, _ in
-            let to = Language(rawValue: request.uri.queryParameters["to"].map(String.init) ?? "") ?? .ja
-            let back = request.uri.queryParameters["back"].map(String.init) ?? "/"
-            var response = SitePages.seeOther(SitePages.isLocalPath(back) ? back : "/")
-            response.setCookie(
-                Cookie(name: "lang", value: to.rawValue, maxAge: 365 * 86_400, path: "/", sameSite: .lax))
-            return response
-        }
-        router.get("login") { request, context in
-            let (token, cookie) = sessions.loginFormToken(request)
-            var response = pages.page(
-                "login", title: "login_title",
-                values: ["csrf": token, "failed": request.uri.queryParameters["failed"] != nil], context: context,
-                path: "/login")
-            if let cookie { response.setCookie(cookie) }
-            return response
-        }
-        router.post("login") { request, context in
-            switch try await sessions.login(request, context) {
-            case .loggedIn(_, let cookie):
-                var response = SitePages.seeOther("/overview")
-                response.setCookie(cookie)
-                return response
-            case .refused:
-                return SitePages.seeOther("/login?failed=1")
-            }
-        }
-        router.post("logout") { request, context in
-            _ = try await sessions.form(request, context)
-            var response = SitePages.seeOther("/login")
-            response.setCookie(try await sessions.logout(request, context, everywhere: false))
-            return response
-        }
-        router.post("logout-everywhere") { request, context in
-            _ = try await sessions.form(request, context)
-            var response = SitePages.seeOther("/login")
-            response.setCookie(try await sessions.logout(request, context, everywhere: true))
-            return response
-        }
-        router.get("/") { _, context in
-            _ = try context.requireSession()
-            return SitePages.seeOther("/overview")
-        }
+        sessions.addAccountRoutes(to: router, pages: pages, home: "/overview")
         router.get("overview") { _, context in try await overview(context) }
         router.get("purchases") { request, context in try await purchases(request, context, cancellations: false) }
         router.get("cancellations") { request, context in

@@ -2,17 +2,6 @@
 /// for markup the site made itself (the chart).
 enum MerchantTemplates {
     static let all: [String: String] = [
-        "login": """
-        <form class="login" method="post" action="/login">
-        <h1>{{t.login_title}}</h1>
-        {{#failed}}<p class="notice" id="login-failed">{{t.login_failed}}</p>{{/failed}}
-        <input type="hidden" name="csrf" value="{{csrf}}">
-        <label>{{t.login_id}}<input id="login" name="login" type="email" autocomplete="username" required></label>
-        <label>{{t.password}}<input id="password" name="password" type="password" autocomplete="current-password" required></label>
-        <label>{{t.code}}<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="8"></label>
-        <button id="submit">{{t.login_button}}</button>
-        </form>
-        """,
         "overview": """
         <h1>{{t.overview_title}}</h1>
         <h2>{{t.this_month}} ({{month}})</h2>

@@ -4,24 +4,9 @@ import SiteKit
 enum MerchantTexts {
     static let all = Texts([
         "site": ("Matomete for merchants", "まとめて支払い 加盟店サイト"),
-        "logout": ("Log out", "ログアウト"),
-        "logout_everywhere": ("Log out on every device", "すべての端末からログアウト"),
-        "error_title": ("Error", "エラー"),
-        "error_internal": (
-            "Something went wrong on our side. Try again in a moment.", "システムで問題が発生しました。しばらくしてから再度お試しください。"
-        ),
         "error_home": ("Back to the overview", "概要に戻る"),
         "role_admin": ("administrator", "管理者"),
         "role_viewer": ("viewer", "閲覧者"),
-        "login_title": ("Log in", "ログイン"),
-        "login_id": ("Login (e-mail)", "ログインID（メールアドレス）"),
-        "password": ("Password", "パスワード"),
-        "code": ("Code from your authenticator app (if set up)", "認証アプリのコード（設定している場合）"),
-        "login_button": ("Log in", "ログイン"),
-        "login_failed": (
-            "Login failed. Check your login and password. After 5 failures in a row the account is locked for 15 minutes.",
-            "ログインできませんでした。IDとパスワードを確認してください。5回続けて失敗すると15分間ロックされます。"
-        ),
         "nav_overview": ("Overview", "概要"),
         "nav_purchases": ("Purchases", "購入"),
         "nav_settlements": ("Settlements", "精算"),
@@ -114,7 +99,6 @@ enum MerchantTexts {
         "refused_by_reason": ("Refused, by reason", "拒否（理由別）"),
         "reason": ("Reason", "理由"),
         "count": ("Count", "件数"),
-        "none": ("None.", "ありません。"),
         "chart_title": ("Gross billed, last 13 months", "請求総額（直近13か月）"),
         "purchases_title": ("Purchases", "購入"),
         "from": ("From", "開始日"),
@@ -141,8 +125,6 @@ enum MerchantTexts {
         "state_ended": ("ended", "解約済"),
         "month": ("Month", "請求月"),
         "description": ("Description", "内容"),
-        "previous": ("← Newer", "← 新しい"),
-        "next": ("Older →", "古い →"),
         "bad_search": ("The search is not valid", "検索条件が正しくありません"),
         "history_title": ("Purchase history", "購入履歴"),
         "history": ("History", "履歴"),
@@ -237,6 +219,5 @@ enum MerchantTexts {
         "detail": ("Detail", "詳細"),
         "from_address": ("From", "接続元"),
         "admins_only": ("Only administrators may do this.", "この操作は管理者のみ可能です。"),
-        "not_found": ("There is no such page.", "ページが見つかりません。"),
     ])
 }

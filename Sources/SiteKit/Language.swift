@@ -36,11 +36,37 @@ public struct Texts: Sendable {
     private let english: [String: String]
     private let japanese: [String: String]
 
-    /// Texts from pairs: key → (English, Japanese).
+    /// Texts from pairs: key → (English, Japanese), over the texts every staff site shares (``common``), which
+    /// a site's own pair of the same key replaces.
     public init(_ pairs: [String: (en: String, ja: String)]) {
-        english = pairs.mapValues(\.en)
-        japanese = pairs.mapValues(\.ja)
+        let all = Self.common.merging(pairs) { _, own in own }
+        english = all.mapValues(\.en)
+        japanese = all.mapValues(\.ja)
     }
+
+    /// What every staff site says alike: logging in and out, errors, paging.
+    public static let common: [String: (en: String, ja: String)] = [
+        "logout": ("Log out", "ログアウト"),
+        "logout_everywhere": ("Log out on every device", "すべての端末からログアウト"),
+        "error_title": ("Error", "エラー"),
+        "error_internal": (
+            "Something went wrong on our side. Try again in a moment.", "システムで問題が発生しました。しばらくしてから再度お試しください。"
+        ),
+        "login_title": ("Log in", "ログイン"),
+        "login_id": ("Login (e-mail)", "ログインID（メールアドレス）"),
+        "password": ("Password", "パスワード"),
+        "code": ("Code from your authenticator app (if set up)", "認証アプリのコード（設定している場合）"),
+        "login_button": ("Log in", "ログイン"),
+        "login_failed": (
+            "Login failed. Check your login and password. After 5 failures in a row the account is locked for 15 minutes.",
+            "ログインできませんでした。IDとパスワードを確認してください。5回続けて失敗すると15分間ロックされます。"
+        ),
+        "none": ("None.", "ありません。"),
+        "previous": ("← Newer", "← 新しい"),
+        "next": ("Older →", "古い →"),
+        "not_found": ("There is no such page.", "ページが見つかりません。"),
+        "error_home": ("Back to the start", "最初のページに戻る"),
+    ]
 
     /// Every text in `language`, for a template's `t`.
     public func all(_ language: Language) -> [String: String] { language == .en ? english : japanese }

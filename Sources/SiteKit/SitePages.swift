@@ -162,6 +162,17 @@ public struct SitePages: Sendable {
         </body>
         </html>
         """,
+        "login": """
+        <form class="login" method="post" action="/login">
+        <h1>{{t.login_title}}</h1>
+        {{#failed}}<p class="notice" id="login-failed">{{t.login_failed}}</p>{{/failed}}
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        <label>{{t.login_id}}<input id="login" name="login" type="email" autocomplete="username" required></label>
+        <label>{{t.password}}<input id="password" name="password" type="password" autocomplete="current-password" required></label>
+        <label>{{t.code}}<input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="8"></label>
+        <button id="submit">{{t.login_button}}</button>
+        </form>
+        """,
         "error": """
         <h1>{{status}}</h1>
         <p id="error">{{message}}</p>

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Contract
-import Kafka
 import MerchantSite
+import SiteMessages
 import ServerKit
 import SiteKit
 
@@ -26,15 +26,9 @@ struct MerchantSiteCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration = try site.resolve(MerchantSiteApplication.settings(plainHTTP: false))
         let connection = try kafka.resolve()
-        var client = KafkaClientSettings(bootstrapServers: connection.bootstrapServers)
-        client.clientID = "matomete-merchant-site"
-        client.rawProperties = connection.properties
-        var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: [])
-        producerConfiguration.client = client
-        producerConfiguration.linger = .milliseconds(1)
-        producerConfiguration.messageTimeout = .seconds(30)
         try await configuration.run(label: "matomete.merchant-site") { holder, readiness, logger in
-            let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
+            let producer = try SiteCancellations.producer(
+                connection, clientID: "matomete-merchant-site", logger: logger)
             let cancellations = SiteCancellations(
                 producer: producer, topics: Topics(prefix: connection.topicPrefix), sealer: configuration.sealer,
                 logger: logger)

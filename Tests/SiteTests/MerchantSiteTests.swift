@@ -13,6 +13,7 @@ import NIOCore
 import PostgresNIO
 import ServerKit
 import SiteKit
+import SiteMessages
 import Store
 import Synchronization
 import Testing

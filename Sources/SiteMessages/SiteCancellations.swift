@@ -4,12 +4,14 @@ import Contract
 import Foundation
 import Kafka
 import Logging
+import ServerKit
 import Store
 
-/// Sends the cancellations a merchant's admin asks for on the site to the cancellations topic, exactly as the
-/// merchant's own system would: the same JSON, keyed by the line, signed with the merchant's newest valid key
-/// (`docs/merchants.md`, "Signing requests"). The worker that owns the line applies it and answers on the
-/// merchant's results topic; the purchase's page shows that answer once it is stored.
+/// Sends the cancellations staff ask for on a site (a merchant's admin on the merchants' site, an agent on the
+/// support desk on the line user's behalf) to the cancellations topic, exactly as the merchant's own system would:
+/// the same JSON, keyed by the line, signed with the merchant's newest valid key (`docs/merchants.md`, "Signing
+/// requests"). The worker that owns the line applies it and answers on the merchant's results topic; the sites
+/// show that answer once it is stored.
 public struct SiteCancellations: Sendable {
     /// What the site asks to cancel.
     public enum Target: String, Sendable {
@@ -41,6 +43,21 @@ public struct SiteCancellations: Sendable {
         self.topic = topics.cancellations
         self.sealer = sealer
         self.logger = logger
+    }
+
+    /// A producer for a site's cancellations on `connection`, named `clientID`: each message sent at once (1 ms
+    /// linger) and given up after 30 seconds.
+    public static func producer(
+        _ connection: KafkaConnection, clientID: String, logger: Logger
+    ) throws -> KafkaProducer {
+        var client = KafkaClientSettings(bootstrapServers: connection.bootstrapServers)
+        client.clientID = clientID
+        client.rawProperties = connection.properties
+        var configuration = KafkaProducerConfiguration(bootstrapServers: [])
+        configuration.client = client
+        configuration.linger = .milliseconds(1)
+        configuration.messageTimeout = .seconds(30)
+        return try KafkaProducer(configuration: configuration, logger: logger)
     }
 
     /// The message's value: the cancellation as a merchant writes it (keys sorted, no spaces).
