@@ -489,17 +489,6 @@ struct MerchantRoutes: Sendable {
     }
 }
 
-/// A CSV field: quoted when it holds a comma, a quote or a line break; a text that a spreadsheet would take
-/// for a formula (`=`, `+`, `-`, `@`, tab, CR first) is prefixed with `'`.
-enum CSVField {
-    static func escape(_ field: String) -> String {
-        var field = field
-        if let first = field.first, "=+-@\t\r".contains(first) { field = "'" + field }
-        guard field.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline }) else { return field }
-        return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
-}
-
 extension HTTPField.Name {
     static let contentDisposition = Self("Content-Disposition")!
 }

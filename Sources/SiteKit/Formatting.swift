@@ -42,3 +42,15 @@ public enum SiteFormat {
     /// The day (`YYYY-MM-DD`) the instant falls on, Japan time.
     public static func day(_ date: Date) -> String { String(time(date).prefix(10)) }
 }
+
+/// A CSV field: quoted when it holds a comma, a quote or a line break; a text that a spreadsheet would take
+/// for a formula (`=`, `+`, `-`, `@`, tab, CR first) is prefixed with `'`.
+public enum CSVField {
+    /// `field` as a CSV field, safe to open in a spreadsheet.
+    public static func escape(_ field: String) -> String {
+        var field = field
+        if let first = field.first, "=+-@\t\r".contains(first) { field = "'" + field }
+        guard field.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline }) else { return field }
+        return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}

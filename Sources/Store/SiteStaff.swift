@@ -365,25 +365,44 @@ extension BillingStore {
         try await client.withGuardedConnection { [self] connection in try await record(entry, on: connection) }
     }
 
-    /// A site's audit log, newest first (a merchant's entries only, when `merchant` is given): at most `limit`
-    /// entries, recorded before `before` when given.
+    /// A site's audit log, newest first (a merchant's entries only, when `merchant` is given; those about
+    /// `subject` only, when given): at most `limit` entries, recorded before `before` when given.
     public func auditLog(
-        site: StaffSite, merchant: MerchantID?, before: Date? = nil, limit: Int = 100
-    )
-        async throws -> [AuditEntry]
-    {
-        let rows = try await client.fetch(
+        site: StaffSite, merchant: MerchantID?, subject: String? = nil, before: Date? = nil, limit: Int = 100
+    ) async throws -> [AuditEntry] {
+        try await auditRows(
             """
-            SELECT merchant_id, staff_login, action, subject, detail, address, at FROM site_audit
+            SELECT id, merchant_id, staff_login, action, subject, detail, address, at FROM site_audit
             WHERE site = \(site.rawValue) AND merchant_id IS NOT DISTINCT FROM \(merchant?.rawValue)
-                AND at < \(before ?? .distantFuture)
+                AND (\(subject == nil) OR subject = \(subject ?? "")) AND at < \(before ?? .distantFuture)
             ORDER BY at DESC, id DESC LIMIT \(limit)
-            """, (String?, String, String, String?, String, String?, Date).self, logger: logger)
-        return rows.map { merchant, login, action, subject, detail, address, at in
-            AuditEntry(
-                site: site, merchantID: merchant.map(MerchantID.init(rawValue:)), staffLogin: login, action: action,
-                subject: subject, detail: detail, address: address, at: at)
-        }
+            """, site: site
+        ).map(\.entry)
+    }
+
+    /// A site's audit log in the order it was written, after the entry numbered `after`: at most `limit` entries
+    /// with their numbers, to page through all of it (an export).
+    public func auditEntries(
+        site: StaffSite, after: Int64, limit: Int = 2000
+    ) async throws -> [(number: Int64, entry: AuditEntry)] {
+        try await auditRows(
+            """
+            SELECT id, merchant_id, staff_login, action, subject, detail, address, at FROM site_audit
+            WHERE site = \(site.rawValue) AND id > \(after) ORDER BY id LIMIT \(limit)
+            """, site: site)
+    }
+
+    private func auditRows(_ query: PostgresQuery, site: StaffSite) async throws -> [(number: Int64, entry: AuditEntry)]
+    {
+        try await client.fetch(query, (Int64, String?, String, String, String?, String, String?, Date).self, logger: logger)
+            .map { number, merchant, login, action, subject, detail, address, at in
+                (
+                    number,
+                    AuditEntry(
+                        site: site, merchantID: merchant.map(MerchantID.init(rawValue:)), staffLogin: login,
+                        action: action, subject: subject, detail: detail, address: address, at: at)
+                )
+            }
     }
 }
 

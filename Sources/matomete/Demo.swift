@@ -75,13 +75,17 @@ struct DemoRun {
         // Last month, so that its bills can be paid today (a payment is dated after its month).
         let today = CalendarDay(containing: Int64(Date().timeIntervalSince1970))
         let cycle = today.cycle.previous
-        let (plan, site) = try await withPostgresClient(system.postgres.configuration, logger: logger) { client in
+        let (plan, site, desk) = try await withPostgresClient(system.postgres.configuration, logger: logger) {
+            client in
             let store = try await BillingStore.open(client: client, logger: logger)
-            return (try await prepare(store, cycle: cycle), try await system.addSiteAdmin(for: "video", in: store))
+            return (
+                try await prepare(store, cycle: cycle), try await system.addSiteAdmin(for: "video", in: store),
+                try await system.addDeskStaff(in: store)
+            )
         }
         try system.launchAll()
         say(
-            "Starting 2 charge workers, a cancellation worker, a billing-cycle worker, a collection worker, a relay, the auth gateway and the merchant site…"
+            "Starting 2 charge workers, a cancellation worker, a billing-cycle worker, a collection worker, a relay, the auth gateway, the merchant site and the support desk…"
         )
         try await system.waitUntilReady()
         let collector = OutputCollector(system: system)
@@ -170,6 +174,9 @@ struct DemoRun {
         say(
             "Merchant site: \(system.siteAddress)/  log in as \(site.login), password \(site.password) "
                 + "(Video Service)\(serve ? "" : "; run with --serve to keep it up")")
+        say(
+            "Support desk: \(system.deskAddress)/  log in as \(desk.agent.0), password \(desk.agent.1) (agent); "
+                + "\(desk.supervisor.0), password \(desk.supervisor.1) (supervisor)")
         return billed && collected
     }
 

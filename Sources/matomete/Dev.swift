@@ -23,20 +23,24 @@ struct Dev: AsyncParsableCommand {
         let system = try await kafka.startSystem()
         let site: (login: String, password: String)
         let shopKey: RequestSigner
+        let desk: (agent: (String, String), supervisor: (String, String))
         do {
             try system.launchAll()
             say(
-                "Starting 2 charge workers, a cancellation worker, a billing-cycle worker, a collection worker, a relay, the auth gateway and the merchant site…"
+                "Starting 2 charge workers, a cancellation worker, a billing-cycle worker, a collection worker, a relay, the auth gateway, the merchant site and the support desk…"
             )
             try await system.waitUntilReady()
-            (site, shopKey) = try await withPostgresClient(system.postgres.configuration, logger: LocalSystem.logger) {
+            (site, shopKey, desk) = try await withPostgresClient(system.postgres.configuration, logger: LocalSystem.logger) {
                 client in
                 let store = try await BillingStore.open(client: client, logger: LocalSystem.logger)
                 try await store.upsertMerchant(Merchant(id: MerchantID(rawValue: "demo-shop"), name: "Demo Shop"))
                 try await system.createTopics(system.topics.merchantLayout("demo-shop", partitions: 3))
                 // Its key: for a developer's signed requests, and for the site's cancellations.
                 let key = try await system.addSigningKey(for: .merchant("demo-shop"), in: store)
-                return (try await system.addSiteAdmin(for: "demo-shop", in: store), key)
+                return (
+                    try await system.addSiteAdmin(for: "demo-shop", in: store), key,
+                    try await system.addDeskStaff(in: store)
+                )
             }
         } catch {
             await system.stop(keep: true)
@@ -50,7 +54,7 @@ struct Dev: AsyncParsableCommand {
                     entry.name, "\(entry.process.processIdentifier)",
                     entry.name == "auth-gateway"
                         ? "http://127.0.0.1:\(entry.port)/v1/authorizations  /healthz /metrics"
-                        : entry.name == "merchant-site"
+                        : ["merchant-site", "support-desk"].contains(entry.name)
                             ? "http://127.0.0.1:\(entry.port)/  /healthz /metrics"
                             : "http://127.0.0.1:\(entry.port)/healthz  /metrics",
                 ]
@@ -69,6 +73,9 @@ struct Dev: AsyncParsableCommand {
         say(
             "Merchant site: \(system.siteAddress)/  log in as \(site.login), password \(site.password) (merchant demo-shop)"
         )
+        say(
+            "Support desk: \(system.deskAddress)/  log in as \(desk.agent.0), password \(desk.agent.1) (agent); "
+                + "\(desk.supervisor.0), password \(desk.supervisor.1) (supervisor)")
         say("Logs: \(system.directory.path)")
         if system.cluster != nil {
             say("Note: the mock brokers keep at most 5 MiB per partition and drop the oldest beyond that.")

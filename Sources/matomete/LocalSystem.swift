@@ -26,6 +26,7 @@ final class LocalSystem: @unchecked Sendable {
     let keyEncryptionKey = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.base64EncodedString()
     let gatewayPort: Int
     let sitePort: Int
+    let deskPort: Int
     private(set) var processes: [(name: String, process: Process, port: Int)] = []
     static let logger: Logger = {
         var logger = Logger(label: "matomete.local")
@@ -35,7 +36,7 @@ final class LocalSystem: @unchecked Sendable {
 
     private init(
         cluster: EmbeddedKafkaCluster?, bootstrapServers: String, postgres: EmbeddedPostgres, directory: URL,
-        gatewayPort: Int, sitePort: Int
+        gatewayPort: Int, sitePort: Int, deskPort: Int
     ) {
         self.cluster = cluster
         self.bootstrapServers = bootstrapServers
@@ -43,6 +44,7 @@ final class LocalSystem: @unchecked Sendable {
         self.directory = directory
         self.gatewayPort = gatewayPort
         self.sitePort = sitePort
+        self.deskPort = deskPort
     }
 
     var bootstrapServerList: [String] { bootstrapServers.split(separator: ",").map(String.init) }
@@ -85,7 +87,8 @@ final class LocalSystem: @unchecked Sendable {
         }
         return LocalSystem(
             cluster: cluster, bootstrapServers: bootstrapServers, postgres: postgres, directory: directory,
-            gatewayPort: try EmbeddedPostgres.freePort(), sitePort: try EmbeddedPostgres.freePort())
+            gatewayPort: try EmbeddedPostgres.freePort(), sitePort: try EmbeddedPostgres.freePort(),
+            deskPort: try EmbeddedPostgres.freePort())
     }
 
     var databaseURL: String { postgres.configuration.url }
@@ -100,10 +103,31 @@ final class LocalSystem: @unchecked Sendable {
         }
         try launch("auth-gateway", port: gatewayPort)
         try launch("merchant-site", port: sitePort)
+        try launch("support-desk", port: deskPort)
     }
 
     /// The merchant site's address.
     var siteAddress: String { "http://127.0.0.1:\(sitePort)" }
+
+    /// The support desk's address.
+    var deskAddress: String { "http://127.0.0.1:\(deskPort)" }
+
+    /// Adds a demo agent and supervisor to the support desk, as `matomete support staff add` does, and returns
+    /// their logins and passwords.
+    func addDeskStaff(in store: BillingStore) async throws -> (agent: (String, String), supervisor: (String, String)) {
+        var made: [(String, String)] = []
+        for role in [StaffRole.agent, .supervisor] {
+            let login = "\(role.rawValue)@support.example"
+            let password = StaffCredentials.generatePassword()
+            try await store.addStaff(
+                try await StaffCredentials.account(
+                    site: .support, login: login, merchant: nil, role: role, displayName: "Demo \(role.rawValue)",
+                    password: password, secondFactor: false),
+                addedBy: "matomete dev")
+            made.append((login, password))
+        }
+        return (made[0], made[1])
+    }
 
     /// Adds an admin of `merchant` on the merchant site with a new password, as `matomete merchants staff add`
     /// does, and returns the login and the password.
@@ -139,7 +163,7 @@ final class LocalSystem: @unchecked Sendable {
         // Only the workers that check signatures, and the site that signs its admins' cancellations, open the
         // signing secrets.
         for name in ["MATOMETE_KEY_ENCRYPTION_KEY", "MATOMETE_KEY_ENCRYPTION_KEY_FILE"] { environment[name] = nil }
-        if ["charge-worker", "cancellation-worker", "merchant-site"].contains(name) {
+        if ["charge-worker", "cancellation-worker", "merchant-site", "support-desk"].contains(name) {
             environment["MATOMETE_KEY_ENCRYPTION_KEY"] = keyEncryptionKey
         }
         if name == "auth-gateway" {
@@ -147,7 +171,7 @@ final class LocalSystem: @unchecked Sendable {
             environment["MATOMETE_SIGNING_KEY_ID"] = keyID
         }
         // The site is served over plain HTTP on this machine: its cookies cannot be Secure.
-        environment["MATOMETE_PLAIN_HTTP"] = name == "merchant-site" ? "1" : nil
+        environment["MATOMETE_PLAIN_HTTP"] = ["merchant-site", "support-desk"].contains(name) ? "1" : nil
         environment["MATOMETE_TRUSTED_PROXIES"] = "127.0.0.1/32"  // this tool stands in for the carrier's proxy
         environment["MATOMETE_ALLOW_EARLY_CLOSE"] = "true"
         environment["MATOMETE_KAFKA_PROPERTIES"] = "session.timeout.ms=6000;heartbeat.interval.ms=500"

@@ -23,6 +23,7 @@ struct Matomete: AsyncParsableCommand {
             Demo.self, Dev.self, Migrate.self, TopicCommands.self, LineCommands.self, MerchantCommands.self,
             CycleCommands.self, Settlements.self, Status.self, DeadLetterCommands.self, Credentials.self,
             Addresses.self, Keys.self, LineSystemCommands.self, CollectionCommands.self, PayoutCommands.self,
+            SupportCommands.self,
         ])
 }
 
@@ -73,6 +74,13 @@ struct Migrate: AsyncParsableCommand {
                 ? "The schema is up to date."
                 : "Applied migrations \(applied.map(String.init).joined(separator: ", ")).")
     }
+}
+
+/// `matomete support …`: the carrier's support desk.
+struct SupportCommands: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "support", abstract: "The support desk: its agents' and supervisors' accounts.",
+        subcommands: [SupportStaff.self])
 }
 
 struct Credentials: AsyncParsableCommand {

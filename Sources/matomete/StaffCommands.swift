@@ -38,29 +38,9 @@ struct MerchantStaff: AsyncParsableCommand {
         @Flag(help: "Require a TOTP code at login; prints the secret and its otpauth:// address once.") var totp = false
 
         func run() async throws {
-            guard let role = StaffRole(rawValue: role), role.site == .merchant else {
-                throw ValidationError("A merchant's staff is admin or viewer.")
-            }
-            let login = login.lowercased()
-            guard StaffAccount.isValidLogin(login) else {
-                throw ValidationError("A login is e-mail-like: name@domain (letters, digits, . _ % + -).")
-            }
-            let password = passwordStdin ? try readPassword() : StaffCredentials.generatePassword()
-            guard password.count >= 10 else { throw ValidationError("A password has at least 10 characters.") }
-            let account = try await StaffCredentials.account(
-                site: .merchant, login: login, merchant: MerchantID(rawValue: try merchant.id()), role: role,
-                displayName: name ?? login, password: password, secondFactor: totp)
-            let secret = account.totpSecret
-            try await Exit.mapping {
-                try await database.withStore { try await $0.addStaff(account, addedBy: StaffActions.operatorName) }
-            }
-            say("login     \(login)\nmerchant  \(account.merchantID?.rawValue ?? "")\nrole      \(role.rawValue)")
-            if !passwordStdin { say("password  \(password)   (shown once)") }
-            if let secret {
-                say(
-                    "totp      \(TOTP.base32(secret))\n          "
-                        + TOTP.provisioningURI(secret: secret, account: login, issuer: "Matomete"))
-            }
+            try await StaffActions.add(
+                site: .merchant, merchant: MerchantID(rawValue: try merchant.id()), login: login, role: role,
+                name: name, passwordStdin: passwordStdin, totp: totp, database: database)
         }
     }
 
@@ -70,31 +50,9 @@ struct MerchantStaff: AsyncParsableCommand {
         @OptionGroup var output: OutputOptions
         @OptionGroup var merchant: MerchantNaming
 
-        struct Row: Encodable {
-            var login: String
-            var role: String
-            var name: String
-            var secondFactor: Bool
-            var lockedUntil: Date?
-        }
-
         func run() async throws {
-            let id = MerchantID(rawValue: try merchant.id())
-            let accounts = try await Exit.mapping {
-                try await database.withStore { try await $0.staffAccounts(site: .merchant, merchant: id) }
-            }
-            let rows = accounts.map {
-                Row(
-                    login: $0.login, role: $0.role.rawValue, name: $0.displayName, secondFactor: $0.totpSecret != nil,
-                    lockedUntil: $0.lockedUntil.flatMap { $0 > Date() ? $0 : nil })
-            }
-            if output.json { return try output.print(rows) }
-            if rows.isEmpty { return say("No staff for \(id.rawValue) yet: matomete merchants staff add.") }
-            for row in rows {
-                say(
-                    "\(row.login)  \(row.role)  \(row.name)\(row.secondFactor ? "  (TOTP)" : "")"
-                        + (row.lockedUntil.map { "  locked until \(SiteFormat.time($0))" } ?? ""))
-            }
+            try await StaffActions.list(
+                site: .merchant, merchant: MerchantID(rawValue: try merchant.id()), database: database, output: output)
         }
     }
 }
@@ -152,8 +110,136 @@ struct Change<Kind: StaffChangeKind>: AsyncParsableCommand {
     }
 }
 
+/// `matomete support staff …`: the support centre's agents and supervisors on the support desk.
+struct SupportStaff: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "staff",
+        abstract: "The support desk's accounts: agents (find lines, act with a reason) and supervisors (also the audit log).",
+        discussion: """
+            Accounts of the support desk only: a merchants' site account cannot log in there, nor one of these \
+            on the merchants' site. Passwords are kept only as scrypt hashes; a second factor (TOTP) is optional. \
+            Every change is recorded in the desk's audit log, by the operator running the tool.
+            """,
+        subcommands: [
+            Add.self, List.self, SupportChange<Disable>.self, SupportChange<Enable>.self, SupportChange<Unlock>.self,
+            SupportChange<ResetPassword>.self,
+        ])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a login for the support desk; prints the initial password once.",
+            discussion: """
+                Recorded in the desk's audit log as staff_added. Exits 64 for a role other than agent or \
+                supervisor, a login that is not e-mail-like or a short password; 65 when the login is taken.
+                """)
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "The login, e-mail-like (name@domain); kept in lower case.") var login: String
+        @Option(help: "agent or supervisor.") var role: String = "agent"
+        @Option(help: "The name shown on pages (default: the login).") var name: String?
+        @Flag(help: "Read the initial password from standard input instead of generating one.") var passwordStdin =
+            false
+        @Flag(help: "Require a TOTP code at login; prints the secret and its otpauth:// address once.") var totp = false
+
+        func run() async throws {
+            try await StaffActions.add(
+                site: .support, merchant: nil, login: login, role: role, name: name, passwordStdin: passwordStdin,
+                totp: totp, database: database)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The support desk's accounts, with roles and locks.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await StaffActions.list(site: .support, merchant: nil, database: database, output: output)
+        }
+    }
+}
+
+/// One change to a support desk account, recorded in the desk's audit log by the operator running the tool.
+struct SupportChange<Kind: StaffChangeKind>: AsyncParsableCommand {
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: Kind.name, abstract: Kind.abstract,
+            discussion: "Recorded in the desk's audit log as \(Kind.auditAction), by the operator running the tool.")
+    }
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "The account's login.") var login: String
+    @Flag(help: "reset-password: read the new password from standard input instead of generating one.")
+    var passwordStdin = false
+
+    func run() async throws {
+        try await StaffActions.change(
+            Kind.self, site: .support, merchant: nil, login: login.lowercased(), passwordStdin: passwordStdin,
+            database: database)
+    }
+}
+
 /// The tool's changes to staff accounts of either site.
 enum StaffActions {
+    /// Adds an account of `site` and prints its login, role and, once, its password and TOTP secret.
+    static func add(
+        site: StaffSite, merchant: MerchantID?, login: String, role: String, name: String?, passwordStdin: Bool,
+        totp: Bool, database: DatabaseOptions
+    ) async throws {
+        let roles = StaffRole.allCases.filter { $0.site == site }.map(\.rawValue)
+        guard let role = StaffRole(rawValue: role), role.site == site else {
+            throw ValidationError("The role is \(roles.joined(separator: " or ")).")
+        }
+        let login = login.lowercased()
+        guard StaffAccount.isValidLogin(login) else {
+            throw ValidationError("A login is e-mail-like: name@domain (letters, digits, . _ % + -).")
+        }
+        let password = passwordStdin ? try readPassword() : StaffCredentials.generatePassword()
+        guard password.count >= 10 else { throw ValidationError("A password has at least 10 characters.") }
+        let account = try await StaffCredentials.account(
+            site: site, login: login, merchant: merchant, role: role, displayName: name ?? login, password: password,
+            secondFactor: totp)
+        try await Exit.mapping {
+            try await database.withStore { try await $0.addStaff(account, addedBy: StaffActions.operatorName) }
+        }
+        say("login     \(login)" + (merchant.map { "\nmerchant  \($0.rawValue)" } ?? "") + "\nrole      \(role.rawValue)")
+        if !passwordStdin { say("password  \(password)   (shown once)") }
+        if let secret = account.totpSecret {
+            say(
+                "totp      \(TOTP.base32(secret))\n          "
+                    + TOTP.provisioningURI(secret: secret, account: login, issuer: "Matomete"))
+        }
+    }
+
+    struct Row: Encodable {
+        var login: String
+        var role: String
+        var name: String
+        var secondFactor: Bool
+        var active: Bool
+        var lockedUntil: Date?
+    }
+
+    /// Prints the accounts of `site` (of `merchant` on the merchants' site).
+    static func list(site: StaffSite, merchant: MerchantID?, database: DatabaseOptions, output: OutputOptions)
+        async throws
+    {
+        let accounts = try await Exit.mapping {
+            try await database.withStore { try await $0.staffAccounts(site: site, merchant: merchant) }
+        }
+        let rows = accounts.map {
+            Row(
+                login: $0.login, role: $0.role.rawValue, name: $0.displayName, secondFactor: $0.totpSecret != nil,
+                active: $0.isActive, lockedUntil: $0.lockedUntil.flatMap { $0 > Date() ? $0 : nil })
+        }
+        if output.json { return try output.print(rows) }
+        if rows.isEmpty { return say("No accounts yet: matomete \(site == .merchant ? "merchants" : "support") staff add.") }
+        for row in rows {
+            say(
+                "\(row.login)  \(row.role)  \(row.name)\(row.secondFactor ? "  (TOTP)" : "")"
+                    + (row.active ? "" : "  disabled")
+                    + (row.lockedUntil.map { "  locked until \(SiteFormat.time($0))" } ?? ""))
+        }
+    }
+
     /// Who the audit log names for what the tool does.
     static var operatorName: String { "operator \(ProcessInfo.processInfo.userName)" }
 
