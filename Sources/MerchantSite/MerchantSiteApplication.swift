@@ -171,6 +171,9 @@ struct MerchantRoutes: Sendable {
         search.offset = page * 50
         search.limit = 51
         let rows = try await store.purchases(merchant: merchant, search)
+        let disputes = try await store.disputes(
+            merchant: merchant,
+            purchases: rows.prefix(50).filter { !$0.kind.hasSuffix("-cancel") }.map { ($0.kind, $0.purchaseID) })
         var parameters: [(String, String)] = [("from", fromDay), ("to", toDay)]
         for (name, value) in [
             ("line", search.lineID), ("id", search.purchaseID), ("status", status), ("reason", search.reason),
@@ -198,7 +201,10 @@ struct MerchantRoutes: Sendable {
                     ["value": $0, "label": text("status_" + $0, context), "selected": $0 == status]
                 },
                 "hasRows": !rows.isEmpty,
-                "rows": rows.prefix(50).map { row in purchaseRow(row, context) },
+                "rows": rows.prefix(50).map { row in
+                    purchaseRow(row, context).merging(
+                        ["disputed": disputes["\(row.kind)/\(row.purchaseID)"] != nil], uniquingKeysWith: { $1 })
+                },
             ].merging(
                 [
                     ("older", rows.count > 50 ? link(page: page + 1) : nil),
@@ -308,6 +314,11 @@ struct MerchantRoutes: Sendable {
             "bills": history.bills.map { ["cycle": $0.cycle, "billID": $0.billID] },
         ]
         if let creditedIn = history.creditedIn { values["creditedIn"] = creditedIn }
+        if let reason = try await store.disputes(merchant: merchant, purchases: [(history.kind, history.purchaseID)])
+            .values.first
+        {
+            values["disputed"] = reason
+        }
         // Admins cancel what is still active; once sent, the page says so until the worker's answer is stored.
         if cancellations != nil, session.account.role == .admin, history.accepted?.state == "active" {
             values["canCancel"] = true

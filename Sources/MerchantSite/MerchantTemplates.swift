@@ -34,7 +34,7 @@ enum MerchantTemplates {
         {{#hasRows}}<div class="scroll"><table id="purchases">
         <tr><th>{{t.time}}</th><th>{{t.kind}}</th><th>{{t.purchase_id}}</th><th>{{t.line}}</th><th class="num">{{t.amount}}</th><th>{{t.result}}</th><th>{{t.state}}</th><th>{{t.month}}</th></tr>
         {{#rows}}<tr><td>{{time}}</td><td>{{kind}}</td><td><a class="purchase" href="{{href}}">{{id}}</a></td><td>{{line}}</td><td class="num">{{amount}}</td>
-        <td>{{#accepted}}<span class="accepted">{{t.status_accepted}}</span>{{/accepted}}{{^accepted}}<span class="refused">{{t.status_refused}}: {{reason}}</span>{{/accepted}}</td><td>{{state}}</td><td>{{cycle}}</td></tr>{{/rows}}
+        <td>{{#accepted}}<span class="accepted">{{t.status_accepted}}</span>{{/accepted}}{{^accepted}}<span class="refused">{{t.status_refused}}: {{reason}}</span>{{/accepted}}</td><td>{{state}}{{#disputed}} <strong class="refused disputed">{{t.disputed}}</strong>{{/disputed}}</td><td>{{cycle}}</td></tr>{{/rows}}
         </table></div>{{/hasRows}}{{^rows}}<p id="no-purchases">{{t.none}}</p>{{/rows}}
         <div class="pager">{{#newer}}<a href="{{newer}}">{{t.previous}}</a>{{/newer}}{{#older}}<a id="older" href="{{older}}">{{t.next}}</a>{{/older}}</div>
         """,
@@ -62,6 +62,7 @@ enum MerchantTemplates {
         """,
         "history": """
         <h1>{{t.history_title}}: {{id}}</h1>
+        {{#disputed}}<p class="notice refused" id="disputed">{{t.disputed_explained}} {{t.reason}}: {{disputed}}</p>{{/disputed}}
         {{#cancelSent}}<p class="notice" id="cancel-sent">{{t.cancel_sent}} {{#cancelPending}}<a id="reload" href="">{{t.cancel_reload}}</a>{{/cancelPending}}</p>{{/cancelSent}}
         <table id="purchase">
         <tr><th>{{t.kind}}</th><td>{{kind}}</td></tr>

@@ -13,6 +13,11 @@ enum MerchantTexts {
         "nav_payouts": ("Payouts", "支払"),
         "nav_audit": ("Audit log", "操作ログ"),
         "nav_staff": ("Staff", "スタッフ"),
+        "disputed": ("DISPUTED", "異議申立中"),
+        "disputed_explained": (
+            "The line's user disputes this purchase with the carrier's support centre. It stays billed: refunding it is your decision.",
+            "この購入について、回線の利用者が通信事業者のサポートセンターに異議を申し立てています。請求は継続されます。返金するかどうかは加盟店の判断です。"
+        ),
         "nav_keys": ("Signing keys", "署名鍵"),
         "staff_title": ("Staff", "スタッフ"),
         "name": ("Name", "名前"),

@@ -394,15 +394,17 @@ extension BillingStore {
 
     private func auditRows(_ query: PostgresQuery, site: StaffSite) async throws -> [(number: Int64, entry: AuditEntry)]
     {
-        try await client.fetch(query, (Int64, String?, String, String, String?, String, String?, Date).self, logger: logger)
-            .map { number, merchant, login, action, subject, detail, address, at in
-                (
-                    number,
-                    AuditEntry(
-                        site: site, merchantID: merchant.map(MerchantID.init(rawValue:)), staffLogin: login,
-                        action: action, subject: subject, detail: detail, address: address, at: at)
-                )
-            }
+        try await client.fetch(
+            query, (Int64, String?, String, String, String?, String, String?, Date).self, logger: logger
+        )
+        .map { number, merchant, login, action, subject, detail, address, at in
+            (
+                number,
+                AuditEntry(
+                    site: site, merchantID: merchant.map(MerchantID.init(rawValue:)), staffLogin: login,
+                    action: action, subject: subject, detail: detail, address: address, at: at)
+            )
+        }
     }
 }
 

@@ -117,8 +117,10 @@ struct DeskRoutes: Sendable {
         let merchant = (query["merchant"].map(String.init) ?? "").trimmingCharacters(in: .whitespaces)
         var values: [String: Any] = [
             "kinds": Self.searches.map {
-                ["value": $0, "label": text("by_" + $0.replacingOccurrences(of: "-", with: "_"), context),
-                 "selected": $0 == by]
+                [
+                    "value": $0, "label": text("by_" + $0.replacingOccurrences(of: "-", with: "_"), context),
+                    "selected": $0 == by,
+                ]
             },
             "value": value, "merchant": merchant,
         ]
@@ -269,7 +271,9 @@ struct DeskRoutes: Sendable {
             change = .blockBilling(action == "block")
             what = "carrier billing"
         case "dispute", "clear-dispute":
-            let (merchant, kind, id) = (try field("merchant", max: 64), try field("kind", max: 16), try field("requestId"))
+            let (merchant, kind, id) = (
+                try field("merchant", max: 64), try field("kind", max: 16), try field("requestId")
+            )
             guard kind == "charge" || kind == "subscription" else {
                 throw HTTPError(.badRequest, message: text("bad_action", context))
             }

@@ -30,7 +30,9 @@ struct Dev: AsyncParsableCommand {
                 "Starting 2 charge workers, a cancellation worker, a billing-cycle worker, a collection worker, a relay, the auth gateway, the merchant site and the support desk…"
             )
             try await system.waitUntilReady()
-            (site, shopKey, desk) = try await withPostgresClient(system.postgres.configuration, logger: LocalSystem.logger) {
+            (site, shopKey, desk) = try await withPostgresClient(
+                system.postgres.configuration, logger: LocalSystem.logger
+            ) {
                 client in
                 let store = try await BillingStore.open(client: client, logger: LocalSystem.logger)
                 try await store.upsertMerchant(Merchant(id: MerchantID(rawValue: "demo-shop"), name: "Demo Shop"))

@@ -8,7 +8,8 @@ import Store
 struct ShowLine: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "show",
-        abstract: "One line's whole story: the line, its purchase IDs, every request and its answer, subscriptions, bills.",
+        abstract:
+            "One line's whole story: the line, its purchase IDs, every request and its answer, subscriptions, bills.",
         discussion: """
             Name the line, or find it by a purchase ID, a merchant's charge or subscription id, or a bill id. \
             Prints the line (type, eligibility, status, the user's stop of carrier billing, limits and what is \
@@ -38,7 +39,8 @@ struct ShowLine: AsyncParsableCommand {
             if let subscription { queries.append(.subscription(merchant: merchant, id: subscription)) }
         }
         guard queries.count == 1, let query = queries.first else {
-            throw ValidationError("Name one line: LINE, --purchase-id, --charge or --subscription with --merchant, or --bill.")
+            throw ValidationError(
+                "Name one line: LINE, --purchase-id, --charge or --subscription with --merchant, or --bill.")
         }
         return query
     }

@@ -114,7 +114,8 @@ struct Change<Kind: StaffChangeKind>: AsyncParsableCommand {
 struct SupportStaff: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "staff",
-        abstract: "The support desk's accounts: agents (find lines, act with a reason) and supervisors (also the audit log).",
+        abstract:
+            "The support desk's accounts: agents (find lines, act with a reason) and supervisors (also the audit log).",
         discussion: """
             Accounts of the support desk only: a merchants' site account cannot log in there, nor one of these \
             on the merchants' site. Passwords are kept only as scrypt hashes; a second factor (TOTP) is optional. \
@@ -200,7 +201,9 @@ enum StaffActions {
         try await Exit.mapping {
             try await database.withStore { try await $0.addStaff(account, addedBy: StaffActions.operatorName) }
         }
-        say("login     \(login)" + (merchant.map { "\nmerchant  \($0.rawValue)" } ?? "") + "\nrole      \(role.rawValue)")
+        say(
+            "login     \(login)" + (merchant.map { "\nmerchant  \($0.rawValue)" } ?? "")
+                + "\nrole      \(role.rawValue)")
         if !passwordStdin { say("password  \(password)   (shown once)") }
         if let secret = account.totpSecret {
             say(
@@ -219,7 +222,9 @@ enum StaffActions {
     }
 
     /// Prints the accounts of `site` (of `merchant` on the merchants' site).
-    static func list(site: StaffSite, merchant: MerchantID?, database: DatabaseOptions, output: OutputOptions)
+    static func list(
+        site: StaffSite, merchant: MerchantID?, database: DatabaseOptions, output: OutputOptions
+    )
         async throws
     {
         let accounts = try await Exit.mapping {
@@ -231,7 +236,9 @@ enum StaffActions {
                 active: $0.isActive, lockedUntil: $0.lockedUntil.flatMap { $0 > Date() ? $0 : nil })
         }
         if output.json { return try output.print(rows) }
-        if rows.isEmpty { return say("No accounts yet: matomete \(site == .merchant ? "merchants" : "support") staff add.") }
+        if rows.isEmpty {
+            return say("No accounts yet: matomete \(site == .merchant ? "merchants" : "support") staff add.")
+        }
         for row in rows {
             say(
                 "\(row.login)  \(row.role)  \(row.name)\(row.secondFactor ? "  (TOTP)" : "")"

@@ -1,9 +1,9 @@
 import ArgumentParser
 import Contract
 import MerchantSite
-import SiteMessages
 import ServerKit
 import SiteKit
+import SiteMessages
 
 @main
 struct MerchantSiteCommand: AsyncParsableCommand {

@@ -9,7 +9,8 @@ import SupportDesk
 struct SupportDeskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "support-desk",
-        abstract: "The carrier's support desk: one line's whole story, and a few recorded actions at its user's request.",
+        abstract:
+            "The carrier's support desk: one line's whole story, and a few recorded actions at its user's request.",
         discussion: """
             Serves HTML pages to the support centre's agents and supervisors, who log in with accounts \
             `matomete support staff add` creates (never the merchants' site's). An agent finds a line by its id, \
