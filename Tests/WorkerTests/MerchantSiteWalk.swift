@@ -32,15 +32,7 @@ enum MerchantSiteWalk {
     }
 
     static func walk(_ site: Site, settlement: SettlementMessage) async throws {
-        let browser = try await Browser.start(language: "en-US")
-        var failed = false
-        func check(_ condition: Bool, _ message: String, sourceLocation: SourceLocation = #_sourceLocation) {
-            if !condition {
-                failed = true
-                Issue.record(Comment(rawValue: message), sourceLocation: sourceLocation)
-            }
-        }
-        do {
+        try await BrowserWalk.run(artifacts: "merchant-site") { browser, check in
             // Logging in.
             try await browser.open(site.address + "/overview")
             check(try await browser.showsURL(endingWith: "/login"), "not logged in: the login page")
@@ -125,18 +117,7 @@ enum MerchantSiteWalk {
             check(try await browser.showsURL(endingWith: "/login"), "logged out: the login page")
             try await browser.open(site.address + "/settlements")
             check(try await browser.showsURL(endingWith: "/login"), "after logout, pages ask for a login")
-        } catch {
-            failed = true
-            Issue.record(error)
         }
-        if failed {
-            try? await browser.screenshot("failed")
-            let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().appendingPathComponent(".build/test-artifacts/merchant-site")
-            let kept = (try? browser.keepScreenshots(in: directory)) ?? []
-            Issue.record(Comment(rawValue: "Screenshots: \(kept.joined(separator: ", "))"))
-        }
-        await browser.quit()
     }
 
     /// `¥1,234` as the site writes it.
@@ -179,5 +160,40 @@ final class OutputReader: Sendable {
             try await Task.sleep(for: .milliseconds(200))
         }
         return false
+    }
+}
+
+/// A walk through a site in a real browser (headless chromium over WebDriver). A failed check is recorded and the
+/// walk goes on; when anything failed, the screenshots taken (and one of the page at the end) are kept in
+/// `.build/test-artifacts/<artifacts>/`.
+enum BrowserWalk {
+    static func run(
+        artifacts: String, language: String = "en-US",
+        _ body: (Browser, _ check: (Bool, String) -> Void) async throws -> Void,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        let browser = try await Browser.start(language: language)
+        let failed = Mutex(false)
+        func check(_ condition: Bool, _ message: String) {
+            if !condition {
+                failed.withLock { $0 = true }
+                Issue.record(Comment(rawValue: message), sourceLocation: sourceLocation)
+            }
+        }
+        do {
+            try await body(browser, check)
+        } catch {
+            failed.withLock { $0 = true }
+            Issue.record(error, sourceLocation: sourceLocation)
+        }
+        if failed.withLock({ $0 }) {
+            try? await browser.screenshot("failed")
+            let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent(".build/test-artifacts/\(artifacts)")
+            let kept = (try? browser.keepScreenshots(in: directory)) ?? []
+            Issue.record(
+                Comment(rawValue: "Screenshots: \(kept.joined(separator: ", "))"), sourceLocation: sourceLocation)
+        }
+        await browser.quit()
     }
 }
