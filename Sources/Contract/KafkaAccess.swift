@@ -63,6 +63,8 @@ public struct KafkaAccess: Sendable {
         public static let relay = "User:matomete-outbox-relay"
         /// The merchant site: it writes the cancellations merchants' admins send from it.
         public static let merchantSite = "User:matomete-merchant-site"
+        /// The support desk: it writes the subscription cancellations agents send on a line user's behalf.
+        public static let supportDesk = "User:matomete-support-desk"
         /// Operators' (the `matomete` tool, the setup job, the scheduler): create
         /// topics, close months, replay dead letters.
         public static let operators = "User:matomete-operator"
@@ -120,6 +122,8 @@ public struct KafkaAccess: Sendable {
         allow(Principal.operators, "Read", .group, "matomete-operator.", .prefixed)
         allow(Principal.merchantSite, "Write", .topic, topics.cancellations)
         allow(Principal.merchantSite, "IdempotentWrite", .cluster, "kafka-cluster")
+        allow(Principal.supportDesk, "Write", .topic, topics.cancellations)
+        allow(Principal.supportDesk, "IdempotentWrite", .cluster, "kafka-cluster")
         allow(Principal.lineSystem, "Write", .topic, topics.cancellations)
         allow(Principal.lineSystem, "Read", .topic, topics.lineSystemResults)
         allow(Principal.lineSystem, "Read", .group, "line-system.", .prefixed)

@@ -106,8 +106,14 @@ import Testing
             target: "SiteKit", mustNotReach: ["Kafka", "Consuming", "Workers", "Processing", "Contract", "CRdKafka"],
             why: "the staff sites' kit serves pages from the store; it links no Kafka"),
         Rule(
-            target: "MerchantSite", mustNotReach: ["Consuming", "Workers", "Processing"],
+            target: "MerchantSite", mustNotReach: ["Consuming", "Workers", "Processing", "SupportDesk"],
             why: "the merchants' site reads the store and sends requests; it applies nothing"),
+        Rule(
+            target: "SupportDesk", mustNotReach: ["Consuming", "Workers", "Processing", "MerchantSite", "Gateway"],
+            why: "the support desk reads the store, changes lines through its transactions and sends cancellations"),
+        Rule(
+            target: "SiteMessages", mustNotReach: ["Consuming", "Workers", "Processing", "SiteKit", "Hummingbird"],
+            why: "what the sites send is messages, not pages"),
     ]
 
     @Test("No module reaches what lies above it", arguments: rules)

@@ -60,6 +60,8 @@ struct KafkaAccessTests {
         #expect(Self.reach(P.relay, "Read").isEmpty)
         #expect(Self.reach(P.merchantSite, "Write") == [topics.cancellations])
         #expect(Self.reach(P.merchantSite, "Read").isEmpty)
+        #expect(Self.reach(P.supportDesk, "Write") == [topics.cancellations])
+        #expect(Self.reach(P.supportDesk, "Read").isEmpty)
         #expect(Self.reach(P.lineSystem, "Write") == [topics.cancellations])
         #expect(Self.reach(P.lineSystem, "Read") == [topics.lineSystemResults])
         #expect(Self.reach(P.billingSystem, "Read") == [topics.lineBills, topics.collectionResults])

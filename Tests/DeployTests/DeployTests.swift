@@ -13,7 +13,7 @@ struct DeployTests {
     static let deploy = JSONSchema.checkout.appendingPathComponent("deploy")
     static let executables = [
         "charge-worker", "cancellation-worker", "billing-cycle-worker", "collection-worker", "outbox-relay",
-        "auth-gateway", "merchant-site", "matomete",
+        "auth-gateway", "merchant-site", "support-desk", "matomete",
     ]
 
     /// Every Kubernetes document in deploy/kubernetes, by kind.

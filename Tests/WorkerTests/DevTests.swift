@@ -27,21 +27,26 @@ extension ScenarioTests {
         }
         #expect(text.contains("Ready."), "\(text)")
         let ports = text.split(separator: "\n").compactMap { line -> Int? in
-            guard !line.hasPrefix("Merchant site:"), let range = line.range(of: "http://127.0.0.1:") else { return nil }
+            guard !line.hasPrefix("Merchant site:"), !line.hasPrefix("Support desk:"),
+                let range = line.range(of: "http://127.0.0.1:")
+            else { return nil }
             return Int(line[range.upperBound...].prefix { $0.isNumber })
         }
         #expect(
-            ports.count == 8,
-            "two charge workers, one of each other worker (collection included), the gateway and the merchant site")
+            ports.count == 9,
+            "two charge workers, one of each other worker (collection included), the gateway, the merchant site and the support desk"
+        )
         #expect(text.contains("Merchant site: http://127.0.0.1:"), "the site's address")
         #expect(text.contains("log in as admin@demo-shop.example, password "), "the site's demo login")
+        #expect(text.contains("Support desk: http://127.0.0.1:"), "the desk's address")
+        #expect(text.contains("log in as agent@support.example, password "), "the desk's demo agent")
         for port in ports { #expect(try await HTTP.get(port: port, path: "/healthz").status == 200) }
         let logs = text.split(separator: "\n").first { $0.hasPrefix("Logs: ") }.map { String($0.dropFirst(6)) }
         let pids = text.split(separator: "\n").compactMap { line -> Int32? in
             let fields = line.split(separator: " ")
             return fields.count > 2 && ports.contains(where: { line.contains(":\($0)/") }) ? Int32(fields[1]) : nil
         }
-        #expect(pids.count == 8)
+        #expect(pids.count == 9)
         // The private signing key is in the gateway's environment only; the logs are the user's alone.
         for line in text.split(separator: "\n") {
             let fields = line.split(separator: " ")

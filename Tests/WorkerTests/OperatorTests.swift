@@ -67,6 +67,26 @@ extension ScenarioTests {
                 ["credentials", "issue", "--password-stdin"] + arguments, input: input)
             #expect(result.status == status && result.errors.contains(why), "\(arguments): \(result)")
         }
+        // One line's story, found by the purchase ID issued for it: never its password; each look audited.
+        let issued = try await tool.run(
+            ["credentials", "issue", "--password-stdin", "--line", Requests.line(1), "--purchase-id", "P-show-1"],
+            input: "long enough 1")
+        #expect(issued.status == 0, "\(issued)")
+        let lineShown = try await tool.run(["lines", "show", "--purchase-id", "P-show-1"])
+        #expect(lineShown.status == 0 && lineShown.output.contains("Line \(Requests.line(1))"), "\(lineShown)")
+        #expect(lineShown.output.contains("P-show-1") && lineShown.output.contains("hikari-next with Flets.net"))
+        #expect(lineShown.output.contains("allowed") && !lineShown.output.contains("long enough 1"))
+        let story = try await tool.json(["lines", "show", Requests.line(1), "--json"]) as? [String: Any] ?? [:]
+        #expect((story["line"] as? [String: Any])?["lineID"] as? String == Requests.line(1), "\(story)")
+        #expect((story["purchaseIDs"] as? [[String: Any]])?.first?["purchaseID"] as? String == "P-show-1")
+        #expect(try await tool.run(["lines", "show", "L9999990"]).status == 1)
+        #expect(try await tool.run(["lines", "show"]).status == 64)
+        #expect(
+            try await tool.run(["lines", "show", "--charge", "c-1"]).status == 64, "a charge id needs its merchant")
+        let views = try await system.database.withStore {
+            try await $0.auditLog(site: .support, merchant: nil, subject: Requests.line(1))
+        }
+        #expect(views.count == 2 && views.allSatisfy { $0.action == "line_viewed" })
         // New lines start in --cycle: this month by default (nothing closed yet); never a month not begun.
         let thisMonth = BillingCycle(containing: Int64(Date().timeIntervalSince1970))
         let later = try await tool.run(["lines", "import", "--cycle", thisMonth.next.description, csv.path])

@@ -75,22 +75,24 @@ extension ScenarioTests {
             #expect(status == 64, "\(name) \(option) 0 is a usage error")
             #expect(output.contains(message), "\(name) \(option) 0 says why")
         }
-        // The merchant site: its own options, and bounds on its session timeouts.
-        let (siteHelp, siteHelpStatus) = try await Self.run("merchant-site", ["--help"])
-        #expect(siteHelpStatus == 0)
-        for option in [
-            "--database-url", "MATOMETE_DATABASE_URL", "--http-address", "--plain-http", "--idle-minutes",
-            "--session-hours", "--log-level",
-        ] {
-            #expect(siteHelp.contains(option), "merchant-site --help mentions \(option)")
-        }
-        for (option, message) in [
-            ("--idle-minutes", "The idle timeout must be 1 to 1440 minutes"),
-            ("--session-hours", "The session length must be 1 to 168 hours"),
-        ] {
-            let (output, status) = try await Self.run("merchant-site", [option, "0"])
-            #expect(status == 64, "merchant-site \(option) 0 is a usage error")
-            #expect(output.contains(message), "merchant-site \(option) 0 says why: \(output)")
+        // The staff sites: their own options, and bounds on their session timeouts.
+        for site in ["merchant-site", "support-desk"] {
+            let (siteHelp, siteHelpStatus) = try await Self.run(site, ["--help"])
+            #expect(siteHelpStatus == 0)
+            for option in [
+                "--database-url", "MATOMETE_DATABASE_URL", "--http-address", "--plain-http", "--idle-minutes",
+                "--session-hours", "--log-level", "--bootstrap-servers", "--key-encryption-key-file",
+            ] {
+                #expect(siteHelp.contains(option), "\(site) --help mentions \(option)")
+            }
+            for (option, message) in [
+                ("--idle-minutes", "The idle timeout must be 1 to 1440 minutes"),
+                ("--session-hours", "The session length must be 1 to 168 hours"),
+            ] {
+                let (output, status) = try await Self.run(site, [option, "0"])
+                #expect(status == 64, "\(site) \(option) 0 is a usage error")
+                #expect(output.contains(message), "\(site) \(option) 0 says why: \(output)")
+            }
         }
         let (noKeys, noKeysStatus) = try await Self.run("charge-worker", [])
         #expect(noKeysStatus == 64, "a charge worker without the gateway's keys does not start")

@@ -12,7 +12,7 @@ directory=${1:?give the directory of password files}
 shift
 if [ $# -eq 0 ]; then
     set -- matomete-charge-worker matomete-cancellation-worker matomete-billing-cycle-worker matomete-collection-worker \
-        matomete-outbox-relay matomete-merchant-site matomete-operator line-system billing-system finance
+        matomete-outbox-relay matomete-merchant-site matomete-support-desk matomete-operator line-system billing-system finance
 fi
 for user in "$@"; do
     password=$(cat "$directory/$user")
