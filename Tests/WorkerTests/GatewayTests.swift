@@ -142,6 +142,25 @@ extension ScenarioTests {
             system.topics.charges, [Requests.charge("m-shop", "c-ok", line: "L0000000", 500, authorization: token)])
         // From IPv6 too, for the line that holds that prefix.
         #expect(try await authorize("P-1", passwords["P-1"]!, from: "2001:db8:1::42", reference: "c-v6").1 == 201)
+        // The line's user stopped carrier billing at the support desk: authenticated, then refused with the stop's
+        // code; allowed again, authorized again.
+        func stop(_ block: Bool) async throws {
+            try await system.database.withStore { store in
+                try await store.apply(
+                    .blockBilling(block), line: "L0000001",
+                    recordedAs: AuditEntry(
+                        site: .support, merchantID: nil, staffLogin: "agent@desk.example",
+                        action: block ? "block" : "unblock", subject: "L0000001", detail: "reason: test"))
+            }
+        }
+        try await stop(true)
+        #expect(
+            try await authorize("P-1", passwords["P-1"]!, from: "2001:db8:1::42", reference: "c-v6-stop") == (
+                ["error": "line_billing_blocked"], 403
+            ))
+        try await stop(false)
+        #expect(
+            try await authorize("P-1", passwords["P-1"]!, from: "2001:db8:1::42", reference: "c-v6-again").1 == 201)
 
         // Right password, another line: refused, without saying why.
         let (otherLine, otherStatus) = try await authorize("P-0", passwords["P-0"]!, from: "10.0.1.9", reference: "c-2")
