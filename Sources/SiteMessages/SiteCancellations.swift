@@ -45,11 +45,12 @@ public struct SiteCancellations: Sendable {
         self.logger = logger
     }
 
-    /// A producer for a site's cancellations on `connection`, named `clientID`: each message sent at once (1 ms
-    /// linger) and given up after 30 seconds.
-    public static func producer(
-        _ connection: KafkaConnection, clientID: String, logger: Logger
-    ) throws -> KafkaProducer {
+    /// A site's cancellations on `connection`, with the producer that sends them (run it as a service): named
+    /// `clientID`, each message sent at once (1 ms linger) and given up after 30 seconds; the merchants' keys opened
+    /// with `sealer`.
+    public static func start(
+        _ connection: KafkaConnection, clientID: String, sealer: SecretSealer, logger: Logger
+    ) throws -> (producer: KafkaProducer, cancellations: SiteCancellations) {
         var client = KafkaClientSettings(bootstrapServers: connection.bootstrapServers)
         client.clientID = clientID
         client.rawProperties = connection.properties
@@ -57,7 +58,12 @@ public struct SiteCancellations: Sendable {
         configuration.client = client
         configuration.linger = .milliseconds(1)
         configuration.messageTimeout = .seconds(30)
-        return try KafkaProducer(configuration: configuration, logger: logger)
+        let producer = try KafkaProducer(configuration: configuration, logger: logger)
+        return (
+            producer,
+            SiteCancellations(
+                producer: producer, topics: Topics(prefix: connection.topicPrefix), sealer: sealer, logger: logger)
+        )
     }
 
     /// The message's value: the cancellation as a merchant writes it (keys sorted, no spaces).

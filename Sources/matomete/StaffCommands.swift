@@ -30,17 +30,13 @@ struct MerchantStaff: AsyncParsableCommand {
                 """)
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var merchant: MerchantNaming
-        @Option(help: "The login, e-mail-like (name@domain); kept in lower case.") var login: String
         @Option(help: "admin or viewer.") var role: String = "viewer"
-        @Option(help: "The name shown on pages (default: the login).") var name: String?
-        @Flag(help: "Read the initial password from standard input instead of generating one.") var passwordStdin =
-            false
-        @Flag(help: "Require a TOTP code at login; prints the secret and its otpauth:// address once.") var totp = false
+        @OptionGroup var account: NewAccountOptions
 
         func run() async throws {
             try await StaffActions.add(
-                site: .merchant, merchant: MerchantID(rawValue: try merchant.id()), login: login, role: role,
-                name: name, passwordStdin: passwordStdin, totp: totp, database: database)
+                site: .merchant, merchant: MerchantID(rawValue: try merchant.id()), role: role, account,
+                database: database)
         }
     }
 
@@ -134,17 +130,11 @@ struct SupportStaff: AsyncParsableCommand {
                 supervisor, a login that is not e-mail-like or a short password; 65 when the login is taken.
                 """)
         @OptionGroup var database: DatabaseOptions
-        @Option(help: "The login, e-mail-like (name@domain); kept in lower case.") var login: String
         @Option(help: "agent or supervisor.") var role: String = "agent"
-        @Option(help: "The name shown on pages (default: the login).") var name: String?
-        @Flag(help: "Read the initial password from standard input instead of generating one.") var passwordStdin =
-            false
-        @Flag(help: "Require a TOTP code at login; prints the secret and its otpauth:// address once.") var totp = false
+        @OptionGroup var account: NewAccountOptions
 
         func run() async throws {
-            try await StaffActions.add(
-                site: .support, merchant: nil, login: login, role: role, name: name, passwordStdin: passwordStdin,
-                totp: totp, database: database)
+            try await StaffActions.add(site: .support, merchant: nil, role: role, account, database: database)
         }
     }
 
@@ -178,18 +168,26 @@ struct SupportChange<Kind: StaffChangeKind>: AsyncParsableCommand {
     }
 }
 
+/// What a new account of either site is given.
+struct NewAccountOptions: ParsableArguments {
+    @Option(help: "The login, e-mail-like (name@domain); kept in lower case.") var login: String
+    @Option(help: "The name shown on pages (default: the login).") var name: String?
+    @Flag(help: "Read the initial password from standard input instead of generating one.") var passwordStdin = false
+    @Flag(help: "Require a TOTP code at login; prints the secret and its otpauth:// address once.") var totp = false
+}
+
 /// The tool's changes to staff accounts of either site.
 enum StaffActions {
     /// Adds an account of `site` and prints its login, role and, once, its password and TOTP secret.
     static func add(
-        site: StaffSite, merchant: MerchantID?, login: String, role: String, name: String?, passwordStdin: Bool,
-        totp: Bool, database: DatabaseOptions
+        site: StaffSite, merchant: MerchantID?, role: String, _ options: NewAccountOptions, database: DatabaseOptions
     ) async throws {
+        let (name, passwordStdin, totp) = (options.name, options.passwordStdin, options.totp)
         let roles = StaffRole.allCases.filter { $0.site == site }.map(\.rawValue)
         guard let role = StaffRole(rawValue: role), role.site == site else {
             throw ValidationError("The role is \(roles.joined(separator: " or ")).")
         }
-        let login = login.lowercased()
+        let login = options.login.lowercased()
         guard StaffAccount.isValidLogin(login) else {
             throw ValidationError("A login is e-mail-like: name@domain (letters, digits, . _ % + -).")
         }

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Contract
 import MerchantSite
 import ServerKit
 import SiteKit
@@ -27,11 +26,8 @@ struct MerchantSiteCommand: AsyncParsableCommand {
         let configuration = try site.resolve(MerchantSiteApplication.settings(plainHTTP: false))
         let connection = try kafka.resolve()
         try await configuration.run(label: "matomete.merchant-site") { holder, readiness, logger in
-            let producer = try SiteCancellations.producer(
-                connection, clientID: "matomete-merchant-site", logger: logger)
-            let cancellations = SiteCancellations(
-                producer: producer, topics: Topics(prefix: connection.topicPrefix), sealer: configuration.sealer,
-                logger: logger)
+            let (producer, cancellations) = try SiteCancellations.start(
+                connection, clientID: "matomete-merchant-site", sealer: configuration.sealer, logger: logger)
             let app = try MerchantSiteApplication.application(
                 holder: holder, settings: configuration.settings, cancellations: cancellations,
                 sealer: configuration.sealer,

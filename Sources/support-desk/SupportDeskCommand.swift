@@ -1,5 +1,4 @@
 import ArgumentParser
-import Contract
 import ServerKit
 import SiteKit
 import SiteMessages
@@ -31,11 +30,8 @@ struct SupportDeskCommand: AsyncParsableCommand {
         let configuration = try site.resolve(SupportDeskApplication.settings(plainHTTP: false))
         let connection = try kafka.resolve()
         try await configuration.run(label: "matomete.support-desk") { holder, readiness, logger in
-            let producer = try SiteCancellations.producer(
-                connection, clientID: "matomete-support-desk", logger: logger)
-            let cancellations = SiteCancellations(
-                producer: producer, topics: Topics(prefix: connection.topicPrefix), sealer: configuration.sealer,
-                logger: logger)
+            let (producer, cancellations) = try SiteCancellations.start(
+                connection, clientID: "matomete-support-desk", sealer: configuration.sealer, logger: logger)
             let app = try SupportDeskApplication.application(
                 holder: holder, settings: configuration.settings, cancellations: cancellations,
                 address: configuration.address, limits: HTTPLimits(), readiness: readiness, logger: logger)

@@ -204,22 +204,7 @@ struct MerchantSiteTests {
     )
     func cancellation() async throws {
         try await Self.seeded { store in
-            let sealer = try SecretSealer(keyEncryptionKey: Array(repeating: 9, count: 32))
-            let signer = RequestSigner.generate(keyIDPrefix: KeyOwner.merchant("shop-a").keyIDPrefix)
-            try await store.addSigningKey(
-                keyID: signer.keyID, owner: .merchant("shop-a"),
-                sealedSecret: try sealer.seal(
-                    signer.secret,
-                    boundTo: KeyOwner.merchant("shop-a").sealingContext(
-                        keyID: signer.keyID)))
-            let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: TestServer.logger)
-            let topics = Topics()
-            try cluster.createTopic(topics.cancellations, partitions: 1)
-            var configuration = KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServerList)
-            configuration.linger = .milliseconds(1)
-            let producer = try KafkaProducer(configuration: configuration, logger: TestServer.logger)
-            let cancellations = SiteCancellations(
-                producer: producer, topics: topics, sealer: sealer, logger: TestServer.logger)
+            let (cluster, topics, producer, cancellations, signer) = try await Self.cancellationRig(store)
             try await Self.withSite(store, cancellations: cancellations) { site in
                 let path = "/purchases/charge/a-charge-1/cancel"
                 let reason = "The customer called: bought by mistake"
@@ -291,6 +276,32 @@ struct MerchantSiteTests {
                     key: message.key, value: message.value))
             await producer.shutdown()
         }
+    }
+
+    /// What sending a site's cancellations needs: shop-a's signing key stored sealed, a one-broker cluster with
+    /// the cancellations topic, and a producer and the cancellations over them (shut the producer down at the end).
+    static func cancellationRig(
+        _ store: BillingStore
+    ) async throws -> (
+        cluster: EmbeddedKafkaCluster, topics: Topics, producer: KafkaProducer, cancellations: SiteCancellations,
+        signer: RequestSigner
+    ) {
+        let sealer = try SecretSealer(keyEncryptionKey: Array(repeating: 9, count: 32))
+        let owner = KeyOwner.merchant("shop-a")
+        let signer = RequestSigner.generate(keyIDPrefix: owner.keyIDPrefix)
+        try await store.addSigningKey(
+            keyID: signer.keyID, owner: owner,
+            sealedSecret: try sealer.seal(signer.secret, boundTo: owner.sealingContext(keyID: signer.keyID)))
+        let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: TestServer.logger)
+        let topics = Topics()
+        try cluster.createTopic(topics.cancellations, partitions: 1)
+        var configuration = KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServerList)
+        configuration.linger = .milliseconds(1)
+        let producer = try KafkaProducer(configuration: configuration, logger: TestServer.logger)
+        return (
+            cluster, topics, producer,
+            SiteCancellations(producer: producer, topics: topics, sealer: sealer, logger: TestServer.logger), signer
+        )
     }
 
     /// Every message on partition 0 of `topic`.

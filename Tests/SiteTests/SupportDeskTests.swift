@@ -125,20 +125,7 @@ struct SupportDeskTests {
     )
     func actions() async throws {
         try await Self.seeded { store in
-            let sealer = try SecretSealer(keyEncryptionKey: Array(repeating: 5, count: 32))
-            let signer = RequestSigner.generate(keyIDPrefix: KeyOwner.merchant("shop-a").keyIDPrefix)
-            try await store.addSigningKey(
-                keyID: signer.keyID, owner: .merchant("shop-a"),
-                sealedSecret: try sealer.seal(
-                    signer.secret, boundTo: KeyOwner.merchant("shop-a").sealingContext(keyID: signer.keyID)))
-            let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: TestServer.logger)
-            let topics = Topics()
-            try cluster.createTopic(topics.cancellations, partitions: 1)
-            var configuration = KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServerList)
-            configuration.linger = .milliseconds(1)
-            let producer = try KafkaProducer(configuration: configuration, logger: TestServer.logger)
-            let cancellations = SiteCancellations(
-                producer: producer, topics: topics, sealer: sealer, logger: TestServer.logger)
+            let (cluster, topics, producer, cancellations, _) = try await MerchantSiteTests.cancellationRig(store)
             try await Self.withDesk(store, cancellations: cancellations) { desk in
                 let agent = desk.session()
                 try await agent.logIn("agent@desk.example", Self.password)
