@@ -31,7 +31,7 @@ extension MerchantRoutes {
     ) -> AuditEntry {
         AuditEntry(
             site: .merchant, merchantID: merchant, staffLogin: session.account.login, action: action,
-            subject: subject, detail: detail, address: context.peerAddress)
+            subject: subject, detail: detail, address: context.clientAddress)
     }
 
     // MARK: Staff
@@ -89,7 +89,7 @@ extension MerchantRoutes {
             site: .merchant, login: login, merchant: merchant, role: role, displayName: name.isEmpty ? login : name,
             password: password, secondFactor: form["totp"] == "on")
         do {
-            try await store.addStaff(account, addedBy: session.account.login, address: context.peerAddress)
+            try await store.addStaff(account, addedBy: session.account.login, address: context.clientAddress)
         } catch let error as StoreError where error.code == .invalidInput {
             throw HTTPError(.conflict, message: text("staff_taken", context))
         }

@@ -376,7 +376,8 @@ struct MerchantRoutes: Sendable {
         try await store.audit(
             AuditEntry(
                 site: .merchant, merchantID: merchant, staffLogin: session.account.login, action: "cancel",
-                subject: "\(kind) \(history.purchaseID) (line \(line))", detail: reason, address: context.peerAddress))
+                subject: "\(kind) \(history.purchaseID) (line \(line))", detail: reason, address: context.clientAddress)
+        )
         var back = URLComponents()
         back.path = "/purchases/\(kind)/\(history.purchaseID)"
         back.queryItems = [URLQueryItem(name: "line", value: line), URLQueryItem(name: "cancel", value: "sent")]
@@ -429,7 +430,7 @@ struct MerchantRoutes: Sendable {
         try await store.audit(
             AuditEntry(
                 site: .merchant, merchantID: merchant, staffLogin: session.account.login, action: "export",
-                subject: "statement \(settlement.cycle)", address: context.peerAddress))
+                subject: "statement \(settlement.cycle)", address: context.clientAddress))
         let cycle = settlement.cycle
         let body = ResponseBody { writer in
             try await writer.write(ByteBuffer(string: "line_id,kind,reference,description,amount_yen\r\n"))

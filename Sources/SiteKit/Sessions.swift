@@ -72,7 +72,7 @@ public struct StaffSessions: Sendable {
         let store = try holder.store()
         let login = (form["login"] ?? "").lowercased()
         let password = form.fields["password"] ?? ""
-        let address = context.peerAddress
+        let address = context.clientAddress
         func audit(_ action: String, _ account: StaffAccount?, _ detail: String = "") async throws {
             try await store.audit(
                 AuditEntry(
@@ -123,7 +123,7 @@ public struct StaffSessions: Sendable {
             try await store.audit(
                 AuditEntry(
                     site: settings.site, merchantID: session.account.merchantID, staffLogin: session.account.login,
-                    action: "logout_everywhere", detail: "\(count) sessions", address: context.peerAddress))
+                    action: "logout_everywhere", detail: "\(count) sessions", address: context.clientAddress))
         } else {
             if let token = request.cookies[settings.cookieName]?.value {
                 try await store.closeStaffSession(tokenHash: SiteTokens.digest(token))
@@ -131,7 +131,7 @@ public struct StaffSessions: Sendable {
             try await store.audit(
                 AuditEntry(
                     site: settings.site, merchantID: session.account.merchantID, staffLogin: session.account.login,
-                    action: "logout", address: context.peerAddress))
+                    action: "logout", address: context.clientAddress))
         }
         return cookie(settings.cookieName, "", maxAge: 0)
     }
@@ -177,6 +177,8 @@ public struct SiteMiddleware: RouterMiddleware {
         context.language = Language.preferred(
             chosen: request.cookies["lang"]?.value, acceptLanguage: request.headers[.acceptLanguage])
         context.requestedPath = request.uri.description
+        context.clientAddress = ClientAddressResolver(trustedProxies: sessions.settings.trustedProxies).clientAddress(
+            peer: context.peerAddress, forwardedFor: request.headers[HTTPField.Name("X-Forwarded-For")!])
         var response: Response
         do {
             context.session = try await sessions.session(of: request)

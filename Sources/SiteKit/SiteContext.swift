@@ -14,6 +14,9 @@ public struct SiteContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The IP address of the connection's peer.
     public let peerAddress: String?
+    /// The address the person is at, for the audit log: the peer's, or, when the peer is one of the site's
+    /// trusted proxies, the right-most untrusted address of its `X-Forwarded-For` (set by ``SiteMiddleware``).
+    public var clientAddress: String?
     /// Who is logged in, once ``SiteMiddleware`` found the session.
     public var session: StaffSession?
     /// The page's language.
@@ -25,6 +28,7 @@ public struct SiteContext: RequestContext {
     public init(source: ApplicationRequestContextSource) {
         coreContext = CoreRequestContextStorage(source: source)
         peerAddress = source.channel.remoteAddress?.ipAddress
+        clientAddress = peerAddress
     }
 
     /// The session, or a redirect to the login page when there is none.
@@ -50,6 +54,8 @@ public struct SiteSettings: Sendable {
     public var maxFailures = 5
     /// How long a lock lasts (default 15 minutes).
     public var lockout: Duration = .seconds(15 * 60)
+    /// The proxies whose `X-Forwarded-For` names the person's address (default none: the peer's address).
+    public var trustedProxies: [AddressPrefix] = []
 
     /// Settings for `site`.
     public init(site: StaffSite, cookieName: String, secureCookies: Bool) {

@@ -27,6 +27,12 @@ public struct StaffSiteOptions: ParsableArguments {
         ))
     var plainHTTP = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Proxies whose X-Forwarded-For names the person's address in the audit log, as comma-separated prefixes (10.0.0.0/8,2001:db8::/32). [env: MATOMETE_TRUSTED_PROXIES] (default: none: the connection's address)",
+            valueName: "prefixes"))
+    var trustedProxies: String?
+
     @Option(help: ArgumentHelp("Minutes a session may stay unused. [env: MATOMETE_IDLE_MINUTES] (default: 30)"))
     var idleMinutes: Int?
 
@@ -68,6 +74,12 @@ public struct StaffSiteOptions: ParsableArguments {
                 * (try Options.integer(
                     sessionHours, "MATOMETE_SESSION_HOURS", default: 12, in: 1...168, name: "The session length",
                     unit: " hours", environment: environment)))
+        do {
+            settings.trustedProxies = try ClientAddressResolver.prefixes(
+                Options.text(trustedProxies, "MATOMETE_TRUSTED_PROXIES", environment: environment) ?? "")
+        } catch {
+            throw ValidationError("The trusted proxies: \(error.message).")
+        }
         let sealer: SecretSealer
         do {
             sealer = try SecretSealer.configured(file: keyEncryptionKeyFile, environment: environment)

@@ -129,7 +129,8 @@ public struct LineBillState: Sendable, Encodable {
     public var paid: Int64
     /// When the billing system wrote it off, if it did.
     public var writtenOffOn: String?
-    /// `paid`, `open`, `written_off`, `nothing_to_pay` (a total of zero or less), or `unpaid` (nothing reported).
+    /// `paid`, `open` (partly paid), `written_off`, `nothing_to_pay` (a total of zero or less), or `unpaid`
+    /// (nothing paid that stands: none reported, or every payment reversed).
     public var payment: String
 
     /// One item of the bill.
@@ -306,17 +307,16 @@ extension BillingStore {
             """
             SELECT b.cycle, b.total_yen, b.items::text, b.written_off_on::text,
                 (SELECT coalesce(sum(p.amount_yen), 0)::bigint FROM payments p
-                 WHERE p.line_id = b.line_id AND p.cycle = b.cycle AND p.reversed_on IS NULL),
-                EXISTS (SELECT 1 FROM payments p WHERE p.line_id = b.line_id AND p.cycle = b.cycle)
+                 WHERE p.line_id = b.line_id AND p.cycle = b.cycle AND p.reversed_on IS NULL)
             FROM line_bills b WHERE b.line_id = \(lineID)
             ORDER BY b.cycle DESC
-            """, (String, Int64, String, String?, Int64, Bool).self, logger: logger
-        ).map { cycle, total, itemsJSON, writtenOff, paid, reported in
+            """, (String, Int64, String, String?, Int64).self, logger: logger
+        ).map { cycle, total, itemsJSON, writtenOff, paid in
             let items = (try? JSONDecoder().decode([StoredBillItem].self, from: Data(itemsJSON.utf8))) ?? []
             let payment =
                 if total <= 0 { "nothing_to_pay" } else if writtenOff != nil { "written_off" } else if paid >= total {
                     "paid"
-                } else if reported { "open" } else { "unpaid" }
+                } else if paid > 0 { "open" } else { "unpaid" }
             return LineBillState(
                 billID: "bill-\(lineID)-\(cycle)", cycle: cycle, total: total,
                 items: items.map {

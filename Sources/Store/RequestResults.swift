@@ -107,6 +107,10 @@ public struct HousekeepingReport: Sendable, Hashable {
     public var results: Int
     /// Failure counts of purchase IDs and lines forgotten (unlocked, and no failure for a week).
     public var lockouts: Int
+    /// Dead letters kept for merchants' sites forgotten (older than the retention).
+    public var merchantDeadLetters = 0
+    /// Staff sessions forgotten that no setting could still accept (unused for a day, or begun a week ago).
+    public var staffSessions = 0
 
     /// A round's counts.
     public init(usedAuthorizations: Int, results: Int, lockouts: Int = 0) {
@@ -119,7 +123,9 @@ public struct HousekeepingReport: Sendable, Hashable {
 extension BillingStore {
     /// Forgets what is kept only for a while, in one transaction: failure
     /// counts of purchase IDs and lines with no lock and no failure for a
-    /// week, and results and used purchase authorizations recorded more than
+    /// week, staff sessions past the longest timeouts a site may set (a day
+    /// unused, a week since login), and results, used purchase authorizations
+    /// and the dead letters kept for merchants' sites recorded more than
     /// `resultRetentionMonths` months ago (after that, a repeat of a request
     /// is decided afresh, and its long-expired authorization refuses it). `nil` when another process is doing it right now.
     public func housekeep(resultRetentionMonths: Int) async throws -> HousekeepingReport? {
@@ -144,13 +150,24 @@ extension BillingStore {
                     DELETE FROM line_lockouts
                     WHERE updated_at < now() - interval '7 days' AND (locked_until IS NULL OR locked_until < now())
                     RETURNING 1
+                ), letters AS (
+                    DELETE FROM merchant_dead_letters
+                    WHERE recorded_at < now() - make_interval(months => \(resultRetentionMonths)::int) RETURNING 1
+                ), sessions AS (
+                    DELETE FROM site_sessions
+                    WHERE last_seen_at < now() - interval '1 day' OR created_at < now() - interval '7 days'
+                    RETURNING 1
                 )
                 SELECT (SELECT count(*) FROM authorizations)::int, (SELECT count(*) FROM results)::int,
-                    ((SELECT count(*) FROM ids_forgotten) + (SELECT count(*) FROM lines_forgotten))::int
-                """, (Int, Int, Int).self, logger: logger
+                    ((SELECT count(*) FROM ids_forgotten) + (SELECT count(*) FROM lines_forgotten))::int,
+                    (SELECT count(*) FROM letters)::int, (SELECT count(*) FROM sessions)::int
+                """, (Int, Int, Int, Int, Int).self, logger: logger
             ).first
-            return HousekeepingReport(
+            var report = HousekeepingReport(
                 usedAuthorizations: counts?.0 ?? 0, results: counts?.1 ?? 0, lockouts: counts?.2 ?? 0)
+            report.merchantDeadLetters = counts?.3 ?? 0
+            report.staffSessions = counts?.4 ?? 0
+            return report
         }
     }
 }

@@ -55,10 +55,20 @@ extension BillingStore {
         switch action {
         case .unlockPurchaseID(let id):
             guard try await owns(id, lineID, connection) else { return .notFound }
+            // Something to undo: a running lock, or failures counted; rows of neither are forgotten too.
             let cleared =
-                try await changed(
-                    "DELETE FROM purchase_id_lockouts WHERE purchase_id = \(id) RETURNING 1")
-                + changed("DELETE FROM line_lockouts WHERE line_id = \(lineID) RETURNING 1")
+                try await connection.fetch(
+                    """
+                    WITH ids AS (
+                        DELETE FROM purchase_id_lockouts WHERE purchase_id = \(id)
+                        RETURNING failed_attempts > 0 OR locked_until > now() AS counted
+                    ), line AS (
+                        DELETE FROM line_lockouts WHERE line_id = \(lineID)
+                        RETURNING failed_attempts > 0 OR locked_until > now() AS counted
+                    )
+                    SELECT ((SELECT count(*) FROM ids WHERE counted) + (SELECT count(*) FROM line WHERE counted))::int
+                    """, Int.self, logger: logger
+                ).first ?? 0
             return cleared == 0 ? .nothingToDo : nil
         case .revokePurchaseID(let id):
             guard try await owns(id, lineID, connection) else { return .notFound }

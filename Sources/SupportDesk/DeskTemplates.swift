@@ -3,7 +3,7 @@ enum DeskTemplates {
     /// One action's form: its hidden fields, a reason, and the button.
     static func action(_ name: String, hidden: [String] = [], extra: String = "") -> String {
         """
-        <form class="action" method="post" action="/lines/{{line.lineID}}/actions">\
+        <form class="action" method="post" action="{{linePath}}/actions">\
         <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="action" value="\(name)">\
         \(hidden.map { "<input type=\"hidden\" name=\"\($0)\" value=\"{{\($0)}}\">" }.joined())\(extra)\
         <input class="reason" name="reason" required maxlength="500" placeholder="{{t.reason}}" aria-label="{{t.reason}}">\
@@ -22,6 +22,7 @@ enum DeskTemplates {
         <button id="find-submit">{{t.find}}</button>
         </form>
         {{#notFound}}<p class="notice" id="not-found">{{t.not_found_line}}</p>{{/notFound}}
+        <form method="post" action="/logout-everywhere" class="no-print"><input type="hidden" name="csrf" value="{{csrf}}"><p><button id="logout-everywhere">{{t.logout_everywhere}}</button></p></form>
         """,
         "line": """
         <h1>{{t.line_title}} <span id="line-id">{{line.lineID}}</span></h1>

@@ -100,7 +100,7 @@ struct DeskRoutes: Sendable {
     ) -> AuditEntry {
         AuditEntry(
             site: .support, merchantID: nil, staffLogin: session.account.login, action: action, subject: line,
-            detail: detail, address: context.peerAddress)
+            detail: detail, address: context.clientAddress)
     }
 
     private static func linePath(_ line: String) -> String {
@@ -116,11 +116,9 @@ struct DeskRoutes: Sendable {
         let value = (query["value"].map(String.init) ?? "").trimmingCharacters(in: .whitespaces)
         let merchant = (query["merchant"].map(String.init) ?? "").trimmingCharacters(in: .whitespaces)
         var values: [String: Any] = [
-            "kinds": Self.searches.map {
-                [
-                    "value": $0, "label": text("by_" + $0.replacingOccurrences(of: "-", with: "_"), context),
-                    "selected": $0 == by,
-                ]
+            "kinds": Self.searches.map { kind -> [String: Any] in
+                let label: String = text("by_" + kind.replacingOccurrences(of: "-", with: "_"), context)
+                return ["value": kind, "label": label, "selected": kind == by]
             },
             "value": value, "merchant": merchant,
         ]
@@ -137,7 +135,7 @@ struct DeskRoutes: Sendable {
             default: .line(value)
             }
         let found = try await store.findLine(lineQuery)
-        let what = "by \(by) \(value)" + (merchant.isEmpty || by == "line" ? "" : " of \(merchant)")
+        let what = "by \(by) \(value)" + (by == "charge" || by == "subscription" ? " of \(merchant)" : "")
         try await store.audit(
             entry(session, "lookup", line: found, detail: what + (found == nil ? ": no line" : ""), context))
         guard let found else {
@@ -164,70 +162,94 @@ struct DeskRoutes: Sendable {
         return page("line", title: "line_title", values, context, path: "/lines")
     }
 
+    // Each part of the page is its own typed statement: one literal of mixed values for all of it takes the
+    // type checker most of a minute.
     private func values(of story: LineStory, _ context: SiteContext) -> [String: Any] {
-        func yen(_ amount: Int64?) -> String { amount.map { SiteFormat.yen(Yen($0)) } ?? "" }
         let line = story.line
-        var values: [String: Any] = [
-            "line": [
-                "lineID": line.lineID, "type": line.type, "fletsNet": line.fletsNet, "eligible": line.eligible,
-                "openCycle": line.openCycle,
-            ],
-            "status": text("line_status_" + line.status, context),
-            "limit": line.limit.map { yen($0) } ?? text("limit_none", context),
-            "spent": yen(line.spentThisMonth),
-            "hasPurchaseIDs": !story.purchaseIDs.isEmpty,
-            "purchaseIDs": story.purchaseIDs.map { id -> [String: Any] in
-                var row: [String: Any] = [
-                    "purchaseId": id.purchaseID, "isActive": id.status == "active",
-                    "revokedAt": id.revokedAt.map(SiteFormat.time) ?? "", "issuedAt": SiteFormat.time(id.issuedAt),
-                    "failures": "\(id.failures)",
-                    "canUnlock": id.lockedUntil != nil || id.failures > 0 || story.lineLockedUntil != nil,
-                ]
-                if let locked = id.lockedUntil { row["lockedUntil"] = SiteFormat.time(locked) }
-                return row
-            },
-            "hasRequests": !story.requests.isEmpty, "moreRequests": story.moreRequests,
-            "requests": story.requests.map { request -> [String: Any] in
-                var row: [String: Any] = [
-                    "time": SiteFormat.time(request.recordedAt), "merchant": request.merchantID ?? "",
-                    "kind": request.requestType, "kindLabel": text("request_" + request.requestType, context),
-                    "requestId": request.requestID, "accepted": request.accepted, "reason": request.reason ?? "",
-                    "amount": yen(request.amount), "description": request.purchaseDescription ?? "",
-                    "cycle": request.cycle ?? "", "state": request.state.map { text("state_" + $0, context) } ?? "",
-                ]
-                if let disputed = request.disputed { row["disputed"] = disputed }
-                row["canDispute"] = request.state != nil && request.disputed == nil
-                return row
-            },
-            "hasSubscriptions": !story.subscriptions.isEmpty,
-            "subscriptions": story.subscriptions.map { subscription -> [String: Any] in
-                [
-                    "merchant": subscription.merchantID, "subscriptionId": subscription.subscriptionID,
-                    "description": subscription.purchaseDescription, "monthly": yen(subscription.monthlyAmount),
-                    "startCycle": subscription.startCycle, "lastCycle": subscription.lastCycle ?? "",
-                    "monthsBilled": "\(subscription.monthsBilled)",
-                    "running": subscription.lastCycle == nil && cancellations != nil,
-                ]
-            },
-            "bills": story.bills.map { bill -> [String: Any] in
-                [
-                    "billId": bill.billID, "total": yen(bill.total),
-                    "payment": text("payment_" + bill.payment, context), "hasPaid": bill.paid > 0,
-                    "paid": yen(bill.paid),
-                    "items": bill.items.map {
-                        [
-                            "merchant": $0.merchantID, "kind": $0.kind, "reference": $0.reference,
-                            "description": $0.itemDescription, "amount": yen($0.amount),
-                        ]
-                    },
-                ]
-            },
+        var values: [String: Any] = [:]
+        let lineValues: [String: Any] = [
+            "lineID": line.lineID, "type": line.type, "fletsNet": line.fletsNet, "eligible": line.eligible,
+            "openCycle": line.openCycle,
         ]
+        values["line"] = lineValues
+        values["linePath"] = Self.linePath(line.lineID)
+        values["status"] = text("line_status_" + line.status, context)
+        values["limit"] = line.limit.map(Self.yen) ?? text("limit_none", context)
+        values["spent"] = Self.yen(line.spentThisMonth)
+        values["hasPurchaseIDs"] = !story.purchaseIDs.isEmpty
+        values["purchaseIDs"] = story.purchaseIDs.map { purchaseIDRow($0, lineLocked: story.lineLockedUntil != nil) }
+        values["hasRequests"] = !story.requests.isEmpty
+        values["moreRequests"] = story.moreRequests
+        values["requests"] = story.requests.map { requestRow($0, context) }
+        values["hasSubscriptions"] = !story.subscriptions.isEmpty
+        values["subscriptions"] = story.subscriptions.map(subscriptionRow)
+        values["bills"] = story.bills.map { billRow($0, context) }
         if let since = line.billingBlocked { values["blockedSince"] = SiteFormat.time(since) }
-        if let user = line.userLimit { values["userLimit"] = yen(user) }
-        if let own = line.lineLimit { values["lineLimit"] = own == 0 ? text("limit_none", context) : yen(own) }
+        if let user = line.userLimit { values["userLimit"] = Self.yen(user) }
+        if let own = line.lineLimit { values["lineLimit"] = own == 0 ? text("limit_none", context) : Self.yen(own) }
         if let locked = story.lineLockedUntil { values["lineLockedUntil"] = SiteFormat.time(locked) }
         return values
+    }
+
+    private static func yen(_ amount: Int64) -> String { SiteFormat.yen(Yen(amount)) }
+
+    private func purchaseIDRow(_ id: PurchaseIDState, lineLocked: Bool) -> [String: Any] {
+        var row: [String: Any] = [:]
+        row["purchaseId"] = id.purchaseID
+        row["isActive"] = id.status == "active"
+        row["revokedAt"] = id.revokedAt.map(SiteFormat.time) ?? ""
+        row["issuedAt"] = SiteFormat.time(id.issuedAt)
+        row["failures"] = String(id.failures)
+        row["canUnlock"] = id.lockedUntil != nil || id.failures > 0 || lineLocked
+        if let locked = id.lockedUntil { row["lockedUntil"] = SiteFormat.time(locked) }
+        return row
+    }
+
+    private func requestRow(_ request: LineRequest, _ context: SiteContext) -> [String: Any] {
+        var row: [String: Any] = [:]
+        row["time"] = SiteFormat.time(request.recordedAt)
+        row["merchant"] = request.merchantID ?? ""
+        row["kind"] = request.requestType
+        row["kindLabel"] = text("request_" + request.requestType, context)
+        row["requestId"] = request.requestID
+        row["accepted"] = request.accepted
+        row["reason"] = request.reason ?? ""
+        row["amount"] = request.amount.map(Self.yen) ?? ""
+        row["description"] = request.purchaseDescription ?? ""
+        row["cycle"] = request.cycle ?? ""
+        row["state"] = request.state.map { text("state_" + $0, context) } ?? ""
+        if let disputed = request.disputed { row["disputed"] = disputed }
+        row["canDispute"] = request.state != nil && request.disputed == nil
+        return row
+    }
+
+    private func subscriptionRow(_ subscription: LineSubscription) -> [String: Any] {
+        var row: [String: Any] = [:]
+        row["merchant"] = subscription.merchantID
+        row["subscriptionId"] = subscription.subscriptionID
+        row["description"] = subscription.purchaseDescription
+        row["monthly"] = Self.yen(subscription.monthlyAmount)
+        row["startCycle"] = subscription.startCycle
+        row["lastCycle"] = subscription.lastCycle ?? ""
+        row["monthsBilled"] = String(subscription.monthsBilled)
+        row["running"] = subscription.lastCycle == nil && cancellations != nil
+        return row
+    }
+
+    private func billRow(_ bill: LineBillState, _ context: SiteContext) -> [String: Any] {
+        var row: [String: Any] = [:]
+        row["billId"] = bill.billID
+        row["total"] = Self.yen(bill.total)
+        row["payment"] = text("payment_" + bill.payment, context)
+        row["hasPaid"] = bill.paid > 0
+        row["paid"] = Self.yen(bill.paid)
+        row["items"] = bill.items.map { item -> [String: String] in
+            [
+                "merchant": item.merchantID, "kind": item.kind, "reference": item.reference,
+                "description": item.itemDescription, "amount": Self.yen(item.amount),
+            ]
+        }
+        return row
     }
 
     // MARK: Actions

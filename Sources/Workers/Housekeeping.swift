@@ -22,13 +22,18 @@ struct Housekeeping: Sendable {
                 let report = try await Retrying.database("housekeep", readiness: readiness, logger: logger) {
                     try await store.housekeep(resultRetentionMonths: resultRetentionMonths)
                 }
-                if let report, report.usedAuthorizations + report.results + report.lockouts > 0 {
+                if let report,
+                    report.usedAuthorizations + report.results + report.lockouts + report.merchantDeadLetters
+                        + report.staffSessions > 0
+                {
                     logger.info(
                         "Housekeeping",
                         metadata: [
                             "used_authorizations.forgotten": "\(report.usedAuthorizations)",
                             "results.forgotten": "\(report.results)",
                             "lockouts.forgotten": "\(report.lockouts)",
+                            "merchant_dead_letters.forgotten": "\(report.merchantDeadLetters)",
+                            "staff_sessions.forgotten": "\(report.staffSessions)",
                         ])
                 }
                 try await Task.sleep(for: interval)

@@ -134,12 +134,11 @@ struct AuthGateway: AsyncParsableCommand {
         guard let id = value(keyID, "MATOMETE_SIGNING_KEY_ID") else {
             throw ValidationError("Give the signing key's id with --key-id or MATOMETE_SIGNING_KEY_ID.")
         }
-        var proxies: [AddressPrefix] = []
-        for text in (value(trustedProxies, "MATOMETE_TRUSTED_PROXIES") ?? "").split(separator: ",") {
-            guard let prefix = AddressPrefix(String(text)) else {
-                throw ValidationError("\(text) is not an address prefix.")
-            }
-            proxies.append(prefix)
+        let proxies: [AddressPrefix]
+        do {
+            proxies = try ClientAddressResolver.prefixes(value(trustedProxies, "MATOMETE_TRUSTED_PROXIES") ?? "")
+        } catch {
+            throw ValidationError("The trusted proxies: \(error.message).")
         }
         let policy = LockoutPolicy(
             failuresPerID: try number(maxFailuresPerID, "MATOMETE_MAX_FAILURES_PER_ID", 5, 1...1000),

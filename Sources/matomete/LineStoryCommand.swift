@@ -16,7 +16,8 @@ struct ShowLine: AsyncParsableCommand {
             spent this month), its purchase IDs (issued, revoked, locked and until when; never a password), \
             the newest 200 requests with their answers, the subscriptions with the months billed, and each \
             bill with its items and what was collected. Times are Japan time. The line's data is personal: \
-            each look is recorded in the support desk's audit log (line_viewed, by operator <user>). \
+            each look is recorded in the support desk's audit log (line_viewed, by operator <user>), and a \
+            search by anything but the line id as a lookup, found or not. \
             Exits 1 when no line is found, 64 for bad usage.
             """)
     @OptionGroup var database: DatabaseOptions
@@ -49,17 +50,25 @@ struct ShowLine: AsyncParsableCommand {
         let query = try query()
         let story = try await Exit.mapping {
             try await database.withStore { store -> LineStory? in
-                guard let lineID = try await store.findLine(query), let story = try await store.lineStory(lineID)
-                else { return nil }
+                let found = try await store.findLine(query)
+                // As the desk records its searches: what was looked for, and what was found.
+                if line == nil {
+                    try await store.audit(
+                        AuditEntry(
+                            site: .support, merchantID: nil, staffLogin: StaffActions.operatorName, action: "lookup",
+                            subject: found,
+                            detail: "\(query.summary) (matomete lines show)" + (found == nil ? ": no line" : "")))
+                }
+                guard let found, let story = try await store.lineStory(found) else { return nil }
                 try await store.audit(
                     AuditEntry(
                         site: .support, merchantID: nil, staffLogin: StaffActions.operatorName, action: "line_viewed",
-                        subject: lineID, detail: "matomete lines show"))
+                        subject: found, detail: "matomete lines show"))
                 return story
             }
         }
         guard let story else {
-            Exit.complain("No line found for \(query).")
+            Exit.complain("No line found \(query.summary).")
             throw ExitCode.failure
         }
         if output.json { return try output.print(story) }
@@ -102,11 +111,12 @@ struct ShowLine: AsyncParsableCommand {
             })
         say("\nRequests, newest first\(story.moreRequests ? " (the newest \(LineStory.requestsAtMost))" : "")")
         printTable(
-            header: ["time", "merchant", "type", "id", "answer", "amount", "month", "now"],
+            header: ["time", "merchant", "type", "id", "answer", "amount", "description", "month", "now"],
             rows: story.requests.map {
                 [
                     SiteFormat.time($0.recordedAt), $0.merchantID ?? "", $0.requestType, $0.requestID,
-                    $0.accepted ? "accepted" : "refused: \($0.reason ?? "")", yen($0.amount), $0.cycle ?? "",
+                    $0.accepted ? "accepted" : "refused: \($0.reason ?? "")", yen($0.amount),
+                    $0.purchaseDescription ?? "", $0.cycle ?? "",
                     ($0.state ?? "") + ($0.disputed.map { " DISPUTED: \($0)" } ?? ""),
                 ]
             })
@@ -126,6 +136,19 @@ struct ShowLine: AsyncParsableCommand {
             printTable(
                 header: ["merchant", "kind", "reference", "description", "amount"],
                 rows: bill.items.map { [$0.merchantID, $0.kind, $0.reference, $0.itemDescription, yen($0.amount)] })
+        }
+    }
+}
+
+extension LineQuery {
+    /// What was looked for, as the audit log and messages say it: `by purchase-id P-1`.
+    var summary: String {
+        switch self {
+        case .line(let id): "by line \(id)"
+        case .purchaseID(let id): "by purchase-id \(id)"
+        case .charge(let merchant, let id): "by charge \(id) of \(merchant)"
+        case .subscription(let merchant, let id): "by subscription \(id) of \(merchant)"
+        case .bill(let id): "by bill \(id)"
         }
     }
 }

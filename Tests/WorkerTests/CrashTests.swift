@@ -140,12 +140,12 @@ struct SplitMix64: RandomNumberGenerator {
 
 extension ScenarioTests {
     /// SIGKILL a random worker every 1.5 to 3.5 s and start a new one in its
-    /// place, through 50,000 requests and two cycle closes.
+    /// place, through 32,000 requests and two cycle closes.
     @Test("Crash test: workers killed with SIGKILL at random lose nothing and double nothing")
     func crashes() async throws {
         let system = try await TestSystem.start("crash")
         defer { Task { await system.shutDown() } }
-        let traffic = KnownTraffic(september: 30_000, october: 10_000, cancellations: 10_000)
+        let traffic = KnownTraffic(september: 20_000, october: 6_000, cancellations: 6_000)
         try await system.setUp(merchants: traffic.merchants, lines: traffic.lines, openCycle: .september)
         try system.launchAll(2)
 
@@ -196,8 +196,8 @@ extension ScenarioTests {
             }
             return (counts[0], counts[1])
         }
-        #expect(charges == 40_000)
-        #expect(credits == 10_000)
+        #expect(charges == 26_000)
+        #expect(credits == 6_000)
         print(
             "crash test: seed \(seed), \(kills.load(ordering: .relaxed)) workers killed, \(outputs.copies) messages read, \(outputs.repeats) exact repeats"
         )

@@ -38,6 +38,29 @@ import Testing
                        ('P-recent', 'L1', 2, NULL, now() - interval '1 day'),
                        ('P-locked', 'L1', 5, now() + interval '1 hour', now() - interval '8 days')
                 """, logger: logger)
+            // Dead letters kept for a merchant's site: one past the retention (forgotten), one recent.
+            try await store.client.query(
+                """
+                INSERT INTO merchant_dead_letters (source_topic, source_partition, source_offset, merchant_id, reason,
+                    value, value_size, recorded_at)
+                VALUES ('matomete.charges', 0, 1, 'm', 'old', '\\x00', 1, now() - interval '14 months'),
+                       ('matomete.charges', 0, 2, 'm', 'new', '\\x00', 1, now())
+                """, logger: logger)
+            // Staff sessions: one unused for two days and one begun eight days ago (no setting accepts either),
+            // one in use.
+            try await store.client.query(
+                """
+                WITH staff AS (
+                    INSERT INTO site_staff (site, login, role, display_name, password_hash, password_salt,
+                        scrypt_log_rounds, scrypt_block_size, scrypt_parallelism)
+                    VALUES ('support', 'a@desk.example', 'agent', 'A', '\\x00', '\\x00', 10, 8, 1) RETURNING staff_id
+                )
+                INSERT INTO site_sessions (token_hash, staff_id, csrf_token, created_at, last_seen_at)
+                SELECT t.hash, staff_id, 'csrf', t.created, t.seen FROM staff,
+                    (VALUES ('\\x01'::bytea, now() - interval '3 days', now() - interval '2 days'),
+                            ('\\x02'::bytea, now() - interval '8 days', now()),
+                            ('\\x03'::bytea, now() - interval '1 hour', now())) AS t(hash, created, seen)
+                """, logger: logger)
             let housekeeping = Housekeeping(
                 store: store, interval: .milliseconds(50), resultRetentionMonths: 13,
                 readiness: Readiness(["database"]), logger: logger)
@@ -59,6 +82,12 @@ import Testing
             let counted = try await store.client.fetch(
                 "SELECT purchase_id FROM purchase_id_lockouts ORDER BY 1", String.self, logger: logger)
             #expect(counted == ["P-locked", "P-recent"])
+            let letters = try await store.client.fetch(
+                "SELECT reason FROM merchant_dead_letters", String.self, logger: logger)
+            #expect(letters == ["new"])
+            let sessions = try await store.client.fetch(
+                "SELECT encode(token_hash, 'hex') FROM site_sessions", String.self, logger: logger)
+            #expect(sessions == ["03"])
             running.cancel()
             await running.value
             // Another round forgets nothing more.

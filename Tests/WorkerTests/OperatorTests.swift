@@ -86,7 +86,13 @@ extension ScenarioTests {
         let views = try await system.database.withStore {
             try await $0.auditLog(site: .support, merchant: nil, subject: Requests.line(1))
         }
-        #expect(views.count == 2 && views.allSatisfy { $0.action == "line_viewed" })
+        #expect(views.filter { $0.action == "line_viewed" }.count == 2, "\(views)")
+        #expect(
+            views.filter { $0.action == "lookup" }.map(\.detail) == ["by purchase-id P-show-1 (matomete lines show)"])
+        let missed = try await system.database.withStore {
+            try await $0.auditLog(site: .support, merchant: nil, limit: 20)
+        }
+        #expect(missed.contains { $0.action == "lookup" && $0.subject == nil } == false, "a line id is not a search")
         // New lines start in --cycle: this month by default (nothing closed yet); never a month not begun.
         let thisMonth = BillingCycle(containing: Int64(Date().timeIntervalSince1970))
         let later = try await tool.run(["lines", "import", "--cycle", thisMonth.next.description, csv.path])

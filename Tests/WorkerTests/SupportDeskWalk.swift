@@ -6,6 +6,10 @@ import MatometeTestSupport
 import Store
 import Testing
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
 extension ScenarioTests {
     /// The support desk as a process over the workers', walked in a real browser: an agent finds a line by its
     /// purchase ID, reads why a purchase was refused, unlocks the ID and stops carrier billing; a charge sent
@@ -57,6 +61,8 @@ extension ScenarioTests {
         environment["MATOMETE_HTTP_ADDRESS"] = "127.0.0.1:\(port)"
         environment["MATOMETE_KEY_ENCRYPTION_KEY"] = TestKeys.keyEncryptionKey
         environment["MATOMETE_PLAIN_HTTP"] = "1"
+        // As behind the support centre's proxy: its X-Forwarded-For names the person's address.
+        environment["MATOMETE_TRUSTED_PROXIES"] = "127.0.0.1/32"
         desk.environment = environment
         desk.standardOutput = FileHandle.nullDevice
         desk.standardError = FileHandle.nullDevice
@@ -140,5 +146,31 @@ extension ScenarioTests {
             check(details.contains("User asked to stop all purchases on the line"), "why")
             try await browser.screenshot("audit")
         }
+
+        // Through a trusted proxy, the audit log names the address it forwarded for.
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpShouldSetCookies = false
+        let client = URLSession(configuration: configuration)
+        let (form, formResponse) = try await client.data(from: try #require(URL(string: address + "/login")))
+        let cookie = try #require(
+            ((formResponse as? HTTPURLResponse)?.value(forHTTPHeaderField: "Set-Cookie"))?.split(separator: ";").first)
+        let page = String(decoding: form, as: UTF8.self)
+        let token = try #require(page.range(of: #"name="csrf" value=""#)).upperBound
+        var login = URLRequest(url: try #require(URL(string: address + "/login")))
+        login.httpMethod = "POST"
+        login.setValue(String(cookie), forHTTPHeaderField: "Cookie")
+        login.setValue("198.51.100.7, 203.0.113.9", forHTTPHeaderField: "X-Forwarded-For")
+        login.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+        login.httpBody = Data(
+            "csrf=\(page[token...].prefix { $0 != "\"" })&login=agent%40desk.example&password=wrong".utf8)
+        _ = try await client.data(for: login)
+        let failures = try await system.database.withStore {
+            try await $0.auditLog(site: .support, merchant: nil, limit: 50)
+        }.filter { $0.action == "login_failed" }
+        #expect(failures.map(\.address) == ["203.0.113.9"], "the forwarded address, not the proxy's")
+        let views = try await system.database.withStore {
+            try await $0.auditLog(site: .support, merchant: nil, subject: line)
+        }
+        #expect(!views.isEmpty && views.allSatisfy { $0.address == "127.0.0.1" }, "the browser's own address")
     }
 }

@@ -1,6 +1,4 @@
-import Store
-
-/// Works out which address a purchase request comes from.
+/// Works out which address a request comes from (a purchase at the gateway, a person at a staff site).
 ///
 /// The address is the connection's peer, unless the peer is one of the
 /// configured trusted proxies: then it is the right-most address in
@@ -13,6 +11,20 @@ public struct ClientAddressResolver: Sendable {
     /// A resolver believing the `X-Forwarded-For` of `trustedProxies` only.
     public init(trustedProxies: [AddressPrefix]) {
         self.trustedProxies = trustedProxies
+    }
+
+    /// The prefixes of a `--trusted-proxies` setting: comma-separated, such as `10.0.0.0/8,2001:db8::/32`;
+    /// empty for none. Refused (``StoreError/Code/invalidInput``) naming the first that is not a prefix.
+    public static func prefixes(_ text: String) throws(StoreError) -> [AddressPrefix] {
+        var prefixes: [AddressPrefix] = []
+        for part in text.split(separator: ",") {
+            let trimmed = String(part).trimmingCharacters(in: .whitespaces)
+            guard let prefix = AddressPrefix(trimmed) else {
+                throw StoreError(.invalidInput, "\(trimmed) is not an address prefix")
+            }
+            prefixes.append(prefix)
+        }
+        return prefixes
     }
 
     /// The address a request comes from, given the connection's peer and its `X-Forwarded-For` header;
