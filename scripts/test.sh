@@ -16,10 +16,9 @@ if [ "${CI:-}" = "true" ]; then
     swift format lint --strict -r Sources Tests Benchmarks Package.swift
 fi
 
-# No index store: nothing here reads it, and indexing while compiling costs time on 2 cores.
 echo "== Building (warnings are errors when CI=true)"
-swift build --build-tests --disable-index-store
+swift build --build-tests
 echo "== Testing"
 # One test at a time: the end-to-end suites run a dozen processes each, and
 # timing-sensitive Kafka tests beside them would only share two cores.
-swift test --skip-build --disable-index-store --no-parallel
+swift test --skip-build --no-parallel
